@@ -1,0 +1,127 @@
+# iomem: build the guest firmware, set up the harness, run the tests.
+#
+#   make            build the firmware ELF (installs the cross toolchain if missing)
+#   make test-hw    the main job: boot every profile and run the hardware tests
+#   make test       everything: lint, types, host tests, hardware tests
+#   make console    interactive console on a fresh guest (PROFILE=virt-4k)
+#   make bench      benchmarks: JSON + table + plots in build/bench
+#
+# Every target installs what it needs on a fresh Debian machine (run as root):
+# the apt packages below when their commands are missing, and .venv from pyproject.toml.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := firmware
+.DELETE_ON_ERROR:
+
+PROFILE ?= virt-4k
+PYTEST_ARGS ?=
+BUILD := build
+VENV := .venv
+PY := $(VENV)/bin/python
+
+# ---------------------------------------------------------------- set-up
+PICOLIBC_SPECS := /usr/lib/picolibc/aarch64-linux-gnu/picolibc.specs
+DEPS_STAMP := $(BUILD)/.deps-ok
+VENV_STAMP := $(VENV)/.installed
+
+$(DEPS_STAMP):
+	@missing=""; \
+	command -v qemu-system-aarch64 >/dev/null || missing="$$missing qemu-system-arm"; \
+	command -v aarch64-linux-gnu-gcc >/dev/null || missing="$$missing gcc-aarch64-linux-gnu"; \
+	test -f $(PICOLIBC_SPECS) || missing="$$missing picolibc-aarch64-linux-gnu"; \
+	command -v gcc >/dev/null || missing="$$missing gcc libc6-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to apt-get install$$missing" >&2; exit 1; fi; \
+	  apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+	@mkdir -p $(@D) && touch $@
+
+$(VENV_STAMP): pyproject.toml
+	@command -v python3 >/dev/null || { echo "error: python3 is required" >&2; exit 1; }
+	@python3 -c 'import venv, ensurepip' 2>/dev/null || { \
+	  echo "installing: python3-venv"; apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv >/dev/null; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip >/dev/null
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+.PHONY: deps venv setup
+deps: $(DEPS_STAMP)
+venv: $(VENV_STAMP)
+setup: deps venv
+
+# ---------------------------------------------------------------- firmware
+CROSS := aarch64-linux-gnu-
+FW_CC := $(CROSS)gcc
+FW_OUT := $(BUILD)/firmware
+FW_ELF := $(FW_OUT)/iomem.elf
+FW_LDS := firmware/arch/arm64/iomem.ld
+FW_SRCS := $(sort $(wildcard $(addprefix firmware/,\
+	arch/arm64/*.S arch/arm64/*.c drivers/*.c mm/*.c agent/*.c lib/*.c)))
+FW_OBJS := $(patsubst firmware/%,$(FW_OUT)/%.o,$(FW_SRCS))
+FW_CPPFLAGS := -Ifirmware/include -Ifirmware
+FW_CFLAGS := --specs=$(PICOLIBC_SPECS) -std=c11 -O2 -g -Wall -Wextra -Werror \
+	-ffreestanding -fno-common -fno-omit-frame-pointer -march=armv8-a -mno-outline-atomics \
+	-MMD -MP
+FW_LDFLAGS := --specs=$(PICOLIBC_SPECS) -nostartfiles -T $(FW_LDS) \
+	-Wl,--build-id=sha1 -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
+
+.PHONY: firmware
+firmware: $(FW_ELF)
+
+$(FW_ELF): $(FW_OBJS) $(FW_LDS) | $(DEPS_STAMP)
+	$(FW_CC) $(FW_LDFLAGS) -o $@ $(FW_OBJS) -lc
+	@echo "built $@"
+
+$(FW_OUT)/%.c.o: firmware/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(FW_CC) $(FW_CPPFLAGS) $(FW_CFLAGS) -c -o $@ $<
+
+$(FW_OUT)/%.S.o: firmware/%.S | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(FW_CC) $(FW_CPPFLAGS) $(FW_CFLAGS) -c -o $@ $<
+
+-include $(FW_OBJS:.o=.d)
+
+# ---------------------------------------------------------------- host seam
+# The hardware-free parts of the firmware, built for the host as one shared
+# library that tests/host loads with ctypes: same source, two builds.
+HOST_OUT := $(BUILD)/host
+HOST_LIB := $(HOST_OUT)/libiomem_host.so
+HOST_SRCS := $(wildcard $(addprefix firmware/,\
+	agent/proto.c lib/*.c mm/pages.c mm/heap.c mm/object.c mm/pte.c))
+HOST_CFLAGS := -std=c11 -O1 -g -Wall -Wextra -Werror -fPIC -shared -DIOMEM_HOST
+
+.PHONY: host-lib
+host-lib: $(HOST_LIB)
+
+$(HOST_LIB): $(HOST_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	gcc $(HOST_CFLAGS) $(FW_CPPFLAGS) -o $@ $(HOST_SRCS)
+
+# ---------------------------------------------------------------- tests
+.PHONY: test test-hw test-host lint console bench clean
+
+test-host: $(VENV_STAMP) $(HOST_LIB)
+	$(VENV)/bin/pytest tests/host -q $(PYTEST_ARGS)
+
+test-hw: $(VENV_STAMP) $(FW_ELF)
+	$(VENV)/bin/pytest tests/hw $(PYTEST_ARGS)
+
+lint: $(VENV_STAMP)
+	$(VENV)/bin/ruff check harness tests
+	$(VENV)/bin/mypy
+
+test: lint test-host test-hw
+
+console: $(VENV_STAMP) $(FW_ELF)
+	$(VENV)/bin/iomem console --profile $(PROFILE)
+
+bench: $(VENV_STAMP) $(FW_ELF)
+	$(VENV)/bin/iomem bench --out $(BUILD)/bench
+
+clean:
+	rm -rf $(BUILD)
