@@ -1,0 +1,39 @@
+"""Finding the firmware ELF and building it when it is missing or stale (``make`` decides)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from harness.errors import BuildError
+from harness.profile import PROJECT_ROOT, Profile
+
+FIRMWARE_ELF = PROJECT_ROOT / "build" / "firmware" / "iomem.elf"
+
+
+def firmware_path(profile: Profile | None = None) -> Path:
+    """The ELF a profile boots. One ELF serves every profile: the granule reaches it by fw_cfg."""
+    del profile
+    return FIRMWARE_ELF
+
+
+def ensure_firmware(profile: Profile | None = None, *, build: bool = True) -> Path:
+    """Build the firmware if it is missing or stale, then return its path."""
+    path = firmware_path(profile)
+    if build and os.environ.get("IOMEM_NO_BUILD") != "1":
+        result = subprocess.run(
+            ["make", "-s", "--no-print-directory", "firmware"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BuildError(
+                "building the firmware failed:\n" + (result.stdout + result.stderr).strip(),
+                command="make firmware",
+            )
+    if not path.is_file():
+        raise BuildError(f"firmware ELF not found at {path}", command="make firmware")
+    return path

@@ -1,0 +1,236 @@
+"""The ``iomem`` command line (``../shared/spec/cli.md``): profiles, firmware, exec, console, bench.
+
+Exit statuses: 0 success; 1 some reply was ``err``; 2 the harness could not boot the guest,
+lost it, saw ``! panic``, or was given a bad profile or request (one line on stderr, with the
+log paths when a guest was involved). No QEMU process outlives a command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from harness import profile as profiles
+from harness.build import ensure_firmware
+from harness.errors import IomemError
+from harness.guest import Guest
+from harness.protocol import Event, Reply, check_request
+
+EXIT_OK, EXIT_ERR, EXIT_HARNESS = 0, 1, 2
+LOG_ROOT = profiles.PROJECT_ROOT / "build" / "logs"
+
+
+def _log_dir(requested: str | None, what: str) -> Path:
+    if requested:
+        return Path(requested).resolve()
+    return LOG_ROOT / f"{what}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def _fail(message: str, guest: Guest | None = None) -> int:
+    first, _, rest = message.partition("\n")
+    print(f"iomem: {first}", file=sys.stderr)
+    if rest.strip():
+        print(rest, file=sys.stderr)
+    if guest is not None:
+        print(f"iomem: logs in {guest.artifacts} (console.log, qemu-stderr.log, qmp.log)", file=sys.stderr)
+    return EXIT_HARNESS
+
+
+def _show(reply: Reply, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(reply.to_json()), flush=True)
+    else:
+        line = reply.line
+        if reply.tag is not None and line.startswith("@"):
+            line = line.split(" ", 1)[1]
+        print(line, flush=True)
+
+
+# ------------------------------------------------------------ commands
+def cmd_profiles(args: argparse.Namespace) -> int:
+    try:
+        found = profiles.all_profiles()
+    except IomemError as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps([p.summary() for p in found], indent=2))
+        return EXIT_OK
+    print(f"{'name':<14} {'cpu':<11} {'granule':>7} {'ram':<20} {'iommu':<7} devices")
+    for p in found:
+        print(
+            f"{p.name:<14} {p.cpu:<11} {p.granule:>7} {p.summary()['ram']!s:<20} {p.iommu:<7} "
+            f"{','.join(p.devices)}"
+        )
+    return EXIT_OK
+
+
+def cmd_firmware(args: argparse.Namespace) -> int:
+    try:
+        print(ensure_firmware(profiles.load(args.profile)))
+    except IomemError as exc:
+        return _fail(str(exc))
+    return EXIT_OK
+
+
+def _stdin_lines() -> Iterator[str]:
+    for raw in sys.stdin:
+        if raw.strip():
+            yield raw.rstrip("\n")
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    try:
+        profile = profiles.load(args.profile)
+        lines: Iterable[str] = [check_request(line) for line in args.lines] if args.lines else _stdin_lines()
+        firmware = ensure_firmware(profile)
+    except (IomemError, ValueError) as exc:
+        return _fail(str(exc))
+    status = EXIT_OK
+    guest = Guest(profile, _log_dir(args.log_dir, "exec"), firmware=firmware)
+    try:
+        with guest:
+            for line in lines:
+                try:
+                    line = check_request(line)
+                except ValueError as exc:
+                    return _fail(f"bad request {line!r}: {exc}")
+                reply = guest.request(line)
+                _show(reply, args.json)
+                if not reply.ok:
+                    status = EXIT_ERR
+    except IomemError as exc:
+        return _fail(str(exc), guest)
+    except KeyboardInterrupt:
+        return _fail("interrupted", guest)
+    return status
+
+
+def _console_loop(guest: Guest) -> None:
+    import readline
+
+    history = Path.home() / ".iomem_history"
+    with contextlib.suppress(OSError):
+        readline.read_history_file(history)
+    assert guest.console is not None
+    console = guest.console
+    busy = threading.Event()
+    stop = threading.Event()
+
+    def show_event(event: Event) -> None:
+        sys.stdout.write("\r" + event.line + "\n")
+        sys.stdout.flush()
+        if not busy.is_set():
+            readline.redisplay()
+
+    def watch() -> None:  # shows events while the person is typing
+        while not stop.is_set():
+            if not busy.is_set():
+                try:
+                    console.poll(0.05)
+                except IomemError:
+                    return
+            time.sleep(0.05)
+
+    console.on_event = show_event
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    print(
+        f"iomem console on {guest.profile.name} (page={guest.banner.page if guest.banner else '?'}); "
+        "`help` lists verbs, Ctrl-D or `quit` powers off."
+    )
+    try:
+        while True:
+            try:
+                line = input("iomem> ")
+            except EOFError:
+                print()
+                break
+            if not line.strip():
+                continue
+            if line.strip() == "quit":
+                break
+            try:
+                check_request(line)
+            except ValueError as exc:
+                print(f"(not sent: {exc})")
+                continue
+            busy.set()
+            try:
+                reply = console.request(line)
+            finally:
+                busy.clear()
+            _show(reply, False)
+    finally:
+        stop.set()
+        with contextlib.suppress(OSError):
+            readline.write_history_file(history)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    try:
+        profile = profiles.load(args.profile)
+        firmware = ensure_firmware(profile)
+    except IomemError as exc:
+        return _fail(str(exc))
+    guest = Guest(profile, _log_dir(args.log_dir, "console"), firmware=firmware)
+    try:
+        with guest:
+            _console_loop(guest)
+    except IomemError as exc:
+        return _fail(str(exc), guest)
+    except KeyboardInterrupt:
+        print()
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.bench import run_benchmarks
+
+    try:
+        return run_benchmarks(Path(args.out), quick=args.quick)
+    except IomemError as exc:
+        return _fail(str(exc))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="iomem", description=__doc__.split("\n")[0] if __doc__ else None)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("profiles", help="list the machine profiles")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_profiles)
+
+    p = sub.add_parser("firmware", help="print the firmware ELF path (building it if needed)")
+    p.add_argument("--profile", default=profiles.DEFAULT_PROFILE)
+    p.set_defaults(func=cmd_firmware)
+
+    p = sub.add_parser("exec", help="boot a guest, send each LINE (or stdin lines), print the replies")
+    p.add_argument("--profile", default=profiles.DEFAULT_PROFILE)
+    p.add_argument("--json", action="store_true", help="one JSON object per reply")
+    p.add_argument("--log-dir", help="where to keep console.log, qemu-stderr.log, qmp.log")
+    p.add_argument("lines", nargs="*", metavar="LINE")
+    p.set_defaults(func=cmd_exec)
+
+    p = sub.add_parser("console", help="interactive console on a fresh guest")
+    p.add_argument("--profile", default=profiles.DEFAULT_PROFILE)
+    p.add_argument("--log-dir")
+    p.set_defaults(func=cmd_console)
+
+    p = sub.add_parser("bench", help="run the benchmarks (JSON + table + plots)")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", default=str(profiles.PROJECT_ROOT / "build" / "bench"))
+    p.set_defaults(func=cmd_bench)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

@@ -1,0 +1,230 @@
+"""The serial protocol client: tagged requests, exactly one reply each, ``!`` events, and the
+bad patterns that fail at once (``! panic``, a second banner, a reply with the wrong tag).
+
+It runs on pexpect over the harness's end of the serial socketpair, with pexpect's 50 ms
+send delay off. Every byte the guest sends is teed to the console log, whether or not anyone
+is waiting for it. When the guest stops answering, ``diagnose`` (supplied by the owner, who
+can see QEMU) turns the timeout into :class:`GuestCrashed` or :class:`GuestHung`.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import pexpect
+from pexpect import fdpexpect
+
+from harness.errors import GuestCrashed, IomemError, ProtocolError
+from harness.protocol import (
+    Banner,
+    Event,
+    Reply,
+    check_request,
+    format_request,
+    parse_banner,
+    parse_event,
+    parse_reply,
+    strip_prompt,
+)
+
+DEFAULT_TIMEOUT = 10.0
+TAIL_LINES = 60
+
+# diagnose(what, command) -> the error to raise when the guest stopped answering.
+Diagnose = Callable[[str, str | None], IomemError]
+
+
+class Console:
+    """Request/reply over the guest's serial line."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        log_path: Path,
+        *,
+        diagnose: Diagnose | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._sock = sock
+        self._log: BinaryIO = log_path.open("wb")
+        self._child = fdpexpect.fdspawn(sock.fileno(), timeout=timeout, encoding=None, use_poll=True)
+        self._child.delaybeforesend = None
+        self._child.logfile_read = self._log
+        self._diagnose = diagnose
+        self._lock = threading.RLock()
+        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._next_tag = 1
+        self.timeout = timeout
+        self.echo = True
+        self.banner: Banner | None = None
+        self.events: list[Event] = []
+        self.stray: list[str] = []
+        self.on_event: Callable[[Event], None] | None = None
+        self.log_path = log_path
+
+    # ------------------------------------------------------------ lines
+    def tail(self) -> str:
+        return "\n".join(self._tail)
+
+    def _fail(self, what: str, command: str | None) -> IomemError:
+        if self._diagnose is not None:
+            return self._diagnose(what, command)
+        return ProtocolError(what, command=command, console_tail=self.tail())
+
+    def _next_line(self, deadline: float, command: str | None) -> str:
+        """The next complete line (CR and leading prompts removed)."""
+        remaining = deadline - time.monotonic()
+        index = self._child.expect([b"\n", pexpect.TIMEOUT, pexpect.EOF], timeout=max(remaining, 0))
+        if index == 1:
+            raise self._fail("no reply from the guest", command)
+        if index == 2:
+            raise self._fail("the serial line closed (QEMU exited?)", command)
+        raw = bytes(self._child.before)
+        line = strip_prompt(raw.decode("ascii", errors="replace").replace("\r", ""))
+        if line:
+            self._tail.append(line)
+        return line
+
+    def _handle_unsolicited(self, line: str, command: str | None) -> bool:
+        """Events and banners; True if ``line`` was one (and was dealt with)."""
+        event = parse_event(line)
+        if event is not None:
+            self.events.append(event)
+            if event.kind == "panic":
+                raise GuestCrashed(
+                    f"guest panic: {event.text}",
+                    reason=event.text,
+                    command=command,
+                    console_tail=self.tail(),
+                    registers={
+                        k: int(v, 16)
+                        for k, v in event.keys.items()
+                        if k in ("esr", "far", "elr") and v.startswith("0x")
+                    },
+                )
+            if self.on_event is not None:
+                self.on_event(event)
+            return True
+        banner = parse_banner(line)
+        if banner is not None:
+            if self.banner is not None:
+                raise ProtocolError(
+                    "second banner: the guest reset unexpectedly", command=command, console_tail=self.tail()
+                )
+            self.banner = banner
+            return True
+        return False
+
+    # ------------------------------------------------------------ start-up
+    def wait_banner(self, timeout: float = DEFAULT_TIMEOUT) -> Banner:
+        """Wait for the boot banner and the first prompt."""
+        with self._lock:
+            deadline = time.monotonic() + timeout
+            while self.banner is None:
+                line = self._next_line(deadline, "boot")
+                if not self._handle_unsolicited(line, "boot") and line:
+                    self.stray.append(line)
+            index = self._child.expect_exact(
+                [b"iomem> ", pexpect.TIMEOUT, pexpect.EOF], timeout=max(deadline - time.monotonic(), 0)
+            )
+            if index != 0:
+                raise self._fail("banner but no prompt", "boot")
+            return self.banner
+
+    # ------------------------------------------------------------ requests
+    def request(self, line: str, *, timeout: float | None = None) -> Reply:
+        """Send one request, tagged, and return its reply (``ok`` or ``err``)."""
+        line = check_request(line)
+        with self._lock:
+            tag = self._next_tag
+            self._next_tag = self._next_tag % 0xFFFF_FFFF + 1
+            self._child.send(format_request(tag, line))
+            return self._await_reply(tag, line, timeout)
+
+    def _await_reply(self, tag: int | None, line: str, timeout: float | None) -> Reply:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        echo = f"@{tag} {line}" if tag is not None else line
+        while True:
+            got = self._next_line(deadline, line)
+            if not got or self._handle_unsolicited(got, line):
+                continue
+            reply = parse_reply(got)
+            if reply is None:
+                if self.echo and got.strip() == echo.strip():
+                    continue
+                raise ProtocolError(
+                    f"unexpected line from the guest: {got!r}", command=line, console_tail=self.tail()
+                )
+            if reply.tag != tag:
+                raise ProtocolError(
+                    f"reply tag {reply.tag} does not match request tag {tag}",
+                    command=line,
+                    console_tail=self.tail(),
+                )
+            if line in ("echo off", "echo on") and reply.ok:
+                self.echo = line == "echo on"
+            return reply
+
+    def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are (for testing the guest's handling of bad input)."""
+        with self._lock:
+            self._child.send(data)
+
+    def raw_exchange(self, data: bytes, *, timeout: float | None = None) -> Reply:
+        """Send raw bytes and return the next reply, whatever its tag."""
+        with self._lock:
+            self._child.send(data)
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            shown = data.decode("ascii", errors="replace").strip()
+            while True:
+                got = self._next_line(deadline, shown)
+                if not got or self._handle_unsolicited(got, shown):
+                    continue
+                reply = parse_reply(got)
+                if reply is not None:
+                    return reply
+                if not self.echo:
+                    raise ProtocolError(
+                        f"unexpected line from the guest: {got!r}", command=shown, console_tail=self.tail()
+                    )
+
+    def expect_prompt(self, timeout: float = 1.0) -> bool:
+        """True if a prompt arrives within ``timeout`` (the agent is idle and ready)."""
+        with self._lock:
+            index: int = self._child.expect_exact([b"iomem> ", pexpect.TIMEOUT, pexpect.EOF], timeout=timeout)
+            return index == 0
+
+    def poll(self, timeout: float = 0.0) -> list[Event]:
+        """Read whatever the guest sent while nobody was waiting; return the new events."""
+        before = len(self.events)
+        with self._lock:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    index = self._child.expect(
+                        [b"\n", pexpect.TIMEOUT, pexpect.EOF], timeout=max(deadline - time.monotonic(), 0)
+                    )
+                except OSError:
+                    break
+                if index != 0:
+                    break
+                line = strip_prompt(bytes(self._child.before).decode("ascii", "replace").replace("\r", ""))
+                if line:
+                    self._tail.append(line)
+                    if not self._handle_unsolicited(line, None):
+                        self.stray.append(line)
+        return self.events[before:]
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._log.flush()
+                self._log.close()
+            except ValueError:
+                pass

@@ -1,0 +1,229 @@
+"""What tests and the CLI use: a booted guest (QEMU + console + independent eyes) behind
+typed calls, one per protocol verb.
+
+Every call returns parsed values; an ``err`` reply raises :class:`GuestError` unless the
+``*_reply`` form is used to look at the error itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+from harness.addresses import PhysAddr, VirtAddr
+from harness.build import ensure_firmware
+from harness.console import Console
+from harness.elf import Firmware
+from harness.errors import BuildIdMismatch, GuestCrashed, GuestError, GuestHung, IomemError
+from harness.machine import Machine, Runstate
+from harness.memory import SharedRam
+from harness.profile import Profile
+from harness.protocol import PROTO_VERSION, Banner, Reply
+
+BOOT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Info:
+    page: int
+    granule: int
+    ram: tuple[int, int]
+    pa_bits: int
+    ttbr0: int
+    ttbr1: int
+    tcr: int
+    mair: int
+    sctlr: int
+    heap: tuple[int, int]
+    scratch: tuple[int, int]
+    reply: Reply
+
+
+class Guest:
+    """A fresh guest for one profile. Use as a context manager: it is always reaped."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        artifacts: Path | None = None,
+        *,
+        firmware: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+        check_build_id: bool = True,
+    ) -> None:
+        self.profile = profile
+        self.artifacts = Path(artifacts) if artifacts else Path(tempfile.mkdtemp(prefix="iomem-"))
+        self.elf = Firmware(firmware if firmware is not None else ensure_firmware(profile))
+        self.machine = Machine(profile, self.elf.path, self.artifacts, extra_args=extra_args)
+        self.console: Console | None = None
+        self.banner: Banner | None = None
+        self._check_build_id = check_build_id
+        self.boot_seconds = 0.0
+
+    # ------------------------------------------------------------ lifecycle
+    def boot(self) -> Self:
+        """Start QEMU paused, attach everything, ``cont``, wait for the banner, turn echo off."""
+
+        t0 = time.monotonic()
+        self.machine.start()
+        assert self.machine.serial is not None
+        self.console = Console(self.machine.serial, self.artifacts / "console.log", diagnose=self._diagnose)
+        self.machine.cont()
+        self.banner = self.console.wait_banner(BOOT_TIMEOUT)
+        self.boot_seconds = time.monotonic() - t0
+        if self.banner.proto != PROTO_VERSION:
+            raise IomemError(f"guest speaks protocol {self.banner.proto}, harness {PROTO_VERSION}")
+        if self._check_build_id and self.banner.build != self.elf.build_id:
+            raise BuildIdMismatch(
+                f"banner build-id {self.banner.build} is not the booted ELF's {self.elf.build_id} "
+                f"({self.elf.path})",
+                console_tail=self.console.tail(),
+            )
+        self.ok("echo off")
+        return self
+
+    def close(self) -> int | None:
+        """Power the guest off (``quit``) if it still answers, then reap QEMU."""
+        if self.console is not None and self.machine.state is Runstate.RUNNING and self.machine.alive():
+            with contextlib.suppress(OSError):
+                self.console.send_raw(b"quit\n")
+        status = self.machine.shutdown(graceful_timeout=1.0)
+        if self.console is not None:
+            self.console.close()
+        return status
+
+    def __enter__(self) -> Self:
+        try:
+            return self.boot()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _diagnose(self, what: str, command: str | None) -> IomemError:
+        """Tell a crashed guest from a hung one, from QEMU's side."""
+        tail = self.console.tail() if self.console else ""
+        if not self.machine.alive():
+            status = self.machine.exit_status()
+            return GuestCrashed(
+                f"{what}: QEMU exited with status {status}",
+                reason="qemu exited",
+                command=command,
+                console_tail=tail + "\n" + self.machine.stderr_text(),
+            )
+        runstate = self.machine.qemu_status()
+        if runstate in ("shutdown", "guest-panicked", "internal-error", "io-error"):
+            return GuestCrashed(
+                f"{what}: QEMU runstate is {runstate}", reason=runstate, command=command, console_tail=tail
+            )
+        pc = self.machine.program_counter()
+        where = f" at {self.elf.symbolize(pc)} (pc={pc:#x})" if pc is not None else ""
+        return GuestHung(
+            f"{what}: the guest is {runstate} but silent{where}",
+            command=command,
+            console_tail=tail,
+            pc=pc,
+            runstate=runstate,
+        )
+
+    # ------------------------------------------------------------ raw requests
+    @property
+    def ram(self) -> SharedRam:
+        assert self.machine.ram is not None
+        return self.machine.ram
+
+    def request(self, line: str, *, timeout: float | None = None) -> Reply:
+        """One request; returns the reply whatever its status."""
+        if self.console is None:
+            raise IomemError("guest not booted", command=line)
+        return self.console.request(line, timeout=timeout)
+
+    def ok(self, line: str, *, timeout: float | None = None) -> Reply:
+        """One request that must succeed; an ``err`` raises :class:`GuestError`."""
+        reply = self.request(line, timeout=timeout)
+        if not reply.ok:
+            assert self.console is not None
+            raise GuestError(
+                f"guest answered {reply.error} {reply.text}".rstrip(),
+                error=reply.error or "",
+                command=line,
+                console_tail=self.console.tail(),
+            )
+        return reply
+
+    def err(self, line: str, error: str | None = None) -> Reply:
+        """One request that must fail (with ``error`` if given); success raises."""
+        reply = self.request(line)
+        if reply.ok or (error is not None and reply.error != error):
+            assert self.console is not None
+            got = "ok" if reply.ok else reply.error
+            raise GuestError(
+                f"expected {error or 'an error'}, guest answered {got}: {reply.line}",
+                error=reply.error or "",
+                command=line,
+                console_tail=self.console.tail(),
+            )
+        return reply
+
+    # ------------------------------------------------------------ typed verbs
+    def info(self) -> Info:
+        r = self.ok("info")
+        return Info(
+            page=r.number("page"),
+            granule=r.number("granule"),
+            ram=r.span("ram"),
+            pa_bits=r.number("pa_bits"),
+            ttbr0=r.number("ttbr0"),
+            ttbr1=r.number("ttbr1"),
+            tcr=r.number("tcr"),
+            mair=r.number("mair"),
+            sctlr=r.number("sctlr"),
+            heap=r.span("heap"),
+            scratch=r.span("scratch"),
+            reply=r,
+        )
+
+    def pagesize(self) -> int:
+        return self.ok("pagesize").number("page")
+
+    def peek(self, va: VirtAddr, width: int = 8) -> int:
+        return self.ok(f"peek {va:#x} {width}").number("value")
+
+    def poke(self, va: VirtAddr, value: int, width: int = 8) -> None:
+        self.ok(f"poke {va:#x} {value:#x} {width}")
+
+    def read(self, va: VirtAddr, length: int) -> bytes:
+        """Read through the guest; the reply's CRC is checked against its data."""
+        r = self.ok(f"read {va:#x} {length}")
+        data = bytes.fromhex(r.value("data")) if length else b""
+        if zlib.crc32(data) != r.number("crc32") or len(data) != length:
+            raise IomemError(
+                f"read reply is inconsistent: {len(data)} bytes, crc32 {r.value('crc32')}",
+                command=f"read {va:#x} {length}",
+            )
+        return data
+
+    def write(self, va: VirtAddr, data: bytes) -> int:
+        """Write through the guest (with a CRC the guest checks); returns the guest's CRC."""
+        return self.ok(f"write {va:#x} {data.hex()} crc32={zlib.crc32(data):#x}").number("crc32")
+
+    def fill(self, va: VirtAddr, length: int, byte: int) -> int:
+        return self.ok(f"fill {va:#x} {length} {byte:#x}").number("crc32")
+
+    def crc(self, va: VirtAddr, length: int) -> int:
+        return self.ok(f"crc {va:#x} {length}").number("crc32")
+
+    def scratch(self) -> tuple[VirtAddr, int]:
+        base, length = self.info().scratch
+        return VirtAddr(base), length
+
+    def phys(self, va: VirtAddr) -> PhysAddr:
+        """The PA of an identity-mapped RAM VA (RAM is mapped VA == PA; checked by F2's oracles)."""
+        return PhysAddr(int(va))

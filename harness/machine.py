@@ -1,0 +1,311 @@
+"""One QEMU process: its command line, runstate, QMP, serial and gdbstub sockets, guest RAM
+and guaranteed teardown. Nothing else in the harness starts or kills QEMU.
+
+Runstate: ``CREATED -> PAUSED -> RUNNING -> OFF``. QEMU starts paused (``-S``) with the
+serial port, QMP and gdbstub on socketpairs the harness owns, so no boot output can be lost
+and no socket path can race; ``cont`` then starts the CPU. Teardown is graceful then hard
+(wait, QMP ``quit``, SIGKILL), and QEMU also dies with the harness (parent-death signal).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import enum
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import LaunchError, StateError
+from harness.memory import RamFile, SharedRam
+from harness.profile import Profile
+from harness.qmp import QmpError, QmpSession
+
+QEMU_BINARY = "qemu-system-aarch64"
+PR_SET_PDEATHSIG = 1
+
+_live: weakref.WeakSet[Machine] = weakref.WeakSet()
+
+
+class Runstate(enum.Enum):
+    CREATED = "created"
+    PAUSED = "paused"
+    RUNNING = "running"
+    OFF = "off"
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@atexit.register
+def _reap_all() -> None:
+    for machine in list(_live):
+        machine.shutdown(graceful_timeout=0.2)
+
+
+def qemu_command(
+    profile: Profile,
+    firmware: Path,
+    *,
+    ram_path: str,
+    serial_fd: int,
+    qmp_fd: int,
+    gdb_fd: int | None,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """The QEMU command line for ``profile`` (pure: tested in tests/host)."""
+    machine_opts = [profile.machine, "gic-version=2", "memory-backend=ram"]
+    if profile.iommu == "smmuv3":
+        machine_opts.append("iommu=smmuv3")
+    cmd = [
+        QEMU_BINARY,
+        "-machine",
+        ",".join(machine_opts),
+        "-cpu",
+        profile.cpu,
+        "-smp",
+        "1",
+        "-m",
+        f"{profile.ram_mib}M",
+        "-object",
+        f"memory-backend-file,id=ram,size={profile.ram_mib}M,mem-path={ram_path},share=on",
+        "-nodefaults",
+        "-nic",
+        "none",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-S",
+        "-kernel",
+        str(firmware),
+        "-fw_cfg",
+        f"name=opt/iomem/granule,string={profile.granule}",
+        "-chardev",
+        f"socket,id=serial0,fd={serial_fd}",
+        "-serial",
+        "chardev:serial0",
+        "-chardev",
+        f"socket,id=qmp0,fd={qmp_fd}",
+        "-mon",
+        "chardev=qmp0,mode=control",
+    ]
+    if gdb_fd is not None:
+        cmd += ["-chardev", f"socket,id=gdb0,fd={gdb_fd}", "-gdb", "chardev:gdb0"]
+    for device in profile.devices:
+        cmd += ["-device", device]
+    cmd += list(profile.qemu_args) + list(extra_args)
+    return cmd
+
+
+class Machine:
+    """A QEMU process for one profile and firmware; artifacts go to ``artifacts``."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        firmware: Path,
+        artifacts: Path,
+        *,
+        extra_args: Sequence[str] = (),
+        gdb: bool = True,
+    ) -> None:
+        self.profile = profile
+        self.firmware = Path(firmware)
+        self.artifacts = Path(artifacts)
+        self.extra_args = tuple(extra_args)
+        self.want_gdb = gdb
+        self.state = Runstate.CREATED
+        self.cmdline: list[str] = []
+        self.process: subprocess.Popen[bytes] | None = None
+        self.qmp: QmpSession | None = None
+        self.ram: SharedRam | None = None
+        self.serial: socket.socket | None = None
+        self.gdb: socket.socket | None = None
+        self._ram_file: RamFile | None = None
+        self.stderr_path = self.artifacts / "qemu-stderr.log"
+        self.qmp_trace_path = self.artifacts / "qmp.log"
+        self.started_at = 0.0
+
+    # ------------------------------------------------------------ lifecycle
+    def _require(self, *states: Runstate) -> None:
+        if self.state not in states:
+            wanted = " or ".join(s.value for s in states)
+            raise StateError(f"machine is {self.state.value}, needs to be {wanted}")
+
+    def start(self) -> None:
+        """Launch QEMU paused and connect QMP: CREATED -> PAUSED."""
+        self._require(Runstate.CREATED)
+        if shutil.which(QEMU_BINARY) is None:
+            raise LaunchError(
+                f"{QEMU_BINARY} is not installed (run `make setup`)",
+                cmdline=[QEMU_BINARY],
+                stderr="",
+                returncode=None,
+            )
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        ours: list[socket.socket] = []
+        theirs: list[socket.socket] = []
+        for _ in range(3 if self.want_gdb else 2):
+            a, b = socket.socketpair()
+            ours.append(a)
+            theirs.append(b)
+        serial, qmp_sock = ours[0], ours[1]
+        self._ram_file = RamFile(self.profile.ram_size)
+        self.cmdline = qemu_command(
+            self.profile,
+            self.firmware,
+            ram_path=self._ram_file.qemu_path,
+            serial_fd=theirs[0].fileno(),
+            qmp_fd=theirs[1].fileno(),
+            gdb_fd=theirs[2].fileno() if self.want_gdb else None,
+            extra_args=self.extra_args,
+        )
+        (self.artifacts / "cmdline.txt").write_text(" ".join(self.cmdline) + "\n")
+        pass_fds = [s.fileno() for s in theirs] + [self._ram_file.fd]
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                self.cmdline,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                pass_fds=pass_fds,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        _live.add(self)
+        self.started_at = time.monotonic()
+        for s in theirs:
+            s.close()
+        self.serial = serial
+        self.gdb = ours[2] if self.want_gdb else None
+        self.state = Runstate.PAUSED
+        try:
+            self.qmp = QmpSession(qmp_sock, self.qmp_trace_path)
+        except QmpError as exc:
+            self._fail_launch(f"QEMU did not answer on QMP ({exc.message})")
+        if self.process.poll() is not None:
+            self._fail_launch("QEMU exited during start-up")
+        self.ram = SharedRam(self._ram_file, self.profile.ram_base)
+
+    def _fail_launch(self, message: str) -> None:
+        self.shutdown(graceful_timeout=0)
+        assert self.process is not None
+        raise LaunchError(
+            message, cmdline=self.cmdline, stderr=self.stderr_text(), returncode=self.process.returncode
+        )
+
+    def cont(self) -> None:
+        """Start the CPU: PAUSED -> RUNNING."""
+        self._require(Runstate.PAUSED)
+        assert self.qmp is not None
+        self.qmp.execute("cont")
+        self.state = Runstate.RUNNING
+
+    def shutdown(self, *, graceful_timeout: float = 2.0) -> int | None:
+        """End the machine whatever its state: wait for a guest power-off, QMP ``quit``,
+        then SIGKILL. Idempotent, never raises. Returns QEMU's exit status."""
+        if self.state is Runstate.OFF:
+            return self.process.returncode if self.process else None
+        process = self.process
+        # Close the serial first: QEMU blocks writing to a socket nobody drains.
+        for sock in (self.serial, self.gdb):
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+        if process is not None:
+            if not self._wait(process, graceful_timeout) and self.qmp is not None:
+                with contextlib.suppress(Exception):
+                    self.qmp.execute("quit", timeout=1.0)
+                self._wait(process, 1.0)
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                process.wait()
+        if self.qmp is not None:
+            self.qmp.close()
+        if self.ram is not None:
+            self.ram.close()
+        if self._ram_file is not None:
+            self._ram_file.close()
+        self.state = Runstate.OFF
+        _live.discard(self)
+        return process.returncode if process else None
+
+    @staticmethod
+    def _wait(process: subprocess.Popen[bytes], timeout: float) -> bool:
+        try:
+            process.wait(timeout=max(timeout, 0))
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def __enter__(self) -> Machine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ------------------------------------------------------------ inspection
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def exit_status(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stderr_text(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def cpu_seconds(self) -> float:
+        """CPU time QEMU has used (user + system): lets timeouts tell a slow host from a hang."""
+        if self.process is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def qemu_status(self) -> str:
+        """QMP runstate (``running``, ``paused``, ``shutdown``, ``guest-panicked``...) or ``gone``."""
+        if not self.alive() or self.qmp is None:
+            return "gone"
+        try:
+            return str(self.qmp.execute("query-status", timeout=2.0)["status"])
+        except (QmpError, KeyError, TypeError):
+            return "gone"
+
+    def program_counter(self) -> int | None:
+        """Where the CPU is, read by QEMU (HMP ``info registers``), not by the guest."""
+        if not self.alive() or self.qmp is None:
+            return None
+        try:
+            text = self.qmp.hmp("info registers", timeout=2.0)
+        except QmpError:
+            return None
+        match = re.search(r"PC=([0-9a-fA-F]+)", text)
+        return int(match.group(1), 16) if match else None
+
+    def gva2gpa(self, va: int) -> int | None:
+        """QEMU's own translation of a guest virtual address (HMP ``gva2gpa``); None if unmapped."""
+        assert self.qmp is not None
+        text = self.qmp.hmp(f"gva2gpa {va:#x}")
+        match = re.search(r"gpa:\s*(0x[0-9a-fA-F]+)", text)
+        return int(match.group(1), 16) if match else None

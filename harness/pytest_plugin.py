@@ -1,0 +1,153 @@
+"""pytest plugin: a fresh guest per test, on every profile unless a marker restricts it.
+
+* ``guest``: a booted :class:`~harness.guest.Guest` for the test's ``profile``; reaped after.
+* ``profile``: parametrized over the selected profiles (``--profile`` may be repeated; the
+  default is every profile in ``guest/``), filtered by ``@pytest.mark.profiles(...)``.
+* ``make_guest``: builds extra (un-booted) guests, with custom profiles or firmware, that are
+  reaped after the test whatever happens.
+
+Each test gets one artifact directory (console log, QEMU stderr, QMP trace, command line);
+on failure the paths and the console tail are added to the report.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import profile as profiles
+from harness.build import ensure_firmware
+from harness.guest import Guest
+from harness.profile import Profile
+
+ARTIFACT_ROOT = profiles.PROJECT_ROOT / "build" / "test-artifacts"
+_GUESTS_KEY = pytest.StashKey[list[Guest]]()
+_results: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+_boot_times: dict[str, list[float]] = defaultdict(list)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("iomem")
+    group.addoption(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run hardware tests on this profile (repeatable; default: every profile)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "profiles(*names): run only on the named machine profiles")
+
+
+def _selected(config: pytest.Config) -> list[str]:
+    chosen: list[str] = config.getoption("--profile") or profiles.profile_names()
+    for name in chosen:
+        profiles.load(name)  # an unknown name fails the run with the known names listed
+    return chosen
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "profile" not in metafunc.fixturenames:
+        return
+    names = _selected(metafunc.config)
+    marker = metafunc.definition.get_closest_marker("profiles")
+    if marker is not None:
+        unknown = set(marker.args) - set(profiles.profile_names())
+        if unknown:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown profiles {sorted(unknown)}")
+        names = [n for n in names if n in marker.args]
+    metafunc.parametrize("profile", [profiles.load(n) for n in names], ids=names, scope="function")
+
+
+def _artifact_dir(nodeid: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
+    path = ARTIFACT_ROOT / safe
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def firmware_elf() -> Path:
+    return ensure_firmware()
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    return _artifact_dir(request.node.nodeid)
+
+
+@pytest.fixture
+def make_guest(
+    request: pytest.FixtureRequest, artifacts: Path, firmware_elf: Path
+) -> Iterator[Callable[..., Guest]]:
+    """Factory for un-booted guests; all are closed after the test."""
+    made: list[Guest] = []
+    request.node.stash[_GUESTS_KEY] = made
+
+    def make(profile: Profile, *, name: str | None = None, **kwargs: Any) -> Guest:
+        kwargs.setdefault("firmware", firmware_elf)
+        directory = artifacts / (name or f"guest{len(made)}")
+        guest = Guest(profile, directory, **kwargs)
+        made.append(guest)
+        return guest
+
+    yield make
+    for guest in made:
+        guest.close()
+        assert not guest.machine.alive(), f"QEMU pid {guest.machine.pid} survived teardown"
+
+
+@pytest.fixture
+def guest(profile: Profile, make_guest: Callable[..., Guest]) -> Guest:
+    """A freshly booted guest on ``profile``."""
+    booted = make_guest(profile, name="guest").boot()
+    _boot_times[profile.name].append(booted.boot_seconds)
+    return booted
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    profile = getattr(getattr(item, "callspec", None), "params", {}).get("profile")
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        key = profile.name if isinstance(profile, Profile) else "(host)"
+        _results[key][report.outcome] += 1
+    if report.failed:
+        for guest in item.stash.get(_GUESTS_KEY, []):
+            lines = [f"artifacts: {guest.artifacts}"]
+            for name in ("console.log", "qemu-stderr.log", "qmp.log", "cmdline.txt"):
+                path = guest.artifacts / name
+                if path.exists():
+                    lines.append(f"  {path}")
+            if guest.console is not None:
+                lines.append("console tail:\n" + guest.console.tail())
+            report.sections.append((f"iomem {guest.profile.name}", "\n".join(lines)))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    rows = {k: v for k, v in _results.items() if k != "(host)"}
+    if not rows:
+        return
+    tr = terminalreporter
+    tr.section("iomem hardware summary")
+    tr.write_line(
+        f"{'profile':<14} {'passed':>6} {'failed':>6} {'skipped':>7} {'boots':>5} {'boot ms (median)':>17}"
+    )
+    for name in sorted(rows):
+        counts = rows[name]
+        boots = sorted(_boot_times.get(name, []))
+        median = f"{boots[len(boots) // 2] * 1000:.0f}" if boots else "-"
+        tr.write_line(
+            f"{name:<14} {counts['passed']:>6} {counts['failed']:>6} {counts['skipped']:>7} "
+            f"{len(boots):>5} {median:>17}"
+        )
+    tr.write_line(f"artifacts: {ARTIFACT_ROOT}  ({time.strftime('%H:%M:%S')})")
