@@ -144,8 +144,14 @@ class Console:
         with self._lock:
             tag = self._next_tag
             self._next_tag = self._next_tag % 0xFFFF_FFFF + 1
-            self._child.send(format_request(tag, line))
+            self._send(format_request(tag, line), line)
             return self._await_reply(tag, line, timeout)
+
+    def _send(self, data: bytes, command: str | None) -> None:
+        try:
+            self._child.send(data)
+        except OSError as exc:
+            raise self._fail(f"the serial line closed ({exc.strerror})", command) from exc
 
     def _await_reply(self, tag: int | None, line: str, timeout: float | None) -> Reply:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
@@ -174,12 +180,12 @@ class Console:
     def send_raw(self, data: bytes) -> None:
         """Send bytes as they are (for testing the guest's handling of bad input)."""
         with self._lock:
-            self._child.send(data)
+            self._send(data, None)
 
     def raw_exchange(self, data: bytes, *, timeout: float | None = None) -> Reply:
         """Send raw bytes and return the next reply, whatever its tag."""
         with self._lock:
-            self._child.send(data)
+            self._send(data, None)
             deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
             shown = data.decode("ascii", errors="replace").strip()
             while True:

@@ -115,7 +115,7 @@ def guest(profile: Profile, make_guest: Callable[..., Guest]) -> Guest:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+    outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
     profile = getattr(getattr(item, "callspec", None), "params", {}).get("profile")
     if report.when == "call" or (report.when == "setup" and not report.passed):

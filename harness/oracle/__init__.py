@@ -1,0 +1,8 @@
+"""Oracles: independent readings of guest state, as pure functions over bytes and register values.
+
+Each oracle takes what the host saw (RAM through a ``read_phys`` callback, system registers
+through the gdbstub) and never what the guest printed, so ``tests/host`` can drive it with
+hand-built inputs and a disagreement with the guest means something.
+
+* :mod:`harness.oracle.pagewalk`: stage-1 AArch64 translation-table walker (4K/16K/64K).
+"""

@@ -1,0 +1,166 @@
+"""The serial client against a scripted fake guest on a socketpair (no QEMU).
+
+The fake plays the agent's side of the wire byte for byte, so tag matching, echo skipping,
+events, panics, second banners and silence are each tested on their own.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.console import Console
+from harness.errors import GuestCrashed, GuestHung, IomemError, ProtocolError
+
+BANNER = b"iomem ready proto=1 build=00ff page=4096 ram=0x40000000+0x10000000\r\niomem> "
+
+
+class FakeGuest:
+    """Answers each request line with what ``respond`` returns (raw bytes)."""
+
+    def __init__(self, sock: socket.socket, respond: Callable[[str], bytes]) -> None:
+        self.sock = sock
+        self.respond = respond
+        self.seen: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        buffer = b""
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except OSError:
+                return
+            if not data:
+                return
+            buffer += data
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                text = line.decode()
+                self.seen.append(text)
+                out = self.respond(text)
+                if out:
+                    self.sock.sendall(out)
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[socket.socket, socket.socket, Path]]:
+    ours, theirs = socket.socketpair()
+    yield ours, theirs, tmp_path / "console.log"
+    ours.close()
+    theirs.close()
+
+
+def _tag_and_body(line: str) -> tuple[str, str]:
+    tag, _, body = line.partition(" ")
+    return tag, body
+
+
+def test_banner_then_tagged_requests(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+
+    guest = FakeGuest(theirs, lambda line: f"{_tag_and_body(line)[0]} ok n={len(line)}\r\niomem> ".encode())
+    console = Console(ours, log, timeout=2)
+    banner = console.wait_banner()
+    assert banner.page == 4096 and banner.build == "00ff"
+    first = console.request("hello")
+    second = console.request("pagesize")
+    assert (first.tag, second.tag) == (1, 2)
+    assert guest.seen == ["@1 hello", "@2 pagesize"]
+    console.close()
+    assert b"iomem ready" in log.read_bytes()  # every byte is in the log
+
+
+def test_echo_is_skipped_while_on(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    FakeGuest(theirs, lambda line: f"{line}\r\n{_tag_and_body(line)[0]} ok\r\niomem> ".encode())
+    console = Console(ours, log, timeout=2)
+    console.wait_banner()
+    assert console.request("hello").ok
+
+
+def test_wrong_tag_is_a_protocol_error(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    FakeGuest(theirs, lambda line: b"@99 ok\r\niomem> ")
+    console = Console(ours, log, timeout=2)
+    console.wait_banner()
+    with pytest.raises(ProtocolError, match="tag 99"):
+        console.request("hello")
+
+
+def test_panic_raises_with_registers(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    FakeGuest(theirs, lambda line: b"! panic sync exception esr=0x96000045 far=0x10 elr=0x40200000\r\n")
+    console = Console(ours, log, timeout=2)
+    console.wait_banner()
+    with pytest.raises(GuestCrashed) as caught:
+        console.request("poke 0 0")
+    assert caught.value.registers == {"esr": 0x96000045, "far": 0x10, "elr": 0x40200000}
+    assert "panic" in caught.value.console_tail
+
+
+def test_second_banner_means_reset(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    FakeGuest(theirs, lambda line: BANNER)
+    console = Console(ours, log, timeout=2)
+    console.wait_banner()
+    with pytest.raises(ProtocolError, match="second banner"):
+        console.request("hello")
+
+
+def test_events_are_kept_and_do_not_end_the_wait(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    FakeGuest(theirs, lambda line: f"! fault smmu ste=3\r\n{_tag_and_body(line)[0]} ok\r\niomem> ".encode())
+    console = Console(ours, log, timeout=2)
+    console.wait_banner()
+    assert console.request("hello").ok
+    assert [e.kind for e in console.events] == ["fault"]
+
+
+def test_silence_is_diagnosed_by_the_owner(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    FakeGuest(theirs, lambda line: b"")
+    asked: list[str | None] = []
+
+    def diagnose(what: str, command: str | None) -> IomemError:
+        asked.append(command)
+        return GuestHung(what, command=command, pc=0x40200000, runstate="running")
+
+    console = Console(ours, log, diagnose=diagnose, timeout=0.2)
+    console.wait_banner()
+    with pytest.raises(GuestHung):
+        console.request("hello")
+    assert asked == ["hello"]
+
+
+def test_closed_line_is_reported(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    console = Console(ours, log, timeout=2)
+    console.wait_banner()
+    theirs.close()
+    with pytest.raises(ProtocolError, match="closed"):
+        console.request("hello")
+
+
+def test_stray_lines_with_echo_off_are_errors(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    FakeGuest(theirs, lambda line: f"{_tag_and_body(line)[0]} ok echo=0\r\niomem> garbage\r\n".encode())
+    console = Console(ours, log, timeout=2)
+    console.wait_banner()
+    assert console.request("echo off").ok and console.echo is False
+    with pytest.raises(ProtocolError, match="garbage"):
+        console.request("hello")

@@ -1,0 +1,48 @@
+"""The QEMU command line and the machine runstate, without starting QEMU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import profile as profiles
+from harness.errors import StateError
+from harness.machine import Machine, Runstate, qemu_command
+
+
+def _cmd(name: str) -> list[str]:
+    return qemu_command(
+        profiles.load(name), Path("/fw.elf"), ram_path="/proc/self/fd/9", serial_fd=5, qmp_fd=6, gdb_fd=7
+    )
+
+
+def test_command_line_is_paused_isolated_and_complete() -> None:
+    cmd = _cmd("virt-16k")
+    for flag in ("-S", "-no-reboot", "-nodefaults"):
+        assert flag in cmd
+    assert cmd[cmd.index("-nic") + 1] == "none"
+    assert cmd[cmd.index("-display") + 1] == "none"
+    assert cmd[cmd.index("-cpu") + 1] == "max"
+    assert "name=opt/iomem/granule,string=16384" in cmd
+    assert "socket,id=serial0,fd=5" in cmd and "socket,id=qmp0,fd=6" in cmd and "socket,id=gdb0,fd=7" in cmd
+    assert any("memory-backend-file" in a and "share=on" in a and "size=256M" in a for a in cmd)
+    assert cmd[cmd.index("-kernel") + 1] == "/fw.elf"
+    assert "edu" in cmd
+
+
+def test_smmu_profile_turns_on_the_iommu() -> None:
+    assert "iommu=smmuv3" in _cmd("virt-4k-smmu")[_cmd("virt-4k-smmu").index("-machine") + 1]
+    assert "iommu" not in _cmd("virt-4k")[_cmd("virt-4k").index("-machine") + 1]
+
+
+def test_runstate_guards(tmp_path: Path) -> None:
+    machine = Machine(profiles.load("virt-4k"), tmp_path / "fw.elf", tmp_path)
+    assert machine.state is Runstate.CREATED
+    with pytest.raises(StateError, match="created"):
+        machine.cont()
+    assert machine.shutdown() is None
+    assert machine.state is Runstate.OFF
+    assert machine.shutdown() is None  # idempotent
+    with pytest.raises(StateError, match="off"):
+        machine.start()
