@@ -1,0 +1,159 @@
+"""``iomem bench``: the speed figures the project promises, measured, never asserted in tests.
+
+Writes ``results.json`` (raw samples and summaries), ``results.md`` (a readable table, also
+printed) and ``*.png`` plots into the output directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness import profile as profiles
+from harness.addresses import PhysAddr, VirtAddr
+from harness.build import ensure_firmware
+from harness.guest import Guest
+from harness.memory import PmemsaveRam
+
+
+@dataclass
+class Result:
+    name: str
+    unit: str
+    samples: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def p99(self) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "n": len(self.samples),
+            "median": self.median,
+            "p99": self.p99,
+            "min": min(self.samples),
+            "max": max(self.samples),
+        }
+
+
+def _time(fn: Callable[[], object], repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def bench_boot(out: Path, repeat: int) -> list[Result]:
+    results = []
+    firmware = ensure_firmware()
+    for profile in profiles.all_profiles():
+        to_banner, whole = [], []
+        for i in range(repeat):
+            t0 = time.perf_counter()
+            with Guest(profile, out / "logs" / f"boot-{profile.name}-{i}", firmware=firmware) as guest:
+                to_banner.append(guest.boot_seconds)
+            whole.append(time.perf_counter() - t0)
+        results.append(Result(f"boot to banner ({profile.name})", "ms", [t * 1000 for t in to_banner]))
+        results.append(Result(f"boot + power-off ({profile.name})", "ms", [t * 1000 for t in whole]))
+    return results
+
+
+def bench_round_trips(out: Path, repeat: int) -> list[Result]:
+    profile = profiles.load(profiles.DEFAULT_PROFILE)
+    with Guest(profile, out / "logs" / "round-trip") as guest:
+        scratch, _ = guest.scratch()
+        small = _time(lambda: guest.ok("pagesize"), repeat)
+        line64 = "crc " + f"{scratch:#x} 16".ljust(56)  # a 64-byte request line
+        sized = _time(lambda: guest.ok(line64.strip()), repeat)
+        read4k = _time(lambda: guest.read(scratch, 4096), max(repeat // 10, 5))
+    return [
+        Result("round trip: pagesize", "ms", [t * 1000 for t in small]),
+        Result("round trip: crc (request line ~64 B)", "ms", [t * 1000 for t in sized]),
+        Result("guest read over serial, 4 KiB", "ms", [t * 1000 for t in read4k]),
+    ]
+
+
+def bench_memory_reads(out: Path, repeat: int) -> list[Result]:
+    profile = profiles.load(profiles.DEFAULT_PROFILE)
+    results = []
+    with Guest(profile, out / "logs" / "memory") as guest:
+        scratch, _ = guest.scratch()
+        pa = guest.phys(VirtAddr(scratch))
+        assert guest.machine.qmp is not None
+        pmem = PmemsaveRam(guest.machine.qmp, profile.ram_base, profile.ram_size, guest.artifacts)
+        try:
+            for size, label in ((4096, "4 KiB"), (1 << 20, "1 MiB")):
+                shared = _time(functools.partial(guest.ram.read, PhysAddr(pa), size), repeat)
+                dumped = _time(functools.partial(pmem.read, PhysAddr(pa), size), max(repeat // 4, 5))
+                if guest.ram.read(PhysAddr(pa), size) != pmem.read(PhysAddr(pa), size):
+                    raise AssertionError("shared RAM and pmemsave disagree on the same bytes")
+                results.append(
+                    Result(f"host read {label}: shared RAM file", "ms", [t * 1000 for t in shared])
+                )
+                results.append(Result(f"host read {label}: QMP pmemsave", "ms", [t * 1000 for t in dumped]))
+        finally:
+            pmem.close()
+    return results
+
+
+def _table(results: list[Result]) -> str:
+    lines = ["| benchmark | n | median | p99 | unit |", "|---|---:|---:|---:|---|"]
+    for r in results:
+        lines.append(f"| {r.name} | {len(r.samples)} | {r.median:.3f} | {r.p99:.3f} | {r.unit} |")
+    return "\n".join(lines)
+
+
+def _plot(results: list[Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(results) + 1.5))
+    names = [r.name for r in results]
+    ax.barh(
+        names, [r.median for r in results], xerr=[[0] * len(results), [r.p99 - r.median for r in results]]
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel("milliseconds (median, whisker to p99; log scale)")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_benchmarks(out: Path, *, quick: bool = False) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    repeat = 5 if quick else 20
+    results = (
+        bench_boot(out, repeat) + bench_round_trips(out, repeat * 25) + bench_memory_reads(out, repeat * 5)
+    )
+    meta = {
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "quick": quick,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    payload = {"meta": meta, "results": [r.summary() | {"samples": asdict(r)["samples"]} for r in results]}
+    (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
+    table = _table(results)
+    (out / "results.md").write_text(table + "\n")
+    _plot(results, out / "results.png")
+    print(table)
+    print(f"\nwritten: {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
+    return 0
