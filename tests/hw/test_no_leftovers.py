@@ -1,0 +1,70 @@
+"""No QEMU process outlives the harness: not after a failing test, not after a killed harness."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+pytestmark = pytest.mark.profiles("virt-4k")
+
+
+def _qemu_pids() -> set[int]:
+    out = subprocess.run(["pgrep", "-x", "qemu-system-aarch64"], capture_output=True, text=True, check=False)
+    return {int(p) for p in out.stdout.split()}
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_failing_tests_leave_no_qemu(pytester: pytest.Pytester, profile: object) -> None:
+    pytester.makepyfile(test_inner=textwrap.dedent("""
+        import pytest
+        def test_assertion_fails(guest):
+            assert guest.pagesize() == 1
+        def test_exception(guest):
+            raise RuntimeError("boom")
+        def test_two_guests(make_guest, profile):
+            make_guest(profile).boot(); make_guest(profile).boot()
+            assert False
+    """))
+    before = _qemu_pids()
+    result = pytester.runpytest_subprocess("--profile", "virt-4k", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*iomem virt-4k*", "*console.log*"])
+    assert _qemu_pids() - before == set()
+
+
+def test_killed_harness_takes_qemu_with_it() -> None:
+    script = textwrap.dedent("""
+        import sys, time
+        from harness import profile
+        from harness.guest import Guest
+        g = Guest(profile.load("virt-4k")).boot()
+        print(g.machine.pid, flush=True)
+        time.sleep(60)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        qemu_pid = int(child.stdout.readline())
+        assert not _gone(qemu_pid, 0.1)
+        child.kill()
+        child.wait()
+        assert _gone(qemu_pid, 5), f"QEMU {qemu_pid} outlived its harness"
+    finally:
+        child.kill()
+        child.wait()
