@@ -51,8 +51,20 @@ def test_scratch_does_not_overlap_the_image(guest: Guest) -> None:
 
 def test_help_lists_the_verbs(guest: Guest) -> None:
     verbs = set(guest.ok("help").value("verbs").split(","))
-    assert {"hello", "info", "echo", "help", "pagesize", "peek", "poke", "read", "write", "fill", "crc",
-            "stats"} <= verbs
+    assert {
+        "hello",
+        "info",
+        "echo",
+        "help",
+        "pagesize",
+        "peek",
+        "poke",
+        "read",
+        "write",
+        "fill",
+        "crc",
+        "stats",
+    } <= verbs
     echo = guest.ok("help echo")
     assert set(echo.value("subverbs").split(",")) == {"on", "off"}
     assert guest.ok("help peek").value("verb") == "peek"

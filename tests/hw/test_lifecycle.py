@@ -33,8 +33,9 @@ def _patched_copy(elf: Path, directory: Path) -> Path:
     return copy
 
 
-def test_build_id_mismatch_is_detected(profile: Profile, make_guest: Callable[..., Guest],
-                                       firmware_elf: Path, artifacts: Path) -> None:
+def test_build_id_mismatch_is_detected(
+    profile: Profile, make_guest: Callable[..., Guest], firmware_elf: Path, artifacts: Path
+) -> None:
     image = _patched_copy(firmware_elf, artifacts)
     guest = make_guest(profile, firmware=firmware_elf)
     guest.machine.firmware = image  # boot one image, check against another: a stale ELF
@@ -43,8 +44,9 @@ def test_build_id_mismatch_is_detected(profile: Profile, make_guest: Callable[..
     assert Firmware(image).build_id != Firmware(firmware_elf).build_id
 
 
-def test_patched_image_boots_and_reports_its_own_id(profile: Profile, make_guest: Callable[..., Guest],
-                                                   firmware_elf: Path, artifacts: Path) -> None:
+def test_patched_image_boots_and_reports_its_own_id(
+    profile: Profile, make_guest: Callable[..., Guest], firmware_elf: Path, artifacts: Path
+) -> None:
     image = _patched_copy(firmware_elf, artifacts)
     guest = make_guest(profile, firmware=image).boot()
     assert guest.banner is not None and guest.banner.build == Firmware(image).build_id
@@ -70,7 +72,9 @@ def test_stopped_cpu_is_reported_as_hung_with_pc(guest: Guest) -> None:
     assert "+" in text, f"pc {caught.value.pc:#x} is not inside a firmware function"
 
 
-def test_launch_failure_carries_cmdline_and_stderr(profile: Profile, make_guest: Callable[..., Guest]) -> None:
+def test_launch_failure_carries_cmdline_and_stderr(
+    profile: Profile, make_guest: Callable[..., Guest]
+) -> None:
     guest = make_guest(profile, extra_args=("-device", "no-such-device"))
     with pytest.raises(LaunchError) as caught:
         guest.boot()

@@ -31,7 +31,8 @@ def _gone(pid: int, within: float) -> bool:
 
 
 def test_failing_tests_leave_no_qemu(pytester: pytest.Pytester, profile: object) -> None:
-    pytester.makepyfile(test_inner=textwrap.dedent("""
+    pytester.makepyfile(
+        test_inner=textwrap.dedent("""
         import pytest
         def test_assertion_fails(guest):
             assert guest.pagesize() == 1
@@ -40,7 +41,8 @@ def test_failing_tests_leave_no_qemu(pytester: pytest.Pytester, profile: object)
         def test_two_guests(make_guest, profile):
             make_guest(profile).boot(); make_guest(profile).boot()
             assert False
-    """))
+    """)
+    )
     before = _qemu_pids()
     result = pytester.runpytest_subprocess("--profile", "virt-4k", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=3)
