@@ -52,7 +52,7 @@ class Console:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self._sock = sock
-        self._log: BinaryIO = log_path.open("wb")
+        self._log: BinaryIO = log_path.open("wb", buffering=0)  # every byte, at once
         self._child = fdpexpect.fdspawn(sock.fileno(), timeout=timeout, encoding=None, use_poll=True)
         self._child.delaybeforesend = None
         self._child.logfile_read = self._log
