@@ -8,6 +8,7 @@ that checks two independent readings of the architecture against each other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 # VA bit where each level's index field starts, straight from the Arm ARM granule tables.
 LEVEL_SHIFT = {
@@ -51,7 +52,7 @@ class Ram:
     def __init__(self, base: int = 0x4000_0000, big_endian: bool = False) -> None:
         self.base = base
         self.mem = bytearray()
-        self.order: str = "big" if big_endian else "little"
+        self.order: Literal["little", "big"] = "big" if big_endian else "little"
         self.reads = 0
 
     def alloc(self, size: int, align: int) -> int:
