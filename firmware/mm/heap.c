@@ -1,0 +1,825 @@
+/*
+ * heap.c - IOMalloc / IOMallocZero / IOFree: TLSF over page-allocator chunks,
+ * whole pages for large requests. Layout and constants are in heap.h; the
+ * design discussion is in docs/allocators.md.
+ *
+ * Invariants kept between calls (heap_check() verifies every one):
+ *   H1. Blocks of a chunk tile [HEAP_CHUNK_FIRST, HEAP_CHUNK_SIZE - 16) exactly;
+ *       each block's prev_size is the size of the block below (0 for the first).
+ *   H2. No two free blocks are neighbours (immediate coalescing).
+ *   H3. A free block is in free_lists[fl][sl] of its size class, and the
+ *       bitmaps say which lists are non-empty.
+ *   H4. used_map has a bit exactly at the headers of used blocks.
+ *   H5. Every header's check matches its fields and address.
+ *   H6. A chunk that is entirely free is the heap's only chunk: emptied chunks
+ *       go back to the page allocator at once, so freeing everything allocated
+ *       since some moment restores that moment's heap and page statistics.
+ * Allocation and free do a bounded amount of work: bit scans on the two
+ * bitmap levels, never a walk along a free list.
+ */
+#include "mm/heap.h"
+
+#include <string.h>
+
+#include "IOLib.h"
+#include "mm/pages.h"
+
+struct heap_state heap_state;
+
+static inline uint32_t round_up_align(uint32_t size)
+{
+    return (size + HEAP_ALIGN - 1u) & ~(HEAP_ALIGN - 1u);
+}
+
+static inline unsigned floor_log2_32(uint32_t value) { return 31u - (unsigned)__builtin_clz(value); }
+
+/* ------------------------------------------------------------ checksums */
+
+/* A 64-bit finalizer (splitmix64): every input bit reaches every output bit. */
+static uint64_t mix64(uint64_t value)
+{
+    value ^= value >> 30;
+    value *= UINT64_C(0xbf58476d1ce4e5b9);
+    value ^= value >> 27;
+    value *= UINT64_C(0x94d049bb133111eb);
+    value ^= value >> 31;
+    return value;
+}
+
+/*
+ * A header's checksum. It catches overwritten headers (a caller writing past
+ * its block) and a header copied to another address. It is not what makes
+ * IOFree safe against forged headers: used_map and the page bytes are.
+ */
+static uint16_t block_check(const struct heap_block *block)
+{
+    uint64_t fields = ((uint64_t)block->size << 32) | block->prev_size;
+    uint64_t more = ((uint64_t)block->requested << 16) | block->state;
+    return (uint16_t)(mix64((uint64_t)(uintptr_t)block ^ mix64(fields ^ mix64(more))) >> 48);
+}
+
+static uint32_t large_check(const struct heap_large_header *header)
+{
+    return (uint32_t)(mix64((uint64_t)(uintptr_t)header ^ mix64(header->requested ^ header->magic)) >> 32);
+}
+
+/* The only way headers are written, so the checksum never goes stale (H5). */
+static void block_write(struct heap_block *block, uint32_t size, uint32_t prev_size, uint32_t requested,
+                        enum heap_block_state state)
+{
+    block->size = size;
+    block->prev_size = prev_size;
+    block->requested = requested;
+    block->state = (uint16_t)state;
+    block->check = block_check(block);
+}
+
+static void block_set_prev_size(struct heap_block *block, uint32_t prev_size)
+{
+    block_write(block, block->size, prev_size, block->requested, (enum heap_block_state)block->state);
+}
+
+static inline bool block_intact(const struct heap_block *block) { return block->check == block_check(block); }
+
+static inline struct heap_block *block_next(struct heap_block *block)
+{
+    return (struct heap_block *)(void *)((uint8_t *)block + block->size);
+}
+
+static inline struct heap_block *block_prev(struct heap_block *block)
+{
+    return (struct heap_block *)(void *)((uint8_t *)block - block->prev_size);
+}
+
+static inline void *block_payload(struct heap_block *block) { return (uint8_t *)block + HEAP_BLOCK_HEADER_SIZE; }
+
+static inline struct heap_block *chunk_first_block(struct heap_chunk *chunk)
+{
+    return (struct heap_block *)(void *)((uint8_t *)chunk + HEAP_CHUNK_FIRST);
+}
+
+static inline struct heap_block *chunk_sentinel(struct heap_chunk *chunk)
+{
+    return (struct heap_block *)(void *)((uint8_t *)chunk + HEAP_CHUNK_SIZE - HEAP_BLOCK_HEADER_SIZE);
+}
+
+/* ------------------------------------------------------------ used_map */
+
+static inline uint64_t granule_of(const struct heap_chunk *chunk, const struct heap_block *block)
+{
+    return (uint64_t)((const uint8_t *)block - (const uint8_t *)chunk) >> HEAP_ALIGN_SHIFT;
+}
+
+static inline bool used_bit(const struct heap_chunk *chunk, uint64_t granule)
+{
+    return (chunk->used_map[granule / 64u] >> (granule % 64u)) & 1u;
+}
+
+static inline void used_bit_set(struct heap_chunk *chunk, uint64_t granule, bool value)
+{
+    uint64_t mask = UINT64_C(1) << (granule % 64u);
+    if (value) {
+        chunk->used_map[granule / 64u] |= mask;
+    } else {
+        chunk->used_map[granule / 64u] &= ~mask;
+    }
+}
+
+/* ------------------------------------------------------------ size classes */
+
+/* The list a free block of `size` belongs in. */
+static void mapping_insert(uint32_t size, unsigned *fl, unsigned *sl)
+{
+    if (size < (1u << HEAP_FL_SHIFT)) {
+        *fl = 0;
+        *sl = size >> HEAP_ALIGN_SHIFT;
+    } else {
+        unsigned top = floor_log2_32(size);
+        *sl = (size >> (top - HEAP_SL_SHIFT)) ^ HEAP_SL_COUNT;
+        *fl = top - HEAP_FL_SHIFT + 1u;
+    }
+}
+
+/* The first list whose every block holds `size`: round size up to the next
+ * class boundary, so the head of any non-empty list found fits (good fit). */
+static void mapping_search(uint32_t size, unsigned *fl, unsigned *sl)
+{
+    if (size >= (1u << HEAP_FL_SHIFT)) {
+        size += (1u << (floor_log2_32(size) - HEAP_SL_SHIFT)) - 1u;
+    }
+    mapping_insert(size, fl, sl);
+}
+
+static struct heap_free_block *find_suitable(unsigned fl, unsigned sl)
+{
+    struct heap_state *h = &heap_state;
+
+    if (fl >= HEAP_FL_COUNT) {
+        return NULL;
+    }
+    uint32_t sl_map = h->sl_bitmap[fl] & (~0u << sl);
+    if (sl_map == 0) {
+        uint32_t fl_map = h->fl_bitmap & (~0u << (fl + 1u));
+        if (fl_map == 0) {
+            return NULL;
+        }
+        fl = (unsigned)__builtin_ctz(fl_map);
+        sl_map = h->sl_bitmap[fl];
+        MM_ASSERT(sl_map != 0);
+    }
+    sl = (unsigned)__builtin_ctz(sl_map);
+    return h->free_lists[fl][sl];
+}
+
+/* ------------------------------------------------------------ free lists */
+
+static void free_insert(struct heap_free_block *block)
+{
+    struct heap_state *h = &heap_state;
+    unsigned fl, sl;
+
+    MM_ASSERT(block->header.state == HEAP_BLOCK_FREE);
+    mapping_insert(block->header.size, &fl, &sl);
+    struct heap_free_block *head = h->free_lists[fl][sl];
+    block->next_free = head;
+    block->prev_free = NULL;
+    if (head != NULL) {
+        head->prev_free = block;
+    }
+    h->free_lists[fl][sl] = block;
+    h->sl_bitmap[fl] |= 1u << sl;
+    h->fl_bitmap |= 1u << fl;
+}
+
+static void free_remove(struct heap_free_block *block)
+{
+    struct heap_state *h = &heap_state;
+    unsigned fl, sl;
+
+    mapping_insert(block->header.size, &fl, &sl);
+    if (block->prev_free != NULL) {
+        block->prev_free->next_free = block->next_free;
+    } else {
+        MM_ASSERT(h->free_lists[fl][sl] == block);
+        h->free_lists[fl][sl] = block->next_free;
+    }
+    if (block->next_free != NULL) {
+        block->next_free->prev_free = block->prev_free;
+    }
+    if (h->free_lists[fl][sl] == NULL) {
+        h->sl_bitmap[fl] &= ~(1u << sl);
+        if (h->sl_bitmap[fl] == 0) {
+            h->fl_bitmap &= ~(1u << fl);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ chunks */
+
+static unsigned chunk_order(void) { return HEAP_CHUNK_SHIFT - (unsigned)floor_log2_32((uint32_t)pages_page_size()); }
+
+/* Takes one more chunk from the page allocator and makes it one free block. */
+static IOReturn chunk_add(void)
+{
+    struct heap_state *h = &heap_state;
+    phys_addr_t pa;
+
+    IOReturn ret = pages_alloc(chunk_order(), PAGE_OWNER_HEAP_CHUNK, &pa);
+    if (ret != kIOReturnSuccess) {
+        return ret;
+    }
+    struct heap_chunk *chunk = pages_pa_to_ptr(pa);
+    memset(chunk, 0, sizeof(*chunk));
+    chunk->magic = HEAP_CHUNK_MAGIC;
+    chunk->next = h->chunks;
+    chunk->prev = NULL;
+    if (h->chunks != NULL) {
+        h->chunks->prev = chunk;
+    }
+    h->chunks = chunk;
+    h->chunk_count++;
+
+    struct heap_block *block = chunk_first_block(chunk);
+    block_write(block, HEAP_CHUNK_USABLE, 0, 0, HEAP_BLOCK_FREE);
+    block_write(chunk_sentinel(chunk), HEAP_BLOCK_HEADER_SIZE, HEAP_CHUNK_USABLE, 0, HEAP_BLOCK_SENTINEL);
+    free_insert((struct heap_free_block *)(void *)block);
+    h->free_blocks++;
+    h->free_bytes += HEAP_CHUNK_USABLE;
+    return kIOReturnSuccess;
+}
+
+/*
+ * Gives an emptied chunk back. Assumptions:
+ *   - its only block is free and already out of the free lists;
+ *   - it is not the heap's last chunk (H6 keeps one to avoid a page
+ *     allocation on every alloc/free pair of an otherwise idle heap).
+ */
+static void chunk_release(struct heap_chunk *chunk)
+{
+    struct heap_state *h = &heap_state;
+
+    MM_ASSERT(h->chunk_count > 1);
+    MM_ASSERT(chunk_first_block(chunk)->size == HEAP_CHUNK_USABLE);
+    if (chunk->prev != NULL) {
+        chunk->prev->next = chunk->next;
+    } else {
+        h->chunks = chunk->next;
+    }
+    if (chunk->next != NULL) {
+        chunk->next->prev = chunk->prev;
+    }
+    h->chunk_count--;
+    h->free_blocks--;
+    h->free_bytes -= HEAP_CHUNK_USABLE;
+    chunk->magic = 0;
+    IOReturn ret = pages_free(pages_ptr_to_pa(chunk), PAGE_OWNER_HEAP_CHUNK);
+    MM_ASSERT(ret == kIOReturnSuccess);
+}
+
+/* The chunk holding a block, from the page allocator's byte for its page. */
+static struct heap_chunk *chunk_of(const struct heap_block *block)
+{
+    struct page_block holder;
+    bool found = pages_block_containing(pages_ptr_to_pa(block), &holder);
+    MM_ASSERT(found && page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK));
+    return pages_pa_to_ptr(holder.start);
+}
+
+/* ------------------------------------------------------------ init */
+
+IOReturn heap_init(void)
+{
+    struct heap_state *h = &heap_state;
+    uint64_t page_size = pages_page_size();
+
+    if (page_size == 0) {
+        return kIOReturnNotReady;
+    }
+    MM_ASSERT(page_size <= HEAP_CHUNK_SIZE);
+    memset(h, 0, sizeof(*h));
+    IOReturn ret = chunk_add();
+    if (ret != kIOReturnSuccess) {
+        memset(h, 0, sizeof(*h));
+        return ret;
+    }
+    h->initialized = 1;
+    return kIOReturnSuccess;
+}
+
+/* ------------------------------------------------------------ small blocks */
+
+/* Block size for a small request: header + request, aligned, at least the minimum. */
+static uint32_t small_block_size(size_t requested)
+{
+    uint32_t size = round_up_align((uint32_t)requested + HEAP_BLOCK_HEADER_SIZE);
+    return size < HEAP_MIN_BLOCK ? HEAP_MIN_BLOCK : size;
+}
+
+static void *small_alloc(size_t requested)
+{
+    struct heap_state *h = &heap_state;
+    uint32_t need = small_block_size(requested);
+    unsigned fl, sl;
+
+    mapping_search(need, &fl, &sl);
+    struct heap_free_block *found = find_suitable(fl, sl);
+    if (found == NULL) {
+        if (chunk_add() != kIOReturnSuccess) {
+            return NULL;
+        }
+        found = find_suitable(fl, sl);
+        MM_ASSERT(found != NULL); /* a fresh chunk holds any small block */
+    }
+    struct heap_block *block = &found->header;
+    MM_ASSERT(block_intact(block) && block->state == HEAP_BLOCK_FREE && block->size >= need);
+    free_remove(found);
+
+    /* Split off the tail when it can stand as a block of its own; it cannot
+     * have a free upper neighbour, since `block` was free (H2). */
+    uint32_t remainder = block->size - need;
+    if (remainder >= HEAP_MIN_BLOCK) {
+        struct heap_block *tail = (struct heap_block *)(void *)((uint8_t *)block + need);
+        block_write(tail, remainder, need, 0, HEAP_BLOCK_FREE);
+        block_set_prev_size(block_next(tail), remainder);
+        free_insert((struct heap_free_block *)(void *)tail);
+        block->size = need;
+        h->free_bytes -= need;
+    } else {
+        h->free_bytes -= block->size;
+        h->free_blocks--;
+    }
+    block_write(block, block->size, block->prev_size, (uint32_t)requested, HEAP_BLOCK_USED);
+
+    struct heap_chunk *chunk = chunk_of(block);
+    used_bit_set(chunk, granule_of(chunk, block), true);
+
+    h->used_blocks++;
+    h->used_bytes += requested;
+    return block_payload(block);
+}
+
+/*
+ * Frees a block that resolve() accepted. Assumptions:
+ *   - `block` is a used block of `chunk` with an intact header;
+ *   - its used_map bit is set.
+ */
+static void small_free(struct heap_chunk *chunk, struct heap_block *block)
+{
+    struct heap_state *h = &heap_state;
+
+    used_bit_set(chunk, granule_of(chunk, block), false);
+    h->used_blocks--;
+    h->used_bytes -= block->requested;
+    h->free_bytes += block->size;
+    h->free_blocks++;
+
+    uint32_t size = block->size;
+    struct heap_block *next = block_next(block);
+    MM_ASSERT(block_intact(next));
+    if (next->state == HEAP_BLOCK_FREE) {
+        free_remove((struct heap_free_block *)(void *)next);
+        size += next->size;
+        h->free_blocks--;
+    }
+    if (block->prev_size != 0) {
+        struct heap_block *prev = block_prev(block);
+        MM_ASSERT(block_intact(prev) && prev->size == block->prev_size);
+        if (prev->state == HEAP_BLOCK_FREE) {
+            free_remove((struct heap_free_block *)(void *)prev);
+            size += prev->size;
+            block = prev;
+            h->free_blocks--;
+        }
+    }
+    block_write(block, size, block->prev_size, 0, HEAP_BLOCK_FREE);
+    block_set_prev_size(block_next(block), size);
+
+    if (size == HEAP_CHUNK_USABLE && h->chunk_count > 1) {
+        chunk_release(chunk);
+    } else {
+        free_insert((struct heap_free_block *)(void *)block);
+    }
+}
+
+/* ------------------------------------------------------------ large blocks */
+
+/* Pages for a large block of `requested` bytes, or 0 when that overflows. */
+static uint64_t large_pages_for(uint64_t requested)
+{
+    uint64_t page_size = pages_page_size();
+    if (requested > UINT64_MAX - HEAP_BLOCK_HEADER_SIZE - (page_size - 1u)) {
+        return 0;
+    }
+    return (requested + HEAP_BLOCK_HEADER_SIZE + page_size - 1u) / page_size;
+}
+
+static void *large_alloc(size_t requested)
+{
+    struct heap_state *h = &heap_state;
+    uint64_t page_count = large_pages_for(requested);
+    phys_addr_t pa;
+
+    if (page_count == 0 || pages_alloc_contig(page_count, 0, PAGE_OWNER_HEAP_LARGE, &pa) != kIOReturnSuccess) {
+        return NULL;
+    }
+    struct heap_large_header *header = pages_pa_to_ptr(pa);
+    header->requested = requested;
+    header->magic = HEAP_LARGE_MAGIC;
+    header->check = large_check(header);
+    h->large_blocks++;
+    h->large_pages += page_count;
+    h->used_bytes += requested;
+    return header + 1;
+}
+
+static bool large_intact(const struct heap_large_header *header)
+{
+    return header->magic == HEAP_LARGE_MAGIC && header->check == large_check(header) &&
+           header->requested >= HEAP_LARGE_MIN;
+}
+
+/* ------------------------------------------------------------ lookup */
+
+/* What resolve() found: exactly one of the two block kinds. */
+struct resolved_block {
+    struct heap_chunk *chunk;          /* small: its chunk */
+    struct heap_block *block;          /* small: its header */
+    struct heap_large_header *large;   /* large: its header */
+    size_t requested;
+};
+
+/*
+ * Decides whether `ptr` is the start of a live block, trusting only the
+ * allocator's own metadata for the yes/no:
+ *   1. the page byte of the header address says which page block holds it
+ *      and who owns it (a heap chunk, a large block, or something else);
+ *   2. in a chunk, used_map says whether a used block starts exactly there;
+ *      for a large block, the pointer must be its page run start + 16;
+ *   3. only then is the header read, and its checksum must hold (a header
+ *      overwritten by a caller is reported, not followed).
+ * Every step is O(1). Pointers into the middle of a block fail step 2.
+ */
+static bool resolve(const void *ptr, struct resolved_block *out)
+{
+    uintptr_t addr = (uintptr_t)ptr;
+    struct page_block holder;
+
+    memset(out, 0, sizeof(*out));
+    if (!heap_state.initialized || addr % HEAP_ALIGN != 0 || addr < HEAP_BLOCK_HEADER_SIZE) {
+        return false;
+    }
+    uintptr_t header_addr = addr - HEAP_BLOCK_HEADER_SIZE;
+    if (!pages_block_containing(pa_init(header_addr), &holder)) {
+        return false;
+    }
+    if (page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK)) {
+        struct heap_chunk *chunk = pages_pa_to_ptr(holder.start);
+        struct heap_block *block = (struct heap_block *)header_addr;
+        if (holder.order != chunk_order() || chunk->magic != HEAP_CHUNK_MAGIC ||
+            !used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) ||
+            block->state != HEAP_BLOCK_USED) {
+            return false;
+        }
+        out->chunk = chunk;
+        out->block = block;
+        out->requested = block->requested;
+        return true;
+    }
+    if (page_state_is_owner(holder.state, PAGE_OWNER_HEAP_LARGE)) {
+        struct heap_large_header *large = (struct heap_large_header *)header_addr;
+        if (pa_addr(holder.start) != header_addr || !large_intact(large)) {
+            return false;
+        }
+        out->large = large;
+        out->requested = large->requested;
+        return true;
+    }
+    return false;
+}
+
+IOReturn heap_lookup(const void *ptr, size_t *requested)
+{
+    struct resolved_block found;
+
+    if (!resolve(ptr, &found)) {
+        return kIOReturnBadArgument;
+    }
+    if (requested != NULL) {
+        *requested = found.requested;
+    }
+    return kIOReturnSuccess;
+}
+
+/* ------------------------------------------------------------ IOLib.h */
+
+void *IOMalloc(size_t length)
+{
+    struct heap_state *h = &heap_state;
+
+    if (!h->initialized) {
+        return NULL;
+    }
+    void *ptr = length < HEAP_LARGE_MIN ? small_alloc(length) : large_alloc(length);
+    if (ptr != NULL) {
+        MM_ASSERT((uintptr_t)ptr % HEAP_ALIGN == 0);
+        h->allocs++;
+    }
+    return ptr;
+}
+
+void *IOMallocZero(size_t length)
+{
+    void *ptr = IOMalloc(length);
+    if (ptr != NULL) {
+        memset(ptr, 0, length);
+    }
+    return ptr;
+}
+
+IOReturn IOFreeChecked(void *address, size_t length)
+{
+    struct heap_state *h = &heap_state;
+    struct resolved_block found;
+
+    if (address == NULL) {
+        return kIOReturnSuccess;
+    }
+    if (!resolve(address, &found) || found.requested != length) {
+        return kIOReturnBadArgument;
+    }
+    if (found.block != NULL) {
+        small_free(found.chunk, found.block);
+    } else {
+        uint64_t page_count = large_pages_for(found.requested);
+        found.large->magic = 0; /* a stale copy of the pointer must not pass resolve() */
+        IOReturn ret = pages_free_contig(pages_ptr_to_pa(found.large), page_count, PAGE_OWNER_HEAP_LARGE);
+        MM_ASSERT(ret == kIOReturnSuccess);
+        h->large_blocks--;
+        h->large_pages -= page_count;
+        h->used_bytes -= found.requested;
+    }
+    h->frees++;
+    return kIOReturnSuccess;
+}
+
+void IOFree(void *address, size_t length) { (void)IOFreeChecked(address, length); }
+
+/* ------------------------------------------------------------ stats */
+
+void heap_stats(struct heap_stats *out)
+{
+    const struct heap_state *h = &heap_state;
+
+    out->used_bytes = h->used_bytes;
+    out->free_bytes = h->free_bytes;
+    out->used_blocks = h->used_blocks;
+    out->free_blocks = h->free_blocks;
+    out->large_blocks = h->large_blocks;
+    out->large_pages = h->large_pages;
+    out->chunks = h->chunk_count;
+    out->allocs = h->allocs;
+    out->frees = h->frees;
+}
+
+/* ------------------------------------------------------------ integrity */
+
+static IOReturn check_fail(struct heap_check_report *report, const char *error, const void *where)
+{
+    report->error = error;
+    report->error_address = (uint64_t)(uintptr_t)where;
+    return kIOReturnInternalError;
+}
+
+/* Walks one chunk block by block (H1, H2, H4, H5, H6). */
+static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *report)
+{
+    struct page_block holder;
+    uint64_t used_here = 0;
+
+    if (!pages_block_containing(pages_ptr_to_pa(chunk), &holder) ||
+        pa_addr(holder.start) != (uint64_t)(uintptr_t)chunk ||
+        !page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK) || holder.order != chunk_order()) {
+        return check_fail(report, "chunk is not a heap chunk block of the page allocator", chunk);
+    }
+    if (chunk->magic != HEAP_CHUNK_MAGIC) {
+        return check_fail(report, "chunk magic overwritten", chunk);
+    }
+
+    struct heap_block *sentinel = chunk_sentinel(chunk);
+    struct heap_block *block = chunk_first_block(chunk);
+    uint32_t prev_size = 0;
+    bool prev_free = false;
+    while (block != sentinel) {
+        if (!block_intact(block)) {
+            return check_fail(report, "block header checksum mismatch", block);
+        }
+        if (block->prev_size != prev_size) {
+            return check_fail(report, "boundary tag prev_size disagrees with the block below", block);
+        }
+        if (block->size < HEAP_MIN_BLOCK || block->size % HEAP_ALIGN != 0 ||
+            block->size > (uint32_t)((uint8_t *)sentinel - (uint8_t *)block)) {
+            return check_fail(report, "block size out of range", block);
+        }
+        bool used = block->state == HEAP_BLOCK_USED;
+        if (used != used_bit(chunk, granule_of(chunk, block))) {
+            return check_fail(report, "used_map disagrees with the block state", block);
+        }
+        if (used) {
+            if (block->requested > block->size - HEAP_BLOCK_HEADER_SIZE || block->requested >= HEAP_LARGE_MIN) {
+                return check_fail(report, "requested size does not fit the block", block);
+            }
+            used_here++;
+            report->blocks++;
+            report->used_bytes += block->requested;
+        } else if (block->state == HEAP_BLOCK_FREE) {
+            if (prev_free) {
+                return check_fail(report, "two neighbouring free blocks (not coalesced)", block);
+            }
+            if (block->requested != 0) {
+                return check_fail(report, "free block with a requested size", block);
+            }
+            report->free_blocks++;
+            report->free_bytes += block->size;
+        } else {
+            return check_fail(report, "block with an unknown state", block);
+        }
+        prev_free = !used;
+        prev_size = block->size;
+        block = block_next(block);
+    }
+    if (!block_intact(sentinel) || sentinel->state != HEAP_BLOCK_SENTINEL || sentinel->prev_size != prev_size) {
+        return check_fail(report, "chunk sentinel damaged", sentinel);
+    }
+    uint64_t bits = 0;
+    for (size_t word = 0; word < sizeof(chunk->used_map) / sizeof(chunk->used_map[0]); word++) {
+        bits += (uint64_t)__builtin_popcountll(chunk->used_map[word]);
+    }
+    if (bits != used_here) {
+        return check_fail(report, "used_map has bits where no used block starts", chunk);
+    }
+    if (used_here == 0 && heap_state.chunk_count > 1) {
+        return check_fail(report, "an empty chunk was kept although others exist", chunk);
+    }
+    return kIOReturnSuccess;
+}
+
+/* Checks the free lists and both bitmap levels against the blocks (H3). */
+static IOReturn check_free_lists(struct heap_check_report *report)
+{
+    const struct heap_state *h = &heap_state;
+    uint64_t listed = 0;
+
+    for (unsigned fl = 0; fl < HEAP_FL_COUNT; fl++) {
+        if (((h->fl_bitmap >> fl) & 1u) != (h->sl_bitmap[fl] != 0)) {
+            return check_fail(report, "fl_bitmap disagrees with sl_bitmap", &h->sl_bitmap[fl]);
+        }
+        for (unsigned sl = 0; sl < HEAP_SL_COUNT; sl++) {
+            const struct heap_free_block *prev = NULL;
+            const struct heap_free_block *entry = h->free_lists[fl][sl];
+            if (((h->sl_bitmap[fl] >> sl) & 1u) != (entry != NULL)) {
+                return check_fail(report, "sl_bitmap disagrees with the free list", &h->free_lists[fl][sl]);
+            }
+            for (; entry != NULL; prev = entry, entry = entry->next_free) {
+                struct page_block holder;
+                unsigned entry_fl, entry_sl;
+                if (listed++ == report->free_blocks) {
+                    return check_fail(report, "free lists hold more blocks than the chunks (or a cycle)", entry);
+                }
+                if (!pages_block_containing(pages_ptr_to_pa(entry), &holder) ||
+                    !page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK) ||
+                    !block_intact(&entry->header) || entry->header.state != HEAP_BLOCK_FREE) {
+                    return check_fail(report, "free list entry is not a free block", entry);
+                }
+                mapping_insert(entry->header.size, &entry_fl, &entry_sl);
+                if (entry_fl != fl || entry_sl != sl) {
+                    return check_fail(report, "free block in the wrong size class", entry);
+                }
+                if (entry->prev_free != prev) {
+                    return check_fail(report, "free list back link is wrong", entry);
+                }
+            }
+        }
+    }
+    if (listed != report->free_blocks) {
+        return check_fail(report, "free block missing from the free lists", NULL);
+    }
+    return kIOReturnSuccess;
+}
+
+/* Checks every large block, found through the page bytes. */
+static IOReturn check_large_blocks(struct heap_check_report *report)
+{
+    struct pages_stats pages;
+    struct page_block holder;
+
+    pages_stats(&pages);
+    phys_addr_t cursor = pa_init(pages.base);
+    while (pages_block_next(cursor, &holder)) {
+        cursor = pa_init(pa_addr(holder.start) + (pages.page_size << holder.order));
+        if (!page_state_is_owner(holder.state, PAGE_OWNER_HEAP_LARGE)) {
+            continue;
+        }
+        const struct heap_large_header *header = pages_pa_to_ptr(holder.start);
+        if (!large_intact(header)) {
+            return check_fail(report, "large block header damaged", header);
+        }
+        /* The run: this block and the continuation blocks right after it. */
+        uint64_t run_pages = UINT64_C(1) << holder.order;
+        struct page_block part;
+        while (pages_block_next(cursor, &part) && pa_addr(part.start) == pa_addr(cursor) &&
+               part.state == PAGE_STATE_CONTINUATION) {
+            run_pages += UINT64_C(1) << part.order;
+            cursor = pa_init(pa_addr(part.start) + (pages.page_size << part.order));
+        }
+        if (run_pages != large_pages_for(header->requested)) {
+            return check_fail(report, "large block size disagrees with its pages", header);
+        }
+        report->large_blocks++;
+        report->blocks++;
+        report->used_bytes += header->requested;
+    }
+    return kIOReturnSuccess;
+}
+
+IOReturn heap_check(struct heap_check_report *report)
+{
+    const struct heap_state *h = &heap_state;
+    IOReturn ret;
+
+    memset(report, 0, sizeof(*report));
+    if (!h->initialized) {
+        report->error = "heap not initialized";
+        return kIOReturnInternalError;
+    }
+    const struct heap_chunk *prev = NULL;
+    for (struct heap_chunk *chunk = h->chunks; chunk != NULL; prev = chunk, chunk = chunk->next) {
+        if (report->chunks++ == h->chunk_count) {
+            return check_fail(report, "chunk list longer than chunk_count (or a cycle)", chunk);
+        }
+        if (chunk->prev != prev) {
+            return check_fail(report, "chunk list back link is wrong", chunk);
+        }
+        ret = check_chunk(chunk, report);
+        if (ret != kIOReturnSuccess) {
+            return ret;
+        }
+    }
+    if (report->chunks != h->chunk_count || report->chunks == 0) {
+        return check_fail(report, "chunk_count disagrees with the chunk list", h->chunks);
+    }
+    ret = check_free_lists(report);
+    if (ret != kIOReturnSuccess) {
+        return ret;
+    }
+    ret = check_large_blocks(report);
+    if (ret != kIOReturnSuccess) {
+        return ret;
+    }
+    if (report->blocks != h->used_blocks + h->large_blocks || report->used_bytes != h->used_bytes ||
+        report->free_blocks != h->free_blocks || report->free_bytes != h->free_bytes ||
+        report->large_blocks != h->large_blocks) {
+        return check_fail(report, "heap counters disagree with the walk", h);
+    }
+    return kIOReturnSuccess;
+}
+
+/* ------------------------------------------------------------ host benchmark */
+
+#ifdef IOMEM_HOST
+#define HEAP_BENCH_SLOTS 64u
+
+/* xorshift32: a cheap deterministic sequence, so runs are comparable. */
+static uint32_t bench_next(uint32_t *state)
+{
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *state = x;
+    return x;
+}
+
+uint64_t heap_bench(uint32_t operations, uint32_t seed, uint32_t max_request)
+{
+    void *slots[HEAP_BENCH_SLOTS] = { NULL };
+    size_t sizes[HEAP_BENCH_SLOTS] = { 0 };
+    uint32_t state = seed != 0 ? seed : 1u;
+    uint64_t failures = 0;
+
+    for (uint32_t op = 0; op < operations; op++) {
+        uint32_t slot = bench_next(&state) % HEAP_BENCH_SLOTS;
+        if (slots[slot] != NULL) {
+            IOFree(slots[slot], sizes[slot]);
+            slots[slot] = NULL;
+        } else {
+            sizes[slot] = (size_t)(bench_next(&state) % ((uint64_t)max_request + 1u));
+            slots[slot] = IOMalloc(sizes[slot]);
+            failures += slots[slot] == NULL;
+        }
+    }
+    for (uint32_t slot = 0; slot < HEAP_BENCH_SLOTS; slot++) {
+        IOFree(slots[slot], sizes[slot]);
+    }
+    return failures;
+}
+#endif

@@ -1,0 +1,205 @@
+/*
+ * heap.h - the general heap behind IOMalloc/IOFree: a TLSF (two-level
+ * segregated fit) allocator over chunks taken from the page allocator, plus
+ * whole-page "large" blocks. The DriverKit-facing calls are in IOLib.h; this
+ * header has the heap's own interface (init, stats, check) and the layout of
+ * its state for outside decoders. docs/allocators.md explains the design.
+ *
+ * Layout, every structure below being plain C described by the ELF's DWARF:
+ *
+ *   heap_state (global, struct heap_state)
+ *     .chunks --> struct heap_chunk (HEAP_CHUNK_SIZE bytes, aligned to its size,
+ *                 a PAGE_OWNER_HEAP_CHUNK block of the page allocator)
+ *       +0                  chunk header (magic, list links, used_map)
+ *       +HEAP_CHUNK_FIRST   first block: struct heap_block header, then payload
+ *       ...                 blocks follow each other: next = block + size
+ *       +HEAP_CHUNK_SIZE-16 sentinel header (state HEAP_BLOCK_SENTINEL)
+ *     .free_lists[fl][sl] --> struct heap_free_block (doubly linked)
+ *
+ *   A large block (request >= HEAP_LARGE_MIN) is a pages_alloc_contig() run
+ *   owned by PAGE_OWNER_HEAP_LARGE; it begins with struct heap_large_header
+ *   and the caller's pointer is run start + 16. Decoders find them by walking
+ *   the page allocator's bytes (pages.h).
+ *
+ * Single CPU, no calls from interrupt handlers: there is no lock.
+ */
+#ifndef IOMEM_MM_HEAP_H
+#define IOMEM_MM_HEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "IOReturn.h"
+
+/* ------------------------------------------------------------ geometry */
+
+#define HEAP_ALIGN_SHIFT 4u
+#define HEAP_ALIGN (1u << HEAP_ALIGN_SHIFT) /* every pointer IOMalloc returns */
+#define HEAP_BLOCK_HEADER_SIZE 16u
+/* Smallest block: a header plus room for the two free-list links. */
+#define HEAP_MIN_BLOCK 32u
+
+/* Second level: 32 lists per power of two, so a block found by the rounded
+ * search wastes at most 1/32 (3.1 %) of its size. */
+#define HEAP_SL_SHIFT 5u
+#define HEAP_SL_COUNT (1u << HEAP_SL_SHIFT)
+/* Below 2^HEAP_FL_SHIFT = 512 bytes the classes are linear, 16 bytes apart. */
+#define HEAP_FL_SHIFT (HEAP_SL_SHIFT + HEAP_ALIGN_SHIFT)
+
+/* Chunks: 256 KiB, a whole number of pages for every granule (<= 64 KiB). */
+#define HEAP_CHUNK_SHIFT 18u
+#define HEAP_CHUNK_SIZE (UINT32_C(1) << HEAP_CHUNK_SHIFT)
+#define HEAP_CHUNK_GRANULES (HEAP_CHUNK_SIZE / HEAP_ALIGN)
+/* First-level classes: fl 0 is [0, 512), fl i is [2^(i+8), 2^(i+9)). */
+#define HEAP_FL_COUNT (HEAP_CHUNK_SHIFT - HEAP_FL_SHIFT + 1u)
+
+/* Requests of at least this many bytes skip the chunks and get whole pages. */
+#define HEAP_LARGE_MIN (UINT64_C(64) * 1024u)
+
+/* ------------------------------------------------------------ blocks */
+
+/* enum heap_block_state values: unlikely bit patterns, so stray data rarely
+ * looks like a header even before the checksum is tested. */
+enum heap_block_state {
+    HEAP_BLOCK_FREE = 0xF4EE,
+    HEAP_BLOCK_USED = 0xA110,
+    HEAP_BLOCK_SENTINEL = 0x5E47, /* the header that closes a chunk */
+};
+
+/*
+ * The header in front of every block in a chunk: 16 bytes, the block's whole
+ * metadata (there is no footer). `prev_size` is the boundary tag that lets a
+ * free find its lower neighbour in O(1); it is kept valid for every block.
+ */
+struct heap_block {
+    uint32_t size;      /* whole block in bytes, header included: multiple of 16, >= 32 */
+    uint32_t prev_size; /* size of the block just below; 0 for a chunk's first block */
+    uint32_t requested; /* the caller's length for a used block, 0 otherwise */
+    uint16_t state;     /* enum heap_block_state */
+    uint16_t check;     /* checksum of the fields above and the header's address */
+};
+_Static_assert(sizeof(struct heap_block) == HEAP_BLOCK_HEADER_SIZE, "16-byte block header");
+
+/* A free block: the header, then the free-list links in the first 16 bytes
+ * of what was the payload. */
+struct heap_free_block {
+    struct heap_block header;
+    struct heap_free_block *next_free;
+    struct heap_free_block *prev_free;
+};
+_Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block fits the minimum");
+
+/* "IOMCHUNK" and "LARG" as they read in a little-endian memory dump. */
+#define HEAP_CHUNK_MAGIC UINT64_C(0x4b4e5548434d4f49)
+#define HEAP_LARGE_MAGIC UINT32_C(0x4752414c)
+
+/* The head of a chunk. used_map has one bit per 16-byte granule of the chunk:
+ * bit g is set exactly when a used block's header starts at chunk + 16 g.
+ * It is what makes IOFree's "is this a live block?" answer independent of
+ * anything stored in the block itself. */
+struct heap_chunk {
+    uint64_t magic;            /* HEAP_CHUNK_MAGIC */
+    struct heap_chunk *next;   /* heap_state.chunks list */
+    struct heap_chunk *prev;
+    uint64_t used_map[HEAP_CHUNK_GRANULES / 64u];
+};
+
+/* Offset of a chunk's first block: the header rounded up to the alignment. */
+#define HEAP_CHUNK_FIRST \
+    ((uint32_t)((sizeof(struct heap_chunk) + HEAP_ALIGN - 1u) & ~(size_t)(HEAP_ALIGN - 1u)))
+/* Bytes of the single free block of an empty chunk. */
+#define HEAP_CHUNK_USABLE (HEAP_CHUNK_SIZE - HEAP_CHUNK_FIRST - HEAP_BLOCK_HEADER_SIZE)
+
+/* The 16 bytes at the start of a large block's page run. */
+struct heap_large_header {
+    uint64_t requested; /* the caller's length */
+    uint32_t magic;     /* HEAP_LARGE_MAGIC */
+    uint32_t check;     /* checksum of requested and the header's address */
+};
+_Static_assert(sizeof(struct heap_large_header) == HEAP_BLOCK_HEADER_SIZE, "16-byte large header");
+
+/* ------------------------------------------------------------ state */
+
+/*
+ * The whole heap state: one instance, `heap_state`, defined in heap.c. External
+ * linkage only so that the harness (ELF symbol + DWARF) and the host tests can
+ * read it; C code uses the functions. Counters cover successful calls only.
+ */
+struct heap_state {
+    uint32_t initialized;
+    uint32_t fl_bitmap;                 /* bit fl set <=> sl_bitmap[fl] != 0 */
+    uint32_t sl_bitmap[HEAP_FL_COUNT];  /* bit sl set <=> free_lists[fl][sl] != NULL */
+    struct heap_free_block *free_lists[HEAP_FL_COUNT][HEAP_SL_COUNT];
+    struct heap_chunk *chunks;          /* every chunk the heap holds */
+    uint64_t chunk_count;
+    uint64_t used_bytes;   /* sum of the requested sizes of live blocks, small and large */
+    uint64_t used_blocks;  /* live blocks in chunks */
+    uint64_t free_bytes;   /* sum of the sizes (headers included) of free blocks */
+    uint64_t free_blocks;  /* free blocks in chunks */
+    uint64_t large_blocks; /* live large blocks */
+    uint64_t large_pages;  /* pages held by them */
+    uint64_t allocs;       /* successful IOMalloc/IOMallocZero calls */
+    uint64_t frees;        /* successful IOFree calls on a non-NULL pointer */
+};
+
+extern struct heap_state heap_state;
+
+/* ------------------------------------------------------------ API */
+
+/*
+ * Resets the heap and takes its first chunk. Call after pages_init(); calling
+ * it again forgets every earlier block (host tests start over this way).
+ * Returns kIOReturnSuccess, kIOReturnNoMemory (no free chunk-sized block),
+ * kIOReturnNotReady (the page allocator is not initialized).
+ */
+IOReturn heap_init(void);
+
+/*
+ * Whether `ptr` is the start of a live block, and its requested size. O(1);
+ * never trusts bytes the caller could have written (see docs/allocators.md).
+ * Returns kIOReturnSuccess or kIOReturnBadArgument.
+ */
+IOReturn heap_lookup(const void *ptr, size_t *requested);
+
+struct heap_stats {
+    uint64_t used_bytes;
+    uint64_t free_bytes;
+    uint64_t used_blocks;   /* small live blocks */
+    uint64_t free_blocks;
+    uint64_t large_blocks;
+    uint64_t large_pages;
+    uint64_t chunks;
+    uint64_t allocs;
+    uint64_t frees;
+};
+void heap_stats(struct heap_stats *out);
+
+struct heap_check_report {
+    uint64_t blocks;        /* live blocks, small and large */
+    uint64_t used_bytes;    /* sum of their requested sizes */
+    uint64_t free_blocks;
+    uint64_t free_bytes;
+    uint64_t large_blocks;
+    uint64_t chunks;
+    const char *error;      /* NULL when consistent, else the first problem found */
+    uint64_t error_address; /* the header or structure where it was found */
+};
+
+/*
+ * Walks every chunk block by block, every free list and every large block,
+ * and checks them against each other and against the counters. Returns
+ * kIOReturnSuccess, or kIOReturnInternalError with report->error set.
+ */
+IOReturn heap_check(struct heap_check_report *report);
+
+#ifdef IOMEM_HOST
+/*
+ * Host-only benchmark workload: `operations` random alloc/free steps over 64
+ * slots, request sizes uniform in [0, max_request], deterministic for a seed.
+ * Everything is freed at the end. Returns the number of failed allocations.
+ */
+uint64_t heap_bench(uint32_t operations, uint32_t seed, uint32_t max_request);
+#endif
+
+#endif /* IOMEM_MM_HEAP_H */
