@@ -228,6 +228,7 @@ class GdbStub:
         self.registers: dict[str, Register] = {}
         self.stop_replies: list[bytes] = []
         self.xml_files: dict[str, bytes] = {}
+        self._phys_mode = False
 
     # ---- basic exchange
     def request(self, payload: bytes | str, *, timeout: float | None = None) -> bytes:
@@ -326,6 +327,32 @@ class GdbStub:
             values[reg.name] = int.from_bytes(raw[offset:offset + size], "little")
             offset += size
         return values
+
+    # ---- memory
+    def set_physical_memory_mode(self, physical: bool) -> None:
+        """QEMU extension ``Qqemu.PhyMemMode``: make ``m`` read guest-physical addresses
+        (1) or virtual ones through the vCPU's current MMU (0)."""
+        if self._phys_mode == physical:
+            return
+        if physical and b"PhyMemMode" not in self.request(b"qqemu.Supported").split(b";"):
+            raise GdbStubError("this gdbstub has no qemu.PhyMemMode: cannot read physical memory")
+        if self.request(f"Qqemu.PhyMemMode:{int(physical)}") != b"OK":
+            raise GdbStubError("gdbstub refused Qqemu.PhyMemMode")
+        self._phys_mode = physical
+
+    def read_memory(self, addr: int, length: int, *, physical: bool = True) -> bytes:
+        """``m`` reads, in packet-sized chunks. The VM must be stopped (see :meth:`stopped`).
+        Physical by default: a virtual read goes through the very tables being checked."""
+        self.set_physical_memory_mode(physical)
+        data = bytearray()
+        step = max(16, (self.packet_size - 8) // 2)
+        while len(data) < length:
+            n = min(step, length - len(data))
+            reply = self.request(f"m{addr + len(data):x},{n:x}")
+            if not reply or reply[:1] == b"E":
+                raise GdbStubError(f"reading {n} bytes at {addr + len(data):#x} failed: {reply[:20]!r}")
+            data += bytes.fromhex(reply.decode())
+        return bytes(data)
 
     # ---- run control
     def halt(self) -> bool:
