@@ -7,6 +7,7 @@ then cover the space the hand-written ones cannot.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
@@ -519,3 +520,18 @@ def test_builder_roundtrip(layout: tuple[Ram, Regime, list[Half]], rnd: random.R
         probe = half.window + rnd.randrange(1 << half.va_bits)
         if not any(leaf.va <= probe < leaf.va + leaf.size for leaf in half.leaves):
             assert isinstance(walker.walk(probe), Fault)
+
+
+def test_ten_thousand_pages_each_table_read_once() -> None:
+    ram = Ram(RAM)
+    half = Half(ram, 4096, 48)
+    for i in range(10_000):
+        half.map(0x1000_0000 + i * 4096, 0x8000_0000 + i * 4096, 3, leaf_attrs(attr_index=i % 8))
+    tables = (len(ram.mem) - 4096) // 4096 + 1
+    walker = PageWalker(ram.read, regime(ttbr0=half.root, tcr_el1=tcr(t0=(4096, 48))))
+    leaves = list(walker.iter_mappings())
+    assert [t.va for t in leaves] == [0x1000_0000 + i * 4096 for i in range(10_000)]
+    assert walker.tables_read == ram.reads == tables
+    for t in leaves[::97]:
+        assert walker.walk(t.va + 1) == dataclasses.replace(t, va=t.va + 1, pa=t.pa + 1)
+    assert ram.reads == tables
