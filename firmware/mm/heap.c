@@ -11,9 +11,11 @@
  *       bitmaps say which lists are non-empty.
  *   H4. used_map has a bit exactly at the headers of used blocks.
  *   H5. Every header's check matches its fields and address.
- *   H6. A chunk that is entirely free is the heap's only chunk: emptied chunks
- *       go back to the page allocator at once, so freeing everything allocated
- *       since some moment restores that moment's heap and page statistics.
+ *   H6. Only the home chunk (the one heap_init took) may be entirely free:
+ *       any other chunk goes back to the page allocator the moment it empties.
+ *       The set of chunks is then a function of the live blocks, so freeing
+ *       everything allocated since some moment restores that moment's heap
+ *       and page-allocator state exactly (not just the byte counts).
  * Allocation and free do a bounded amount of work: bit scans on the two
  * bitmap levels, never a walk along a free list.
  */
@@ -251,14 +253,14 @@ static IOReturn chunk_add(void)
 /*
  * Gives an emptied chunk back. Assumptions:
  *   - its only block is free and already out of the free lists;
- *   - it is not the heap's last chunk (H6 keeps one to avoid a page
- *     allocation on every alloc/free pair of an otherwise idle heap).
+ *   - it is not the home chunk (H6: keeping that one spares an otherwise
+ *     idle heap a page allocation on every alloc/free pair).
  */
 static void chunk_release(struct heap_chunk *chunk)
 {
     struct heap_state *h = &heap_state;
 
-    MM_ASSERT(h->chunk_count > 1);
+    MM_ASSERT(chunk != h->home_chunk);
     MM_ASSERT(chunk_first_block(chunk)->size == HEAP_CHUNK_USABLE);
     if (chunk->prev != NULL) {
         chunk->prev->next = chunk->next;
@@ -302,6 +304,7 @@ IOReturn heap_init(void)
         memset(h, 0, sizeof(*h));
         return ret;
     }
+    h->home_chunk = h->chunks;
     h->initialized = 1;
     return kIOReturnSuccess;
 }
@@ -394,7 +397,7 @@ static void small_free(struct heap_chunk *chunk, struct heap_block *block)
     block_write(block, size, block->prev_size, 0, HEAP_BLOCK_FREE);
     block_set_prev_size(block_next(block), size);
 
-    if (size == HEAP_CHUNK_USABLE && h->chunk_count > 1) {
+    if (size == HEAP_CHUNK_USABLE && chunk != h->home_chunk) {
         chunk_release(chunk);
     } else {
         free_insert((struct heap_free_block *)(void *)block);
@@ -657,8 +660,8 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
     if (bits != used_here) {
         return check_fail(report, "used_map has bits where no used block starts", chunk);
     }
-    if (used_here == 0 && heap_state.chunk_count > 1) {
-        return check_fail(report, "an empty chunk was kept although others exist", chunk);
+    if (used_here == 0 && chunk != heap_state.home_chunk) {
+        return check_fail(report, "an empty chunk other than the home chunk was kept", chunk);
     }
     return kIOReturnSuccess;
 }

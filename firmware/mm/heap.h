@@ -132,6 +132,7 @@ struct heap_state {
     uint32_t sl_bitmap[HEAP_FL_COUNT];  /* bit sl set <=> free_lists[fl][sl] != NULL */
     struct heap_free_block *free_lists[HEAP_FL_COUNT][HEAP_SL_COUNT];
     struct heap_chunk *chunks;          /* every chunk the heap holds */
+    struct heap_chunk *home_chunk;      /* taken by heap_init, never given back */
     uint64_t chunk_count;
     uint64_t used_bytes;   /* sum of the requested sizes of live blocks, small and large */
     uint64_t used_blocks;  /* live blocks in chunks */

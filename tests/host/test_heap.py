@@ -1,0 +1,680 @@
+"""IOMalloc / IOMallocZero / IOFree and the IONew family (driverkit-memory.md §1-§5) on the host.
+
+The heap (firmware/mm/heap.c) runs on a host buffer through ctypes; every C-level
+observable of the spec's checks is tested here, and a Hypothesis state machine drives
+random alloc/zalloc/free/bad-free sequences against a Python model of the live blocks.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import random
+from collections.abc import Iterator
+
+import pytest
+from hostlib import (
+    HEAP_ALIGN,
+    HEAP_BLOCK_FREE,
+    HEAP_BLOCK_HEADER_SIZE,
+    HEAP_BLOCK_SENTINEL,
+    HEAP_BLOCK_USED,
+    HEAP_CHUNK_MAGIC,
+    HEAP_CHUNK_SIZE,
+    HEAP_FL_SHIFT,
+    HEAP_LARGE_MAGIC,
+    HEAP_LARGE_MIN,
+    HEAP_MIN_BLOCK,
+    HEAP_SL_SHIFT,
+    LIB_PATH,
+    PAGE_OWNER_HEAP_LARGE,
+    PAGE_STATE_CONTINUATION,
+    PAGE_STATE_OWNED,
+    Arena,
+    HeapBlock,
+    PageAllocator,
+    compile_shim,
+    kIOReturnBadArgument,
+    kIOReturnSuccess,
+    load,
+)
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+
+MiB = 1024 * 1024
+CHUNK_USABLE_OFFSET = 2080  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
+
+
+def block_size(requested: int) -> int:
+    """The block a small request takes: header + request, 16-aligned, at least the minimum."""
+    return max(HEAP_MIN_BLOCK, (requested + HEAP_BLOCK_HEADER_SIZE + HEAP_ALIGN - 1) & ~(HEAP_ALIGN - 1))
+
+
+def class_starts() -> list[int]:
+    """The lower bound of every TLSF size class up to the large threshold."""
+    starts = list(range(0, 1 << HEAP_FL_SHIFT, HEAP_ALIGN))
+    for top in range(HEAP_FL_SHIFT, 17):
+        step = 1 << (top - HEAP_SL_SHIFT)
+        starts += [(1 << top) + i * step for i in range(1 << HEAP_SL_SHIFT)]
+    return starts
+
+
+@pytest.fixture
+def arena() -> Arena:
+    return Arena(8 * MiB, 4096)
+
+
+def counters(arena: Arena) -> tuple[int, int]:
+    stats = arena.heap_stats()
+    return stats["allocs"], stats["frees"]
+
+
+# ------------------------------------------------------------------ init
+
+
+def test_init_needs_the_page_allocator() -> None:
+    lib = load()
+    state = PageAllocator.in_dll(lib, "pages_state")
+    saved = state.initialized
+    state.initialized = 0
+    try:
+        assert lib.heap_init() != kIOReturnSuccess
+    finally:
+        state.initialized = saved
+
+
+@pytest.mark.parametrize("page_size", [4096, 16384, 65536])
+def test_fresh_heap_is_one_free_chunk(page_size: int) -> None:
+    arena = Arena(4 * MiB, page_size)
+    stats = arena.heap_stats()
+    assert stats["chunks"] == 1
+    assert stats["free_blocks"] == 1
+    assert stats["free_bytes"] == HEAP_CHUNK_SIZE - CHUNK_USABLE_OFFSET - HEAP_BLOCK_HEADER_SIZE
+    assert stats["used_bytes"] == stats["used_blocks"] == stats["allocs"] == stats["frees"] == 0
+    arena.check_all()
+    pointer = arena.malloc(HEAP_LARGE_MIN)
+    assert pointer % page_size == HEAP_BLOCK_HEADER_SIZE  # large blocks: page run + 16
+    assert arena.free(pointer, HEAP_LARGE_MIN) == kIOReturnSuccess
+
+
+# ------------------------------------------------------------------ §1 IOMalloc / IOMallocZero
+
+
+def test_pointers_are_16_aligned_writable_and_disjoint(arena: Arena) -> None:
+    sizes = [0, 1, 15, 16, 17, 31, 32, 33, 100, 1000, 4095, 4096, 65535, 65536, 100000, 300000]
+    blocks = []
+    for index, size in enumerate(sizes):
+        pointer = arena.malloc(size)
+        assert pointer != 0 and pointer % 16 == 0
+        arena.fill(pointer, index + 1, size)
+        blocks.append((pointer, size, index + 1))
+    spans = sorted((p, p + max(s, 1)) for p, s, _ in blocks)
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+    for pointer, size, byte in blocks:
+        assert arena.read(pointer, size) == bytes([byte]) * size
+        assert arena.lookup(pointer) == size
+    arena.check_all()
+
+
+@pytest.mark.parametrize("size", [8, 200, 5000, 65535, 65536, 200000])
+def test_zalloc_is_zero_after_dirty_reuse(arena: Arena, size: int) -> None:
+    pointer = arena.malloc(size)
+    arena.fill(pointer, 0xAA, size)
+    assert arena.free(pointer, size) == kIOReturnSuccess
+    again = arena.zalloc(size)
+    assert again == pointer  # the same memory came back, so the zeroing is what is tested
+    assert arena.read(again, size) == bytes(size)
+    arena.check_all()
+
+
+def test_malloc_zero_gives_unique_minimum_blocks(arena: Arena) -> None:
+    first, second = arena.malloc(0), arena.malloc(0)
+    assert first and second and first != second
+    assert first % 16 == 0 and second % 16 == 0
+    assert abs(first - second) >= HEAP_MIN_BLOCK
+    assert arena.lookup(first) == 0
+    assert arena.free(second, 1) == kIOReturnBadArgument
+    assert arena.free(first, 0) == kIOReturnSuccess
+    assert arena.free(second, 0) == kIOReturnSuccess
+    arena.check_all()
+
+
+@pytest.mark.parametrize(
+    "size",
+    [2**64 - 1, 2**64 - 16, 2**64 - 17, 2**64 - 4096, 2**64 - 4113, 2**63, 2**40, 64 * MiB],
+)
+def test_huge_sizes_return_null_and_change_nothing(arena: Arena, size: int) -> None:
+    before = arena.heap_stats()
+    assert arena.malloc(size) == 0
+    assert arena.zalloc(size) == 0
+    assert arena.heap_stats() == before
+    arena.check_all()
+
+
+def test_small_block_sizes_at_every_class_boundary(arena: Arena) -> None:
+    requests = {0, HEAP_LARGE_MIN - 1}
+    for start in class_starts():
+        for delta in (-17, -16, -15, -1, 0, 1, 15, 16, 17):
+            request = start - HEAP_BLOCK_HEADER_SIZE + delta
+            if 0 <= request < HEAP_LARGE_MIN:
+                requests.add(request)
+    baseline = arena.snapshot()
+    for request in sorted(requests):
+        free_before = arena.heap_stats()["free_bytes"]
+        pointer = arena.malloc(request)
+        assert pointer % 16 == 0
+        assert arena.heap_stats()["free_bytes"] == free_before - block_size(request), request
+        assert arena.lookup(pointer) == request
+        arena.fill(pointer, 0x5A, request)
+        assert arena.free(pointer, request) == kIOReturnSuccess
+        assert arena.snapshot() == baseline, request
+    arena.check_all()
+
+
+def test_large_threshold(arena: Arena) -> None:
+    small = arena.malloc(HEAP_LARGE_MIN - 1)
+    stats = arena.heap_stats()
+    assert stats["large_blocks"] == 0 and stats["used_blocks"] == 1
+    large = arena.malloc(HEAP_LARGE_MIN)
+    stats = arena.heap_stats()
+    assert stats["large_blocks"] == 1
+    assert stats["large_pages"] == (HEAP_LARGE_MIN + HEAP_BLOCK_HEADER_SIZE + 4095) // 4096
+    assert arena.free(small, HEAP_LARGE_MIN - 1) == kIOReturnSuccess
+    assert arena.free(large, HEAP_LARGE_MIN) == kIOReturnSuccess
+    arena.check_all()
+
+
+@pytest.mark.parametrize("request_size", list(range(0, 512, 16)))
+def test_a_freed_small_block_is_reused_for_the_same_size(arena: Arena, request_size: int) -> None:
+    # Below 512 bytes every class is exact, so the good-fit search finds the block just freed.
+    first = arena.malloc(request_size)
+    guard = arena.malloc(16)  # keeps the freed block from merging with the free tail
+    assert arena.free(first, request_size) == kIOReturnSuccess
+    assert arena.malloc(request_size) == first
+    assert arena.free(guard, 16) == kIOReturnSuccess
+
+
+# ------------------------------------------------------------------ §2 IOFree
+
+
+def test_free_restores_usage_and_counts(arena: Arena) -> None:
+    baseline = arena.snapshot()
+    allocs, frees = counters(arena)
+    pointer = arena.malloc(100)
+    assert arena.heap_stats()["used_bytes"] == 100
+    assert arena.free(pointer, 100) == kIOReturnSuccess
+    assert arena.snapshot() == baseline
+    assert counters(arena) == (allocs + 1, frees + 1)
+
+
+@pytest.mark.parametrize("size", [0, 24, 100, 4000, 65535, 65536, 200000])
+def test_wrong_size_and_double_free_are_rejected_and_change_nothing(arena: Arena, size: int) -> None:
+    pointer = arena.malloc(size)
+    arena.fill(pointer, 0x11, size)
+    before = arena.heap_stats()
+    for wrong in {size + 1, size - 1, size + 16, 0, 2**64 - 1} - {size}:
+        if wrong >= 0:
+            assert arena.free(pointer, wrong) == kIOReturnBadArgument
+    assert arena.heap_stats() == before
+    assert arena.read(pointer, size) == b"\x11" * size
+    arena.check_all()
+    assert arena.free(pointer, size) == kIOReturnSuccess
+    after = arena.heap_stats()
+    assert arena.free(pointer, size) == kIOReturnBadArgument
+    assert arena.heap_stats() == after
+    arena.check_all()
+
+
+def test_free_null_is_a_no_op(arena: Arena) -> None:
+    before = arena.heap_stats()
+    for size in (0, 16, 2**64 - 1):
+        assert arena.free(0, size) == kIOReturnSuccess
+    assert arena.heap_stats() == before
+
+
+def test_pointers_into_a_small_block_are_rejected(arena: Arena) -> None:
+    pointer = arena.malloc(256)
+    neighbour = arena.malloc(256)
+    before = arena.heap_stats()
+    for offset in (1, 8, 16, 32, 128, 240, 256):
+        for size in (256, 256 - offset, 0):
+            assert arena.free(pointer + offset, size) == kIOReturnBadArgument
+    assert arena.free(pointer - 16, 256) == kIOReturnBadArgument  # the header itself
+    # A perfect copy of a live header planted inside the block does not make a block start.
+    header = arena.read(pointer - HEAP_BLOCK_HEADER_SIZE, HEAP_BLOCK_HEADER_SIZE)
+    arena.write(pointer + 48, header)
+    assert arena.free(pointer + 64, 256) == kIOReturnBadArgument
+    assert arena.heap_stats() == before
+    arena.check_all()
+    assert arena.free(neighbour, 256) == kIOReturnSuccess
+    assert arena.free(pointer, 256) == kIOReturnSuccess
+
+
+def test_pointers_into_a_large_block_are_rejected(arena: Arena) -> None:
+    size = 49 * 4096  # a run of 32 + 16 + 2 pages once the header is counted
+    pointer = arena.malloc(size)
+    run = pointer - HEAP_BLOCK_HEADER_SIZE
+    header = arena.read(run, HEAP_BLOCK_HEADER_SIZE)
+    before = arena.heap_stats()
+    for page in (1, 31, 32, 40, 48, 49):
+        plant = run + page * 4096
+        arena.write(plant, header)
+        assert arena.free(plant + HEAP_BLOCK_HEADER_SIZE, size) == kIOReturnBadArgument
+    assert arena.free(pointer + 16, size) == kIOReturnBadArgument
+    assert arena.heap_stats() == before
+    arena.check_all()
+    assert arena.free(pointer, size) == kIOReturnSuccess
+    arena.check_all()
+
+
+def test_pointers_outside_any_block_are_rejected(arena: Arena) -> None:
+    outside = ctypes.create_string_buffer(64)
+    state = Arena.state()
+    chunk = arena.malloc(16) & ~(HEAP_CHUNK_SIZE - 1)
+    before = arena.heap_stats()
+    for address in (
+        (ctypes.addressof(outside) + 15) & ~15,  # not in the page range at all
+        16,
+        state.base + 16,  # the page allocator's metadata
+        chunk + 16,  # the chunk header
+        chunk + HEAP_CHUNK_SIZE - 16 + 16,  # past the sentinel
+        chunk + CHUNK_USABLE_OFFSET + 16 + 4096,  # inside the free tail block
+    ):
+        assert arena.free(address, 16) == kIOReturnBadArgument
+        assert arena.lookup(address) is None
+    assert arena.heap_stats() == before
+    arena.check_all()
+
+
+def test_a_damaged_header_is_reported_not_followed(arena: Arena) -> None:
+    pointer = arena.malloc(64)
+    header = HeapBlock.from_address(pointer - HEAP_BLOCK_HEADER_SIZE)
+    header.requested = 65  # as an overflow from the block below would
+    assert arena.free(pointer, 65) == kIOReturnBadArgument
+    assert arena.free(pointer, 64) == kIOReturnBadArgument
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "block header checksum mismatch"
+    assert result.where == pointer - HEAP_BLOCK_HEADER_SIZE
+    header.requested = 64
+    arena.check_all()
+    assert arena.free(pointer, 64) == kIOReturnSuccess
+
+
+# ------------------------------------------------------------------ exhaustion
+
+
+@pytest.mark.parametrize("page_size", [4096, 65536])
+@pytest.mark.parametrize("preexisting", [0, 5])
+def test_exhaustion_then_full_free_restores_the_baseline_exactly(page_size: int, preexisting: int) -> None:
+    arena = Arena(4 * MiB, page_size)
+    keep = [(arena.malloc(size), size) for size in (40, 3000, 70000, 24, 500)[:preexisting]]
+    baseline = arena.snapshot()
+    allocs, frees = counters(arena)
+
+    rng = random.Random(page_size + preexisting)
+    live: list[tuple[int, int]] = []
+    sizes = [0, 24, 100, 500, 4000, 40000, 70000, 300000]
+    while sizes:
+        size = rng.choice(sizes)
+        pointer = arena.malloc(size)
+        if pointer == 0:
+            sizes.remove(size)  # this size no longer fits; keep filling with the others
+            continue
+        live.append((pointer, size))
+    assert arena.malloc(0) == 0
+    # No page block large enough for another chunk is left (free pages may remain, scattered).
+    chunk_order = (HEAP_CHUNK_SIZE // page_size).bit_length() - 1
+    pages = arena.pages_stats()
+    assert pages["free_pages"] == 0 or pages["largest_free_order"] < chunk_order
+    arena.check_all()
+
+    rng.shuffle(live)
+    for pointer, size in live:
+        assert arena.free(pointer, size) == kIOReturnSuccess
+    assert arena.snapshot() == baseline
+    assert counters(arena) == (allocs + len(live), frees + len(live))
+    arena.check_all()
+    for pointer, size in keep:
+        assert arena.free(pointer, size) == kIOReturnSuccess
+
+
+def test_emptied_chunks_go_back_to_the_page_allocator(arena: Arena) -> None:
+    baseline = arena.snapshot()
+    blocks = [arena.malloc(60000) for _ in range(12)]  # more than one chunk holds
+    assert arena.heap_stats()["chunks"] > 1
+    for pointer in blocks:
+        assert arena.free(pointer, 60000) == kIOReturnSuccess
+    assert arena.heap_stats()["chunks"] == 1
+    assert arena.snapshot() == baseline
+
+
+# ------------------------------------------------------------------ §3-§5 IONew & co (C macros)
+
+SHIM = r"""
+#include <stdint.h>
+#include "IOLib.h"
+
+typedef struct { uint8_t bytes[24]; } rec24;
+typedef struct { uint8_t bytes[4096]; } rec4096;
+
+void *shim_new_u64(uint64_t count) { return IONew(uint64_t, count); }
+void *shim_new_rec4096(uint64_t count) { return IONew(rec4096, count); }
+void *shim_newzero_rec24(uint64_t count) { return IONewZero(rec24, count); }
+void *shim_newzero_rec4096(uint64_t count) { return IONewZero(rec4096, count); }
+void *shim_new_u32_signed(int64_t count) { return IONew(uint32_t, count); }
+void *shim_new_u8_int(int count) { return IONew(uint8_t, count); }
+int32_t shim_delete_checked_u64(void *p, uint64_t count) { return IODeleteChecked(p, uint64_t, count); }
+void *shim_delete_u64(void *p, uint64_t count) { IODelete(p, uint64_t, count); return p; }
+void *shim_safedelete_u64(void *p, uint64_t count) { IOSafeDeleteNULL(p, uint64_t, count); return p; }
+"""
+
+
+@pytest.fixture(scope="module")
+def shim() -> Iterator[ctypes.CDLL]:
+    lib = compile_shim(SHIM)
+    for name in ("shim_new_u64", "shim_new_rec4096", "shim_newzero_rec24", "shim_newzero_rec4096"):
+        getattr(lib, name).restype = ctypes.c_void_p
+        getattr(lib, name).argtypes = [ctypes.c_uint64]
+    lib.shim_new_u32_signed.restype = ctypes.c_void_p
+    lib.shim_new_u32_signed.argtypes = [ctypes.c_int64]
+    lib.shim_new_u8_int.restype = ctypes.c_void_p
+    lib.shim_new_u8_int.argtypes = [ctypes.c_int]
+    lib.shim_delete_checked_u64.restype = ctypes.c_int32
+    lib.shim_delete_checked_u64.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+    for name in ("shim_delete_u64", "shim_safedelete_u64"):
+        getattr(lib, name).restype = ctypes.c_void_p
+        getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+    yield lib
+
+
+def test_ionew_sizes_and_alignment(arena: Arena, shim: ctypes.CDLL) -> None:
+    pointer = shim.shim_new_u64(3)
+    assert pointer % 16 == 0
+    assert arena.lookup(pointer) == 24
+    zeroed = shim.shim_newzero_rec24(10)
+    assert arena.lookup(zeroed) == 240
+    assert arena.read(zeroed, 240) == bytes(240)
+    empty = shim.shim_new_u64(0)
+    assert empty and arena.lookup(empty) == 0
+    arena.check_all()
+
+
+def test_ionewzero_is_zero_after_dirty_reuse(arena: Arena, shim: ctypes.CDLL) -> None:
+    pointer = shim.shim_new_rec4096(2)
+    arena.fill(pointer, 0xAA, 8192)
+    assert shim.shim_delete_checked_u64(pointer, 1024) == kIOReturnSuccess  # 8192 bytes as u64
+    again = shim.shim_newzero_rec4096(2)
+    assert again == pointer
+    assert arena.read(again, 8192) == bytes(8192)
+
+
+@pytest.mark.parametrize(
+    ("function", "count"),
+    [
+        ("shim_new_rec4096", 0x0010000000000000),  # product is exactly 2^64
+        ("shim_new_rec4096", 2**64 - 1),
+        ("shim_newzero_rec24", 2**64 // 24 + 1),
+        ("shim_new_u64", 2**61),
+        ("shim_new_u32_signed", -1),  # negative counts are overflow too
+        ("shim_new_u32_signed", -(2**63)),
+        ("shim_new_u8_int", -1),
+    ],
+)
+def test_ionew_overflow_never_enters_the_allocator(
+    arena: Arena, shim: ctypes.CDLL, function: str, count: int
+) -> None:
+    before = arena.heap_stats()
+    assert getattr(shim, function)(count) is None
+    assert arena.heap_stats() == before  # allocs unchanged: IOMalloc was not called
+
+
+def test_iodelete(arena: Arena, shim: ctypes.CDLL) -> None:
+    pointer = shim.shim_new_u64(3)
+    allocs, frees = counters(arena)
+    assert shim.shim_delete_checked_u64(pointer, 4) == kIOReturnBadArgument  # wrong count
+    assert arena.lookup(pointer) == 24  # still allocated
+    assert shim.shim_delete_checked_u64(pointer, 2**62) == kIOReturnSuccess  # overflow: silent no-op
+    assert counters(arena) == (allocs, frees)
+    assert shim.shim_delete_u64(pointer, 3) == pointer  # IODelete does not touch the pointer
+    assert counters(arena) == (allocs, frees + 1)
+    assert arena.lookup(pointer) is None
+    arena.check_all()
+
+
+def test_iosafedeletenull(arena: Arena, shim: ctypes.CDLL) -> None:
+    pointer = shim.shim_new_u64(3)
+    allocs, frees = counters(arena)
+    assert shim.shim_safedelete_u64(pointer, 3) is None
+    assert counters(arena) == (allocs, frees + 1)
+    assert shim.shim_safedelete_u64(None, 3) is None
+    assert counters(arena) == (allocs, frees + 1)
+
+
+# ------------------------------------------------------------------ decoding the state from outside
+
+
+class HeapState(ctypes.Structure):
+    """struct heap_state, as the harness will read it from guest RAM."""
+
+    _fields_ = [
+        ("initialized", ctypes.c_uint32),
+        ("fl_bitmap", ctypes.c_uint32),
+        ("sl_bitmap", ctypes.c_uint32 * 10),
+        ("free_lists", (ctypes.c_void_p * 32) * 10),
+        ("chunks", ctypes.c_void_p),
+        ("home_chunk", ctypes.c_void_p),
+        ("chunk_count", ctypes.c_uint64),
+        ("used_bytes", ctypes.c_uint64),
+        ("used_blocks", ctypes.c_uint64),
+        ("free_bytes", ctypes.c_uint64),
+        ("free_blocks", ctypes.c_uint64),
+        ("large_blocks", ctypes.c_uint64),
+        ("large_pages", ctypes.c_uint64),
+        ("allocs", ctypes.c_uint64),
+        ("frees", ctypes.c_uint64),
+    ]
+
+
+def decode_heap() -> dict[str, int]:
+    """Walk the heap from the globals and the documented layout only (no heap code)."""
+    state = HeapState.in_dll(load(), "heap_state")
+    pages = Arena.state()
+    totals = dict.fromkeys(("used_blocks", "used_bytes", "free_blocks", "free_bytes", "large_blocks"), 0)
+    chunk = state.chunks
+    while chunk:
+        assert ctypes.c_uint64.from_address(chunk).value == HEAP_CHUNK_MAGIC
+        offset = CHUNK_USABLE_OFFSET
+        while True:
+            block = HeapBlock.from_address(chunk + offset)
+            if block.state == HEAP_BLOCK_SENTINEL:
+                assert offset == HEAP_CHUNK_SIZE - HEAP_BLOCK_HEADER_SIZE
+                break
+            if block.state == HEAP_BLOCK_USED:
+                totals["used_blocks"] += 1
+                totals["used_bytes"] += block.requested
+            else:
+                assert block.state == HEAP_BLOCK_FREE
+                totals["free_blocks"] += 1
+                totals["free_bytes"] += block.size
+            offset += block.size
+        chunk = ctypes.c_void_p.from_address(chunk + 8).value
+    info = ctypes.string_at(pages.info, pages.page_count)
+    first_pfn = pages.base // pages.page_size
+    for index, byte in enumerate(info):
+        order = byte & 0x1F
+        # A block head is the page whose (absolute) frame number is a multiple of 2^order.
+        if byte >> 5 == PAGE_STATE_OWNED + PAGE_OWNER_HEAP_LARGE and (first_pfn + index) % (1 << order) == 0:
+            header = pages.base + index * pages.page_size
+            assert ctypes.c_uint32.from_address(header + 8).value == HEAP_LARGE_MAGIC
+            totals["large_blocks"] += 1
+            totals["used_bytes"] += ctypes.c_uint64.from_address(header).value
+    return totals
+
+
+def test_an_outside_decoder_agrees_with_the_counters(arena: Arena) -> None:
+    rng = random.Random(3)
+    live: list[tuple[int, int]] = []
+    for _ in range(300):
+        if live and rng.random() < 0.4:
+            pointer, size = live.pop(rng.randrange(len(live)))
+            assert arena.free(pointer, size) == kIOReturnSuccess
+        else:
+            size = rng.choice(
+                [rng.randrange(0, 600), rng.randrange(0, 70000), rng.randrange(64 * 1024, 400000)]
+            )
+            live.append((arena.malloc(size), size))
+    stats = arena.heap_stats()
+    decoded = decode_heap()
+    assert decoded == {key: stats[key] for key in decoded}
+    # The continuation pages of large runs are visible too.
+    assert any(byte >> 5 == PAGE_STATE_CONTINUATION for byte in ctypes.string_at(Arena.state().info, 100))
+    arena.check_all()
+
+
+def test_layout_matches_dwarf() -> None:
+    """The ctypes mirrors (what a decoder assumes) match the DWARF of the built library."""
+    elftools = pytest.importorskip("elftools.elf.elffile")
+    offsets: dict[str, dict[str, int]] = {}
+    with LIB_PATH.open("rb") as handle:
+        dwarf = elftools.ELFFile(handle).get_dwarf_info()
+        for unit in dwarf.iter_CUs():
+            for die in unit.iter_DIEs():
+                if die.tag != "DW_TAG_structure_type" or "DW_AT_name" not in die.attributes:
+                    continue
+                name = die.attributes["DW_AT_name"].value.decode()
+                members = {}
+                for child in die.iter_children():
+                    if child.tag == "DW_TAG_member" and "DW_AT_data_member_location" in child.attributes:
+                        members[child.attributes["DW_AT_name"].value.decode()] = child.attributes[
+                            "DW_AT_data_member_location"
+                        ].value
+                if members:
+                    offsets.setdefault(name, members)
+    for c_name, mirror in (
+        ("heap_state", HeapState),
+        ("heap_block", HeapBlock),
+        ("page_allocator", PageAllocator),
+    ):
+        expected = {field[0]: getattr(mirror, field[0]).offset for field in mirror._fields_}
+        assert offsets[c_name] == expected, c_name
+
+
+# ------------------------------------------------------------------ model-based
+
+SIZES = st.one_of(
+    st.integers(0, 64),
+    st.integers(0, 600),
+    st.sampled_from([start - 16 + d for start in class_starts()[::7] for d in (-1, 0, 1) if start >= 17]),
+    st.integers(600, HEAP_LARGE_MIN - 1),
+    st.integers(HEAP_LARGE_MIN - 2, HEAP_LARGE_MIN + 2),
+    st.integers(HEAP_LARGE_MIN, 300000),
+)
+
+
+class HeapMachine(RuleBasedStateMachine):
+    """alloc / zalloc / free / wrong-size free / double free / middle-pointer free vs a model.
+
+    Each live block is filled with its own byte, checked again at free, so any write by the
+    heap into a live block (or two blocks overlapping) shows up.
+    """
+
+    live_blocks = Bundle("live_blocks")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arena = Arena(6 * MiB, 4096)
+        self.live: dict[int, tuple[int, int]] = {}  # pointer -> (size, fill byte)
+        self.freed: set[int] = set()
+        self.allocs = 0
+        self.frees = 0
+        self.next_byte = 1
+
+    def _allocated(self, pointer: int, size: int, zero: bool) -> int:
+        if pointer == 0:
+            return 0
+        assert pointer % 16 == 0
+        assert pointer not in self.live
+        end = pointer + max(size, 1)
+        for other, (other_size, _) in self.live.items():
+            assert end <= other or other + max(other_size, 1) <= pointer, "overlapping blocks"
+        if zero:
+            assert self.arena.read(pointer, size) == bytes(size)
+        byte = self.next_byte
+        self.next_byte = self.next_byte % 255 + 1
+        self.arena.fill(pointer, byte, size)
+        self.live[pointer] = (size, byte)
+        self.freed.discard(pointer)
+        self.allocs += 1
+        return pointer
+
+    @rule(target=live_blocks, size=SIZES)
+    def alloc(self, size: int) -> int:
+        return self._allocated(self.arena.malloc(size), size, zero=False)
+
+    @rule(target=live_blocks, size=SIZES)
+    def zalloc(self, size: int) -> int:
+        return self._allocated(self.arena.zalloc(size), size, zero=True)
+
+    @rule(pointer=consumes(live_blocks))
+    def free(self, pointer: int) -> None:
+        if pointer not in self.live:
+            return
+        size, byte = self.live.pop(pointer)
+        assert self.arena.read(pointer, size) == bytes([byte]) * size, "a live block was overwritten"
+        assert self.arena.free(pointer, size) == kIOReturnSuccess
+        self.freed.add(pointer)
+        self.frees += 1
+
+    @rule(pointer=live_blocks, delta=st.sampled_from([-16, -1, 1, 16, 4096]))
+    def free_wrong_size(self, pointer: int, delta: int) -> None:
+        if pointer not in self.live:
+            return
+        size = self.live[pointer][0]
+        if size + delta < 0:
+            return
+        before = self.arena.heap_stats()
+        assert self.arena.free(pointer, size + delta) == kIOReturnBadArgument
+        assert self.arena.heap_stats() == before
+
+    @rule(data=st.data())
+    def double_free(self, data: st.DataObject) -> None:
+        stale = sorted(self.freed - set(self.live))
+        if not stale:
+            return
+        pointer = data.draw(st.sampled_from(stale))
+        before = self.arena.heap_stats()
+        assert self.arena.free(pointer, data.draw(SIZES)) == kIOReturnBadArgument
+        assert self.arena.heap_stats() == before
+
+    @rule(pointer=live_blocks, offset=st.sampled_from([16, 32, 48, 4096]))
+    def free_middle(self, pointer: int, offset: int) -> None:
+        if pointer not in self.live or offset >= self.live[pointer][0]:
+            return
+        before = self.arena.heap_stats()
+        assert self.arena.free(pointer + offset, self.live[pointer][0]) == kIOReturnBadArgument
+        assert self.arena.heap_stats() == before
+
+    @invariant()
+    def consistent(self) -> None:
+        self.arena.check_all()
+        stats = self.arena.heap_stats()
+        assert stats["used_bytes"] == sum(size for size, _ in self.live.values())
+        assert stats["used_blocks"] + stats["large_blocks"] == len(self.live)
+        assert (stats["allocs"], stats["frees"]) == (self.allocs, self.frees)
+
+
+TestHeapMachine = HeapMachine.TestCase
+TestHeapMachine.settings = settings(max_examples=80, stateful_step_count=50, deadline=None)
+
+
+# ------------------------------------------------------------------ benchmark hook
+
+
+def test_bench_workload_runs_clean(arena: Arena) -> None:
+    baseline = arena.snapshot()
+    assert load().heap_bench(20000, 1, 512) == 0
+    assert load().heap_bench(2000, 2, 200000) == 0
+    assert arena.snapshot() == baseline
+    arena.check_all()
