@@ -28,11 +28,12 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from harness.errors import IomemError
+
 # --------------------------------------------------------------------------- errors
-# Local base for now: the integrator moves these under harness.errors.IomemError.
 
 
-class GdbStubError(Exception):
+class GdbStubError(IomemError):
     """The gdbstub conversation failed (timeout, bad packet, error reply)."""
 
 

@@ -32,6 +32,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal, Protocol
 
+from harness.errors import IomemError
+
 ReadPhys = Callable[[int, int], bytes]
 """``read_phys(pa, size) -> bytes``: exactly ``size`` bytes of guest physical memory at ``pa``.
 Errors it raises propagate unchanged (the walker does not guess what they mean)."""
@@ -39,10 +41,9 @@ Errors it raises propagate unchanged (the walker does not guess what they mean).
 VA_LIMIT = 1 << 64
 
 # --------------------------------------------------------------------------- errors
-# Local bases for now: the integrator moves them under harness.errors (IomemError / OracleMismatch).
 
 
-class PagewalkError(Exception):
+class PagewalkError(IomemError):
     """Base of every error this module raises."""
 
 
