@@ -20,10 +20,14 @@ from harness.build import ensure_firmware
 from harness.console import Console
 from harness.elf import Firmware
 from harness.errors import BuildIdMismatch, GuestCrashed, GuestError, GuestHung, IomemError
+from harness.gdbstub import GdbStub
 from harness.machine import Machine, Runstate
 from harness.memory import SharedRam
+from harness.oracle import translation
+from harness.oracle.pagewalk import PageWalker, Regime, WalkResult
 from harness.profile import Profile
 from harness.protocol import PROTO_VERSION, Banner, Reply
+from harness.registers import SystemRegisters, read_registers
 
 BOOT_TIMEOUT = 10.0
 
@@ -64,6 +68,7 @@ class Guest:
         self.banner: Banner | None = None
         self._check_build_id = check_build_id
         self.boot_seconds = 0.0
+        self._gdb: GdbStub | None = None
 
     # ------------------------------------------------------------ lifecycle
     def boot(self) -> Self:
@@ -227,3 +232,39 @@ class Guest:
     def phys(self, va: VirtAddr) -> PhysAddr:
         """The PA of an identity-mapped RAM VA (RAM is mapped VA == PA; checked by F2's oracles)."""
         return PhysAddr(int(va))
+
+    # ------------------------------------------------------------ independent eyes
+    @property
+    def gdb(self) -> GdbStub:
+        """QEMU's gdbstub on this guest (a source the guest does not control)."""
+        if self._gdb is None:
+            if self.machine.gdb is None:
+                raise IomemError("this machine was started without a gdbstub")
+            self._gdb = GdbStub(self.machine.gdb)
+            self._gdb.handshake()
+        return self._gdb
+
+    def registers(self) -> SystemRegisters:
+        """A register snapshot read by QEMU (the CPU is halted for the read, then resumed)."""
+        return read_registers(self.gdb)
+
+    def walker(self) -> PageWalker:
+        """A host page-table walker over the guest's current translation regime."""
+        regime = Regime.from_snapshot(self.registers())
+        ram = self.ram
+        return PageWalker(lambda pa, size: ram.read(PhysAddr(pa), size), regime)
+
+    def translate(self, va: VirtAddr, *, write: bool = False) -> translation.GuestTranslation:
+        """The guest's own translation (AT S1E1R, or S1E1W with ``write``)."""
+        reply = self.request(f"translate {va:#x}" + (" w" if write else ""))
+        return translation.GuestTranslation.from_reply(int(va), reply)
+
+    def check_translation(self, va: VirtAddr, walker: PageWalker | None = None) -> WalkResult:
+        """Three-way check of one VA; raises OracleMismatch naming the source that diverged."""
+        walker = walker or self.walker()
+        return translation.check(
+            self.translate(va),
+            walker.walk(int(va)),
+            self.machine.gva2gpa(int(va)),
+            command=f"translate {va:#x}",
+        )
