@@ -37,32 +37,33 @@ static inline unsigned floor_log2_32(uint32_t value) { return 31u - (unsigned)__
 
 /* ------------------------------------------------------------ checksums */
 
-/* A 64-bit finalizer (splitmix64): every input bit reaches every output bit. */
-static uint64_t mix64(uint64_t value)
+/*
+ * Header checksums catch overwritten headers (a caller writing past its
+ * block) and headers copied to another address. They are not what makes
+ * IOFree safe against forged headers: used_map and the page bytes are.
+ * They run several times per alloc/free, so they are one multiply deep:
+ * fields scaled by distinct odd constants, folded with the address, then
+ * one multiply whose top bits depend on every input bit.
+ */
+#define CHECK_MUL_A UINT64_C(0x9e3779b97f4a7c15)
+#define CHECK_MUL_B UINT64_C(0xc2b2ae3d27d4eb4f)
+#define CHECK_MUL_FINAL UINT64_C(0xff51afd7ed558ccd)
+
+static uint64_t check_fold(uint64_t address, uint64_t first, uint64_t second)
 {
-    value ^= value >> 30;
-    value *= UINT64_C(0xbf58476d1ce4e5b9);
-    value ^= value >> 27;
-    value *= UINT64_C(0x94d049bb133111eb);
-    value ^= value >> 31;
-    return value;
+    return (address ^ first * CHECK_MUL_A ^ second * CHECK_MUL_B) * CHECK_MUL_FINAL;
 }
 
-/*
- * A header's checksum. It catches overwritten headers (a caller writing past
- * its block) and a header copied to another address. It is not what makes
- * IOFree safe against forged headers: used_map and the page bytes are.
- */
 static uint16_t block_check(const struct heap_block *block)
 {
-    uint64_t fields = ((uint64_t)block->size << 32) | block->prev_size;
-    uint64_t more = ((uint64_t)block->requested << 16) | block->state;
-    return (uint16_t)(mix64((uint64_t)(uintptr_t)block ^ mix64(fields ^ mix64(more))) >> 48);
+    uint64_t sizes = ((uint64_t)block->size << 32) | block->prev_size;
+    uint64_t rest = ((uint64_t)block->requested << 16) | block->state;
+    return (uint16_t)(check_fold((uint64_t)(uintptr_t)block, sizes, rest) >> 48);
 }
 
 static uint32_t large_check(const struct heap_large_header *header)
 {
-    return (uint32_t)(mix64((uint64_t)(uintptr_t)header ^ mix64(header->requested ^ header->magic)) >> 32);
+    return (uint32_t)(check_fold((uint64_t)(uintptr_t)header, header->requested, header->magic) >> 32);
 }
 
 /* The only way headers are written, so the checksum never goes stale (H5). */
