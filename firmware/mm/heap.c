@@ -28,6 +28,17 @@
 
 struct heap_state heap_state;
 
+/* small_alloc's fallback: after chunk_add() the search must succeed. The
+ * largest small block, rounded up to its class boundary (at most 1/32 more),
+ * stays below HEAP_CHUNK_SIZE/2, while an empty chunk's block is at least that
+ * big, hence in a higher first-level class that the search always reaches. */
+#define HEAP_SMALL_BLOCK_MAX (HEAP_LARGE_MIN + 2u * HEAP_ALIGN)
+_Static_assert(HEAP_SMALL_BLOCK_MAX + HEAP_SMALL_BLOCK_MAX / HEAP_SL_COUNT < HEAP_CHUNK_SIZE / 2u,
+               "a rounded small request is below half a chunk");
+_Static_assert(HEAP_CHUNK_USABLE >= HEAP_CHUNK_SIZE / 2u, "an empty chunk is at least half a chunk");
+_Static_assert(HEAP_CHUNK_SIZE <= UINT32_MAX, "block sizes are 32-bit");
+_Static_assert(sizeof(size_t) == sizeof(uint64_t), "64-bit size_t");
+
 static inline uint32_t round_up_align(uint32_t size)
 {
     return (size + HEAP_ALIGN - 1u) & ~(HEAP_ALIGN - 1u);
@@ -710,16 +721,21 @@ static IOReturn check_free_lists(struct heap_check_report *report)
     return kIOReturnSuccess;
 }
 
-/* Checks every large block, found through the page bytes. */
-static IOReturn check_large_blocks(struct heap_check_report *report)
+/* Checks every large block, and that every heap chunk of the page allocator
+ * is on the chunk list (a lost chunk would be a leak nobody sees). */
+static IOReturn check_page_blocks(struct heap_check_report *report)
 {
     struct pages_stats pages;
     struct page_block holder;
+    uint64_t chunk_blocks = 0;
 
     pages_stats(&pages);
     phys_addr_t cursor = pa_init(pages.base);
     while (pages_block_next(cursor, &holder)) {
         cursor = pa_init(pa_addr(holder.start) + (pages.page_size << holder.order));
+        if (page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK)) {
+            chunk_blocks++;
+        }
         if (!page_state_is_owner(holder.state, PAGE_OWNER_HEAP_LARGE)) {
             continue;
         }
@@ -741,6 +757,9 @@ static IOReturn check_large_blocks(struct heap_check_report *report)
         report->large_blocks++;
         report->blocks++;
         report->used_bytes += header->requested;
+    }
+    if (chunk_blocks != report->chunks) {
+        return check_fail(report, "the page allocator holds heap chunks that are not on the chunk list", NULL);
     }
     return kIOReturnSuccess;
 }
@@ -775,7 +794,7 @@ IOReturn heap_check(struct heap_check_report *report)
     if (ret != kIOReturnSuccess) {
         return ret;
     }
-    ret = check_large_blocks(report);
+    ret = check_page_blocks(report);
     if (ret != kIOReturnSuccess) {
         return ret;
     }
