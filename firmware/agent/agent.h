@@ -1,0 +1,184 @@
+/*
+ * agent.h - how to write a verb of the serial protocol: registration,
+ * arguments, replies. The protocol itself is ../shared/spec/protocol.md and
+ * docs/protocol-notes.md; the dispatcher (proto.c) enforces the grammar so
+ * that verbs only do their job.
+ *
+ * A verb in three steps (in any agent/cmd_*.c; no central table to edit):
+ *
+ *     AGENT_COMMAND(cmd_peek, "peek", "VA [WIDTH]")
+ *     {
+ *         uint64_t va, width = 8;              // defaults for optional arguments
+ *         IOReturn rc;
+ *         if ((rc = agent_arg_u64(call, 0, &va)) || (rc = agent_arg_u64(call, 1, &width)))
+ *             return rc;                        // bad number: reply already recorded
+ *         if (width != 1 && ...)
+ *             return agent_fail(call, kIOReturnBadArgument, "bad WIDTH %llu", ...);
+ *         ...
+ *         agent_reply_hex(call, "value", v);    // ok value=0x...
+ *         return kIOReturnSuccess;
+ *     }
+ *
+ * The usage string is the verb's grammar; the dispatcher checks every request
+ * against it before the handler runs, and answers kIOReturnBadArgument naming
+ * the problem (unknown key, repeated key, positional after a key, missing or
+ * extra argument):
+ *     NAME          required positional (starts with an upper-case letter)
+ *     [NAME]        optional positional (after the required ones)
+ *     key=WHAT      required key
+ *     [key=WHAT]    optional key
+ *     [word]        optional flag word (lower case, no '='), anywhere among the arguments
+ * e.g. "VA LEN", "MD [cache=MODE] [offset=N] [length=N] [ro]", "VA [w]".
+ * A family verb is registered as two words ("md map", "echo on"); the
+ * dispatcher resolves the second word and `help md` lists the family.
+ *
+ * Replies: a handler returns kIOReturnSuccess after adding its keys in the
+ * verb's fixed order (-> `ok k=v ...`), or returns agent_fail(...) /
+ * agent_fail_fault(...) (-> `err kIOReturnX [k=v ...] [text]`). Keys added
+ * before agent_fail() are dropped; keys added after it belong to the error.
+ * Integers: addresses, handles, masks in hex (agent_reply_hex), sizes and
+ * counts in decimal (agent_reply_dec).
+ *
+ * Memory that may fault: wrap the access in fault_try() (arch/arm64/fault.h)
+ * and report a fault with agent_fail_fault():
+ *
+ *     struct peek p = {.va = va, .width = width};
+ *     struct fault_info fault;
+ *     if (!fault_try(do_peek, &p, &fault))
+ *         return agent_fail_fault(call, &fault);   // err kIOReturnNotReadable esr= far= fault= level=
+ *
+ * Everything here is hardware-free (proto.c is also built for the host).
+ */
+#ifndef IOMEM_AGENT_AGENT_H
+#define IOMEM_AGENT_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "IOReturn.h"
+#include "arch/arm64/fault.h"
+
+#define AGENT_PROTO_VERSION 1
+#define AGENT_LINE_MAX 1024    /* request bytes, without the LF */
+#define AGENT_DATA_MAX 4096    /* bytes of bulk data (data=) per request */
+#define AGENT_MAX_POSITIONAL 8 /* per usage string */
+#define AGENT_MAX_KEYS 8
+#define AGENT_MAX_FLAGS 4
+
+/* One request being handled: its arguments and its reply. Opaque. */
+struct agent_call;
+
+struct agent_command {
+    const char *name;  /* "peek", or "md map" for a family verb */
+    const char *usage; /* argument grammar, see above */
+    IOReturn (*handler)(struct agent_call *call);
+};
+
+/*
+ * Define and register a verb handler: the body that follows is the handler,
+ * with parameter `struct agent_call *call`. Registration is an entry in the
+ * linker section agent_commands (iomem.ld keeps it).
+ */
+#define AGENT_COMMAND(handler_, name_, usage_)                                                       \
+    static IOReturn handler_(struct agent_call *call);                                               \
+    static const struct agent_command agent_command_##handler_                                       \
+        __attribute__((used, section("agent_commands"), aligned(8))) = {name_, usage_, handler_}; \
+    static IOReturn handler_(struct agent_call *call)
+
+/* ---------------------------------------------------------------- arguments */
+
+/*
+ * Parse a protocol number: decimal (leading zeros allowed) or 0x/0X hex,
+ * value at most 2^64-1; no sign, no spaces. Returns 1 and sets *out, or 0.
+ */
+int agent_parse_u64(const char *s, uint64_t *out);
+
+/*
+ * Decode hex text (even length, digits of either case) into out[0..cap).
+ * Returns true and sets *len; false for odd length, a non-hex character or
+ * more than `cap` bytes (nothing useful is left in out then).
+ */
+bool agent_hex_decode(const char *hex, void *out, size_t cap, size_t *len);
+
+/* Positional argument i (0-based), or NULL when not given. */
+const char *agent_arg(const struct agent_call *call, unsigned i);
+
+/* Number of positional arguments given. */
+unsigned agent_arg_count(const struct agent_call *call);
+
+/*
+ * Positional argument i as a number. Not given: *out unchanged (preset it to
+ * the default) and kIOReturnSuccess. Not a number: records
+ * `err kIOReturnBadArgument bad number 'TEXT'` and returns kIOReturnBadArgument.
+ */
+IOReturn agent_arg_u64(struct agent_call *call, unsigned i, uint64_t *out);
+
+/* Value of key `key` (declared in the usage), or NULL when not given. */
+const char *agent_key(const struct agent_call *call, const char *key);
+
+/* Key `key` as a number; same conventions as agent_arg_u64. */
+IOReturn agent_key_u64(struct agent_call *call, const char *key, uint64_t *out);
+
+/* Whether flag word `flag` (declared in the usage) was given. */
+bool agent_flag(const struct agent_call *call, const char *flag);
+
+/* ---------------------------------------------------------------- replies */
+
+void agent_reply_hex(struct agent_call *call, const char *key, uint64_t value);  /* key=0x1f */
+void agent_reply_dec(struct agent_call *call, const char *key, uint64_t value);  /* key=31 */
+void agent_reply_int(struct agent_call *call, const char *key, int64_t value);   /* key=-1 */
+void agent_reply_str(struct agent_call *call, const char *key, const char *value); /* key=value; no spaces */
+/* key=0xBASE+0xSIZE, the protocol's form for ranges (ram=, heap=, seg0=...). */
+void agent_reply_range(struct agent_call *call, const char *key, uint64_t base, uint64_t size);
+/* key=<2 lower-case hex digits per byte> (bulk data, at most AGENT_DATA_MAX bytes). */
+void agent_reply_hexdata(struct agent_call *call, const char *key, const void *data, size_t len);
+
+/*
+ * Make the reply `err <name of code> [keys added from now on] [text]` and
+ * return `code`, so a handler can `return agent_fail(call, ...)`. fmt may be
+ * NULL for no text. Text is free form (ASCII, one line).
+ */
+IOReturn agent_fail(struct agent_call *call, IOReturn code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * The reply for a caught fault (protocol-notes "Faults inside a command"):
+ * `err kIOReturnNotReadable|kIOReturnNotWritable esr=0x.. far=0x.. fault=KIND [level=N]`
+ * (NotWritable when ESR.WnR says the access was a write). Counts the fault
+ * for `stats`. Returns the error code.
+ */
+IOReturn agent_fail_fault(struct agent_call *call, const struct fault_info *fault);
+
+/*
+ * Run fn(ctx) after the reply line has been written (before the prompt):
+ * for verbs whose effect must follow their reply, such as `quit`.
+ */
+void agent_after_reply(struct agent_call *call, void (*fn)(void *ctx), void *ctx);
+
+/* ---------------------------------------------------------------- stats */
+
+/* Requests answered, err replies, faults caught so far in this session. */
+struct agent_counters {
+    uint64_t requests;
+    uint64_t errors;
+    uint64_t faults;
+};
+const struct agent_counters *agent_counters(const struct agent_call *call);
+
+/*
+ * Add keys to the `stats` reply from any module (the allocators add heap_used
+ * etc.), after requests/errors/faults, in link order:
+ *
+ *     AGENT_STATS(heap_stats) { agent_reply_dec(call, "heap_used", used); }
+ */
+struct agent_stats_hook {
+    void (*fn)(struct agent_call *call);
+};
+#define AGENT_STATS(fn_)                                                                    \
+    static void fn_(struct agent_call *call);                                               \
+    static const struct agent_stats_hook agent_stats_##fn_                                  \
+        __attribute__((used, section("agent_stats"), aligned(8))) = {fn_}; \
+    static void fn_(struct agent_call *call)
+
+#endif /* IOMEM_AGENT_AGENT_H */

@@ -1,0 +1,79 @@
+/*
+ * main.c - boot sequence and the agent's main loop.
+ *
+ * Until vm_init() turns the MMU on, every data access is to Device-nGnRnE
+ * memory (Arm ARM D8, "Behavior when stage 1 address translation is
+ * disabled"): unaligned accesses and DC ZVA (memset) would fault. The code
+ * before it (UART, fw_cfg, layout, table building) therefore makes only
+ * naturally aligned accesses; the device tree is parsed after.
+ */
+#include <stdint.h>
+
+#include "agent/session.h"
+#include "agent/system.h"
+#include "arch/arm64/panic.h"
+#include "arch/arm64/platform.h"
+#include "arch/arm64/psci.h"
+#include "arch/arm64/sysreg.h"
+#include "drivers/gic.h"
+#include "drivers/pl011.h"
+#include "mm/layout.h"
+#include "mm/vm.h"
+
+static struct agent_session session;
+
+static void console_write(void *ctx, const char *s, size_t n)
+{
+    (void)ctx;
+    pl011_write(s, n);
+}
+
+/* Bring the machine up to the point where the agent can serve. */
+static void boot(void)
+{
+    uint64_t granule;
+    struct platform_memory mem;
+
+    pl011_init();
+    if (current_el() != 1)
+        panic("started at EL%u, need EL1", current_el());
+    mem_layout_init();
+    granule = platform_granule();
+    vm_init(granule); /* MMU on: normal memory from here */
+
+    mem = platform_memory();
+    psci_set_conduit(mem.psci);
+    mem_layout_set_ram(mem.ram_base, mem.ram_size, granule);
+    vm_init_ram(mem_layout());
+
+    gic_init();
+    gic_enable_spi(VIRT_UART_INTID);
+    /* Asynchronous aborts become panics; IRQ/FIQ stay masked (wfi still wakes on them). */
+    __asm__ volatile("msr daifclr, #%0" ::"i"(DAIF_SERROR) : "memory");
+}
+
+int main(void)
+{
+    boot();
+    agent_session_init(&session, console_write, NULL);
+    agent_session_announce(&session, "iomem ready", system_identity_keys);
+    agent_session_prompt(&session);
+
+    /*
+     * Serve forever. With no input pending, sleep in wfi: the UART's RX
+     * interrupt is pending at the GIC while its FIFO holds data, which wakes
+     * the CPU even with PSTATE.I set, and never being taken it needs no
+     * acknowledgement. A level-sensitive line that is already pending makes
+     * wfi return at once, so no byte can slip between the check and the wfi.
+     * Spinning on the UART instead would slow QEMU's handling of the host's
+     * monitor requests about tenfold.
+     */
+    for (;;) {
+        int c = pl011_try_getc();
+        if (c < 0) {
+            wfi();
+            continue;
+        }
+        agent_session_input(&session, (uint8_t)c);
+    }
+}

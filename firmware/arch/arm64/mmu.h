@@ -1,0 +1,37 @@
+/*
+ * mmu.h - the CPU side of stage-1 translation: turning the MMU on, TLB
+ * maintenance, address translation instructions, data cache maintenance.
+ * The tables themselves are mm/vm.c's business.
+ */
+#ifndef IOMEM_ARCH_MMU_H
+#define IOMEM_ARCH_MMU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * Program MAIR_EL1, TCR_EL1, TTBR0_EL1, drop stale TLB entries, and enable the
+ * MMU with data and instruction caches (SCTLR_EL1.M, C, I). The code calling
+ * this must be identity mapped executable by the tables.
+ */
+void mmu_enable(uint64_t mair, uint64_t tcr, uint64_t ttbr0);
+
+/* Invalidate (discard) data cache lines covering [start, end) to the point of coherency. */
+void dcache_invalidate_range(uintptr_t start, uintptr_t end);
+
+/* TLBI VAAE1IS: entries for `va`, any ASID, Inner Shareable. Caller brackets with DSBs. */
+static inline void tlbi_va(uint64_t va)
+{
+    __asm__ volatile("tlbi vaae1is, %0" ::"r"(va >> 12) : "memory");
+}
+
+/* TLBI VMALLE1IS: every stage-1 EL1&0 entry, walk caches included. */
+static inline void tlbi_all(void) { __asm__ volatile("tlbi vmalle1is" ::: "memory"); }
+
+/*
+ * AT S1E1R / AT S1E1W: let the MMU translate `va` for an EL1 read or write;
+ * returns PAR_EL1 (interrupts are masked, so nothing can clobber it between).
+ */
+uint64_t mmu_at_s1e1(uint64_t va, bool write);
+
+#endif /* IOMEM_ARCH_MMU_H */
