@@ -66,8 +66,8 @@ FW_CPPFLAGS := -Ifirmware/include -Ifirmware
 FW_CFLAGS := --specs=$(PICOLIBC_SPECS) -std=c11 -O2 -g -Wall -Wextra -Werror \
 	-ffreestanding -fno-common -fno-omit-frame-pointer -march=armv8-a -mno-outline-atomics \
 	-MMD -MP
-FW_LDFLAGS := --specs=$(PICOLIBC_SPECS) -nostartfiles -T $(FW_LDS) \
-	-Wl,--build-id=sha1 -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
+FW_LDFLAGS := --specs=$(PICOLIBC_SPECS) -nostartfiles -no-pie -T $(FW_LDS) \
+	-Wl,--build-id=sha1 -Wl,-z,max-page-size=4096
 
 .PHONY: firmware
 firmware: $(FW_ELF)
