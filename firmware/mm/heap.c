@@ -236,7 +236,7 @@ static unsigned chunk_order(void) { return HEAP_CHUNK_SHIFT - (unsigned)floor_lo
 static IOReturn chunk_add(void)
 {
     struct heap_state *h = &heap_state;
-    phys_addr_t pa;
+    paddr_t pa;
 
     IOReturn ret = pages_alloc(chunk_order(), PAGE_OWNER_HEAP_CHUNK, &pa);
     if (ret != kIOReturnSuccess) {
@@ -432,7 +432,7 @@ static void *large_alloc(size_t requested)
 {
     struct heap_state *h = &heap_state;
     uint64_t page_count = large_pages_for(requested);
-    phys_addr_t pa;
+    paddr_t pa;
 
     if (page_count == 0 || pages_alloc_contig(page_count, 0, PAGE_OWNER_HEAP_LARGE, &pa) != kIOReturnSuccess) {
         return NULL;
@@ -730,7 +730,7 @@ static IOReturn check_page_blocks(struct heap_check_report *report)
     uint64_t chunk_blocks = 0;
 
     pages_stats(&pages);
-    phys_addr_t cursor = pa_init(pages.base);
+    paddr_t cursor = pa_init(pages.base);
     while (pages_block_next(cursor, &holder)) {
         cursor = pa_init(pa_addr(holder.start) + (pages.page_size << holder.order));
         if (page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK)) {

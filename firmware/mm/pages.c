@@ -219,7 +219,7 @@ static uint32_t take_block(unsigned order)
 }
 
 /* The page index of a physical address inside the range, or false. */
-static bool pa_to_index(phys_addr_t pa, uint64_t *index)
+static bool pa_to_index(paddr_t pa, uint64_t *index)
 {
     const struct page_allocator *st = &pages_state;
     uint64_t addr = pa_addr(pa);
@@ -237,7 +237,7 @@ static bool pa_to_index(phys_addr_t pa, uint64_t *index)
 
 /* ------------------------------------------------------------ init */
 
-IOReturn pages_init(phys_addr_t base, uint64_t size, uint64_t page_size)
+IOReturn pages_init(paddr_t base, uint64_t size, uint64_t page_size)
 {
     struct page_allocator *st = &pages_state;
     uint64_t start = pa_addr(base);
@@ -310,7 +310,7 @@ IOReturn pages_init(phys_addr_t base, uint64_t size, uint64_t page_size)
 
 /* ------------------------------------------------------------ alloc / free */
 
-IOReturn pages_alloc(unsigned order, enum page_owner owner, phys_addr_t *out)
+IOReturn pages_alloc(unsigned order, enum page_owner owner, paddr_t *out)
 {
     if (order > PAGES_MAX_ORDER || !owner_valid(owner) || out == NULL) {
         return kIOReturnBadArgument;
@@ -335,7 +335,7 @@ static bool followed_by_continuation(uint64_t index, unsigned order)
 }
 
 /* The head index of a live block owned by `owner` at exactly `pa`, or false. */
-static bool owned_head_at(phys_addr_t pa, enum page_owner owner, uint64_t *index, unsigned *order)
+static bool owned_head_at(paddr_t pa, enum page_owner owner, uint64_t *index, unsigned *order)
 {
     if (!owner_valid(owner) || (pa_addr(pa) & (pages_state.page_size - 1u)) != 0 ||
         !pa_to_index(pa, index)) {
@@ -346,7 +346,7 @@ static bool owned_head_at(phys_addr_t pa, enum page_owner owner, uint64_t *index
     return info_state(info) == owned_state(owner) && index_aligned(*index, *order);
 }
 
-IOReturn pages_free(phys_addr_t pa, enum page_owner owner)
+IOReturn pages_free(paddr_t pa, enum page_owner owner)
 {
     uint64_t index;
     unsigned order;
@@ -361,7 +361,7 @@ IOReturn pages_free(phys_addr_t pa, enum page_owner owner)
 }
 
 IOReturn pages_alloc_contig(uint64_t page_count, uint64_t alignment, enum page_owner owner,
-                            phys_addr_t *out)
+                            paddr_t *out)
 {
     const struct page_allocator *st = &pages_state;
 
@@ -406,7 +406,7 @@ IOReturn pages_alloc_contig(uint64_t page_count, uint64_t alignment, enum page_o
     return kIOReturnSuccess;
 }
 
-IOReturn pages_free_contig(phys_addr_t pa, uint64_t page_count, enum page_owner owner)
+IOReturn pages_free_contig(paddr_t pa, uint64_t page_count, enum page_owner owner)
 {
     uint64_t start;
     unsigned head_order;
@@ -446,7 +446,7 @@ IOReturn pages_free_contig(phys_addr_t pa, uint64_t page_count, enum page_owner 
 
 /* ------------------------------------------------------------ queries */
 
-bool pages_block_containing(phys_addr_t pa, struct page_block *out)
+bool pages_block_containing(paddr_t pa, struct page_block *out)
 {
     uint64_t index;
 
@@ -465,7 +465,7 @@ bool pages_block_containing(phys_addr_t pa, struct page_block *out)
     return true;
 }
 
-bool pages_block_next(phys_addr_t pa, struct page_block *out)
+bool pages_block_next(paddr_t pa, struct page_block *out)
 {
     const struct page_allocator *st = &pages_state;
     uint64_t addr = pa_addr(pa);

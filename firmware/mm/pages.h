@@ -31,19 +31,14 @@
 #include <stdint.h>
 
 #include "IOReturn.h"
+#include "mm/addr.h"
 
 /* ------------------------------------------------------------ addresses */
 
 /*
- * A physical address. A one-field struct, so that physical and virtual
- * addresses cannot be mixed up silently (Hafnium's paddr_t idea).
+ * Physical addresses are paddr_t (mm/addr.h, shared with the MMU code), a
+ * one-field struct so that physical and virtual addresses cannot be mixed up.
  */
-typedef struct {
-    uint64_t pa;
-} phys_addr_t;
-
-static inline phys_addr_t pa_init(uint64_t pa) { return (phys_addr_t){ .pa = pa }; }
-static inline uint64_t pa_addr(phys_addr_t pa) { return pa.pa; }
 
 /*
  * The CPU pointer to a physical address. Assumption: the range managed here is
@@ -52,8 +47,8 @@ static inline uint64_t pa_addr(phys_addr_t pa) { return pa.pa; }
  * conversion of the allocators goes through here, so a later non-identity
  * mapping changes one line.
  */
-static inline void *pages_pa_to_ptr(phys_addr_t pa) { return (void *)(uintptr_t)pa.pa; }
-static inline phys_addr_t pages_ptr_to_pa(const void *ptr) { return pa_init((uint64_t)(uintptr_t)ptr); }
+static inline void *pages_pa_to_ptr(paddr_t pa) { return (void *)(uintptr_t)pa_addr(pa); }
+static inline paddr_t pages_ptr_to_pa(const void *ptr) { return pa_init((uint64_t)(uintptr_t)ptr); }
 
 /* ------------------------------------------------------------ metadata byte */
 
@@ -130,7 +125,7 @@ extern struct page_allocator pages_state;
  *   kIOReturnBadArgument  page_size is not 4096, 16384 or 65536, or the range wraps
  *   kIOReturnNoMemory     the range holds no page beyond the allocator's arrays
  */
-IOReturn pages_init(phys_addr_t base, uint64_t size, uint64_t page_size);
+IOReturn pages_init(paddr_t base, uint64_t size, uint64_t page_size);
 
 /* The page size given to pages_init() (0 before). */
 uint64_t pages_page_size(void);
@@ -143,7 +138,7 @@ unsigned pages_order_for(uint64_t page_count);
  * Returns kIOReturnSuccess, kIOReturnBadArgument (order or owner out of
  * range), kIOReturnNoMemory (no free block that large).
  */
-IOReturn pages_alloc(unsigned order, enum page_owner owner, phys_addr_t *out);
+IOReturn pages_alloc(unsigned order, enum page_owner owner, paddr_t *out);
 
 /*
  * Frees a block from pages_alloc(). The block must be a live block head held
@@ -151,7 +146,7 @@ IOReturn pages_alloc(unsigned order, enum page_owner owner, phys_addr_t *out);
  * outside the range, the wrong owner, a continuation block) is rejected with
  * kIOReturnBadArgument and changes nothing.
  */
-IOReturn pages_free(phys_addr_t pa, enum page_owner owner);
+IOReturn pages_free(paddr_t pa, enum page_owner owner);
 
 /*
  * `page_count` physically contiguous pages, the first aligned to `alignment`
@@ -164,18 +159,18 @@ IOReturn pages_free(phys_addr_t pa, enum page_owner owner);
  * power of two, bad owner), kIOReturnNoMemory.
  */
 IOReturn pages_alloc_contig(uint64_t page_count, uint64_t alignment, enum page_owner owner,
-                            phys_addr_t *out);
+                            paddr_t *out);
 
 /*
  * Frees a run from pages_alloc_contig() with the same page_count. Every block
  * of the run is checked before any is freed; a mismatch is
  * kIOReturnBadArgument and changes nothing.
  */
-IOReturn pages_free_contig(phys_addr_t pa, uint64_t page_count, enum page_owner owner);
+IOReturn pages_free_contig(paddr_t pa, uint64_t page_count, enum page_owner owner);
 
 /* A block as seen by the queries below. */
 struct page_block {
-    phys_addr_t start;      /* first byte of the block */
+    paddr_t start;      /* first byte of the block */
     unsigned order;         /* the block is page_size << order bytes */
     enum page_state state;  /* PAGE_STATE_OWNED + owner for an owned block */
 };
@@ -190,10 +185,10 @@ static inline bool page_state_is_owner(enum page_state state, enum page_owner ow
  * The block holding the byte at `pa`, in O(1) from the page byte. False when
  * `pa` is outside the range. Reserved pages come back as order-0 blocks.
  */
-bool pages_block_containing(phys_addr_t pa, struct page_block *out);
+bool pages_block_containing(paddr_t pa, struct page_block *out);
 
 /* The first block whose head is at or after `pa`; false when there is none. */
-bool pages_block_next(phys_addr_t pa, struct page_block *out);
+bool pages_block_next(paddr_t pa, struct page_block *out);
 
 struct pages_stats {
     uint64_t page_size;

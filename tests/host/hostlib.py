@@ -307,15 +307,18 @@ def _struct_dict(value: ctypes.Structure) -> dict[str, int]:
 class Arena:
     """A host buffer handed to pages_init, then heap_init and object_init on top (boot order).
 
-    The buffer is over-allocated by one page so the managed range starts page aligned.
+    The range starts at a multiple of the next power of two >= size, so the buddy layout
+    (which depends on absolute frame numbers) is the same in every run: tests, and
+    Hypothesis replaying them, see the same behaviour whatever address the buffer got.
     """
 
     def __init__(self, size: int, page_size: int = 4096, *, heap: bool = True) -> None:
         self.lib = load()
         self.page_size = page_size
-        self.buffer = ctypes.create_string_buffer(size + page_size)
+        alignment = max(page_size, 1 << (size - 1).bit_length())
+        self.buffer = ctypes.create_string_buffer(size + alignment)
         raw = ctypes.addressof(self.buffer)
-        self.base = (raw + page_size - 1) & ~(page_size - 1)
+        self.base = (raw + alignment - 1) & ~(alignment - 1)
         self.size = size
         ret = self.lib.pages_init(PhysAddr(self.base), size, page_size)
         if ret != kIOReturnSuccess:
