@@ -230,7 +230,11 @@ static void free_remove(struct heap_free_block *block)
 
 /* ------------------------------------------------------------ chunks */
 
-static unsigned chunk_order(void) { return HEAP_CHUNK_SHIFT - (unsigned)floor_log2_32((uint32_t)pages_page_size()); }
+/* The page-allocator order of a chunk: 256 KiB in pages of the current size. */
+static unsigned chunk_order(void)
+{
+    return HEAP_CHUNK_SHIFT - floor_log2_32((uint32_t)pages_page_size());
+}
 
 /* Takes one more chunk from the page allocator and makes it one free block. */
 static IOReturn chunk_add(void)
