@@ -80,7 +80,10 @@ class Console:
     def _next_line(self, deadline: float, command: str | None) -> str:
         """The next complete line (CR and leading prompts removed)."""
         remaining = deadline - time.monotonic()
-        index = self._child.expect([b"\n", pexpect.TIMEOUT, pexpect.EOF], timeout=max(remaining, 0))
+        try:
+            index = self._child.expect([b"\n", pexpect.TIMEOUT, pexpect.EOF], timeout=max(remaining, 0))
+        except OSError as exc:  # ECONNRESET when QEMU dies with bytes unread
+            raise self._fail(f"the serial line closed ({exc.strerror})", command) from exc
         if index == 1:
             raise self._fail("no reply from the guest", command)
         if index == 2:
