@@ -165,7 +165,7 @@ class RspConnection:
                 self._acks.append(bytes((head,)))
                 del buf[0]
                 continue
-            if head != 0x24:                       # '$'; anything else between packets is noise
+            if head != 0x24:  # '$'; anything else between packets is noise
                 start = buf.find(b"$")
                 acks = [b for b in buf[: start if start >= 0 else len(buf)] if b in b"+-"]
                 self._acks.extend(bytes((b,)) for b in acks)
@@ -173,8 +173,8 @@ class RspConnection:
                 continue
             end = buf.find(b"#")
             if end < 0 or len(buf) < end + 3:
-                return                              # incomplete packet: wait for more
-            body, check = bytes(buf[1:end]), bytes(buf[end + 1:end + 3])
+                return  # incomplete packet: wait for more
+            body, check = bytes(buf[1:end]), bytes(buf[end + 1 : end + 3])
             del buf[: end + 3]
             good = check.lower() == f"{checksum(body):02x}".encode()
             if self.ack_mode:
@@ -289,9 +289,9 @@ class GdbStub:
             self.xml_files[annex] = text
             includes = [m.decode() for m in _INCLUDE.findall(text)]
             regs += parse_feature_regs(text, regs[-1].regnum + 1 if regs else 0, annex)
-            pending = includes + pending        # includes come in document order, depth first
+            pending = includes + pending  # includes come in document order, depth first
         self.registers = {}
-        for reg in regs:      # first wins: "fpcr" is both an FPU and a system register
+        for reg in regs:  # first wins: "fpcr" is both an FPU and a system register
             self.registers.setdefault(reg.name.lower(), reg)
 
     # ---- registers
@@ -325,7 +325,7 @@ class GdbStub:
             size = reg.bitsize // 8
             if offset + size > len(raw):
                 break
-            values[reg.name] = int.from_bytes(raw[offset:offset + size], "little")
+            values[reg.name] = int.from_bytes(raw[offset : offset + size], "little")
             offset += size
         return values
 

@@ -115,15 +115,15 @@ class Guest:
     def _diagnose(self, what: str, command: str | None) -> IomemError:
         """Tell a crashed guest from a hung one, from QEMU's side."""
         tail = self.console.tail() if self.console else ""
-        if not self.machine.alive():
-            status = self.machine.exit_status()
+        runstate = self.machine.qemu_status()
+        if runstate == "gone":
+            status = self.machine.wait_exit(2.0)  # the socket can close before the exit is reaped
             return GuestCrashed(
                 f"{what}: QEMU exited with status {status}",
                 reason="qemu exited",
                 command=command,
                 console_tail=tail + "\n" + self.machine.stderr_text(),
             )
-        runstate = self.machine.qemu_status()
         if runstate in ("shutdown", "guest-panicked", "internal-error", "io-error"):
             return GuestCrashed(
                 f"{what}: QEMU runstate is {runstate}", reason=runstate, command=command, console_tail=tail

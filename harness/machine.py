@@ -263,6 +263,13 @@ class Machine:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def wait_exit(self, timeout: float) -> int | None:
+        """QEMU's exit status once it has exited (waiting up to ``timeout``), else None."""
+        if self.process is None:
+            return None
+        self._wait(self.process, timeout)
+        return self.process.poll()
+
     def exit_status(self) -> int | None:
         return None if self.process is None else self.process.poll()
 

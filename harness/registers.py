@@ -20,22 +20,24 @@ from types import MappingProxyType
 
 from harness.gdbstub import GdbStub, GdbStubError
 
-SYSREG_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "ttbr0_el1": ("TTBR0_EL1",),
-    "ttbr1_el1": ("TTBR1_EL1",),
-    "tcr_el1": ("TCR_EL1",),
-    "mair_el1": ("MAIR_EL1",),
-    "sctlr_el1": ("SCTLR_EL1", "SCTLR"),
-    "esr_el1": ("ESR_EL1",),
-    "far_el1": ("FAR_EL1",),
-    "elr_el1": ("ELR_EL1",),
-    "vbar_el1": ("VBAR_EL1", "VBAR"),
-    "spsr_el1": ("SPSR_EL1",),
-    "par_el1": ("PAR_EL1",),
-    "sp_el0": ("SP_EL0",),
-    "sp_el1": ("SP_EL1",),
-    "id_aa64mmfr0_el1": ("ID_AA64MMFR0_EL1",),
-})
+SYSREG_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "ttbr0_el1": ("TTBR0_EL1",),
+        "ttbr1_el1": ("TTBR1_EL1",),
+        "tcr_el1": ("TCR_EL1",),
+        "mair_el1": ("MAIR_EL1",),
+        "sctlr_el1": ("SCTLR_EL1", "SCTLR"),
+        "esr_el1": ("ESR_EL1",),
+        "far_el1": ("FAR_EL1",),
+        "elr_el1": ("ELR_EL1",),
+        "vbar_el1": ("VBAR_EL1", "VBAR"),
+        "spsr_el1": ("SPSR_EL1",),
+        "par_el1": ("PAR_EL1",),
+        "sp_el0": ("SP_EL0",),
+        "sp_el1": ("SP_EL1",),
+        "id_aa64mmfr0_el1": ("ID_AA64MMFR0_EL1",),
+    }
+)
 """Snapshot field -> gdbstub register names to try, in order."""
 
 
@@ -64,7 +66,7 @@ class SystemRegisters:
     pc: int
     sp: int
     cpsr: int
-    x: tuple[int, ...]          # x0..x30
+    x: tuple[int, ...]  # x0..x30
 
     @property
     def current_el(self) -> int:
@@ -101,8 +103,13 @@ def read_registers(stub: GdbStub, *, resume: bool = True) -> SystemRegisters:
     missing = [n for n in ("pc", "sp", "cpsr", *(f"x{i}" for i in range(31))) if n not in general]
     if missing:
         raise MissingRegister(f"the 'g' packet lacks {', '.join(missing)}")
-    return SystemRegisters(pc=general["pc"], sp=general["sp"], cpsr=general["cpsr"],
-                           x=tuple(general[f"x{i}"] for i in range(31)), **sysregs)
+    return SystemRegisters(
+        pc=general["pc"],
+        sp=general["sp"],
+        cpsr=general["cpsr"],
+        x=tuple(general[f"x{i}"] for i in range(31)),
+        **sysregs,
+    )
 
 
 def time_snapshot(stub: GdbStub, *, count: int = 50, resume: bool = True) -> float:

@@ -55,11 +55,13 @@ class CorruptTable(PagewalkError):
     """A descriptor the guest should never have written (reserved encoding, RES0 bits set,
     address beyond the PA size). ``fault`` is what the hardware would report instead."""
 
-    def __init__(self, reason: str, *, va: int, level: int, descriptor_pa: int, descriptor: int,
-                 fault: Fault) -> None:
+    def __init__(
+        self, reason: str, *, va: int, level: int, descriptor_pa: int, descriptor: int, fault: Fault
+    ) -> None:
         super().__init__(
             f"corrupt translation table at level {level}: descriptor {descriptor:#018x} "
-            f"at PA {descriptor_pa:#x} (walking VA {va:#x}): {reason}")
+            f"at PA {descriptor_pa:#x} (walking VA {va:#x}): {reason}"
+        )
         self.reason = reason
         self.va = va
         self.level = level
@@ -69,16 +71,18 @@ class CorruptTable(PagewalkError):
 
 
 # --------------------------------------------------------------------------- memory attributes
-MAIR_TO_CACHE_MODE: Mapping[int, str] = MappingProxyType({
-    0xFF: "copyback",          # also what kIODefaultCache maps to: reported as "copyback"
-    0x00: "inhibit",           # also kIORealTimeCache (same MAIR byte): reported as "inhibit"
-    0xBB: "writethru",
-    0x44: "writecombine",
-    0x04: "posted",
-    0x08: "postedreordered",
-    0x0C: "postedcombinedreordered",
-    0x4F: "copybackinner",
-})
+MAIR_TO_CACHE_MODE: Mapping[int, str] = MappingProxyType(
+    {
+        0xFF: "copyback",  # also what kIODefaultCache maps to: reported as "copyback"
+        0x00: "inhibit",  # also kIORealTimeCache (same MAIR byte): reported as "inhibit"
+        0xBB: "writethru",
+        0x44: "writecombine",
+        0x04: "posted",
+        0x08: "postedreordered",
+        0x0C: "postedcombinedreordered",
+        0x4F: "copybackinner",
+    }
+)
 """MAIR attribute byte -> IOCacheMode name (driverkit-memory.md §9.3, classic column).
 Not injective on the IOCacheMode side: default/copyback and inhibit/realtime share a byte."""
 
@@ -134,7 +138,7 @@ class FaultKind(StrEnum):
 
 class Shareability(StrEnum):
     NON = "non"
-    RESERVED = "reserved"   # SH=0b01; only seen with strict=False
+    RESERVED = "reserved"  # SH=0b01; only seen with strict=False
     OUTER = "outer"
     INNER = "inner"
 
@@ -155,14 +159,14 @@ class Translation:
 
     va: int
     pa: int
-    ttbr: int                 # 0 or 1: which half translated it
-    granule: int              # bytes
+    ttbr: int  # 0 or 1: which half translated it
+    granule: int  # bytes
     level: int
     kind: LeafKind
-    size: int                 # bytes covered by this block or page
+    size: int  # bytes covered by this block or page
     descriptor: int
     descriptor_pa: int
-    ap: int                   # effective AP[2:1]
+    ap: int  # effective AP[2:1]
     el1: El1Access
     el0: El0Access
     uxn: bool
@@ -173,7 +177,7 @@ class Translation:
     contiguous: bool
     attr_index: int
     mair_byte: int
-    cache: str | None         # IOCacheMode name, None if the MAIR byte is not one iomem uses
+    cache: str | None  # IOCacheMode name, None if the MAIR byte is not one iomem uses
     memtype: str
 
     @property
@@ -220,10 +224,17 @@ WalkResult = Translation | Identity | Fault
 
 # --------------------------------------------------------------------------- regime (registers)
 _TG0_SHIFT = {0b00: 12, 0b01: 16, 0b10: 14}
-_TG1_SHIFT = {0b01: 14, 0b10: 12, 0b11: 16}   # TG1 uses a different encoding from TG0
-_PA_BITS = (32, 36, 40, 42, 44, 48, 52)       # TCR.IPS and ID_AA64MMFR0.PARange
-_CONTIGUOUS_ENTRIES = {(4096, 1): 16, (4096, 2): 16, (4096, 3): 16,
-                       (16384, 2): 32, (16384, 3): 128, (65536, 2): 32, (65536, 3): 32}
+_TG1_SHIFT = {0b01: 14, 0b10: 12, 0b11: 16}  # TG1 uses a different encoding from TG0
+_PA_BITS = (32, 36, 40, 42, 44, 48, 52)  # TCR.IPS and ID_AA64MMFR0.PARange
+_CONTIGUOUS_ENTRIES = {
+    (4096, 1): 16,
+    (4096, 2): 16,
+    (4096, 3): 16,
+    (16384, 2): 32,
+    (16384, 3): 128,
+    (65536, 2): 32,
+    (65536, 3): 32,
+}
 _MASK48 = (1 << 48) - 1
 
 
@@ -236,20 +247,20 @@ def _bits(hi: int, lo: int) -> int:
 class HalfRegime:
     """One of the two VA halves of the EL1&0 regime, decoded from TCR_EL1 and TTBRn_EL1."""
 
-    select: int               # 0: TTBR0 (VA top bits 0), 1: TTBR1 (VA top bits 1)
-    disabled: bool            # TCR.EPDn: every walk of this half faults at level 0
-    granule: int              # bytes (0 if TGn is reserved, see ``problem``)
+    select: int  # 0: TTBR0 (VA top bits 0), 1: TTBR1 (VA top bits 1)
+    disabled: bool  # TCR.EPDn: every walk of this half faults at level 0
+    granule: int  # bytes (0 if TGn is reserved, see ``problem``)
     txsz: int
     input_bits: int
     start_level: int
     start_entries: int
-    base: int                 # PA of the start-level table
-    base_res0: int            # TTBR BADDR bits below the table alignment that are set
-    pa_bits: int              # effective output address size of this half
-    lpa: bool                 # 52-bit output with 64K: OA[51:48] in descriptor bits [15:12]
+    base: int  # PA of the start-level table
+    base_res0: int  # TTBR BADDR bits below the table alignment that are set
+    pa_bits: int  # effective output address size of this half
+    lpa: bool  # 52-bit output with 64K: OA[51:48] in descriptor bits [15:12]
     tbi: bool
     hpd: bool
-    problem: str | None       # why this half cannot be walked; None if it can
+    problem: str | None  # why this half cannot be walked; None if it can
 
     @property
     def granule_shift(self) -> int:
@@ -295,33 +306,47 @@ def _decode_half(select: int, ttbr: int, tcr: int, ips_bits: int, parange_bits: 
         problem = f"TCR_EL1.TG{select}={tg:#04b} is a reserved granule encoding"
         shift = 12
     elif shift != 16:
-        pa_bits = min(pa_bits, 48)    # 52-bit output needs 64K (FEAT_LPA) or TCR.DS (LPA2)
+        pa_bits = min(pa_bits, 48)  # 52-bit output needs 64K (FEAT_LPA) or TCR.DS (LPA2)
     granule = 1 << shift
     stride = shift - 3
     min_txsz, max_txsz = (12, 47) if shift == 16 else (16, 48)
     if not min_txsz <= txsz <= max_txsz:
         if problem is None:
-            problem = (f"TCR_EL1.T{select}SZ={txsz} is outside [{min_txsz}, {max_txsz}] for the "
-                       f"{granule // 1024}K granule (the hardware faults or clamps)")
+            problem = (
+                f"TCR_EL1.T{select}SZ={txsz} is outside [{min_txsz}, {max_txsz}] for the "
+                f"{granule // 1024}K granule (the hardware faults or clamps)"
+            )
         txsz = min(max(txsz, min_txsz), max_txsz)
     input_bits = 64 - txsz
-    levels = -(-(input_bits - shift) // stride)   # ceil((inputsize - grainsize) / stride)
+    levels = -(-(input_bits - shift) // stride)  # ceil((inputsize - grainsize) / stride)
     start_level = 4 - levels
     start_shift = shift + stride * (3 - start_level)
     start_entries = 1 << (input_bits - start_shift)
     lpa = shift == 16 and pa_bits == 52
     align = max(64, start_entries * 8)
     raw = ttbr & _MASK48
-    low = raw & (align - 1) & ~1                  # bit 0 is CnP, not part of the address
+    low = raw & (align - 1) & ~1  # bit 0 is CnP, not part of the address
     if lpa:
-        low &= ~0x3C                              # TTBR[5:2] hold BADDR[51:48]
+        low &= ~0x3C  # TTBR[5:2] hold BADDR[51:48]
     base = (raw & ~(align - 1)) | ((((ttbr >> 2) & 0xF) << 48) if lpa else 0)
     if problem is not None:
         problem = f"{name}: {problem}"
-    return HalfRegime(select=select, disabled=bool(epd), granule=granule, txsz=txsz,
-                      input_bits=input_bits, start_level=start_level, start_entries=start_entries,
-                      base=base, base_res0=low, pa_bits=pa_bits, lpa=lpa, tbi=bool(tbi),
-                      hpd=bool(hpd), problem=problem)
+    return HalfRegime(
+        select=select,
+        disabled=bool(epd),
+        granule=granule,
+        txsz=txsz,
+        input_bits=input_bits,
+        start_level=start_level,
+        start_entries=start_entries,
+        base=base,
+        base_res0=low,
+        pa_bits=pa_bits,
+        lpa=lpa,
+        tbi=bool(tbi),
+        hpd=bool(hpd),
+        problem=problem,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,25 +354,34 @@ class Regime:
     """The EL1&0 stage-1 translation regime, decoded once from register values."""
 
     mmu_on: bool
-    big_endian: bool          # SCTLR.EE: descriptors are big-endian
-    wxn: bool                 # SCTLR.WXN (reported, not folded into uxn/pxn)
-    ha: bool                  # TCR.HA: hardware sets AF, so AF=0 does not fault
+    big_endian: bool  # SCTLR.EE: descriptors are big-endian
+    wxn: bool  # SCTLR.WXN (reported, not folded into uxn/pxn)
+    ha: bool  # TCR.HA: hardware sets AF, so AF=0 does not fault
     mair: int
-    pa_bits: int              # PAMax for MMU-off accesses (PARange, or 48 when unknown)
-    lpa_implemented: bool     # 64K level-1 blocks are legal (FEAT_LPA)
+    pa_bits: int  # PAMax for MMU-off accesses (PARange, or 48 when unknown)
+    lpa_implemented: bool  # 64K level-1 blocks are legal (FEAT_LPA)
     ttbr0: HalfRegime
     ttbr1: HalfRegime
     tcr: int
     sctlr: int
 
     @classmethod
-    def from_registers(cls, *, ttbr0_el1: int, ttbr1_el1: int, tcr_el1: int, mair_el1: int,
-                       sctlr_el1: int, id_aa64mmfr0_el1: int | None = None) -> Regime:
+    def from_registers(
+        cls,
+        *,
+        ttbr0_el1: int,
+        ttbr1_el1: int,
+        tcr_el1: int,
+        mair_el1: int,
+        sctlr_el1: int,
+        id_aa64mmfr0_el1: int | None = None,
+    ) -> Regime:
         """Decode the registers. ``id_aa64mmfr0_el1`` (when known) bounds the PA size by
         PARange and says which granules exist; without it IPS is trusted and all exist."""
         if tcr_el1 >> 59 & 1:
-            raise RegimeError(f"TCR_EL1.DS=1 (FEAT_LPA2 descriptor format) is not supported "
-                              f"(TCR_EL1={tcr_el1:#x})")
+            raise RegimeError(
+                f"TCR_EL1.DS=1 (FEAT_LPA2 descriptor format) is not supported (TCR_EL1={tcr_el1:#x})"
+            )
         ips = (tcr_el1 >> 32) & 7
         if ips >= len(_PA_BITS):
             raise RegimeError(f"TCR_EL1.IPS={ips:#05b} is reserved (TCR_EL1={tcr_el1:#x})")
@@ -370,20 +404,37 @@ class Regime:
         for select, ttbr in ((0, ttbr0_el1), (1, ttbr1_el1)):
             half = _decode_half(select, ttbr, tcr_el1, ips_bits, parange_bits)
             if half.problem is None and half.granule in unsupported:
-                half = replace(half, problem=f"TTBR{select}: the {half.granule // 1024}K granule is "
-                                        f"not implemented (ID_AA64MMFR0_EL1={id_aa64mmfr0_el1:#x})")
+                half = replace(
+                    half,
+                    problem=f"TTBR{select}: the {half.granule // 1024}K granule is "
+                    f"not implemented (ID_AA64MMFR0_EL1={id_aa64mmfr0_el1:#x})",
+                )
             halves.append(half)
-        return cls(mmu_on=bool(sctlr_el1 & 1), big_endian=bool(sctlr_el1 >> 25 & 1),
-                   wxn=bool(sctlr_el1 >> 19 & 1), ha=bool(tcr_el1 >> 39 & 1), mair=mair_el1,
-                   pa_bits=parange_bits or 48, lpa_implemented=lpa_implemented,
-                   ttbr0=halves[0], ttbr1=halves[1], tcr=tcr_el1, sctlr=sctlr_el1)
+        return cls(
+            mmu_on=bool(sctlr_el1 & 1),
+            big_endian=bool(sctlr_el1 >> 25 & 1),
+            wxn=bool(sctlr_el1 >> 19 & 1),
+            ha=bool(tcr_el1 >> 39 & 1),
+            mair=mair_el1,
+            pa_bits=parange_bits or 48,
+            lpa_implemented=lpa_implemented,
+            ttbr0=halves[0],
+            ttbr1=halves[1],
+            tcr=tcr_el1,
+            sctlr=sctlr_el1,
+        )
 
     @classmethod
     def from_snapshot(cls, regs: TranslationRegisters) -> Regime:
         """Decode from any object with the register attributes (e.g. ``SystemRegisters``)."""
-        return cls.from_registers(ttbr0_el1=regs.ttbr0_el1, ttbr1_el1=regs.ttbr1_el1,
-                                  tcr_el1=regs.tcr_el1, mair_el1=regs.mair_el1,
-                                  sctlr_el1=regs.sctlr_el1, id_aa64mmfr0_el1=regs.id_aa64mmfr0_el1)
+        return cls.from_registers(
+            ttbr0_el1=regs.ttbr0_el1,
+            ttbr1_el1=regs.ttbr1_el1,
+            tcr_el1=regs.tcr_el1,
+            mair_el1=regs.mair_el1,
+            sctlr_el1=regs.sctlr_el1,
+            id_aa64mmfr0_el1=regs.id_aa64mmfr0_el1,
+        )
 
     def half_for(self, va: int) -> HalfRegime:
         """The half VA bit 55 selects (the architecture's rule, TBI or not)."""
@@ -395,13 +446,13 @@ class Regime:
 class _Geometry:
     """Per-half constants precomputed so the hot loop only indexes tuples."""
 
-    shifts: tuple[int, ...]          # by level 0..3: VA bit where the level's index starts
-    entries: int                     # descriptors in a full (non-start) table
-    table_addr: int                  # address mask of a table descriptor
+    shifts: tuple[int, ...]  # by level 0..3: VA bit where the level's index starts
+    entries: int  # descriptors in a full (non-start) table
+    table_addr: int  # address mask of a table descriptor
     table_res0: int
-    leaf_addr: tuple[int, ...]       # by level
-    leaf_res0: tuple[int, ...]       # by level
-    block_ok: tuple[bool, ...]       # by level: a block descriptor is legal here
+    leaf_addr: tuple[int, ...]  # by level
+    leaf_res0: tuple[int, ...]  # by level
+    block_ok: tuple[bool, ...]  # by level: a block descriptor is legal here
 
 
 def _geometry(half: HalfRegime, lpa_implemented: bool) -> _Geometry:
@@ -409,21 +460,28 @@ def _geometry(half: HalfRegime, lpa_implemented: bool) -> _Geometry:
     stride = gs - 3
     shifts = tuple(gs + stride * (3 - level) for level in range(4))
     lpa_field = _bits(15, 12) if half.lpa else 0
-    low_res0 = _bits(gs - 1, 12) & ~lpa_field          # between bit 12 and the granule
+    low_res0 = _bits(gs - 1, 12) & ~lpa_field  # between bit 12 and the granule
     table_res0 = _bits(51, 48) | low_res0
     leaf_addr = tuple(_bits(47, s) for s in shifts)
     leaf_res0 = tuple(
         _bits(49, 48) | (low_res0 if level == 3 else _bits(s - 1, 12) & ~lpa_field & ~(1 << 16))
-        for level, s in enumerate(shifts))
+        for level, s in enumerate(shifts)
+    )
     if gs == 12:
         block_ok = (False, True, True, False)
     elif gs == 14:
         block_ok = (False, False, True, False)
     else:
         block_ok = (False, lpa_implemented, True, False)
-    return _Geometry(shifts=shifts, entries=1 << stride, table_addr=_bits(47, gs),
-                     table_res0=table_res0, leaf_addr=leaf_addr, leaf_res0=leaf_res0,
-                     block_ok=block_ok)
+    return _Geometry(
+        shifts=shifts,
+        entries=1 << stride,
+        table_addr=_bits(47, gs),
+        table_res0=table_res0,
+        leaf_addr=leaf_addr,
+        leaf_res0=leaf_res0,
+        block_ok=block_ok,
+    )
 
 
 class PageWalker:
@@ -435,8 +493,9 @@ class PageWalker:
     our firmware must never write such descriptors) and returning the hardware's Fault.
     """
 
-    def __init__(self, read_phys: ReadPhys, regime: Regime, *, strict: bool = True,
-                 max_cached_tables: int = 4096) -> None:
+    def __init__(
+        self, read_phys: ReadPhys, regime: Regime, *, strict: bool = True, max_cached_tables: int = 4096
+    ) -> None:
         self.read_phys = read_phys
         self.regime = regime
         self.strict = strict
@@ -445,8 +504,11 @@ class PageWalker:
         self.bytes_read = 0
         self._cache: dict[int, tuple[int, ...]] = {}
         self._fmt_char = ">" if regime.big_endian else "<"
-        self._geo = {h.select: _geometry(h, regime.lpa_implemented) for h in (regime.ttbr0, regime.ttbr1)
-                     if h.problem is None}
+        self._geo = {
+            h.select: _geometry(h, regime.lpa_implemented)
+            for h in (regime.ttbr0, regime.ttbr1)
+            if h.problem is None
+        }
         self._attrs = tuple(self._attr(i) for i in range(8))
 
     def _attr(self, index: int) -> tuple[int, str | None, str]:
@@ -476,63 +538,126 @@ class PageWalker:
         if half.problem is not None:
             raise RegimeError(half.problem)
         if half.base_res0 and self.strict:
-            raise RegimeError(f"TTBR{half.select}_EL1 base {half.base:#x} has bits {half.base_res0:#x} set "
-                              f"below the {max(64, half.start_entries * 8)}-byte table alignment")
+            raise RegimeError(
+                f"TTBR{half.select}_EL1 base {half.base:#x} has bits {half.base_res0:#x} set "
+                f"below the {max(64, half.start_entries * 8)}-byte table alignment"
+            )
         return self._geo[half.select]
 
-    def _bad(self, reason: str, kind: FaultKind, *, va: int, half: HalfRegime, level: int,
-             dpa: int, desc: int) -> Fault:
-        fault = Fault(va=va, kind=kind, level=level, reason=reason, ttbr=half.select,
-                      descriptor_pa=dpa, descriptor=desc)
+    def _bad(
+        self, reason: str, kind: FaultKind, *, va: int, half: HalfRegime, level: int, dpa: int, desc: int
+    ) -> Fault:
+        fault = Fault(
+            va=va, kind=kind, level=level, reason=reason, ttbr=half.select, descriptor_pa=dpa, descriptor=desc
+        )
         if self.strict:
             raise CorruptTable(reason, va=va, level=level, descriptor_pa=dpa, descriptor=desc, fault=fault)
         return fault
 
-    def _next_table(self, half: HalfRegime, geo: _Geometry, level: int, desc: int, dpa: int,
-                    va: int) -> int | Fault:
+    def _next_table(
+        self, half: HalfRegime, geo: _Geometry, level: int, desc: int, dpa: int, va: int
+    ) -> int | Fault:
         if desc & geo.table_res0:
-            return self._bad(f"table descriptor has RES0 bits {desc & geo.table_res0:#x} set",
-                             FaultKind.TRANSLATION, va=va, half=half, level=level, dpa=dpa, desc=desc)
+            return self._bad(
+                f"table descriptor has RES0 bits {desc & geo.table_res0:#x} set",
+                FaultKind.TRANSLATION,
+                va=va,
+                half=half,
+                level=level,
+                dpa=dpa,
+                desc=desc,
+            )
         nxt = desc & geo.table_addr
         if half.lpa:
             nxt |= ((desc >> 12) & 0xF) << 48
         if nxt >> half.pa_bits:
-            return self._bad(f"next-level table address {nxt:#x} is beyond the {half.pa_bits}-bit PA size",
-                             FaultKind.ADDRESS_SIZE, va=va, half=half, level=level, dpa=dpa, desc=desc)
+            return self._bad(
+                f"next-level table address {nxt:#x} is beyond the {half.pa_bits}-bit PA size",
+                FaultKind.ADDRESS_SIZE,
+                va=va,
+                half=half,
+                level=level,
+                dpa=dpa,
+                desc=desc,
+            )
         return nxt
 
-    def _leaf(self, half: HalfRegime, geo: _Geometry, level: int, desc: int, dpa: int, va: int,
-              tattrs: int, whole: bool) -> Translation | Fault:
+    def _leaf(
+        self,
+        half: HalfRegime,
+        geo: _Geometry,
+        level: int,
+        desc: int,
+        dpa: int,
+        va: int,
+        tattrs: int,
+        whole: bool,
+    ) -> Translation | Fault:
         if level == 3:
             if not desc & 2:
-                return self._bad("descriptor type 0b01 is reserved at level 3", FaultKind.TRANSLATION,
-                                 va=va, half=half, level=level, dpa=dpa, desc=desc)
+                return self._bad(
+                    "descriptor type 0b01 is reserved at level 3",
+                    FaultKind.TRANSLATION,
+                    va=va,
+                    half=half,
+                    level=level,
+                    dpa=dpa,
+                    desc=desc,
+                )
             kind = LeafKind.PAGE
         else:
             if not geo.block_ok[level]:
-                return self._bad(f"a block descriptor is not allowed at level {level} with the "
-                                 f"{half.granule // 1024}K granule", FaultKind.TRANSLATION,
-                                 va=va, half=half, level=level, dpa=dpa, desc=desc)
+                return self._bad(
+                    f"a block descriptor is not allowed at level {level} with the "
+                    f"{half.granule // 1024}K granule",
+                    FaultKind.TRANSLATION,
+                    va=va,
+                    half=half,
+                    level=level,
+                    dpa=dpa,
+                    desc=desc,
+                )
             kind = LeafKind.BLOCK
         res0 = desc & geo.leaf_res0[level]
         if res0:
-            return self._bad(f"{kind} descriptor has RES0 bits {res0:#x} set", FaultKind.TRANSLATION,
-                             va=va, half=half, level=level, dpa=dpa, desc=desc)
+            return self._bad(
+                f"{kind} descriptor has RES0 bits {res0:#x} set",
+                FaultKind.TRANSLATION,
+                va=va,
+                half=half,
+                level=level,
+                dpa=dpa,
+                desc=desc,
+            )
         size = 1 << geo.shifts[level]
         out = desc & geo.leaf_addr[level]
         if half.lpa:
             out |= ((desc >> 12) & 0xF) << 48
         if out >> half.pa_bits:
-            return self._bad(f"output address {out:#x} is beyond the {half.pa_bits}-bit PA size",
-                             FaultKind.ADDRESS_SIZE, va=va, half=half, level=level, dpa=dpa, desc=desc)
+            return self._bad(
+                f"output address {out:#x} is beyond the {half.pa_bits}-bit PA size",
+                FaultKind.ADDRESS_SIZE,
+                va=va,
+                half=half,
+                level=level,
+                dpa=dpa,
+                desc=desc,
+            )
         sh = (desc >> 8) & 3
-        if sh == 1 and self.strict:   # not strict: reported as RESERVED, the hardware does not fault
-            self._bad("SH=0b01 is a reserved shareability encoding", FaultKind.TRANSLATION,
-                      va=va, half=half, level=level, dpa=dpa, desc=desc)
+        if sh == 1 and self.strict:  # not strict: reported as RESERVED, the hardware does not fault
+            self._bad(
+                "SH=0b01 is a reserved shareability encoding",
+                FaultKind.TRANSLATION,
+                va=va,
+                half=half,
+                level=level,
+                dpa=dpa,
+                desc=desc,
+            )
         ap = (desc >> 6) & 3
-        if tattrs & 0b0100:      # APTable[0]: no EL0 access below this table
+        if tattrs & 0b0100:  # APTable[0]: no EL0 access below this table
             ap &= 0b10
-        if tattrs & 0b1000:      # APTable[1]: read-only below this table
+        if tattrs & 0b1000:  # APTable[1]: read-only below this table
             ap |= 0b10
         index = (desc >> 2) & 7
         byte, cache, memtype = self._attrs[index]
@@ -541,12 +666,29 @@ class PageWalker:
         else:
             va_out, pa_out = va, out | (va & (size - 1))
         return Translation(
-            va=va_out, pa=pa_out, ttbr=half.select, granule=half.granule, level=level, kind=kind,
-            size=size, descriptor=desc, descriptor_pa=dpa, ap=ap, el1=_EL1[ap], el0=_EL0[ap],
-            uxn=bool((desc >> 54) & 1 or tattrs & 0b10), pxn=bool((desc >> 53) & 1 or tattrs & 0b01),
-            sh=_SH[sh], af=bool((desc >> 10) & 1), ng=bool((desc >> 11) & 1),
-            contiguous=bool((desc >> 52) & 1), attr_index=index, mair_byte=byte, cache=cache,
-            memtype=memtype)
+            va=va_out,
+            pa=pa_out,
+            ttbr=half.select,
+            granule=half.granule,
+            level=level,
+            kind=kind,
+            size=size,
+            descriptor=desc,
+            descriptor_pa=dpa,
+            ap=ap,
+            el1=_EL1[ap],
+            el0=_EL0[ap],
+            uxn=bool((desc >> 54) & 1 or tattrs & 0b10),
+            pxn=bool((desc >> 53) & 1 or tattrs & 0b01),
+            sh=_SH[sh],
+            af=bool((desc >> 10) & 1),
+            ng=bool((desc >> 11) & 1),
+            contiguous=bool((desc >> 52) & 1),
+            attr_index=index,
+            mair_byte=byte,
+            cache=cache,
+            memtype=memtype,
+        )
 
     # ---- public
     def walk(self, va: int) -> WalkResult:
@@ -557,22 +699,41 @@ class PageWalker:
         regime = self.regime
         if not regime.mmu_on:
             if va >> regime.pa_bits:
-                return Fault(va, FaultKind.ADDRESS_SIZE, 0,
-                             f"MMU off and VA is beyond the {regime.pa_bits}-bit PA size")
+                return Fault(
+                    va,
+                    FaultKind.ADDRESS_SIZE,
+                    0,
+                    f"MMU off and VA is beyond the {regime.pa_bits}-bit PA size",
+                )
             return Identity(va=va, pa=va)
         half = regime.ttbr1 if (va >> 55) & 1 else regime.ttbr0
         top = 56 if half.tbi else 64
         high = (va & ((1 << top) - 1)) >> half.input_bits
         if high != (0 if half.select == 0 else (1 << (top - half.input_bits)) - 1):
-            return Fault(va, FaultKind.TRANSLATION, 0,
-                         f"VA is outside both halves (T{half.select}SZ={half.txsz})", ttbr=half.select)
+            return Fault(
+                va,
+                FaultKind.TRANSLATION,
+                0,
+                f"VA is outside both halves (T{half.select}SZ={half.txsz})",
+                ttbr=half.select,
+            )
         if half.disabled:
-            return Fault(va, FaultKind.TRANSLATION, 0,
-                         f"TCR_EL1.EPD{half.select}=1: walks of this half are disabled", ttbr=half.select)
+            return Fault(
+                va,
+                FaultKind.TRANSLATION,
+                0,
+                f"TCR_EL1.EPD{half.select}=1: walks of this half are disabled",
+                ttbr=half.select,
+            )
         geo = self._usable(half)
         if half.base >> half.pa_bits:
-            return Fault(va, FaultKind.ADDRESS_SIZE, 0, f"TTBR{half.select}_EL1 base {half.base:#x} "
-                         f"is beyond the {half.pa_bits}-bit PA size", ttbr=half.select)
+            return Fault(
+                va,
+                FaultKind.ADDRESS_SIZE,
+                0,
+                f"TTBR{half.select}_EL1 base {half.base:#x} is beyond the {half.pa_bits}-bit PA size",
+                ttbr=half.select,
+            )
         level, table, count, tattrs = half.start_level, half.base, half.start_entries, 0
         shifts = geo.shifts
         while True:
@@ -583,8 +744,15 @@ class PageWalker:
             desc = entries[index]
             dpa = table + 8 * index
             if not desc & 1:
-                return Fault(va, FaultKind.TRANSLATION, level, "invalid descriptor", ttbr=half.select,
-                             descriptor_pa=dpa, descriptor=desc)
+                return Fault(
+                    va,
+                    FaultKind.TRANSLATION,
+                    level,
+                    "invalid descriptor",
+                    ttbr=half.select,
+                    descriptor_pa=dpa,
+                    descriptor=desc,
+                )
             if level < 3 and desc & 2:
                 nxt = self._next_table(half, geo, level, desc, dpa, va)
                 if isinstance(nxt, Fault):
@@ -595,8 +763,15 @@ class PageWalker:
                 continue
             leaf = self._leaf(half, geo, level, desc, dpa, va, tattrs, whole=False)
             if isinstance(leaf, Translation) and not leaf.af and not regime.ha:
-                return Fault(va, FaultKind.ACCESS_FLAG, level, "access flag is 0", ttbr=half.select,
-                             descriptor_pa=dpa, descriptor=desc)
+                return Fault(
+                    va,
+                    FaultKind.ACCESS_FLAG,
+                    level,
+                    "access flag is 0",
+                    ttbr=half.select,
+                    descriptor_pa=dpa,
+                    descriptor=desc,
+                )
             return leaf
 
     def iter_mappings(self, start: int = 0, end: int = VA_LIMIT) -> Iterator[Translation]:
@@ -616,14 +791,26 @@ class PageWalker:
             geo = self._usable(half)
             if half.base >> half.pa_bits:
                 if self.strict:
-                    raise RegimeError(f"TTBR{half.select}_EL1 base {half.base:#x} is beyond the "
-                                      f"{half.pa_bits}-bit PA size")
+                    raise RegimeError(
+                        f"TTBR{half.select}_EL1 base {half.base:#x} is beyond the {half.pa_bits}-bit PA size"
+                    )
                 continue
-            yield from self._iter_table(half, geo, half.start_level, half.base, half.start_entries,
-                                        lo, s, e, 0)
+            yield from self._iter_table(
+                half, geo, half.start_level, half.base, half.start_entries, lo, s, e, 0
+            )
 
-    def _iter_table(self, half: HalfRegime, geo: _Geometry, level: int, table: int, count: int,
-                    table_va: int, s: int, e: int, tattrs: int) -> Iterator[Translation]:
+    def _iter_table(
+        self,
+        half: HalfRegime,
+        geo: _Geometry,
+        level: int,
+        table: int,
+        count: int,
+        table_va: int,
+        s: int,
+        e: int,
+        tattrs: int,
+    ) -> Iterator[Translation]:
         shift = geo.shifts[level]
         entries = self._table(table, count)
         first = (s - table_va) >> shift
@@ -640,8 +827,9 @@ class PageWalker:
                     continue
                 sub = tattrs if half.hpd else tattrs | desc >> 59
                 span = 1 << shift
-                yield from self._iter_table(half, geo, level + 1, nxt, geo.entries, va,
-                                            max(s, va), min(e, va + span), sub)
+                yield from self._iter_table(
+                    half, geo, level + 1, nxt, geo.entries, va, max(s, va), min(e, va + span), sub
+                )
                 continue
             leaf = self._leaf(half, geo, level, desc, dpa, va, tattrs, whole=True)
             if isinstance(leaf, Translation):
@@ -654,7 +842,8 @@ def walk(read_phys: ReadPhys, regime: Regime, va: int, *, strict: bool = True) -
     return PageWalker(read_phys, regime, strict=strict).walk(va)
 
 
-def iter_mappings(read_phys: ReadPhys, regime: Regime, start: int = 0, end: int = VA_LIMIT, *,
-                  strict: bool = True) -> Iterator[Translation]:
+def iter_mappings(
+    read_phys: ReadPhys, regime: Regime, start: int = 0, end: int = VA_LIMIT, *, strict: bool = True
+) -> Iterator[Translation]:
     """Every valid leaf intersecting ``[start, end)``; see :meth:`PageWalker.iter_mappings`."""
     return PageWalker(read_phys, regime, strict=strict).iter_mappings(start, end)
