@@ -95,8 +95,9 @@ class Guest:
     def close(self) -> int | None:
         """Power the guest off (``quit``) if it still answers, then reap QEMU."""
         if self.console is not None and self.machine.state is Runstate.RUNNING and self.machine.alive():
-            with contextlib.suppress(OSError):
-                self.console.send_raw(b"quit\n")
+            with contextlib.suppress(IomemError):
+                self.console.request("quit", timeout=1.0)
+            self.machine.wait_exit(1.0)  # PSCI SYSTEM_OFF: QEMU exits by itself
         status = self.machine.shutdown(graceful_timeout=1.0)
         if self.console is not None:
             self.console.close()
