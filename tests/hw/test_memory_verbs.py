@@ -57,9 +57,7 @@ def test_peek_poke_widths(guest: Guest, width: int) -> None:
     guest.fill(va, 16, 0)
     value = int.from_bytes(os.urandom(width), "little")
     guest.poke(VirtAddr(va + 8), value, width)
-    assert guest.ram.read(pa, 16) == bytes(8) + value.to_bytes(width, "little") + bytes(
-        8 - width
-    )
+    assert guest.ram.read(pa, 16) == bytes(8) + value.to_bytes(width, "little") + bytes(8 - width)
     assert guest.peek(VirtAddr(va + 8), width) == value
     guest.ram.write(PhysAddr(pa + 8), (0x1122334455667788).to_bytes(8, "little"))
     assert guest.peek(VirtAddr(va + 8), width) == 0x1122334455667788 & ((1 << (8 * width)) - 1)

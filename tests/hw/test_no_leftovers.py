@@ -6,15 +6,30 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
+
+from harness import profile as profiles
+from harness.guest import Guest
 
 pytestmark = pytest.mark.profiles("virt-4k")
 
 
 def _qemu_pids() -> set[int]:
-    out = subprocess.run(["pgrep", "-x", "qemu-system-aarch64"], capture_output=True, text=True, check=False)
-    return {int(p) for p in out.stdout.split()}
+    """Live QEMU processes, by their command line (``pgrep -x`` cannot: comm is cut to 15 bytes)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if argv0.endswith(b"qemu-system-aarch64") and state != "Z":
+            pids.add(int(entry.name))
+    return pids
 
 
 def _gone(pid: int, within: float) -> bool:
@@ -34,6 +49,9 @@ def test_failing_tests_leave_no_qemu(pytester: pytest.Pytester, profile: object)
     pytester.makepyfile(
         test_inner=textwrap.dedent("""
         import pytest
+
+from harness import profile as profiles
+from harness.guest import Guest
         def test_assertion_fails(guest):
             assert guest.pagesize() == 1
         def test_exception(guest):
@@ -44,6 +62,11 @@ def test_failing_tests_leave_no_qemu(pytester: pytest.Pytester, profile: object)
     """)
     )
     before = _qemu_pids()
+    probe = Guest(profiles.load("virt-4k")).boot()  # the detector itself must see a live QEMU
+    try:
+        assert probe.machine.pid in _qemu_pids() - before
+    finally:
+        probe.close()
     result = pytester.runpytest_subprocess("--profile", "virt-4k", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(["*iomem virt-4k*", "*console.log*"])
