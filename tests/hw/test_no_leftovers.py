@@ -48,10 +48,6 @@ def _gone(pid: int, within: float) -> bool:
 def test_failing_tests_leave_no_qemu(pytester: pytest.Pytester, profile: object) -> None:
     pytester.makepyfile(
         test_inner=textwrap.dedent("""
-        import pytest
-
-from harness import profile as profiles
-from harness.guest import Guest
         def test_assertion_fails(guest):
             assert guest.pagesize() == 1
         def test_exception(guest):
