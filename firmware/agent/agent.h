@@ -77,14 +77,14 @@ struct agent_command {
 
 /*
  * Define and register a verb handler: the body that follows is the handler,
- * with parameter `struct agent_call *call`. Registration is an entry in the
+ * with parameter `struct agent_call *call` (which it may leave unused). Registration is an entry in the
  * linker section agent_commands (iomem.ld keeps it).
  */
 #define AGENT_COMMAND(handler_, name_, usage_)                                                       \
     static IOReturn handler_(struct agent_call *call);                                               \
     static const struct agent_command agent_command_##handler_                                       \
         __attribute__((used, section("agent_commands"), aligned(8))) = {name_, usage_, handler_}; \
-    static IOReturn handler_(struct agent_call *call)
+    static IOReturn handler_(__attribute__((unused)) struct agent_call *call)
 
 /* ---------------------------------------------------------------- arguments */
 
@@ -179,6 +179,6 @@ struct agent_stats_hook {
     static void fn_(struct agent_call *call);                                               \
     static const struct agent_stats_hook agent_stats_##fn_                                  \
         __attribute__((used, section("agent_stats"), aligned(8))) = {fn_}; \
-    static void fn_(struct agent_call *call)
+    static void fn_(__attribute__((unused)) struct agent_call *call)
 
 #endif /* IOMEM_AGENT_AGENT_H */

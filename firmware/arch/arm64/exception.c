@@ -14,6 +14,19 @@
 #include "arch/arm64/panic.h"
 #include "arch/arm64/sysreg.h"
 
+/* iomem.ld: the unmapped pages below each stack. */
+extern const char __stack_guard_start[], __stack_guard_end[];
+extern const char __exception_stack_guard_start[], __exception_stack_guard_end[];
+
+/* " (stack overflow)" when a fault address is in a guard page, else "". */
+static const char *guard_note(uint64_t far)
+{
+    if ((far >= (uintptr_t)__stack_guard_start && far < (uintptr_t)__stack_guard_end) ||
+        (far >= (uintptr_t)__exception_stack_guard_start && far < (uintptr_t)__exception_stack_guard_end))
+        return " (stack overflow)";
+    return "";
+}
+
 static const char *const vector_types[] = {"synchronous exception", "IRQ", "FIQ", "SError"};
 
 static const char *exception_class_name(uint64_t ec)
@@ -61,12 +74,13 @@ void exception_handle(struct exception_frame *frame, unsigned kind)
             int level;
             fault_status_decode((unsigned)(frame->esr & ESR_ISS_DFSC_MASK), &fault_kind, &level);
             if (level != FAULT_NO_LEVEL)
-                panic("%s%s: %s fault level %d esr=0x%llx far=0x%llx elr=0x%llx", where,
-                      exception_class_name(ec), fault_kind, level, (unsigned long long)frame->esr,
-                      (unsigned long long)frame->far, (unsigned long long)frame->elr);
-            panic("%s%s: %s fault esr=0x%llx far=0x%llx elr=0x%llx", where, exception_class_name(ec),
-                  fault_kind, (unsigned long long)frame->esr, (unsigned long long)frame->far,
-                  (unsigned long long)frame->elr);
+                panic("%s%s: %s fault level %d%s esr=0x%llx far=0x%llx elr=0x%llx", where,
+                      exception_class_name(ec), fault_kind, level, guard_note(frame->far),
+                      (unsigned long long)frame->esr, (unsigned long long)frame->far,
+                      (unsigned long long)frame->elr);
+            panic("%s%s: %s fault%s esr=0x%llx far=0x%llx elr=0x%llx", where, exception_class_name(ec),
+                  fault_kind, guard_note(frame->far), (unsigned long long)frame->esr,
+                  (unsigned long long)frame->far, (unsigned long long)frame->elr);
         }
         panic("%s%s esr=0x%llx far=0x%llx elr=0x%llx", where, exception_class_name(ec),
               (unsigned long long)frame->esr, (unsigned long long)frame->far,

@@ -35,54 +35,66 @@ bool fault_try(void (*fn)(void *ctx), void *ctx, struct fault_info *out)
     return true;
 }
 
+/*
+ * Fault status codes (ESR_EL1.ISS.DFSC, Arm ARM D19.2). The four kinds that
+ * carry a level are groups of four codes: group | level.
+ */
+#define FSC_LEVEL_MASK 0x03u
+#define FSC_GROUP_MASK 0x3cu
+#define FSC_GROUP_ADDRESS_SIZE 0x00u
+#define FSC_GROUP_TRANSLATION 0x04u
+#define FSC_GROUP_ACCESS_FLAG 0x08u
+#define FSC_GROUP_PERMISSION 0x0cu
+#define FSC_GROUP_EXTERNAL_ON_WALK 0x14u
+#define FSC_GROUP_ECC_ON_WALK 0x1cu
+#define FSC_EXTERNAL 0x10u
+#define FSC_ECC 0x18u
+#define FSC_ALIGNMENT 0x21u
+#define FSC_ADDRESS_SIZE_LEVEL_MINUS_1 0x29u /* FEAT_LPA2 */
+#define FSC_TRANSLATION_LEVEL_MINUS_1 0x2bu  /* FEAT_LPA2 */
+#define FSC_TLB_CONFLICT 0x30u
+
 void fault_status_decode(unsigned status, const char **kind, int *level)
 {
-    unsigned group = status & 0x3c; /* the kind; the low two bits are the level */
-    int low_level = (int)(status & 3);
-
-    *level = FAULT_NO_LEVEL;
-    switch (group) {
-    case 0x00:
+    *level = (int)(status & FSC_LEVEL_MASK);
+    switch (status & FSC_GROUP_MASK) {
+    case FSC_GROUP_ADDRESS_SIZE:
         *kind = "address-size";
-        *level = low_level;
         return;
-    case 0x04:
+    case FSC_GROUP_TRANSLATION:
         *kind = "translation";
-        *level = low_level;
         return;
-    case 0x08:
+    case FSC_GROUP_ACCESS_FLAG:
         *kind = "access-flag";
-        *level = low_level;
         return;
-    case 0x0c:
+    case FSC_GROUP_PERMISSION:
         *kind = "permission";
-        *level = low_level;
         return;
-    case 0x14: /* synchronous external abort on a table walk */
-    case 0x1c: /* parity/ECC error on a table walk */
+    case FSC_GROUP_EXTERNAL_ON_WALK:
+    case FSC_GROUP_ECC_ON_WALK:
         *kind = "external-abort";
-        *level = low_level;
         return;
     default:
         break;
     }
+    *level = FAULT_NO_LEVEL;
     switch (status) {
-    case 0x10: /* synchronous external abort, not on a walk */
-    case 0x18: /* parity/ECC error, not on a walk */
+    case FSC_EXTERNAL:
+    case FSC_ECC:
         *kind = "external-abort";
         return;
-    case 0x21:
+    case FSC_ALIGNMENT:
         *kind = "alignment";
         return;
-    case 0x29: /* FEAT_LPA2 level -1 */
+    case FSC_ADDRESS_SIZE_LEVEL_MINUS_1:
         *kind = "address-size";
         *level = -1;
         return;
-    case 0x2b: /* FEAT_LPA2 level -1 */
+    case FSC_TRANSLATION_LEVEL_MINUS_1:
         *kind = "translation";
         *level = -1;
         return;
-    case 0x30:
+    case FSC_TLB_CONFLICT:
         *kind = "tlb-conflict";
         return;
     default:
