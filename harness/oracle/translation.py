@@ -43,8 +43,10 @@ class GuestTranslation:
 
 
 def perm_of(walk: Translation) -> str:
-    """The EL1 permission string the guest reports: ``r``/``rw`` plus ``x`` if EL1 may execute."""
-    return ("rw" if walk.el1 == "rw" else "r") + ("" if walk.pxn else "x")
+    """The EL1 permission as the guest spells it: ``ro``, ``rw``, ``rx`` (or ``rwx``, never mapped)."""
+    if walk.el1 == "rw":
+        return "rw" if walk.pxn else "rwx"
+    return "ro" if walk.pxn else "rx"
 
 
 def _odd_one_out(values: dict[str, object]) -> str:
