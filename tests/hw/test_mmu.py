@@ -47,13 +47,34 @@ def test_iovmpagesize_is_the_granule_the_hardware_uses(guest: Guest, profile: Pr
 
 
 def test_sections_are_mapped_w_xor_x(guest: Guest, profile: Profile) -> None:
+    """Every allocated section lies in the text, rodata or data range the linker script
+    names, and each of its pages has that range's permissions: rx, ro, rw (never W+X)."""
     walker = guest.walker()
-    expected = {".text": "rx", ".rodata": "ro"}
+    sym = {
+        n: guest.elf.symbol(n).address
+        for n in (
+            "__text_start",
+            "__text_end",
+            "__rodata_start",
+            "__rodata_end",
+            "__data_start",
+            "__data_end",
+        )
+    }
+    ranges = {
+        "rx": (sym["__text_start"], sym["__text_end"]),
+        "ro": (sym["__rodata_start"], sym["__rodata_end"]),
+        "rw": (sym["__data_start"], sym["__data_end"]),
+    }
     checked = 0
     for section in guest.elf.sections:
-        if section.name.startswith((".exception_stack", ".stack")):
+        if section.name in (".exception_stack", ".stack", ".page_tables"):
             continue
-        want = expected.get(section.name, "rw" if section.writable else "ro")
+        homes = [perm for perm, (lo, hi) in ranges.items() if lo <= section.address and section.end <= hi]
+        assert len(homes) == 1, f"{section.name} [{section.address:#x}, {section.end:#x}) is in {homes}"
+        want = homes[0]
+        if section.executable:
+            assert want == "rx", f"{section.name} holds code but is mapped {want}"
         for va in _pages(section.address, section.end, profile.granule):
             leaf = _walk(walker, va)
             assert perm_of(leaf) == want, f"{section.name} page {va:#x}: {perm_of(leaf)}, want {want}"
