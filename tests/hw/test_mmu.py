@@ -135,7 +135,7 @@ def test_ram_beyond_the_image_is_normal_write_back(guest: Guest) -> None:
     for va in (heap_base, heap_base + heap_len // 2, heap_base + heap_len - 8):
         leaf = _walk(walker, va)
         assert leaf.pa == va and leaf.mair_byte == 0xFF and leaf.cache == "copyback"
-        assert leaf.el1 == "rw" and leaf.pxn and leaf.uxn and leaf.sh == "inner"
+        assert leaf.el1 == "rw" and leaf.pxn and leaf.uxn and leaf.sh == "outer"  # §9.3: WB is SH=outer
 
 
 @pytest.mark.parametrize(("section", "symbol"), [(".text", "__text_start"), (".rodata", "__rodata_start")])
