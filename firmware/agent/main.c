@@ -9,6 +9,8 @@
  */
 #include <stdint.h>
 
+#include "IOReturn.h"
+#include "OSObject.h"
 #include "agent/session.h"
 #include "agent/system.h"
 #include "arch/arm64/panic.h"
@@ -17,7 +19,9 @@
 #include "arch/arm64/sysreg.h"
 #include "drivers/gic.h"
 #include "drivers/pl011.h"
+#include "mm/heap.h"
 #include "mm/layout.h"
+#include "mm/pages.h"
 #include "mm/vm.h"
 
 static struct agent_session session;
@@ -26,6 +30,20 @@ static void console_write(void *ctx, const char *s, size_t n)
 {
     (void)ctx;
     pl011_write(s, n);
+}
+
+/* Hand the heap range to the allocators, in their order: pages, heap, objects. */
+static void start_allocators(struct mem_range heap, uint64_t granule)
+{
+    IOReturn rc;
+
+    if ((rc = pages_init(heap.base, heap.size, granule)) != kIOReturnSuccess)
+        panic("pages_init(0x%llx+0x%llx): %s", (unsigned long long)pa_addr(heap.base),
+              (unsigned long long)heap.size, IOReturnName(rc));
+    if ((rc = heap_init()) != kIOReturnSuccess)
+        panic("heap_init: %s", IOReturnName(rc));
+    if ((rc = object_init()) != kIOReturnSuccess)
+        panic("object_init: %s", IOReturnName(rc));
 }
 
 /* Bring the machine up to the point where the agent can serve. */
@@ -45,6 +63,7 @@ static void boot(void)
     psci_set_conduit(mem.psci);
     mem_layout_set_ram(mem.ram_base, mem.ram_size, granule);
     vm_init_ram(mem_layout());
+    start_allocators(mem_layout()->heap, granule);
 
     gic_init();
     gic_enable_spi(VIRT_UART_INTID);

@@ -88,6 +88,21 @@ unsigned vm_pool_tables_total(void) { return pool_count; }
 
 void vm_set_table_source(const struct vm_table_source *source) { vm.source = *source; }
 
+static bool in_pool(paddr_t table)
+{
+    const struct mem_range pool = mem_layout()->page_tables;
+    return pa_addr(table) >= pa_addr(pool.base) && pa_addr(table) < pa_addr(mem_range_end(pool));
+}
+
+/* Give a table back to where it came from: the pool keeps its own, whatever the current source. */
+static void table_free(paddr_t table)
+{
+    if (in_pool(table))
+        pool_free(table);
+    else
+        vm.source.free(table);
+}
+
 /* ---------------------------------------------------------------- descriptors */
 
 static uint64_t *table_at(paddr_t table) { return (uint64_t *)(uintptr_t)pa_addr(table); }
@@ -117,7 +132,7 @@ static void free_subtree(uint64_t table_pte, unsigned level)
     for (unsigned i = 0; i < table_entries(); i++)
         if (pte_is_table(t[i], level + 1))
             free_subtree(t[i], level + 1);
-    vm.source.free(table);
+    table_free(table);
 }
 
 /*
@@ -232,7 +247,7 @@ static void reserve_release(struct vm_edit *e)
     while (pa_addr(e->reserve) != 0) {
         paddr_t table = e->reserve;
         e->reserve = pa_init(table_at(table)[0]);
-        vm.source.free(table);
+        table_free(table);
     }
 }
 
@@ -281,7 +296,7 @@ static void commit(struct vm_edit *e, uint64_t *table, unsigned level, uint64_t 
                 split_block(table_at(child), old, level + 1);
             commit(e, table_at(child), level + 1, va, next, false);
             if (e->op == VM_OP_UNMAP && table_is_empty(table_at(child))) {
-                vm.source.free(child); /* unmapped all that the split produced */
+                table_free(child); /* unmapped all that the split produced */
                 if (live)
                     replace_entry(slot, 0, level, entry_start);
                 else

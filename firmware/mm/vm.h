@@ -91,12 +91,12 @@ static inline vaddr_t vm_map_window_base(void) { return va_init(VM_MAP_WINDOW_BA
 static inline uint64_t vm_map_window_size(void) { return VM_MAP_WINDOW_END - VM_MAP_WINDOW_BASE; }
 
 /*
- * Where translation tables come from. Default: the page-table pool in the
- * image (mem_layout()->page_tables). A replacement (e.g. the page allocator)
- * must return granule-sized, granule-aligned pages of identity-mapped RAM,
- * or a PA of 0 when out of memory; vm.c zeroes them itself. Tables already in
- * use keep being freed to whichever source is current, so switch sources only
- * if the new `free` accepts pool pages (or never frees them).
+ * Where new translation tables come from. Default: the page-table pool in
+ * the image (mem_layout()->page_tables). A replacement (e.g. the page
+ * allocator, owner PAGE_OWNER_PAGE_TABLE) must return granule-sized,
+ * granule-aligned pages of identity-mapped RAM, or a PA of 0 when out of
+ * memory; vm.c zeroes them itself. Tables go back where they came from:
+ * pool tables to the pool, all others to the current source's `free`.
  */
 struct vm_table_source {
     paddr_t (*alloc)(void);
