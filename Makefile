@@ -44,7 +44,6 @@ $(VENV_STAMP): pyproject.toml
 	  echo "installing: python3-venv"; apt-get update -q >/dev/null && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv >/dev/null; }
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip >/dev/null
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	@touch $@
 
