@@ -313,6 +313,15 @@ class GdbStub:
         except ValueError:
             raise GdbStubError(f"reading {reg.name}: unreadable reply {reply[:60]!r}") from None
 
+    def write_register(self, reg: Register | str, value: int) -> None:
+        """``P<regnum>=<value>``: set one register (fault injection). Halt the VM first."""
+        if isinstance(reg, str):
+            reg = self.register(reg)
+        data = value.to_bytes(reg.bitsize // 8, "little").hex()
+        reply = self.request(f"P{reg.regnum:x}={data}")
+        if reply != b"OK":
+            raise GdbStubError(f"writing {reg.name} (P{reg.regnum:x}) failed: {reply!r}")
+
     def read_general(self) -> dict[str, int]:
         """``g``: the registers QEMU puts in the general block (x0..x30, sp, pc, cpsr)."""
         reply = self.request(b"g")

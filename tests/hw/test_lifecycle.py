@@ -59,6 +59,20 @@ def test_killed_qemu_is_reported_as_crashed(guest: Guest) -> None:
         guest.request("pagesize", timeout=5)
 
 
+def test_guest_panic_is_reported_as_crashed_with_registers(guest: Guest) -> None:
+    """A real panic, not a faked one: the host points the idle CPU's PC at an unmapped
+    address through the gdbstub; the instruction abort happens outside any command."""
+    bad_pc = 0x7F_0000_0000
+    with guest.gdb.stopped():
+        guest.gdb.write_register("pc", bad_pc)
+    with pytest.raises(GuestCrashed, match="panic") as caught:
+        guest.request("pagesize", timeout=5)
+    assert caught.value.registers["elr"] == bad_pc
+    assert caught.value.registers["far"] == bad_pc
+    assert (caught.value.registers["esr"] >> 26) == 0x21  # instruction abort, same EL
+    assert "! panic" in caught.value.console_tail
+
+
 def test_stopped_cpu_is_reported_as_hung_with_pc(guest: Guest) -> None:
     assert guest.machine.qmp is not None
     guest.machine.qmp.execute("stop")
