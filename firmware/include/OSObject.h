@@ -118,6 +118,20 @@ IOReturn object_release(const OSObject *object, int32_t *refs);
 
 uint64_t object_live_count(void);
 
+/*
+ * Integrity walk of the registry (the agent's `check`): every LIVE slot holds
+ * the start of a live heap block of exactly its class's instance size, a
+ * registered class, a count >= 1, and is the slot a lookup of that pointer
+ * finds (no pointer twice); live_count matches. Returns kIOReturnSuccess, or
+ * kIOReturnInternalError with report->error set to the first problem.
+ */
+struct object_check_report {
+    uint64_t live;          /* LIVE slots counted */
+    const char *error;      /* NULL when consistent */
+    uint64_t error_address; /* the slot's object (or the slot) where it was found */
+};
+IOReturn object_check(struct object_check_report *report);
+
 /* ------------------------------------------------------------ test class */
 
 /* A class for the test bench, with a free hook that counts its calls. */

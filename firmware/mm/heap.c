@@ -542,6 +542,8 @@ void *IOMalloc(size_t length)
     if (ptr != NULL) {
         MM_ASSERT((uintptr_t)ptr % HEAP_ALIGN == 0);
         h->allocs++;
+    } else {
+        h->alloc_failures++;
     }
     return ptr;
 }
@@ -598,6 +600,7 @@ void heap_stats(struct heap_stats *out)
     out->chunks = h->chunk_count;
     out->allocs = h->allocs;
     out->frees = h->frees;
+    out->alloc_failures = h->alloc_failures;
 }
 
 /* ------------------------------------------------------------ integrity */

@@ -142,6 +142,8 @@ struct heap_state {
     uint64_t large_pages;  /* pages held by them */
     uint64_t allocs;       /* successful IOMalloc/IOMallocZero calls */
     uint64_t frees;        /* successful IOFree calls on a non-NULL pointer */
+    uint64_t alloc_failures; /* IOMalloc/IOMallocZero calls that returned NULL: with allocs,
+                              * every call that entered the allocator is counted */
 };
 
 extern struct heap_state heap_state;
@@ -173,6 +175,7 @@ struct heap_stats {
     uint64_t chunks;
     uint64_t allocs;
     uint64_t frees;
+    uint64_t alloc_failures; /* IOMalloc calls that returned NULL */
 };
 void heap_stats(struct heap_stats *out);
 

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "IOLib.h"
+#include "mm/heap.h"
 #include "mm/pages.h"
 
 enum object_slot_state {
@@ -232,6 +233,59 @@ IOReturn object_lookup(uint64_t handle, OSObject **out)
 }
 
 uint64_t object_live_count(void) { return object_registry.live_count; }
+
+static IOReturn object_check_fail(struct object_check_report *report, const char *error, const void *where)
+{
+    report->error = error;
+    report->error_address = (uint64_t)(uintptr_t)where;
+    return kIOReturnInternalError;
+}
+
+IOReturn object_check(struct object_check_report *report)
+{
+    const struct object_registry *reg = &object_registry;
+
+    memset(report, 0, sizeof(*report));
+    for (uint32_t index = 0; index < OBJECT_REGISTRY_SLOTS; index++) {
+        const struct object_slot *slot = &reg->slots[index];
+        size_t requested;
+
+        if (slot->state == OBJECT_SLOT_EMPTY || slot->state == OBJECT_SLOT_TOMBSTONE) {
+            if (slot->object != NULL) {
+                return object_check_fail(report, "a slot without an object holds a pointer", slot);
+            }
+            continue;
+        }
+        if (slot->state != OBJECT_SLOT_LIVE) {
+            return object_check_fail(report, "registry slot with an unknown state", slot);
+        }
+        report->live++;
+        const OSObject *object = slot->object;
+        if (object == NULL || slot->generation == 0) {
+            return object_check_fail(report, "live slot without an object or a generation", slot);
+        }
+        if (heap_lookup(object, &requested) != kIOReturnSuccess) {
+            return object_check_fail(report, "live object is not a live heap block", object);
+        }
+        const OSMetaClass *meta = object->meta;
+        if (meta == NULL || !class_registered(meta)) {
+            return object_check_fail(report, "live object of an unregistered class", object);
+        }
+        if (requested != meta->instance_size) {
+            return object_check_fail(report, "live object's block is not its class's instance size", object);
+        }
+        if (atomic_load_explicit(&((OSObject *)(uintptr_t)object)->refcount, memory_order_relaxed) < 1) {
+            return object_check_fail(report, "live object with a count below 1", object);
+        }
+        if (slot_find(object) != (int32_t)index) {
+            return object_check_fail(report, "live object registered twice (or not findable)", object);
+        }
+    }
+    if (report->live != reg->live_count) {
+        return object_check_fail(report, "live_count disagrees with the slots", reg);
+    }
+    return kIOReturnSuccess;
+}
 
 /* ------------------------------------------------------------ lifetime */
 

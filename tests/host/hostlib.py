@@ -146,6 +146,7 @@ class HeapStats(ctypes.Structure):
             "chunks",
             "allocs",
             "frees",
+            "alloc_failures",
         )
     ]
 
@@ -403,8 +404,9 @@ class Arena:
         return requested.value if ret == kIOReturnSuccess else None
 
     def snapshot(self) -> dict[str, int]:
-        """Every heap and page statistic except the two call counters."""
-        heap = {f"heap.{k}": v for k, v in self.heap_stats().items() if k not in ("allocs", "frees")}
+        """Every heap and page statistic except the call counters."""
+        calls = ("allocs", "frees", "alloc_failures")
+        heap = {f"heap.{k}": v for k, v in self.heap_stats().items() if k not in calls}
         pages = {f"pages.{k}": v for k, v in self.pages_stats().items()}
         return heap | pages
 

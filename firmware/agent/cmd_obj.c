@@ -1,0 +1,119 @@
+/*
+ * cmd_obj.c - the object verbs (driverkit-memory.md §6-§7): obj classes,
+ * obj new, obj retain, obj release; and the object keys of `stats`.
+ * Reply formats: docs/heap-verbs.md.
+ *
+ * Objects are named by registry handles (object_handle), never by pointers:
+ * a handle whose object is gone is rejected (kIOReturnBadArgument) without
+ * touching memory. `obj release` is OSSafeReleaseNULL on a variable holding
+ * the object; whether that freed the object is read back from the registry
+ * (the handle went stale), not assumed from the count.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "OSObject.h"
+#include "agent/agent.h"
+
+static int32_t refs_of(const OSObject *object)
+{
+    return atomic_load_explicit(&((OSObject *)(uintptr_t)object)->refcount, memory_order_relaxed);
+}
+
+static IOReturn handle_arg(struct agent_call *call, uint64_t *handle, OSObject **object)
+{
+    IOReturn rc;
+
+    if ((rc = agent_arg_u64(call, 0, handle)) != kIOReturnSuccess)
+        return rc;
+    if (object_lookup(*handle, object) != kIOReturnSuccess)
+        return agent_fail(call, kIOReturnBadArgument, "0x%llx is not a live object handle", (unsigned long long)*handle);
+    return kIOReturnSuccess;
+}
+
+AGENT_COMMAND(cmd_obj_classes, "obj classes", "")
+{
+    char names[512], sizes[256];
+    size_t n_len = 0, s_len = 0;
+
+    names[0] = sizes[0] = '\0';
+    for (size_t i = 0; i < object_class_count(); i++) {
+        const OSMetaClass *meta = object_class_at(i);
+        const char *sep = i == 0 ? "" : ",";
+        int a = snprintf(names + n_len, sizeof(names) - n_len, "%s%s", sep, meta->name);
+        int b = snprintf(sizes + s_len, sizeof(sizes) - s_len, "%s%llu", sep, (unsigned long long)meta->instance_size);
+        if (a < 0 || b < 0 || (size_t)a >= sizeof(names) - n_len || (size_t)b >= sizeof(sizes) - s_len)
+            return agent_fail(call, kIOReturnInternalError, "class list longer than the reply buffer");
+        n_len += (size_t)a;
+        s_len += (size_t)b;
+    }
+    agent_reply_str(call, "classes", names);
+    agent_reply_str(call, "sizes", sizes);
+    agent_reply_dec(call, "live", object_live_count());
+    agent_reply_dec(call, "test_frees", iomem_test_object_frees);
+    return kIOReturnSuccess;
+}
+
+AGENT_COMMAND(cmd_obj_new, "obj new", "CLASS")
+{
+    const char *name = agent_arg(call, 0);
+    const OSMetaClass *meta = object_class_find(name);
+    OSObject *object = NULL;
+
+    if (meta == NULL)
+        return agent_fail(call, kIOReturnBadArgument, "unknown class '%s' (see obj classes)", name);
+    /* OSTypeAlloc(T) is OSObjectAllocate(&T##MetaClass, ...); the class comes from the request here. */
+    IOReturn rc = OSObjectAllocate(meta, &object);
+    if (rc != kIOReturnSuccess)
+        return agent_fail(call, rc, "OSObjectAllocate(%s)", meta->name);
+    agent_reply_hex(call, "obj", object_handle(object));
+    agent_reply_str(call, "class", meta->name);
+    agent_reply_dec(call, "size", meta->instance_size);
+    agent_reply_int(call, "refs", refs_of(object));
+    agent_reply_hex(call, "ptr", (uint64_t)(uintptr_t)object);
+    return kIOReturnSuccess;
+}
+
+AGENT_COMMAND(cmd_obj_retain, "obj retain", "OBJ")
+{
+    uint64_t handle;
+    OSObject *object;
+    IOReturn rc;
+
+    if ((rc = handle_arg(call, &handle, &object)) != kIOReturnSuccess)
+        return rc;
+    OSObjectRetain(object);
+    agent_reply_int(call, "refs", refs_of(object));
+    agent_reply_dec(call, "freed", 0);
+    agent_reply_hex(call, "ptr", (uint64_t)(uintptr_t)object);
+    return kIOReturnSuccess;
+}
+
+AGENT_COMMAND(cmd_obj_release, "obj release", "OBJ")
+{
+    uint64_t handle = 0;
+    OSObject *object = NULL;
+    IOReturn rc;
+
+    /* Handle 0 is never issued: it stands for NULL, which OSSafeReleaseNULL ignores. */
+    if ((rc = agent_arg_u64(call, 0, &handle)) != kIOReturnSuccess)
+        return rc;
+    if (handle != 0 && (rc = handle_arg(call, &handle, &object)) != kIOReturnSuccess)
+        return rc;
+    OSObject *inst = object;
+    OSSafeReleaseNULL(inst);
+    OSObject *still = NULL;
+    bool alive = object != NULL && object_lookup(handle, &still) == kIOReturnSuccess;
+    agent_reply_int(call, "refs", alive ? refs_of(still) : 0);
+    agent_reply_dec(call, "freed", object != NULL && !alive);
+    agent_reply_hex(call, "ptr", alive ? (uint64_t)(uintptr_t)still : 0);
+    agent_reply_hex(call, "inst", (uint64_t)(uintptr_t)inst);
+    return kIOReturnSuccess;
+}
+
+AGENT_STATS(object_stats_keys)
+{
+    agent_reply_dec(call, "objects", object_live_count());
+    agent_reply_dec(call, "test_object_frees", iomem_test_object_frees);
+}
