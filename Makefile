@@ -14,6 +14,8 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 
 PROFILE ?= virt-4k
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
 PYTEST_ARGS ?=
 BUILD := build
 VENV := .venv
@@ -72,16 +74,18 @@ FW_LDFLAGS := --specs=$(PICOLIBC_SPECS) -nostartfiles -no-pie -T $(FW_LDS) \
 firmware: $(FW_ELF)
 
 $(FW_ELF): $(FW_OBJS) $(FW_LDS) | $(DEPS_STAMP)
-	$(FW_CC) $(FW_LDFLAGS) -o $@ $(FW_OBJS) -lc
-	@echo "built $@"
+	@echo "  LD      $@"
+	$(Q)$(FW_CC) $(FW_LDFLAGS) -o $@ $(FW_OBJS) -lc
 
 $(FW_OUT)/%.c.o: firmware/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(FW_CC) $(FW_CPPFLAGS) $(FW_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(FW_CC) $(FW_CPPFLAGS) $(FW_CFLAGS) -c -o $@ $<
 
 $(FW_OUT)/%.S.o: firmware/%.S | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(FW_CC) $(FW_CPPFLAGS) $(FW_CFLAGS) -c -o $@ $<
+	@echo "  AS      $<"
+	$(Q)$(FW_CC) $(FW_CPPFLAGS) $(FW_CFLAGS) -c -o $@ $<
 
 -include $(FW_OBJS:.o=.d)
 
@@ -99,7 +103,8 @@ host-lib: $(HOST_LIB)
 
 $(HOST_LIB): $(HOST_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	gcc $(HOST_CFLAGS) $(FW_CPPFLAGS) -o $@ $(HOST_SRCS)
+	@echo "  HOSTCC  $@"
+	$(Q)gcc $(HOST_CFLAGS) $(FW_CPPFLAGS) -o $@ $(HOST_SRCS)
 
 # ---------------------------------------------------------------- tests
 .PHONY: test test-hw test-host lint console bench clean
