@@ -1,0 +1,45 @@
+/*
+ * IOMemoryMap.h - DriverKit's IOMemoryMap in C (driverkit-memory.md §12):
+ * one mapping of a descriptor's bytes, made by CreateMapping.
+ *
+ * The map holds a reference on its descriptor. Its last release unmaps the
+ * pages (vm_unmap: break-before-make with TLB invalidation), cleans and
+ * invalidates the range to PoC again if the alias was not cacheable, gives
+ * the VA (guards included) back, then drops the descriptor reference, which
+ * may free the descriptor and its memory.
+ *
+ * Implemented in firmware/mm/map.c.
+ */
+#ifndef IOMEM_IOMEMORYMAP_H
+#define IOMEM_IOMEMORYMAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "IOMemoryDescriptor.h"
+
+typedef struct IOMemoryMap {
+    OSObject base;
+    IOMemoryDescriptor *memory; /* retained */
+    uint64_t address;           /* GetAddress: the VA of descriptor byte `offset` */
+    uint64_t offset;            /* GetOffset */
+    uint64_t length;            /* GetLength: as requested (the whole length for 0), not rounded */
+    uint64_t map_start;         /* page-aligned VA of the mapped pages; 0 when nothing is mapped */
+    uint64_t map_size;          /* bytes of mapped pages */
+    uint64_t guard;             /* bytes of unmapped guard on each side */
+    IOCacheMode cache;          /* the mode the pages were mapped with */
+    bool read_only;
+    bool fixed;
+} IOMemoryMap;
+
+extern const OSMetaClass IOMemoryMapMetaClass;
+
+/* §12: none can fail. */
+uint64_t IOMemoryMap_GetAddress(IOMemoryMap *map);
+uint64_t IOMemoryMap_GetLength(IOMemoryMap *map);
+uint64_t IOMemoryMap_GetOffset(IOMemoryMap *map);
+
+/* Whether a cache mode's memory type is cacheable Normal memory (Write-Back or Write-Through). */
+bool iomd_cache_mode_is_cacheable(IOCacheMode mode);
+
+#endif /* IOMEM_IOMEMORYMAP_H */
