@@ -469,3 +469,12 @@ class Baseline:
                 "not back to the baseline: "
                 + ", ".join(f"{k} {before} -> {after}" for k, (before, after) in moved.items())
             )
+
+
+def pa_at(segments: Sequence[Segment], offset: int) -> PhysAddr:
+    """The physical address of byte ``offset`` of a descriptor, from its segments."""
+    for seg in segments:
+        if offset < seg.length:
+            return PhysAddr(seg.pa + offset)
+        offset -= seg.length
+    raise ValueError("offset beyond the segments")

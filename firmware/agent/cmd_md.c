@@ -329,7 +329,7 @@ AGENT_COMMAND(cmd_md_sub, "md sub", "MD OFFSET LENGTH [dir=DIR]")
 /* Parts beyond this are refused by the verb itself (the call's limit is 32; 33+ shows its Overrun). */
 #define MULTI_MAX_ARGS 64u
 
-AGENT_COMMAND(cmd_md_multi, "md multi", "MD [MD2] [MD3] [MD4] [MD5] [MD6] [MD7] [MD8] [dir=DIR]")
+AGENT_COMMAND(cmd_md_multi, "md multi", "[MD] [MD2] [MD3] [MD4] [MD5] [MD6] [MD7] [MD8] [dir=DIR]")
 {
     IOMemoryDescriptor *parts[MULTI_MAX_ARGS], *multi;
     uint32_t count = 0;
