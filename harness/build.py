@@ -18,22 +18,26 @@ def firmware_path(profile: Profile | None = None) -> Path:
     return FIRMWARE_ELF
 
 
+def run_make(target: str) -> None:
+    """``make TARGET`` in the project (make decides what is stale); BuildError if it fails."""
+    result = subprocess.run(
+        ["make", "-s", "--no-print-directory", target],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BuildError(
+            f"make {target} failed:\n" + (result.stdout + result.stderr).strip(), command=f"make {target}"
+        )
+
+
 def ensure_firmware(profile: Profile | None = None, *, build: bool = True) -> Path:
     """Build the firmware if it is missing or stale, then return its path."""
     path = firmware_path(profile)
     if build and os.environ.get("IOMEM_NO_BUILD") != "1":
-        result = subprocess.run(
-            ["make", "-s", "--no-print-directory", "firmware"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise BuildError(
-                "building the firmware failed:\n" + (result.stdout + result.stderr).strip(),
-                command="make firmware",
-            )
+        run_make("firmware")
     if not path.is_file():
         raise BuildError(f"firmware ELF not found at {path}", command="make firmware")
     return path

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.build import run_make
+
 ROOT = Path(__file__).resolve().parents[2]
 # IOMEM_HOST_LIB names a library built some other way (e.g. with sanitizers); make is then skipped.
 LIB_OVERRIDE = os.environ.get("IOMEM_HOST_LIB")
@@ -236,15 +238,7 @@ def build() -> None:
     """Run ``make host-lib``: it rebuilds the library only when a source or header changed."""
     if LIB_OVERRIDE:
         return
-    result = subprocess.run(
-        ["make", "-s", "--no-print-directory", "host-lib"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError("make host-lib failed:\n" + result.stdout + result.stderr)
+    run_make("host-lib")
 
 
 @functools.cache
