@@ -1,0 +1,942 @@
+"""The allocators' state decoded from memory, independently of the guest's ``check``.
+
+Pure functions over a ``read(address, length) -> bytes`` callback, the struct layouts and
+enum values of the ELF's DWARF (:class:`Layouts`) and the addresses of three globals
+(:class:`Symbols`): ``pages_state`` (``struct page_allocator``), ``heap_state``
+(``struct heap_state``) and ``object_registry`` (``struct object_registry``). No allocator
+code runs: the page bytes, free lists, chunk headers, block headers, large-block headers and
+registry slots are read and judged here, with the rules of ``docs/allocators.md``
+re-implemented (buddy invariants, TLSF size classes, boundary tags, header checksums).
+
+The same functions read guest RAM (``Guest.heap_snapshot``) and the host-built library's
+memory (``tests/host``), where the allocators run on a host buffer, so every rule here is
+unit-tested against the real C code.
+
+* :func:`decode` reads everything into a :class:`Snapshot` (it never raises on bad data:
+  what cannot be followed becomes a problem in ``Snapshot.problems``).
+* :func:`problems` lists every broken invariant; :func:`verify` raises
+  :class:`~harness.errors.OracleMismatch` with them.
+* :func:`accounting` splits the page range into metadata, free, used and padding bytes that
+  sum to its size; :meth:`Snapshot.live_blocks` is what a model compares against.
+
+Constants that are C macros (not in DWARF) are stated here once, from ``heap.h``/``pages.h``;
+everything with a DWARF existence (sizes, offsets, array lengths, enum values) comes from it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from harness.elf import Dwarf, StructLayout
+from harness.errors import OracleMismatch
+
+ReadMemory = Callable[[int, int], bytes]
+
+# heap.h / pages.h macros (not in DWARF)
+HEAP_ALIGN = 16
+HEAP_BLOCK_HEADER_SIZE = 16
+HEAP_MIN_BLOCK = 32
+HEAP_LARGE_MIN = 64 * 1024
+HEAP_CHUNK_MAGIC = 0x4B4E5548434D4F49  # "IOMCHUNK"
+HEAP_LARGE_MAGIC = 0x4752414C  # "LARG"
+PAGE_INFO_ORDER_MASK = 0x1F
+PAGE_INFO_STATE_SHIFT = 5
+PAGES_NO_PAGE = 0xFFFF_FFFF
+# heap.c header checksum: fields scaled by odd constants, folded with the address, one multiply.
+CHECK_MUL_A = 0x9E3779B97F4A7C15
+CHECK_MUL_B = 0xC2B2AE3D27D4EB4F
+CHECK_MUL_FINAL = 0xFF51AFD7ED558CCD
+M64 = (1 << 64) - 1
+
+
+def _check_fold(address: int, first: int, second: int) -> int:
+    return (
+        (address ^ ((first * CHECK_MUL_A) & M64) ^ ((second * CHECK_MUL_B) & M64)) * CHECK_MUL_FINAL
+    ) & M64
+
+
+def block_check(address: int, size: int, prev_size: int, requested: int, state: int) -> int:
+    """The 16-bit checksum a block header at ``address`` must carry."""
+    return _check_fold(address, (size << 32) | prev_size, (requested << 16) | state) >> 48
+
+
+def large_check(address: int, requested: int, magic: int) -> int:
+    """The 32-bit checksum of a large block header at ``address``."""
+    return _check_fold(address, requested, magic) >> 32
+
+
+def small_block_size(requested: int) -> int:
+    """The block a small request needs: header + request rounded to 16, at least 32 bytes."""
+    return max(HEAP_MIN_BLOCK, (requested + HEAP_BLOCK_HEADER_SIZE + HEAP_ALIGN - 1) & ~(HEAP_ALIGN - 1))
+
+
+def large_pages(requested: int, page_size: int) -> int:
+    """Pages of a large block: the 16-byte header plus the request, rounded up to pages."""
+    return -(-(requested + HEAP_BLOCK_HEADER_SIZE) // page_size)
+
+
+# ---------------------------------------------------------------- layouts
+
+
+@dataclass(frozen=True)
+class Layouts:
+    """Everything the decoder takes from DWARF."""
+
+    page_allocator: StructLayout
+    heap_state: StructLayout
+    heap_chunk: StructLayout
+    heap_block: StructLayout
+    heap_free_block: StructLayout
+    heap_large_header: StructLayout
+    object_registry: StructLayout
+    object_slot: StructLayout
+    os_object: StructLayout
+    os_metaclass: StructLayout
+    page_state: dict[str, int]
+    page_owner: dict[str, int]
+    block_state: dict[str, int]
+    slot_state: dict[str, int]
+
+    @classmethod
+    def from_dwarf(cls, dwarf: Dwarf) -> Layouts:
+        return cls(
+            page_allocator=dwarf.struct("page_allocator"),
+            heap_state=dwarf.struct("heap_state"),
+            heap_chunk=dwarf.struct("heap_chunk"),
+            heap_block=dwarf.struct("heap_block"),
+            heap_free_block=dwarf.struct("heap_free_block"),
+            heap_large_header=dwarf.struct("heap_large_header"),
+            object_registry=dwarf.struct("object_registry"),
+            object_slot=dwarf.struct("object_slot"),
+            os_object=dwarf.struct("OSObject"),
+            os_metaclass=dwarf.struct("OSMetaClass"),
+            page_state=dwarf.enum("page_state"),
+            page_owner=dwarf.enum("page_owner"),
+            block_state=dwarf.enum("heap_block_state"),
+            slot_state=dwarf.enum("object_slot_state"),
+        )
+
+    # Geometry that follows from the layouts.
+    @property
+    def chunk_size(self) -> int:
+        """HEAP_CHUNK_SIZE: used_map has one bit per 16-byte granule of the chunk."""
+        return self.heap_chunk["used_map"].count * 64 * HEAP_ALIGN
+
+    @property
+    def chunk_first(self) -> int:
+        """HEAP_CHUNK_FIRST: the chunk header rounded up to the alignment."""
+        return (self.heap_chunk.size + HEAP_ALIGN - 1) & ~(HEAP_ALIGN - 1)
+
+    @property
+    def fl_count(self) -> int:
+        return self.heap_state["sl_bitmap"].count
+
+    @property
+    def sl_count(self) -> int:
+        return self.heap_state["free_lists"].count // self.fl_count
+
+    @property
+    def sl_shift(self) -> int:
+        return self.sl_count.bit_length() - 1
+
+    @property
+    def orders(self) -> int:
+        return self.page_allocator["free_head"].count
+
+    def mapping_insert(self, size: int) -> tuple[int, int]:
+        """The TLSF list (first level, second level) a free block of ``size`` belongs in."""
+        fl_shift = self.sl_shift + 4  # HEAP_FL_SHIFT = HEAP_SL_SHIFT + HEAP_ALIGN_SHIFT
+        if size < (1 << fl_shift):
+            return 0, size >> 4
+        top = size.bit_length() - 1
+        return top - fl_shift + 1, (size >> (top - self.sl_shift)) ^ self.sl_count
+
+
+@dataclass(frozen=True)
+class Symbols:
+    """Addresses of the allocators' globals (ELF symbols on the guest, ctypes on the host)."""
+
+    pages_state: int
+    heap_state: int
+    object_registry: int
+
+
+# ---------------------------------------------------------------- snapshot
+
+
+@dataclass(frozen=True)
+class PageBlock:
+    index: int  # first page, relative to the range
+    pa: int
+    order: int
+    state: int  # enum page_state value, or PAGE_STATE_OWNED + owner
+
+    @property
+    def pages(self) -> int:
+        return 1 << self.order
+
+
+@dataclass(frozen=True)
+class PagesView:
+    base: int
+    page_size: int
+    page_shift: int
+    page_count: int
+    reserved_pages: int
+    managed_pages: int
+    free_pages: int  # the counter
+    nonempty_orders: int
+    initialized: int
+    free_head: tuple[int, ...]
+    free_blocks: tuple[int, ...]  # counters per order
+    blocks: tuple[PageBlock, ...]  # every block, by address
+    free_lists: tuple[tuple[int, ...], ...]  # page indices, in list order, per order
+    free_prev: tuple[tuple[int, ...], ...]  # free_prev[] of each entry above (its back link)
+    info: bytes
+
+    @property
+    def size(self) -> int:
+        return self.page_count * self.page_size
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block header in a chunk."""
+
+    address: int  # of the header
+    size: int
+    prev_size: int
+    requested: int
+    state: int
+    check: int
+
+    @property
+    def payload(self) -> int:
+        return self.address + HEAP_BLOCK_HEADER_SIZE
+
+
+@dataclass(frozen=True)
+class Chunk:
+    address: int
+    magic: int
+    next: int
+    prev: int
+    blocks: tuple[Block, ...]
+    sentinel: Block | None
+    used_granules: frozenset[int]
+
+
+@dataclass(frozen=True)
+class LargeBlock:
+    address: int  # the run's first byte (its header)
+    requested: int
+    magic: int
+    check: int
+    pages: int  # of the run (head block + continuations)
+
+    @property
+    def payload(self) -> int:
+        return self.address + HEAP_BLOCK_HEADER_SIZE
+
+
+@dataclass(frozen=True)
+class HeapView:
+    counters: dict[str, int]  # heap_state's integer fields
+    fl_bitmap: int
+    sl_bitmap: tuple[int, ...]
+    free_lists: dict[tuple[int, int], tuple[tuple[int, int], ...]]  # (fl, sl) -> ((entry, prev_free), ...)
+    chunk_list: tuple[int, ...]  # heap_state.chunks, in list order
+    home_chunk: int
+    chunks: tuple[Chunk, ...]
+    large: tuple[LargeBlock, ...]
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    slot: int
+    handle: int
+    address: int
+    meta: int
+    refcount: int
+    class_name: str
+    instance_size: int
+
+
+@dataclass(frozen=True)
+class ObjectsView:
+    live_count: int
+    slots: tuple[tuple[int, int, int], ...]  # (object, generation, state) per slot
+    classes: tuple[tuple[int, str, int], ...]  # (metaclass address, name, instance size)
+    live: tuple[LiveObject, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    layouts: Layouts
+    pages: PagesView
+    heap: HeapView
+    objects: ObjectsView
+    problems: tuple[str, ...] = field(default=())  # found while decoding
+
+    def live_blocks(self) -> dict[int, int]:
+        """Every live block, small and large: caller's pointer -> requested size."""
+        out = {b.payload: b.requested for c in self.heap.chunks for b in c.blocks if self._used(b)}
+        out.update({large.payload: large.requested for large in self.heap.large})
+        return out
+
+    def free_blocks(self) -> dict[int, int]:
+        """Every free block in a chunk: header address -> size (header included)."""
+        return {b.address: b.size for c in self.heap.chunks for b in c.blocks if self._free(b)}
+
+    @property
+    def used_bytes(self) -> int:
+        return sum(self.live_blocks().values())
+
+    @property
+    def free_bytes(self) -> int:
+        return sum(self.free_blocks().values())
+
+    def _used(self, block: Block) -> bool:
+        return block.state == self.layouts.block_state["HEAP_BLOCK_USED"]
+
+    def _free(self, block: Block) -> bool:
+        return block.state == self.layouts.block_state["HEAP_BLOCK_FREE"]
+
+    @cached_property
+    def canonical(self) -> tuple[object, ...]:
+        """The state with history removed (free-list order, call counters): two snapshots with
+        the same live blocks compare equal here exactly when the allocators' memory is the same."""
+        counters = {
+            k: v for k, v in self.heap.counters.items() if k not in ("allocs", "frees", "alloc_failures")
+        }
+        free_lists = {
+            key: tuple(sorted(e for e, _ in entries)) for key, entries in self.heap.free_lists.items()
+        }
+        return (
+            self.pages.info,
+            tuple(tuple(sorted(lst)) for lst in self.pages.free_lists),
+            self.pages.free_blocks,
+            self.pages.free_pages,
+            self.pages.nonempty_orders,
+            tuple(sorted(counters.items())),
+            self.heap.fl_bitmap,
+            self.heap.sl_bitmap,
+            tuple(sorted(free_lists.items())),
+            tuple(sorted(self.heap.chunk_list)),
+            self.heap.home_chunk,
+            tuple(sorted((c.address, c.blocks, c.sentinel, c.used_granules) for c in self.heap.chunks)),
+            self.heap.large,
+        )
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _u(blob: bytes, offset: int, size: int) -> int:
+    return int.from_bytes(blob[offset : offset + size], "little")
+
+
+class _Reader:
+    def __init__(self, read: ReadMemory) -> None:
+        self.read = read
+        self.problems: list[str] = []
+
+    def struct(self, layout: StructLayout, address: int) -> bytes:
+        return self.read(address, layout.size)
+
+    def maybe(self, address: int, length: int, what: str) -> bytes | None:
+        """Read memory whose address came from the state being decoded: a wild pointer is a
+        problem to report, not an exception."""
+        try:
+            data = self.read(address, length)
+        except Exception as exc:
+            self.problems.append(f"{what}: cannot read [{address:#x}, +{length:#x}): {exc}")
+            return None
+        if len(data) != length:
+            self.problems.append(f"{what}: short read at {address:#x}")
+            return None
+        return data
+
+    def cstring(self, address: int, limit: int = 64) -> str:
+        raw = self.maybe(address, limit, "string")
+        return raw.split(b"\0", 1)[0].decode("ascii", "replace") if raw is not None else f"<{address:#x}>"
+
+
+def _decode_pages(r: _Reader, lay: Layouts, address: int) -> PagesView:
+    s = lay.page_allocator
+    blob = r.struct(s, address)
+
+    def get(name: str) -> int:
+        return s.read(blob, name)
+
+    orders = lay.orders
+    page_count = get("page_count")
+    page_shift = get("page_shift")
+    base = get("base")
+    info = r.read(get("info"), page_count) if page_count else b""
+    nexts = r.read(get("free_next"), 4 * page_count) if page_count else b""
+    prevs = r.read(get("free_prev"), 4 * page_count) if page_count else b""
+    next_of = struct.unpack(f"<{page_count}I", nexts) if page_count else ()
+    prev_of = struct.unpack(f"<{page_count}I", prevs) if page_count else ()
+    base_pfn = base >> page_shift if page_shift else 0
+
+    blocks: list[PageBlock] = []
+    index = 0
+    while index < page_count:
+        byte = info[index]
+        order = byte & PAGE_INFO_ORDER_MASK
+        span = 1 << order
+        if (
+            (base_pfn + index) % span
+            or index + span > page_count
+            or info[index : index + span] != bytes([byte]) * span
+        ):
+            r.problems.append(
+                f"pages: page {index} (pa {base + (index << page_shift):#x}) byte {byte:#x} does not start "
+                f"an aligned block of order {order} whose pages all carry it"
+            )
+            index += 1
+            continue
+        blocks.append(PageBlock(index, base + (index << page_shift), order, byte >> PAGE_INFO_STATE_SHIFT))
+        index += span
+
+    free_head = tuple(s.read(blob, "free_head", i) for i in range(orders))
+    free_lists: list[tuple[int, ...]] = []
+    for order in range(orders):
+        entries: list[int] = []
+        cursor = free_head[order]
+        while cursor != PAGES_NO_PAGE:
+            if cursor >= page_count or len(entries) > page_count:
+                r.problems.append(f"pages: free list {order} runs off the range or loops at index {cursor}")
+                break
+            entries.append(cursor)
+            cursor = next_of[cursor]
+        free_lists.append(tuple(entries))
+    return PagesView(
+        base=base,
+        page_size=get("page_size"),
+        page_shift=page_shift,
+        page_count=page_count,
+        reserved_pages=get("reserved_pages"),
+        managed_pages=get("managed_pages"),
+        free_pages=get("free_pages"),
+        nonempty_orders=get("nonempty_orders"),
+        initialized=get("initialized"),
+        free_head=free_head,
+        free_blocks=tuple(s.read(blob, "free_blocks", i) for i in range(orders)),
+        blocks=tuple(blocks),
+        free_lists=tuple(free_lists),
+        free_prev=tuple(tuple(prev_of[i] for i in lst) for lst in free_lists),
+        info=info,
+    )
+
+
+def _decode_block(lay: Layouts, blob: bytes, offset: int, address: int) -> Block:
+    hb = lay.heap_block
+    return Block(
+        address=address,
+        size=_u(blob, offset + hb["size"].offset, hb["size"].size),
+        prev_size=_u(blob, offset + hb["prev_size"].offset, hb["prev_size"].size),
+        requested=_u(blob, offset + hb["requested"].offset, hb["requested"].size),
+        state=_u(blob, offset + hb["state"].offset, hb["state"].size),
+        check=_u(blob, offset + hb["check"].offset, hb["check"].size),
+    )
+
+
+def _decode_chunk(r: _Reader, lay: Layouts, address: int) -> Chunk | None:
+    size = lay.chunk_size
+    blob = r.maybe(address, size, f"heap: chunk {address:#x}")
+    if blob is None:
+        return None
+    hc = lay.heap_chunk
+    used_map = hc["used_map"]
+    bits = int.from_bytes(blob[used_map.offset : used_map.offset + used_map.size], "little")
+    granules = frozenset(i for i in range(used_map.count * 64) if bits >> i & 1)
+    end = size - HEAP_BLOCK_HEADER_SIZE
+    blocks: list[Block] = []
+    offset = lay.chunk_first
+    sentinel: Block | None = None
+    while True:
+        if offset == end:
+            sentinel = _decode_block(lay, blob, offset, address + offset)
+            break
+        if offset > end:
+            r.problems.append(f"heap: chunk {address:#x}: blocks overrun the sentinel (offset {offset:#x})")
+            break
+        block = _decode_block(lay, blob, offset, address + offset)
+        blocks.append(block)
+        if block.size < HEAP_MIN_BLOCK or block.size % HEAP_ALIGN:
+            r.problems.append(f"heap: block {block.address:#x} has size {block.size}: cannot walk on")
+            break
+        offset += block.size
+    return Chunk(
+        address=address,
+        magic=hc.read(blob, "magic"),
+        next=hc.read(blob, "next"),
+        prev=hc.read(blob, "prev"),
+        blocks=tuple(blocks),
+        sentinel=sentinel,
+        used_granules=granules,
+    )
+
+
+def _decode_heap(r: _Reader, lay: Layouts, address: int, pages: PagesView) -> HeapView:
+    s = lay.heap_state
+    blob = r.struct(s, address)
+    counters = {
+        name: s.read(blob, name) for name, f in s.fields.items() if f.count == 1 and f.type_name != "pointer"
+    }
+    fl_count, sl_count = lay.fl_count, lay.sl_count
+    free_lists: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
+    fb = lay.heap_free_block
+    limit = pages.size // HEAP_MIN_BLOCK + 1
+    for fl in range(fl_count):
+        for sl in range(sl_count):
+            cursor = s.read(blob, "free_lists", fl * sl_count + sl)
+            entries: list[tuple[int, int]] = []
+            while cursor:
+                if len(entries) > limit or not pages.base <= cursor < pages.end:
+                    r.problems.append(f"heap: free list ({fl},{sl}) leaves the heap or loops at {cursor:#x}")
+                    break
+                raw = r.maybe(cursor, fb.size, f"heap: free list ({fl},{sl}) entry")
+                if raw is None:
+                    break
+                entries.append((cursor, fb.read(raw, "prev_free")))
+                cursor = fb.read(raw, "next_free")
+            if entries:
+                free_lists[(fl, sl)] = tuple(entries)
+
+    chunk_list: list[int] = []
+    cursor = s.read(blob, "chunks")
+    while cursor:
+        if len(chunk_list) > pages.size // lay.chunk_size + 1 or not pages.base <= cursor < pages.end:
+            r.problems.append(f"heap: chunk list leaves the heap or loops at {cursor:#x}")
+            break
+        chunk_list.append(cursor)
+        raw = r.maybe(cursor, lay.heap_chunk.size, "heap: chunk list entry")
+        if raw is None:
+            break
+        cursor = lay.heap_chunk.read(raw, "next")
+
+    # Chunks and large blocks as the page allocator sees them (every heap-owned block).
+    owned = lay.page_state["PAGE_STATE_OWNED"]
+    chunk_state = owned + lay.page_owner["PAGE_OWNER_HEAP_CHUNK"]
+    large_state = owned + lay.page_owner["PAGE_OWNER_HEAP_LARGE"]
+    continuation = lay.page_state["PAGE_STATE_CONTINUATION"]
+    chunk_addresses = sorted(set(chunk_list) | {b.pa for b in pages.blocks if b.state == chunk_state})
+    chunks = tuple(c for c in (_decode_chunk(r, lay, a) for a in chunk_addresses) if c is not None)
+    large: list[LargeBlock] = []
+    lh = lay.heap_large_header
+    for i, block in enumerate(pages.blocks):
+        if block.state != large_state:
+            continue
+        run = block.pages
+        for after in pages.blocks[i + 1 :]:
+            if after.state != continuation or after.index != block.index + run:
+                break
+            run += after.pages
+        raw = r.maybe(block.pa, lh.size, f"heap: large block {block.pa:#x}")
+        if raw is None:
+            continue
+        large.append(
+            LargeBlock(block.pa, lh.read(raw, "requested"), lh.read(raw, "magic"), lh.read(raw, "check"), run)
+        )
+    return HeapView(
+        counters=counters,
+        fl_bitmap=s.read(blob, "fl_bitmap"),
+        sl_bitmap=tuple(s.read(blob, "sl_bitmap", i) for i in range(fl_count)),
+        free_lists=free_lists,
+        chunk_list=tuple(chunk_list),
+        home_chunk=s.read(blob, "home_chunk"),
+        chunks=chunks,
+        large=tuple(large),
+    )
+
+
+def _decode_objects(r: _Reader, lay: Layouts, address: int) -> ObjectsView:
+    reg, slot_layout = lay.object_registry, lay.object_slot
+    blob = r.read(address, reg.size)
+    slots_field = reg["slots"]
+    slots: list[tuple[int, int, int]] = []
+    for i in range(slots_field.count):
+        base = slots_field.offset + i * slot_layout.size
+        raw = blob[base : base + slot_layout.size]
+        slots.append(
+            (
+                slot_layout.read(raw, "object"),
+                slot_layout.read(raw, "generation"),
+                slot_layout.read(raw, "state"),
+            )
+        )
+    meta_layout, obj_layout = lay.os_metaclass, lay.os_object
+    classes: list[tuple[int, str, int]] = []
+    for i in range(min(reg.read(blob, "class_count"), reg["classes"].count)):
+        meta = reg.read(blob, "classes", i)
+        meta_raw = r.maybe(meta, meta_layout.size, f"objects: class {i}")
+        if meta_raw is None:
+            continue
+        name = r.cstring(meta_layout.read(meta_raw, "name"))
+        classes.append((meta, name, meta_layout.read(meta_raw, "instance_size")))
+    by_meta = {meta: (name, size) for meta, name, size in classes}
+    live_state = lay.slot_state["OBJECT_SLOT_LIVE"]
+    live: list[LiveObject] = []
+    for i, (pointer, generation, state) in enumerate(slots):
+        if state != live_state:
+            continue
+        obj_raw = r.maybe(pointer, obj_layout.size, f"objects: slot {i}")
+        if obj_raw is None:
+            continue
+        meta = obj_layout.read(obj_raw, "meta")
+        count = int.from_bytes(
+            obj_raw[obj_layout["refcount"].offset : obj_layout["refcount"].offset + 4], "little", signed=True
+        )
+        name, size = by_meta.get(meta, (f"<unknown meta {meta:#x}>", -1))
+        live.append(LiveObject(i, generation << 32 | (i + 1), pointer, meta, count, name, size))
+    return ObjectsView(reg.read(blob, "live_count"), tuple(slots), tuple(classes), tuple(live))
+
+
+def decode(read: ReadMemory, layouts: Layouts, symbols: Symbols) -> Snapshot:
+    """Read the page allocator, the heap and the object registry into one snapshot."""
+    r = _Reader(read)
+    pages = _decode_pages(r, layouts, symbols.pages_state)
+    heap = _decode_heap(r, layouts, symbols.heap_state, pages)
+    objects = _decode_objects(r, layouts, symbols.object_registry)
+    return Snapshot(layouts, pages, heap, objects, tuple(r.problems))
+
+
+# ---------------------------------------------------------------- judging
+
+
+def _page_problems(snap: Snapshot) -> Iterable[str]:
+    lay, p = snap.layouts, snap.pages
+    reserved = lay.page_state["PAGE_STATE_RESERVED"]
+    free = lay.page_state["PAGE_STATE_FREE"]
+    continuation = lay.page_state["PAGE_STATE_CONTINUATION"]
+    owned_max = lay.page_state["PAGE_STATE_OWNED"] + lay.page_owner["PAGE_OWNER_COUNT"]
+    if not p.initialized:
+        yield "pages: not initialized"
+        return
+    if p.page_size != 1 << p.page_shift or p.page_size not in (4096, 16384, 65536):
+        yield f"pages: page size {p.page_size} / shift {p.page_shift}"
+    if p.base % p.page_size:
+        yield f"pages: base {p.base:#x} is not page aligned"
+    if p.managed_pages != p.page_count - p.reserved_pages:
+        yield "pages: managed_pages != page_count - reserved_pages"
+    meta_bytes = p.page_count * 9  # info byte + next + prev link per page
+    if p.reserved_pages != -(-meta_bytes // p.page_size):
+        yield f"pages: {p.reserved_pages} reserved pages for {meta_bytes} bytes of metadata"
+    base_pfn = p.base >> p.page_shift
+    heads = {(b.index, b.order): b for b in p.blocks}
+    free_by_order: dict[int, set[int]] = {}
+    covered = 0
+    previous: PageBlock | None = None
+    for b in p.blocks:
+        covered += b.pages
+        if (b.index < p.reserved_pages) != (b.state == reserved):
+            yield f"pages: block at page {b.index} state {b.state}: reserved must be exactly the metadata"
+        if b.state == reserved and b.order:
+            yield f"pages: reserved page {b.index} has order {b.order}"
+        if b.state >= owned_max:
+            yield f"pages: block at page {b.index} has unknown state {b.state}"
+        if b.state == free:
+            free_by_order.setdefault(b.order, set()).add(b.index)
+            buddy = ((base_pfn + b.index) ^ b.pages) - base_pfn
+            buddy_block = heads.get((buddy, b.order))
+            if b.order < lay.orders - 1 and buddy_block is not None and buddy_block.state == free:
+                yield f"pages: free buddies at pages {b.index} and {buddy} (order {b.order}) not coalesced"
+        if b.state == continuation and (
+            previous is None
+            or previous.state < continuation
+            or previous.state == free
+            or previous.order <= b.order
+            or previous.index + previous.pages != b.index
+        ):
+            yield f"pages: continuation block at page {b.index} does not follow a larger run block"
+        previous = b
+    if covered != p.page_count:
+        yield f"pages: blocks cover {covered} of {p.page_count} pages"
+    total_free = 0
+    for order, entries in enumerate(p.free_lists):
+        if len(set(entries)) != len(entries):
+            yield f"pages: free list {order} holds a block twice"
+        if set(entries) != free_by_order.get(order, set()):
+            blocks = sorted(free_by_order.get(order, set()))
+            yield f"pages: free list {order} {sorted(entries)[:8]} != free blocks {blocks[:8]}"
+        if p.free_blocks[order] != len(entries):
+            yield f"pages: free_blocks[{order}] = {p.free_blocks[order]}, list holds {len(entries)}"
+        if bool(p.nonempty_orders >> order & 1) != bool(entries):
+            yield f"pages: nonempty_orders bit {order} disagrees with its list"
+        for position, prev in enumerate(p.free_prev[order]):
+            want = entries[position - 1] if position else PAGES_NO_PAGE
+            if prev != want:
+                yield f"pages: list {order}: back link of page {entries[position]} is {prev}, want {want}"
+        total_free += len(entries) << order
+    if total_free != p.free_pages:
+        yield f"pages: free_pages counter {p.free_pages}, lists hold {total_free}"
+
+
+def _heap_problems(snap: Snapshot) -> Iterable[str]:
+    lay, h, p = snap.layouts, snap.heap, snap.pages
+    used = lay.block_state["HEAP_BLOCK_USED"]
+    free = lay.block_state["HEAP_BLOCK_FREE"]
+    sentinel_state = lay.block_state["HEAP_BLOCK_SENTINEL"]
+    owned = lay.page_state["PAGE_STATE_OWNED"]
+    chunk_state = owned + lay.page_owner["PAGE_OWNER_HEAP_CHUNK"]
+    chunk_order = (lay.chunk_size // p.page_size).bit_length() - 1 if p.page_size else 0
+    page_chunks = {b.pa: b for b in p.blocks if b.state == chunk_state}
+    c = h.counters
+    if not c.get("initialized"):
+        yield "heap: not initialized"
+        return
+
+    # the chunk list and the page allocator agree
+    if len(set(h.chunk_list)) != len(h.chunk_list):
+        yield "heap: a chunk is on the list twice"
+    if set(h.chunk_list) != set(page_chunks):
+        listed_chunks, owned_chunks = sorted(map(hex, h.chunk_list)), sorted(map(hex, page_chunks))
+        yield f"heap: chunk list {listed_chunks} != heap chunk blocks {owned_chunks}"
+    if c["chunk_count"] != len(h.chunk_list) or not h.chunk_list:
+        yield f"heap: chunk_count {c['chunk_count']}, list holds {len(h.chunk_list)}"
+    if h.home_chunk not in h.chunk_list:
+        yield f"heap: home chunk {h.home_chunk:#x} is not on the chunk list"
+    chunk_by_address = {ch.address: ch for ch in h.chunks}
+    for position, address in enumerate(h.chunk_list):
+        chunk = chunk_by_address.get(address)
+        want_prev = h.chunk_list[position - 1] if position else 0
+        if chunk is not None and chunk.prev != want_prev:
+            yield f"heap: chunk {address:#x} back link {chunk.prev:#x}, want {want_prev:#x}"
+    for address, block in page_chunks.items():
+        if block.order != chunk_order:
+            yield f"heap: chunk {address:#x} is a page block of order {block.order}, want {chunk_order}"
+
+    free_headers: dict[int, Block] = {}
+    small_used = small_bytes = 0
+    for chunk in h.chunks:
+        where = f"heap: chunk {chunk.address:#x}"
+        if chunk.magic != HEAP_CHUNK_MAGIC:
+            yield f"{where}: magic {chunk.magic:#x}"
+        prev_size, prev_free, used_here = 0, False, 0
+        granules: set[int] = set()
+        for b in chunk.blocks:
+            at = f"heap: block {b.address:#x}"
+            if b.check != block_check(b.address, b.size, b.prev_size, b.requested, b.state):
+                yield f"{at}: header checksum {b.check:#06x} does not match its fields"
+            if b.prev_size != prev_size:
+                yield f"{at}: prev_size {b.prev_size}, the block below is {prev_size} bytes"
+            if b.size < HEAP_MIN_BLOCK or b.size % HEAP_ALIGN:
+                yield f"{at}: size {b.size}"
+            if b.state == used:
+                used_here += 1
+                small_used += 1
+                small_bytes += b.requested
+                granules.add((b.address - chunk.address) // HEAP_ALIGN)
+                need = small_block_size(b.requested)
+                if b.requested >= HEAP_LARGE_MIN or not need <= b.size < need + HEAP_MIN_BLOCK:
+                    yield f"{at}: {b.requested} bytes requested in a block of {b.size} (needs {need}, < +32)"
+            elif b.state == free:
+                if prev_free:
+                    yield f"{at}: two neighbouring free blocks (not coalesced)"
+                if b.requested:
+                    yield f"{at}: free block with requested {b.requested}"
+                free_headers[b.address] = b
+            else:
+                yield f"{at}: unknown state {b.state:#x}"
+            prev_free = b.state == free
+            prev_size = b.size
+        s = chunk.sentinel
+        if s is None:
+            yield f"{where}: no sentinel where the blocks end"
+        elif (
+            s.state != sentinel_state
+            or s.size != HEAP_BLOCK_HEADER_SIZE
+            or s.prev_size != prev_size
+            or s.check != block_check(s.address, s.size, s.prev_size, s.requested, s.state)
+        ):
+            yield f"{where}: sentinel damaged ({s})"
+        if granules != chunk.used_granules:
+            extra = sorted(chunk.used_granules - granules)[:4]
+            missing = sorted(granules - chunk.used_granules)[:4]
+            yield f"{where}: used_map bits without a used block {extra}, used blocks without a bit {missing}"
+        if used_here == 0 and chunk.address != h.home_chunk:
+            yield f"{where}: empty chunk kept (only the home chunk may be empty)"
+
+    # TLSF lists: exactly the free blocks, each in its class, links and bitmaps right
+    listed: dict[int, tuple[int, int]] = {}
+    for fl in range(lay.fl_count):
+        if bool(h.fl_bitmap >> fl & 1) != bool(h.sl_bitmap[fl]):
+            yield f"heap: fl_bitmap bit {fl} disagrees with sl_bitmap[{fl}] = {h.sl_bitmap[fl]:#x}"
+        for sl in range(lay.sl_count):
+            entries = h.free_lists.get((fl, sl), ())
+            if bool(h.sl_bitmap[fl] >> sl & 1) != bool(entries):
+                yield f"heap: sl_bitmap[{fl}] bit {sl} disagrees with its list"
+            previous = 0
+            for entry, back_link in entries:
+                if entry in listed:
+                    yield f"heap: free block {entry:#x} is listed twice"
+                listed[entry] = (fl, sl)
+                listed_block = free_headers.get(entry)
+                if listed_block is None:
+                    yield f"heap: free list ({fl},{sl}) entry {entry:#x} is not a free block of any chunk"
+                elif lay.mapping_insert(listed_block.size) != (fl, sl):
+                    yield f"heap: free block {entry:#x} of {listed_block.size} bytes in list ({fl},{sl})"
+                if back_link != previous:
+                    yield f"heap: free block {entry:#x} back link {back_link:#x}, want {previous:#x}"
+                previous = entry
+    unlisted = sorted(set(free_headers) - set(listed))
+    if unlisted:
+        yield f"heap: free blocks missing from the lists: {[hex(a) for a in unlisted[:4]]}"
+
+    # large blocks
+    large_bytes = large_pages_total = 0
+    for large in h.large:
+        at = f"heap: large block {large.address:#x}"
+        if large.magic != HEAP_LARGE_MAGIC or large.check != large_check(
+            large.address, large.requested, large.magic
+        ):
+            yield f"{at}: header damaged (magic {large.magic:#x}, check {large.check:#x})"
+        if large.requested < HEAP_LARGE_MIN:
+            yield f"{at}: {large.requested} bytes is below the large threshold"
+        if large.pages != large_pages(large.requested, p.page_size):
+            yield f"{at}: run of {large.pages} pages for {large.requested} bytes"
+        large_bytes += large.requested
+        large_pages_total += large.pages
+
+    # counters
+    want = {
+        "used_blocks": small_used,
+        "used_bytes": small_bytes + large_bytes,
+        "free_blocks": len(free_headers),
+        "free_bytes": sum(b.size for b in free_headers.values()),
+        "large_blocks": len(h.large),
+        "large_pages": large_pages_total,
+    }
+    for name, value in want.items():
+        if c.get(name) != value:
+            yield f"heap: counter {name} = {c.get(name)}, the walk says {value}"
+
+    # every live block inside the range, none overlapping anything else
+    spans = sorted(
+        [(b.address, b.address + b.size) for ch in h.chunks for b in ch.blocks]
+        + [(ch.address, ch.address + lay.chunk_first) for ch in h.chunks]
+        + [(lg.address, lg.address + lg.pages * p.page_size) for lg in h.large]
+    )
+    for (a0, a1), (b0, _) in itertools.pairwise(spans):
+        if b0 < a1:
+            yield f"heap: blocks [{a0:#x}, {a1:#x}) and [{b0:#x}, ...) overlap"
+    if spans and (spans[0][0] < p.base or spans[-1][1] > p.end):
+        yield f"heap: blocks outside the page range [{p.base:#x}, {p.end:#x})"
+
+
+def _object_problems(snap: Snapshot) -> Iterable[str]:
+    o = snap.objects
+    live_blocks = snap.live_blocks()
+    if o.live_count != len(o.live):
+        yield f"objects: live_count {o.live_count}, {len(o.live)} live slots"
+    known = {meta for meta, _, _ in o.classes}
+    seen: set[int] = set()
+    for obj in o.live:
+        at = f"objects: slot {obj.slot} object {obj.address:#x}"
+        if obj.address in seen:
+            yield f"{at}: registered twice"
+        seen.add(obj.address)
+        if obj.meta not in known:
+            yield f"{at}: meta {obj.meta:#x} is not a registered class"
+        if live_blocks.get(obj.address) != obj.instance_size:
+            yield f"{at}: not a live heap block of {obj.instance_size} bytes ({live_blocks.get(obj.address)})"
+        if obj.refcount < 1:
+            yield f"{at}: count {obj.refcount}"
+        if obj.handle >> 32 == 0:
+            yield f"{at}: generation 0"
+
+
+def problems(snap: Snapshot) -> list[str]:
+    """Every broken invariant of the three allocators (empty when the state is consistent)."""
+    return [*snap.problems, *_page_problems(snap), *_heap_problems(snap), *_object_problems(snap)]
+
+
+def verify(snap: Snapshot, *, command: str | None = None) -> Snapshot:
+    """Raise :class:`OracleMismatch` if :func:`problems` finds anything; returns the snapshot."""
+    found = problems(snap)
+    if found:
+        raise OracleMismatch(
+            "decoded allocator state", {"host decoder": found[:12], "problems": len(found)}, command=command
+        )
+    return snap
+
+
+def accounting(snap: Snapshot) -> dict[str, int]:
+    """Where every byte of the page range is, in bytes; the values sum to the range's size.
+
+    ``used`` is the sum of requested sizes (stats ``heap_used``); ``free_in_chunks`` the free
+    blocks (stats ``heap_free``); the rest is metadata (allocator arrays, chunk headers, block
+    and large headers, sentinels), padding (rounding inside blocks and runs), free pages, and
+    pages held by other owners (page tables, buffers).
+    """
+    lay, p, h = snap.layouts, snap.pages, snap.heap
+    ps = p.page_size
+    owned = lay.page_state["PAGE_STATE_OWNED"]
+    chunk_state = owned + lay.page_owner["PAGE_OWNER_HEAP_CHUNK"]
+    large_state = owned + lay.page_owner["PAGE_OWNER_HEAP_LARGE"]
+    continuation = lay.page_state["PAGE_STATE_CONTINUATION"]
+    free_state = lay.page_state["PAGE_STATE_FREE"]
+    reserved = lay.page_state["PAGE_STATE_RESERVED"]
+    out = dict.fromkeys(
+        (
+            "page_metadata",
+            "free_pages",
+            "chunk_headers",
+            "block_headers",
+            "used",
+            "padding",
+            "free_in_chunks",
+            "sentinels",
+            "large_headers",
+            "large_padding",
+            "other_pages",
+        ),
+        0,
+    )
+    large_runs = {lg.address for lg in h.large}
+    in_large_run = 0
+    for b in p.blocks:
+        size = b.pages * ps
+        if b.state == reserved:
+            out["page_metadata"] += size
+        elif b.state == free_state:
+            out["free_pages"] += size
+        elif b.state == chunk_state:
+            pass  # split below, from the chunk walk
+        elif b.state == large_state and b.pa in large_runs:
+            pass  # split below, from the large headers
+        elif b.state == continuation:
+            in_large_run += size  # counted with its large run (or left over if it is not one)
+        else:
+            out["other_pages"] += size
+    used_state = lay.block_state["HEAP_BLOCK_USED"]
+    for chunk in h.chunks:
+        out["chunk_headers"] += lay.chunk_first
+        out["sentinels"] += HEAP_BLOCK_HEADER_SIZE
+        for blk in chunk.blocks:
+            if blk.state == used_state:
+                out["block_headers"] += HEAP_BLOCK_HEADER_SIZE
+                out["used"] += blk.requested
+                out["padding"] += blk.size - HEAP_BLOCK_HEADER_SIZE - blk.requested
+            else:
+                out["free_in_chunks"] += blk.size
+    for lg in h.large:
+        run = lg.pages * ps
+        head = next(b for b in p.blocks if b.pa == lg.address)
+        in_large_run -= run - head.pages * ps
+        out["large_headers"] += HEAP_BLOCK_HEADER_SIZE
+        out["used"] += lg.requested
+        out["large_padding"] += run - HEAP_BLOCK_HEADER_SIZE - lg.requested
+    out["other_pages"] += in_large_run  # continuations of runs that are not large blocks (buffers)
+    return out

@@ -1,0 +1,54 @@
+"""Shared pieces of the heap and object hardware tests (not a test module)."""
+
+from __future__ import annotations
+
+from harness.addresses import PhysAddr
+from harness.guest import Guest
+from harness.heap_model import HeapModel
+from harness.oracle import heap as heap_oracle
+
+HEAP_LARGE_MIN = heap_oracle.HEAP_LARGE_MIN
+CHUNK_SIZE = 256 * 1024
+
+
+def class_starts(sl_shift: int = 5, fl_shift: int = 9) -> list[int]:
+    """The lower bound of every TLSF size class below the large threshold (heap.h)."""
+    starts = list(range(0, 1 << fl_shift, 16))
+    for top in range(fl_shift, 17):
+        step = 1 << (top - sl_shift)
+        starts += [(1 << top) + i * step for i in range(1 << sl_shift)]
+    return starts
+
+
+def model_for(guest: Guest) -> HeapModel:
+    """A model whose heap range is the page allocator's, as the host decodes it."""
+    pages = guest.heap_snapshot().pages
+    return HeapModel(heap=(pages.base, pages.size))
+
+
+def fill(guest: Guest, va: int, size: int, byte: int) -> None:
+    """Write a block's bytes from the host (the guest is idle between requests)."""
+    if size:
+        guest.ram.write(PhysAddr(va), bytes([byte]) * size)
+
+
+def intact(guest: Guest, va: int, size: int, byte: int) -> bool:
+    return guest.ram.read(PhysAddr(va), size) == bytes([byte]) * size
+
+
+def zeroed(guest: Guest, va: int, size: int) -> bool:
+    return guest.ram.read(PhysAddr(va), size) == bytes(size)
+
+
+def decoded_and_compared(guest: Guest, model: HeapModel) -> heap_oracle.Snapshot:
+    """Host decoder: every invariant holds, and the state is exactly the model's."""
+    snapshot = guest.heap_verify()
+    model.compare_snapshot(snapshot)
+    return snapshot
+
+
+def baseline_state(guest: Guest) -> tuple[dict[str, int], tuple[object, ...]]:
+    """The stats a full free must restore (call counters excluded) and the canonical state."""
+    calls = {"requests", "errors", "faults", "allocs", "frees", "alloc_failures"}
+    stats = {k: v for k, v in guest.stats().items() if k not in calls}
+    return stats, guest.heap_verify().canonical
