@@ -289,9 +289,11 @@ class Guest:
         verb = "newzero" if zero else "new"
         return VirtAddr(self.ok(f"{verb} {type_name} {count:#x}").number("va"))
 
-    def delete(self, va: VirtAddr | int, type_name: str, count: int) -> bool:
-        """IODelete; True when it freed (False: NULL pointer or an overflowing count)."""
-        return bool(self.ok(f"delete {va:#x} {type_name} {count:#x}").number("freed"))
+    def delete(self, va: VirtAddr | int, type_name: str, count: int) -> tuple[int, bool]:
+        """IODelete: the pointer variable after the call (unchanged), and whether it freed
+        (False: a NULL pointer or an overflowing count, which IODelete ignores)."""
+        r = self.ok(f"delete {va:#x} {type_name} {count:#x}")
+        return r.number("ptr"), bool(r.number("freed"))
 
     def safedelete(self, va: VirtAddr | int, type_name: str, count: int) -> tuple[int, bool]:
         """IOSafeDeleteNULL: the pointer variable after the call, and whether it freed."""
@@ -324,11 +326,7 @@ class Guest:
     @property
     def heap_layouts(self) -> heap_oracle.Layouts:
         """The allocators' struct layouts and enums, from the booted ELF's DWARF (cached)."""
-        cached: heap_oracle.Layouts | None = getattr(self, "_heap_layouts", None)
-        if cached is None:
-            cached = heap_oracle.Layouts.from_dwarf(self.elf.dwarf)
-            self._heap_layouts = cached
-        return cached
+        return heap_oracle.layouts_for(self.elf)
 
     @property
     def heap_symbols(self) -> heap_oracle.Symbols:

@@ -184,7 +184,8 @@ class HeapModel:
             self._expect_error(what, reply, BAD_ARGUMENT)
             return
         size = TYPE_SIZES[type_name] * count
-        ptr = {"ptr": 0} if safe else {}  # IOSafeDeleteNULL always leaves the variable NULL
+        # The caller's variable after the call: IOSafeDeleteNULL NULLs it, IODelete leaves it.
+        ptr = {"ptr": 0 if safe else va}
         if va == 0 or size >= U64:  # NULL, or an overflowing count: IODelete does nothing
             self._expect_keys(what, reply, ptr | {"freed": 0})
         elif self._free_outcome(va, size):
@@ -192,8 +193,8 @@ class HeapModel:
             self._release_block(va)
         else:
             self._expect_error(what, reply, BAD_ARGUMENT)
-            if safe and (("ptr" not in reply) or reply.number("ptr") != 0):
-                raise self._fail(what, reply, "err with ptr=0x0")
+            if "ptr" not in reply or reply.number("ptr") != ptr["ptr"]:
+                raise self._fail(what, reply, f"err {BAD_ARGUMENT} ptr={ptr['ptr']:#x}")
 
     # ------------------------------------------------------------ §6-§7 objects
     def obj_new(self, class_name: str, reply: Reply) -> int | None:

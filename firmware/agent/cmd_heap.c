@@ -31,17 +31,19 @@ struct heap_type {
     size_t size;
     void *(*new_)(uint64_t count);
     void *(*newzero)(uint64_t count);
-    void (*delete_)(void *ptr, uint64_t count);
-    void *(*safedelete)(void *ptr, uint64_t count); /* returns the pointer variable after the call */
+    /* delete/safedelete return the caller's pointer variable as the macro left it. */
+    void *(*delete_)(void *ptr, uint64_t count);
+    void *(*safedelete)(void *ptr, uint64_t count);
 };
 
 #define HEAP_TYPE_OPS(name_, T)                                                              \
     static void *new_##name_(uint64_t count) { return IONew(T, count); }                     \
     static void *newzero_##name_(uint64_t count) { return IONewZero(T, count); }             \
-    static void delete_##name_(void *ptr, uint64_t count)                                    \
+    static void *delete_##name_(void *ptr, uint64_t count)                                   \
     {                                                                                        \
         T *typed = ptr;                                                                      \
         IODelete(typed, T, count);                                                           \
+        return typed;                                                                        \
     }                                                                                        \
     static void *safedelete_##name_(void *ptr, uint64_t count)                               \
     {                                                                                        \
@@ -237,11 +239,15 @@ AGENT_COMMAND(cmd_delete, "delete", "VA TYPE COUNT")
     if ((rc = delete_args(call, &d)) != kIOReturnSuccess)
         return rc;
     uint64_t before = heap_frees();
-    d.type->delete_((void *)(uintptr_t)d.va, d.count);
+    void *after = d.type->delete_((void *)(uintptr_t)d.va, d.count);
     bool freed = heap_frees() != before;
     /* A free was due unless the pointer is NULL or the size overflows (IODelete then does nothing). */
-    if (d.va != 0 && !d.overflow && !freed)
-        return reject_free(call, d.va, d.size);
+    if (d.va != 0 && !d.overflow && !freed) {
+        rc = reject_free(call, d.va, d.size);
+        agent_reply_hex(call, "ptr", (uint64_t)(uintptr_t)after);
+        return rc;
+    }
+    agent_reply_hex(call, "ptr", (uint64_t)(uintptr_t)after);
     agent_reply_dec(call, "freed", freed);
     return kIOReturnSuccess;
 }

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from harness.elf import Dwarf, StructLayout
+from harness.elf import Dwarf, Firmware, StructLayout
 from harness.errors import OracleMismatch
 
 ReadMemory = Callable[[int, int], bytes]
@@ -154,6 +154,17 @@ class Layouts:
             return 0, size >> 4
         top = size.bit_length() - 1
         return top - fl_shift + 1, (size >> (top - self.sl_shift)) ^ self.sl_count
+
+
+_LAYOUTS: dict[tuple[str, str], Layouts] = {}
+
+
+def layouts_for(firmware: Firmware) -> Layouts:
+    """The layouts of one ELF, parsed once per process (DWARF parsing takes ~0.3 s)."""
+    key = (str(firmware.path.resolve()), firmware.build_id)
+    if key not in _LAYOUTS:
+        _LAYOUTS[key] = Layouts.from_dwarf(firmware.dwarf)
+    return _LAYOUTS[key]
 
 
 @dataclass(frozen=True)
