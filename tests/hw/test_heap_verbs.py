@@ -32,6 +32,7 @@ from harness.profile import Profile
 
 SPEC_STATS = ("heap_used", "heap_free", "pages_free", "allocs", "frees")
 
+
 def _in_heap(guest: Guest, va: int, size: int) -> bool:
     base, length = guest.info().heap
     return base <= va and va + max(size, 1) <= base + length

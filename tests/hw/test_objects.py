@@ -1,0 +1,168 @@
+"""H1: OSTypeAlloc, retain/release and OSSafeReleaseNULL on the guest (driverkit-memory.md
+§6-§7). Each claim of the ``obj`` verbs is checked against guest RAM read by the host (the
+object's meta pointer and count, the poison after free, the test class's free counter) and
+against the registry and heap decoded from RAM (harness/oracle/heap.py), with the ELF's
+symbols for the metaclasses and the counter.
+"""
+
+from __future__ import annotations
+
+import pytest
+from heap_support import baseline_state, decoded_and_compared, model_for
+
+from harness.addresses import PhysAddr
+from harness.guest import Guest
+from harness.oracle import heap as heap_oracle
+
+POISON = 0xDE
+
+
+def _object_memory(guest: Guest, ptr: int, size: int) -> tuple[int, int, bytes]:
+    """(meta, refcount, the rest) of an object, read from guest RAM by the host."""
+    layout = guest.heap_layouts.os_object
+    raw = guest.ram.read(PhysAddr(ptr), size)
+    refcount = int.from_bytes(
+        raw[layout["refcount"].offset : layout["refcount"].offset + 4], "little", signed=True
+    )
+    return layout.read(raw, "meta"), refcount, raw[layout.size :]
+
+
+def _test_frees_in_ram(guest: Guest) -> int:
+    return guest.ram.read_u64(PhysAddr(guest.elf.symbol("iomem_test_object_frees").address))
+
+
+def test_classes_match_the_elf(guest: Guest) -> None:
+    classes = guest.obj_classes()
+    dwarf = guest.elf.dwarf
+    assert classes["OSObject"] == dwarf.struct("OSObject").size == 16
+    assert classes["IOMemTestObject"] == dwarf.struct("IOMemTestObject").size == 64
+    decoded = {name: size for _, name, size in guest.heap_snapshot().objects.classes}
+    assert decoded == classes
+    metas = {meta for meta, _, _ in guest.heap_snapshot().objects.classes}
+    assert {guest.elf.symbol(f"{name}MetaClass").address for name in ("OSObject", "IOMemTestObject")} <= metas
+
+
+@pytest.mark.parametrize("class_name", ["OSObject", "IOMemTestObject"])
+def test_new_object_has_one_reference_and_lies_in_the_heap(guest: Guest, class_name: str) -> None:
+    size = guest.obj_classes()[class_name]
+    reply = guest.obj_new(class_name)
+    assert reply.value("class") == class_name and reply.number("size") == size and reply.number("refs") == 1
+    ptr, handle = reply.number("ptr"), reply.number("obj")
+    base, length = guest.info().heap
+    assert base <= ptr and ptr + size <= base + length and ptr % 16 == 0
+    meta, refcount, rest = _object_memory(guest, ptr, size)
+    assert meta == guest.elf.symbol(f"{class_name}MetaClass").address and refcount == 1
+    assert rest == bytes(size - 16)  # zero-filled, not initialised
+    snap = guest.heap_verify()
+    assert snap.live_blocks() == {ptr: size}  # a heap block of exactly the instance size
+    [live] = snap.objects.live
+    assert (live.handle, live.address, live.class_name, live.refcount) == (handle, ptr, class_name, 1)
+    assert guest.check()["objects"] == 1 and guest.stats()["objects"] == 1
+
+
+def test_retain_release_free_and_stale_handle(guest: Guest) -> None:
+    """§6: refs 1 -> 2 -> 1 -> freed; usage back to baseline; poisoned; the handle goes stale."""
+    state = baseline_state(guest)
+    frees = guest.stats()["test_object_frees"]
+    reply = guest.obj_new("IOMemTestObject")
+    handle, ptr = reply.number("obj"), reply.number("ptr")
+    r = guest.obj_retain(handle)
+    assert (r.number("refs"), r.number("freed"), r.number("ptr")) == (2, 0, ptr)
+    assert _object_memory(guest, ptr, 64)[1] == 2
+    r = guest.obj_release(handle)
+    assert (r.number("refs"), r.number("freed"), r.number("ptr"), r.number("inst")) == (1, 0, ptr, 0)
+    assert _object_memory(guest, ptr, 64)[1] == 1
+    r = guest.obj_release(handle)
+    assert (r.number("refs"), r.number("freed"), r.number("ptr"), r.number("inst")) == (0, 1, 0, 0)
+    assert guest.ram.read(PhysAddr(ptr + 16), 48) == bytes([POISON]) * 48  # the heap reuses bytes 0..15
+    assert baseline_state(guest) == state
+    assert guest.stats()["test_object_frees"] == frees + 1 == _test_frees_in_ram(guest)
+    assert guest.ok("obj classes").number("test_frees") == frees + 1
+    before = baseline_state(guest), guest.stats()["frees"]
+    for verb in ("retain", "release"):
+        guest.err(f"obj {verb} {handle:#x}", "kIOReturnBadArgument")
+    assert (baseline_state(guest), guest.stats()["frees"]) == before
+
+
+def test_a_handle_is_never_reused(guest: Guest) -> None:
+    first = guest.obj_new("OSObject")
+    guest.obj_release(first.number("obj"))
+    second = guest.obj_new("OSObject")
+    assert second.number("ptr") == first.number("ptr")  # same memory (and slot) again...
+    assert second.number("obj") != first.number("obj")  # ...under a new handle
+    guest.err(f"obj retain {first.number('obj'):#x}", "kIOReturnBadArgument")
+    assert guest.obj_retain(second.number("obj")).number("refs") == 2
+
+
+def test_osobject_free_does_not_run_the_test_hook(guest: Guest) -> None:
+    frees = guest.stats()["test_object_frees"]
+    guest.obj_release(guest.obj_new("OSObject").number("obj"))
+    assert guest.stats()["test_object_frees"] == frees == _test_frees_in_ram(guest)
+
+
+def test_safe_release_drops_one_reference_and_nulls_the_variable(guest: Guest) -> None:
+    """§7: with refs=2 the object survives (refs=1), the caller's variable is NULL either way."""
+    reply = guest.obj_new("IOMemTestObject")
+    handle, ptr = reply.number("obj"), reply.number("ptr")
+    guest.obj_retain(handle)
+    r = guest.obj_release(handle)
+    assert (r.number("refs"), r.number("freed"), r.number("inst")) == (1, 0, 0)
+    assert guest.heap_verify().live_blocks() == {ptr: 64}
+    r = guest.obj_release(handle)
+    assert (r.number("freed"), r.number("inst")) == (1, 0)
+    assert guest.heap_verify().live_blocks() == {}
+    state = baseline_state(guest), guest.stats()["frees"]
+    r = guest.obj_release(0)  # OSSafeReleaseNULL(NULL): nothing
+    assert (r.number("refs"), r.number("freed"), r.number("ptr"), r.number("inst")) == (0, 0, 0, 0)
+    assert (baseline_state(guest), guest.stats()["frees"]) == state
+
+
+@pytest.mark.parametrize("handle", [0x0, 0x1, 0xFFFFFFFF, 0x100000000, 0x1_00000401, 2**64 - 1])
+def test_handles_that_name_no_object_are_rejected(guest: Guest, handle: int) -> None:
+    live = guest.obj_new("IOMemTestObject").number("obj")
+    state = baseline_state(guest)
+    if handle == live:
+        pytest.skip("the guest handed out this handle")
+    guest.err(f"obj retain {handle:#x}", "kIOReturnBadArgument")
+    if handle != 0:  # release of 0 is OSSafeReleaseNULL(NULL), a success (above)
+        guest.err(f"obj release {handle:#x}", "kIOReturnBadArgument")
+    assert baseline_state(guest) == state
+
+
+def test_unknown_class_is_rejected(guest: Guest) -> None:
+    state = baseline_state(guest)
+    guest.err("obj new IOMemoryDescriptorX", "kIOReturnBadArgument")
+    guest.err("obj new osobject", "kIOReturnBadArgument")
+    assert baseline_state(guest) == state
+
+
+def test_registry_full_is_no_resources_before_the_heap_is_touched(guest: Guest) -> None:
+    model = model_for(guest)
+    state = baseline_state(guest)
+    handles = []
+    while True:
+        reply = guest.request("obj new OSObject")
+        if not reply.ok:
+            break
+        handles.append(model.obj_new("OSObject", reply))
+    assert reply.error == "kIOReturnNoResources" and len(handles) == 512  # OBJECT_MAX_LIVE
+    stats = guest.stats()
+    assert stats["alloc_failures"] == 0 and stats["allocs"] == 512  # the heap was not asked
+    decoded_and_compared(guest, model)
+    for handle in handles:
+        assert handle is not None
+        model.obj_release(handle, guest.request(f"obj release {handle:#x}"))
+    decoded_and_compared(guest, model)
+    assert baseline_state(guest) == state
+
+
+def test_a_damaged_object_is_reported_by_check_and_by_the_decoder(guest: Guest) -> None:
+    ptr = guest.obj_new("IOMemTestObject").number("ptr")
+    count_at = PhysAddr(ptr + guest.heap_layouts.os_object["refcount"].offset)
+    guest.ram.write(count_at, (0).to_bytes(4, "little"))
+    reply = guest.err("check", "kIOReturnInternalError")
+    assert reply.value("allocator") == "objects" and reply.number("at") == ptr
+    assert any("count 0" in p for p in heap_oracle.problems(guest.heap_snapshot()))
+    guest.ram.write(count_at, (1).to_bytes(4, "little"))
+    guest.check()
+    guest.heap_verify()
