@@ -351,6 +351,29 @@ class Snapshot:
 # ---------------------------------------------------------------- decoding
 
 
+_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def _unpacker(layout: StructLayout, names: tuple[str, ...]) -> Callable[[bytes, int], tuple[int, ...]]:
+    """A fast reader of scalar members ``names`` of ``layout`` at an offset in a blob."""
+    fields = sorted((layout[n].offset, layout[n].size, i) for i, n in enumerate(names))
+    fmt, position, order = "<", 0, []
+    for offset, size, index in fields:
+        fmt += f"{offset - position}x{_FORMATS[size]}"
+        position = offset + size
+        order.append(index)
+    packed = struct.Struct(fmt)
+
+    def unpack(blob: bytes, offset: int) -> tuple[int, ...]:
+        values = packed.unpack_from(blob, offset)
+        out = [0] * len(names)
+        for value, index in zip(values, order, strict=True):
+            out[index] = value
+        return tuple(out)
+
+    return unpack
+
+
 def _u(blob: bytes, offset: int, size: int) -> int:
     return int.from_bytes(blob[offset : offset + size], "little")
 
@@ -470,7 +493,12 @@ def _decode_chunk(r: _Reader, lay: Layouts, address: int) -> Chunk | None:
     hc = lay.heap_chunk
     used_map = hc["used_map"]
     bits = int.from_bytes(blob[used_map.offset : used_map.offset + used_map.size], "little")
-    granules = frozenset(i for i in range(used_map.count * 64) if bits >> i & 1)
+    set_bits: list[int] = []
+    while bits:
+        lowest = bits & -bits
+        set_bits.append(lowest.bit_length() - 1)
+        bits ^= lowest
+    granules = frozenset(set_bits)
     end = size - HEAP_BLOCK_HEADER_SIZE
     blocks: list[Block] = []
     offset = lay.chunk_first
@@ -576,17 +604,11 @@ def _decode_objects(r: _Reader, lay: Layouts, address: int) -> ObjectsView:
     reg, slot_layout = lay.object_registry, lay.object_slot
     blob = r.read(address, reg.size)
     slots_field = reg["slots"]
-    slots: list[tuple[int, int, int]] = []
-    for i in range(slots_field.count):
-        base = slots_field.offset + i * slot_layout.size
-        raw = blob[base : base + slot_layout.size]
-        slots.append(
-            (
-                slot_layout.read(raw, "object"),
-                slot_layout.read(raw, "generation"),
-                slot_layout.read(raw, "state"),
-            )
-        )
+    unpack = _unpacker(slot_layout, ("object", "generation", "state"))
+    area = blob[slots_field.offset : slots_field.offset + slots_field.count * slot_layout.size]
+    slots = [
+        (o, g, st) for o, g, st in (unpack(area, i * slot_layout.size) for i in range(slots_field.count))
+    ]
     meta_layout, obj_layout = lay.os_metaclass, lay.os_object
     classes: list[tuple[int, str, int]] = []
     for i in range(min(reg.read(blob, "class_count"), reg["classes"].count)):

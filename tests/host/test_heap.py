@@ -12,24 +12,18 @@ import itertools
 import random
 from collections.abc import Iterator
 
+import heap_decoder
 import pytest
 from hostlib import (
     HEAP_ALIGN,
-    HEAP_BLOCK_FREE,
     HEAP_BLOCK_HEADER_SIZE,
-    HEAP_BLOCK_SENTINEL,
-    HEAP_BLOCK_USED,
-    HEAP_CHUNK_MAGIC,
     HEAP_CHUNK_SIZE,
     HEAP_FL_SHIFT,
-    HEAP_LARGE_MAGIC,
     HEAP_LARGE_MIN,
     HEAP_MIN_BLOCK,
     HEAP_SL_SHIFT,
     LIB_PATH,
-    PAGE_OWNER_HEAP_LARGE,
     PAGE_STATE_CONTINUATION,
-    PAGE_STATE_OWNED,
     Arena,
     HeapBlock,
     PageAllocator,
@@ -41,6 +35,8 @@ from hostlib import (
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+
+from harness.oracle import heap as heap_oracle
 
 MiB = 1024 * 1024
 CHUNK_USABLE_OFFSET = 2080  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
@@ -454,65 +450,8 @@ def test_iosafedeletenull(arena: Arena, shim: ctypes.CDLL) -> None:
 
 
 # ------------------------------------------------------------------ decoding the state from outside
-
-
-class HeapState(ctypes.Structure):
-    """struct heap_state, as the harness will read it from guest RAM."""
-
-    _fields_ = [
-        ("initialized", ctypes.c_uint32),
-        ("fl_bitmap", ctypes.c_uint32),
-        ("sl_bitmap", ctypes.c_uint32 * 10),
-        ("free_lists", (ctypes.c_void_p * 32) * 10),
-        ("chunks", ctypes.c_void_p),
-        ("home_chunk", ctypes.c_void_p),
-        ("chunk_count", ctypes.c_uint64),
-        ("used_bytes", ctypes.c_uint64),
-        ("used_blocks", ctypes.c_uint64),
-        ("free_bytes", ctypes.c_uint64),
-        ("free_blocks", ctypes.c_uint64),
-        ("large_blocks", ctypes.c_uint64),
-        ("large_pages", ctypes.c_uint64),
-        ("allocs", ctypes.c_uint64),
-        ("frees", ctypes.c_uint64),
-        ("alloc_failures", ctypes.c_uint64),
-    ]
-
-
-def decode_heap() -> dict[str, int]:
-    """Walk the heap from the globals and the documented layout only (no heap code)."""
-    state = HeapState.in_dll(load(), "heap_state")
-    pages = Arena.state()
-    totals = dict.fromkeys(("used_blocks", "used_bytes", "free_blocks", "free_bytes", "large_blocks"), 0)
-    chunk = state.chunks
-    while chunk:
-        assert ctypes.c_uint64.from_address(chunk).value == HEAP_CHUNK_MAGIC
-        offset = CHUNK_USABLE_OFFSET
-        while True:
-            block = HeapBlock.from_address(chunk + offset)
-            if block.state == HEAP_BLOCK_SENTINEL:
-                assert offset == HEAP_CHUNK_SIZE - HEAP_BLOCK_HEADER_SIZE
-                break
-            if block.state == HEAP_BLOCK_USED:
-                totals["used_blocks"] += 1
-                totals["used_bytes"] += block.requested
-            else:
-                assert block.state == HEAP_BLOCK_FREE
-                totals["free_blocks"] += 1
-                totals["free_bytes"] += block.size
-            offset += block.size
-        chunk = ctypes.c_void_p.from_address(chunk + 8).value
-    info = ctypes.string_at(pages.info, pages.page_count)
-    first_pfn = pages.base // pages.page_size
-    for index, byte in enumerate(info):
-        order = byte & 0x1F
-        # A block head is the page whose (absolute) frame number is a multiple of 2^order.
-        if byte >> 5 == PAGE_STATE_OWNED + PAGE_OWNER_HEAP_LARGE and (first_pfn + index) % (1 << order) == 0:
-            header = pages.base + index * pages.page_size
-            assert ctypes.c_uint32.from_address(header + 8).value == HEAP_LARGE_MAGIC
-            totals["large_blocks"] += 1
-            totals["used_bytes"] += ctypes.c_uint64.from_address(header).value
-    return totals
+# The decoder is harness/oracle/heap.py (the one that reads guest RAM); tests/host/heap_decoder.py
+# points it at this process's memory. tests/host/test_heap_oracle.py tests it in depth.
 
 
 def test_an_outside_decoder_agrees_with_the_counters(arena: Arena) -> None:
@@ -529,8 +468,12 @@ def test_an_outside_decoder_agrees_with_the_counters(arena: Arena) -> None:
             live.append((arena.malloc(size), size))
     live.append((arena.malloc(5 * 4096), 5 * 4096))  # a run of 4 + 2 pages: one continuation block
     stats = arena.heap_stats()
-    decoded = decode_heap()
-    assert decoded == {key: stats[key] for key in decoded}
+    snapshot = heap_decoder.decode(arena)
+    assert heap_oracle.problems(snapshot) == []
+    assert snapshot.live_blocks() == {pointer: size for pointer, size in live if pointer}
+    assert snapshot.used_bytes == stats["used_bytes"] and snapshot.free_bytes == stats["free_bytes"]
+    counters = snapshot.heap.counters | {"chunks": snapshot.heap.counters["chunk_count"]}
+    assert {k: counters[k] for k in stats} == stats
     state = Arena.state()
     assert PAGE_STATE_CONTINUATION in {byte >> 5 for byte in ctypes.string_at(state.info, state.page_count)}
     arena.check_all()
@@ -556,7 +499,6 @@ def test_layout_matches_dwarf() -> None:
                 if members:
                     offsets.setdefault(name, members)
     for c_name, mirror in (
-        ("heap_state", HeapState),
         ("heap_block", HeapBlock),
         ("page_allocator", PageAllocator),
     ):
@@ -663,6 +605,9 @@ class HeapMachine(RuleBasedStateMachine):
     @invariant()
     def consistent(self) -> None:
         self.arena.check_all()
+        snapshot = heap_decoder.decode(self.arena)  # the harness's decoder agrees with heap_check
+        assert heap_oracle.problems(snapshot) == []
+        assert snapshot.live_blocks() == {pointer: size for pointer, (size, _) in self.live.items()}
         stats = self.arena.heap_stats()
         assert stats["used_bytes"] == sum(size for size, _ in self.live.values())
         assert stats["used_blocks"] + stats["large_blocks"] == len(self.live)

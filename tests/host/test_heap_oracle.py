@@ -1,0 +1,286 @@
+"""harness/oracle/heap.py against the real allocators (the host-built library).
+
+The decoder that judges guest RAM must (a) find nothing wrong in every state the C code
+produces, and (b) see every kind of damage, agreeing with the C integrity walks
+(pages_check / heap_check / object_check) on what is broken. Damage is made by writing the
+state behind the allocators' back and undone after.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import random
+from collections.abc import Callable, Iterator
+
+import heap_decoder
+import pytest
+from hostlib import (
+    HEAP_CHUNK_SIZE,
+    HEAP_FL_SHIFT,
+    HEAP_LARGE_MIN,
+    HEAP_SL_SHIFT,
+    Arena,
+    load,
+    metaclass,
+)
+
+from harness.errors import OracleMismatch
+from harness.oracle import heap as heap_oracle
+
+MiB = 1 << 20
+
+
+class ObjectCheckReport(ctypes.Structure):
+    _fields_ = [("live", ctypes.c_uint64), ("error", ctypes.c_char_p), ("error_address", ctypes.c_uint64)]
+
+
+def object_check() -> str | None:
+    lib = load()
+    lib.object_check.restype = ctypes.c_int32
+    lib.object_check.argtypes = [ctypes.POINTER(ObjectCheckReport)]
+    report = ObjectCheckReport()
+    lib.object_check(ctypes.byref(report))
+    return report.error.decode() if report.error else None
+
+
+def c_problem(arena: Arena) -> str | None:
+    """The first problem the C walks report, or None."""
+    pages, heap = arena.pages_check(), arena.heap_check()
+    return pages.error or heap.error or object_check()
+
+
+def new_object() -> int:
+    out = ctypes.c_void_p()
+    assert load().OSObjectAllocate(metaclass("IOMemTestObjectMetaClass"), ctypes.byref(out)) == 0
+    assert out.value is not None
+    return out.value
+
+
+@pytest.fixture
+def busy() -> Iterator[tuple[Arena, dict[int, int]]]:
+    """An arena with small, large and object blocks, some freed (holes in lists)."""
+    arena = Arena(8 * MiB, 4096)
+    rng = random.Random(11)
+    live: dict[int, int] = {}
+    for _ in range(200):
+        size = rng.choice(
+            [rng.randrange(0, 600), rng.randrange(0, 60000), rng.randrange(HEAP_LARGE_MIN, 200000)]
+        )
+        pointer = arena.malloc(size)
+        if pointer:
+            live[pointer] = size
+        if live and rng.random() < 0.4:
+            victim = rng.choice(sorted(live))
+            assert arena.free(victim, live.pop(victim)) == 0
+    for _ in range(3):
+        live[new_object()] = 64
+    yield arena, live
+
+
+# ------------------------------------------------------------------ geometry from DWARF
+
+
+def test_layout_geometry_matches_the_c_constants() -> None:
+    lay = heap_decoder.layouts()
+    assert lay.chunk_size == HEAP_CHUNK_SIZE
+    assert lay.chunk_first == 2080  # sizeof(struct heap_chunk) rounded to 16
+    assert lay.sl_shift == HEAP_SL_SHIFT and lay.sl_shift + 4 == HEAP_FL_SHIFT
+    assert lay.fl_count == 10 and lay.orders == 32
+    assert lay.block_state == {
+        "HEAP_BLOCK_FREE": 0xF4EE,
+        "HEAP_BLOCK_USED": 0xA110,
+        "HEAP_BLOCK_SENTINEL": 0x5E47,
+    }
+
+
+def test_mapping_insert_classes() -> None:
+    lay = heap_decoder.layouts()
+    assert [lay.mapping_insert(s) for s in (32, 48, 496)] == [(0, 2), (0, 3), (0, 31)]
+    assert (
+        lay.mapping_insert(512) == (1, 0)
+        and lay.mapping_insert(527) == (1, 0)
+        and lay.mapping_insert(528) == (1, 1)
+    )
+    assert lay.mapping_insert(1023) == (1, 31) and lay.mapping_insert(1024) == (2, 0)
+    assert lay.mapping_insert(HEAP_CHUNK_SIZE - 2080 - 16)[0] == lay.fl_count - 1
+
+
+# ------------------------------------------------------------------ clean states
+
+
+@pytest.mark.parametrize("page_size", [4096, 16384, 65536])
+def test_a_fresh_arena_decodes_clean_and_adds_up(page_size: int) -> None:
+    arena = Arena(4 * MiB, page_size)
+    snap = heap_decoder.decode(arena)
+    assert heap_oracle.problems(snap) == []
+    assert snap.live_blocks() == {}
+    parts = heap_oracle.accounting(snap)
+    assert sum(parts.values()) == snap.pages.size == arena.pages_stats()["size"]
+    assert parts["free_in_chunks"] == arena.heap_stats()["free_bytes"]
+    assert parts["page_metadata"] == snap.pages.reserved_pages * page_size
+
+
+def test_a_busy_arena_decodes_clean_and_matches(busy: tuple[Arena, dict[int, int]]) -> None:
+    arena, live = busy
+    snap = heap_decoder.decode(arena)
+    assert heap_oracle.problems(snap) == []
+    assert snap.live_blocks() == live
+    parts = heap_oracle.accounting(snap)
+    assert sum(parts.values()) == snap.pages.size
+    assert parts["used"] == arena.heap_stats()["used_bytes"] == sum(live.values())
+    assert [o.class_name for o in snap.objects.live] == ["IOMemTestObject"] * 3
+    assert all(o.refcount == 1 for o in snap.objects.live)
+    handles = {o.handle for o in snap.objects.live}
+    assert handles == {load().object_handle(o.address) for o in snap.objects.live}
+
+
+def test_freeing_everything_restores_the_canonical_state(busy: tuple[Arena, dict[int, int]]) -> None:
+    arena, live = busy
+    before = heap_decoder.decode(arena).canonical
+    extra = [(arena.malloc(size), size) for size in (0, 100, 5000, 70000, 300000)]
+    assert heap_decoder.decode(arena).canonical != before
+    for pointer, size in reversed(extra):
+        assert arena.free(pointer, size) == 0
+    assert heap_decoder.decode(arena).canonical == before
+    del live
+
+
+# ------------------------------------------------------------------ damage: both walks see it
+
+
+def _first(snap: heap_oracle.Snapshot, used: bool) -> heap_oracle.Block:
+    state = snap.layouts.block_state["HEAP_BLOCK_USED" if used else "HEAP_BLOCK_FREE"]
+    return next(b for c in snap.heap.chunks for b in c.blocks if b.state == state and b.size > 64)
+
+
+def _u32(address: int) -> ctypes.c_uint32:
+    return ctypes.c_uint32.from_address(address)
+
+
+Damage = Callable[[Arena, heap_oracle.Snapshot], tuple[int, bytes]]
+
+
+def _header_requested(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    block = _first(snap, used=True)
+    return block.address + 8, (block.requested + 1).to_bytes(4, "little")
+
+
+def _resealed_prev_size(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    """A wrong boundary tag with a valid checksum: only the tag rule can see it."""
+    block = _first(snap, used=True)
+    header = bytearray(arena.read(block.address, 16))
+    prev = block.prev_size + 16
+    check = heap_oracle.block_check(block.address, block.size, prev, block.requested, block.state)
+    header[4:8] = prev.to_bytes(4, "little")
+    header[14:16] = check.to_bytes(2, "little")
+    return block.address, bytes(header)
+
+
+def _used_map_bit(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    block = _first(snap, used=True)
+    chunk = block.address & ~(HEAP_CHUNK_SIZE - 1)
+    granule = (block.address - chunk) // 16
+    used_map = chunk + snap.layouts.heap_chunk["used_map"].offset
+    byte_address = used_map + granule // 8
+    return byte_address, bytes([arena.read(byte_address, 1)[0] ^ (1 << granule % 8)])
+
+
+def _free_back_link(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    block = _first(snap, used=False)
+    return block.address + 16 + 8, (block.address + 4096).to_bytes(8, "little")
+
+
+def _page_byte(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    state = Arena.state()
+    free = snap.layouts.page_state["PAGE_STATE_FREE"]
+    block = next(b for b in snap.pages.blocks if b.state == free and b.order >= 1)
+    address = ctypes.cast(state.info, ctypes.c_void_p).value
+    assert address is not None
+    return address + block.index + 1, bytes([arena.read(address + block.index + 1, 1)[0] ^ 0x20])
+
+
+def _page_next_link(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    state = Arena.state()
+    order = next(o for o, lst in enumerate(snap.pages.free_lists) if lst)
+    head = snap.pages.free_lists[order][0]
+    address = ctypes.cast(state.free_prev, ctypes.c_void_p).value
+    assert address is not None
+    return address + 4 * head, (7).to_bytes(4, "little")
+
+
+def _used_counter(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    field = snap.layouts.heap_state["used_bytes"]
+    return heap_decoder.symbols().heap_state + field.offset, (snap.heap.counters["used_bytes"] + 1).to_bytes(
+        8, "little"
+    )
+
+
+def _large_magic(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    return snap.heap.large[0].address + 8, b"LARH"
+
+
+def _chunk_magic(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    return snap.heap.home_chunk, b"IOMCHUNX"
+
+
+def _object_count(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    obj = snap.objects.live[0]
+    return obj.address + snap.layouts.os_object["refcount"].offset, (0).to_bytes(4, "little")
+
+
+def _sl_bitmap(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    fl = next(i for i, bits in enumerate(snap.heap.sl_bitmap) if bits)
+    field = snap.layouts.heap_state["sl_bitmap"]
+    return heap_decoder.symbols().heap_state + field.offset + 4 * fl, (0).to_bytes(4, "little")
+
+
+DAMAGE: dict[str, tuple[Damage, str]] = {
+    "header field": (_header_requested, "checksum"),
+    "boundary tag": (_resealed_prev_size, "prev_size"),
+    "used_map bit": (_used_map_bit, "used_map"),
+    "free list back link": (_free_back_link, "back link"),
+    "page byte": (_page_byte, "pages"),
+    "page free list link": (_page_next_link, "back link"),
+    "heap counter": (_used_counter, "used_bytes"),
+    "large header": (_large_magic, "large block"),
+    "chunk magic": (_chunk_magic, "magic"),
+    "object count": (_object_count, "count 0"),
+    "TLSF bitmap": (_sl_bitmap, "sl_bitmap"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_damage_is_seen_by_the_decoder_and_by_the_c_walks(
+    busy: tuple[Arena, dict[int, int]], kind: str
+) -> None:
+    arena, _ = busy
+    snap = heap_decoder.decode(arena)
+    damage, words = DAMAGE[kind]
+    address, data = damage(arena, snap)
+    saved = arena.read(address, len(data))
+    arena.write(address, data)
+    try:
+        found = heap_oracle.problems(heap_decoder.decode(arena))
+        assert any(words in problem for problem in found), found
+        assert c_problem(arena) is not None  # and the firmware's own walk agrees something is wrong
+        with pytest.raises(OracleMismatch):
+            heap_oracle.verify(heap_decoder.decode(arena))
+    finally:
+        arena.write(address, saved)
+    assert heap_oracle.problems(heap_decoder.decode(arena)) == []
+    assert c_problem(arena) is None
+
+
+def test_a_wild_pointer_is_a_problem_not_a_crash(busy: tuple[Arena, dict[int, int]]) -> None:
+    arena, _ = busy
+    snap = heap_decoder.decode(arena)
+    field = snap.layouts.heap_state["chunks"]
+    address = heap_decoder.symbols().heap_state + field.offset
+    saved = arena.read(address, 8)
+    arena.write(address, (0xDEAD0000).to_bytes(8, "little"))
+    try:
+        found = heap_oracle.problems(heap_decoder.decode(arena))
+        assert any("chunk list" in p for p in found), found
+    finally:
+        arena.write(address, saved)
+    assert heap_oracle.problems(heap_decoder.decode(arena)) == []
