@@ -111,6 +111,35 @@ def bench_memory_reads(out: Path, repeat: int) -> list[Result]:
     return results
 
 
+HEAP_BENCH_MAX = (64, 512, 4096)  # request sizes uniform in [0, max]
+
+
+def bench_guest_heap(out: Path, repeat: int, ops: int = 100_000) -> list[Result]:
+    """``bench heap`` in the guest: ns per IOMalloc/IOFree call and per picolibc malloc/free
+    call on the same workload in the same run (CNTVCT_EL0, loop overhead subtracted), and
+    their ratio. TCG time, so only the ratio says something about the allocators."""
+    results = []
+    profile = profiles.load(profiles.DEFAULT_PROFILE)
+    with Guest(profile, out / "logs" / "guest-heap") as guest:
+        guest.ok(f"bench heap {ops} max=4096", timeout=120)  # warm-up: TCG translates the code once
+        for max_request in HEAP_BENCH_MAX:
+            iomem, libc, ratio = [], [], []
+            for seed in range(1, repeat + 1):
+                r = guest.ok(f"bench heap {ops} max={max_request} seed={seed}", timeout=120)
+                if r.number("iomem_failed") or r.number("picolibc_failed"):
+                    raise AssertionError(f"bench heap: allocations failed: {r.line}")
+                ns = 1e9 / r.number("freq") / r.number("calls")
+                stub = r.number("stub_ticks")
+                iomem.append((r.number("iomem_ticks") - stub) * ns)
+                libc.append((r.number("picolibc_ticks") - stub) * ns)
+                ratio.append(iomem[-1] / libc[-1])
+            label = f"guest {profile.name}, sizes 0..{max_request}"
+            results.append(Result(f"IOMalloc/IOFree per call ({label})", "ns/op", iomem))
+            results.append(Result(f"picolibc malloc/free per call ({label})", "ns/op", libc))
+            results.append(Result(f"IOMalloc / picolibc time ratio ({label})", "ratio", ratio))
+    return results
+
+
 def _table(results: list[Result]) -> str:
     lines = ["| benchmark | n | median | p99 | unit |", "|---|---:|---:|---:|---|"]
     for r in results:
@@ -118,7 +147,7 @@ def _table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def _plot(results: list[Result], path: Path) -> None:
+def _plot(results: list[Result], path: Path, unit: str = "milliseconds") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,7 +159,7 @@ def _plot(results: list[Result], path: Path) -> None:
         names, [r.median for r in results], xerr=[[0] * len(results), [r.p99 - r.median for r in results]]
     )
     ax.set_xscale("log")
-    ax.set_xlabel("milliseconds (median, whisker to p99; log scale)")
+    ax.set_xlabel(f"{unit} (median, whisker to p99; log scale)")
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -143,6 +172,7 @@ def run_benchmarks(out: Path, *, quick: bool = False) -> int:
     results = (
         bench_boot(out, repeat) + bench_round_trips(out, repeat * 25) + bench_memory_reads(out, repeat * 5)
     )
+    results += bench_guest_heap(out, repeat // 2)
     meta = {
         "host": platform.node(),
         "python": platform.python_version(),
@@ -153,7 +183,9 @@ def run_benchmarks(out: Path, *, quick: bool = False) -> int:
     (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     table = _table(results)
     (out / "results.md").write_text(table + "\n")
-    _plot(results, out / "results.png")
+    _plot([r for r in results if r.unit == "ms"], out / "results.png")
+    _plot([r for r in results if r.unit == "ns/op"], out / "heap.png", "ns per call")
     print(table)
-    print(f"\nwritten: {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
+    written = ", ".join(str(out / name) for name in ("results.json", "results.md", "results.png", "heap.png"))
+    print(f"\nwritten: {written}")
     return 0
