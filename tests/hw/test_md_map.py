@@ -466,4 +466,5 @@ def test_many_mappings_come_and_go_without_leaks(guest: Guest, mds: Descriptors,
             assert m.map is not None
             mds.map_release(m.map)
         baseline.check(guest)
+        assert mds.info(buf.md).refs == 1  # every map gave its reference back
     assert all(AREA[0] <= m.va < AREA[1] for m in maps)
