@@ -283,3 +283,31 @@ def test_other_objects_are_not_descriptors(guest: Guest, mds: Descriptors) -> No
     obj = guest.ok("obj new IOMemTestObject").number("obj")
     guest.err(f"md length {obj:#x}", "kIOReturnBadArgument")
     guest.err(f"md sub {obj:#x} 0 1", "kIOReturnBadArgument")
+
+
+MD_CLASSES = (
+    "IOMemoryDescriptor",
+    "IOBufferMemoryDescriptor",
+    "IOSubMemoryDescriptor",
+    "IOMultiMemoryDescriptor",
+    "IOMemoryMap",
+)
+
+
+def test_descriptor_classes_are_registered_metaclasses(guest: Guest, mds: Descriptors) -> None:
+    """The classes join the OSObject class list on first use (object_init() forgets classes).
+    An instance made by `obj new` is constructed but not initialised (§6): releasing it must
+    free nothing it does not own."""
+    mds.create(1)
+    classes = guest.ok("obj classes").value("classes").split(",")
+    assert set(MD_CLASSES) <= set(classes)
+    baseline = Baseline.take(guest)
+    for name in MD_CLASSES:
+        reply = guest.ok(f"obj new {name}")
+        size = guest.elf.dwarf.struct(name).size
+        assert reply.number("size") == size, name
+        guest.err(
+            f"md length {reply.number('obj'):#x}", "kIOReturnBadArgument"
+        )  # not the caller's descriptor
+        assert guest.ok(f"obj release {reply.value('obj')}").number("freed") == 1
+    baseline.check(guest)
