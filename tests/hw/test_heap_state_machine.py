@@ -279,6 +279,9 @@ def test_heap_state_machine(profile: Profile, artifacts: Path, firmware_elf: Pat
     class Machine(GuestHeapMachine):
         pass
 
+    # Derandomized runs are seeded from the machine's name: one name per profile, so that each
+    # profile gets its own sequences rather than the same ones again.
+    Machine.__name__ = Machine.__qualname__ = f"GuestHeapMachine_{profile.name.replace('-', '_')}"
     Machine.profile, Machine.artifacts, Machine.firmware = profile, artifacts / "example", firmware_elf
     Machine.verbs = Counter()
     run_state_machine_as_test(Machine, settings=SETTINGS)
