@@ -351,4 +351,3 @@ class Guest:
     def heap_verify(self) -> heap_oracle.Snapshot:
         """Decode and check every allocator invariant from the host; raises OracleMismatch."""
         return heap_oracle.verify(self.heap_snapshot(), command="(host heap decoder)")
-
