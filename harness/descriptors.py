@@ -463,6 +463,11 @@ class Baseline:
         return out
 
     def check(self, guest: Guest) -> None:
+        """Raise unless every key is back and the guest's own integrity walk (H1's ``check``:
+        page allocator, heap and object registry) finds nothing wrong."""
+        walk = guest.request("check")
+        if not walk.ok and walk.error != "kIOReturnUnsupported":
+            raise AssertionError(f"the guest's integrity check failed: {walk.line}")
         moved = self.differences(guest)
         if moved:
             raise AssertionError(

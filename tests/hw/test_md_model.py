@@ -432,6 +432,7 @@ class DescriptorMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ after every step
     @invariant()
     def accounting_matches(self) -> None:
+        self.guest.ok("check")  # the allocators' own integrity walk (H1)
         stats = self.mds.stats()
         assert (stats["md_live"], stats["maps_live"]) == (
             self.model.live_descriptors(),
