@@ -8,6 +8,11 @@
  * touching memory. `obj release` is OSSafeReleaseNULL on a variable holding
  * the object; whether that freed the object is read back from the registry
  * (the handle went stale), not assumed from the count.
+ *
+ * Like the md/map verbs, these verbs only take handles they handed out (`obj
+ * new`): a buffer made by `bmd create` or a map is released through its own
+ * verbs, which know what the caller holds, so `obj release` can never free
+ * pages that are still mapped.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,14 +29,32 @@ static int32_t refs_of(const OSObject *object)
     return atomic_load_explicit(&((OSObject *)(uintptr_t)object)->refcount, memory_order_relaxed);
 }
 
+/* Handles `obj new` gave out and whose objects may still be alive. */
+static uint64_t issued[OBJECT_MAX_LIVE];
+
+static bool issued_slot(uint64_t handle, size_t *slot)
+{
+    for (size_t i = 0; i < OBJECT_MAX_LIVE; i++) {
+        if (issued[i] == handle) {
+            *slot = i;
+            return true;
+        }
+    }
+    return false;
+}
+
 static IOReturn handle_arg(struct agent_call *call, uint64_t *handle, OSObject **object)
 {
     IOReturn rc;
+    size_t slot;
 
     if ((rc = agent_arg_u64(call, 0, handle)) != kIOReturnSuccess)
         return rc;
     if (object_lookup(*handle, object) != kIOReturnSuccess)
         return agent_fail(call, kIOReturnBadArgument, "0x%llx is not a live object handle", (unsigned long long)*handle);
+    if (!issued_slot(*handle, &slot))
+        return agent_fail(call, kIOReturnBadArgument, "0x%llx was not made by obj new (use its own verbs)",
+                          (unsigned long long)*handle);
     return kIOReturnSuccess;
 }
 
@@ -67,9 +90,13 @@ AGENT_COMMAND(cmd_obj_new, "obj new", "CLASS")
     if (meta == NULL)
         return agent_fail(call, kIOReturnBadArgument, "unknown class '%s' (see obj classes)", name);
     /* OSTypeAlloc(T) is OSObjectAllocate(&T##MetaClass, ...); the class comes from the request here. */
+    size_t slot;
+    if (!issued_slot(0, &slot))
+        return agent_fail(call, kIOReturnNoResources, "%u objects from obj new are alive", OBJECT_MAX_LIVE);
     IOReturn rc = OSObjectAllocate(meta, &object);
     if (rc != kIOReturnSuccess)
         return agent_fail(call, rc, "OSObjectAllocate(%s)", meta->name);
+    issued[slot] = object_handle(object);
     agent_reply_hex(call, "obj", object_handle(object));
     agent_reply_str(call, "class", meta->name);
     agent_reply_dec(call, "size", meta->instance_size);
@@ -108,6 +135,9 @@ AGENT_COMMAND(cmd_obj_release, "obj release", "OBJ")
     OSSafeReleaseNULL(inst);
     OSObject *still = NULL;
     bool alive = object != NULL && object_lookup(handle, &still) == kIOReturnSuccess;
+    size_t slot;
+    if (object != NULL && !alive && issued_slot(handle, &slot))
+        issued[slot] = 0;
     agent_reply_int(call, "refs", alive ? refs_of(still) : 0);
     agent_reply_dec(call, "freed", object != NULL && !alive);
     agent_reply_hex(call, "ptr", alive ? (uint64_t)(uintptr_t)still : 0);

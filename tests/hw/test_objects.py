@@ -166,3 +166,22 @@ def test_a_damaged_object_is_reported_by_check_and_by_the_decoder(guest: Guest) 
     guest.ram.write(count_at, (1).to_bytes(4, "little"))
     guest.check()
     guest.heap_verify()
+
+
+def test_obj_verbs_refuse_handles_they_did_not_issue(guest: Guest) -> None:
+    """A buffer's or a map's reference belongs to the md/map verbs: `obj release` on it must
+    not free pages that are still mapped (the mapping keeps working, checked from the host)."""
+    bmd = guest.ok("bmd create 4096")
+    md, va = bmd.number("md"), bmd.number("va")
+    mapping = guest.ok(f"md map {md:#x}")
+    before = guest.stats()
+    for verb in ("retain", "release"):
+        for handle in (md, mapping.number("map")):
+            reply = guest.err(f"obj {verb} {handle:#x}", "kIOReturnBadArgument")
+            assert "obj new" in reply.text
+    assert guest.stats()["frees"] == before["frees"]
+    guest.ok(f"fill {mapping.number('va'):#x} 16 0x5a")
+    assert guest.ram.read(PhysAddr(guest.walker().walk(va).pa), 16) == b"\x5a" * 16  # type: ignore[union-attr]
+    guest.ok(f"map release {mapping.number('map'):#x}")
+    guest.ok(f"md release {md:#x}")
+    guest.check()
