@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "IOReturn.h"
+#include "IOMemoryDescriptor.h"
 #include "OSObject.h"
 #include "agent/session.h"
 #include "agent/system.h"
@@ -44,6 +45,7 @@ static void start_allocators(struct mem_range heap, uint64_t granule)
         panic("heap_init: %s", IOReturnName(rc));
     if ((rc = object_init()) != kIOReturnSuccess)
         panic("object_init: %s", IOReturnName(rc));
+    iomd_register_classes(); /* descriptor and map classes are listed from boot on */
 }
 
 /* Bring the machine up to the point where the agent can serve. */

@@ -186,7 +186,6 @@ kern_return_t IOBufferMemoryDescriptor_Create(uint64_t options, uint64_t capacit
         return kIOReturnNoMemory;
     (void)sum;
 
-    iomd_register_classes();
     bmd = OSTypeAlloc(IOBufferMemoryDescriptor);
     if (bmd == NULL)
         return kIOReturnNoMemory;

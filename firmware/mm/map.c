@@ -255,7 +255,6 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
     if ((rc = layout(md, req->offset, length, &first, &size)) != kIOReturnSuccess)
         return rc;
 
-    iomd_register_classes();
     map = OSTypeAlloc(IOMemoryMap);
     if (map == NULL)
         return kIOReturnNoMemory;

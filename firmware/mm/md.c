@@ -171,7 +171,6 @@ kern_return_t IOMemoryDescriptor_CreateSubMemoryDescriptor(uint64_t options, uin
         return kIOReturnBadArgument;
     if (of->depth >= IOMEMORYDESCRIPTOR_MAX_DEPTH)
         return kIOReturnNoMemory;
-    iomd_register_classes();
     sub = OSTypeAlloc(IOSubMemoryDescriptor);
     if (sub == NULL)
         return kIOReturnNoMemory;
@@ -217,7 +216,6 @@ kern_return_t IOMemoryDescriptor_CreateWithMemoryDescriptors(uint64_t options, u
     }
     if (depth >= IOMEMORYDESCRIPTOR_MAX_DEPTH)
         return kIOReturnNoMemory;
-    iomd_register_classes();
     multi = OSTypeAlloc(IOMultiMemoryDescriptor);
     if (multi == NULL)
         return kIOReturnNoMemory;
