@@ -192,6 +192,15 @@ class Dwarf:
                 raise IomemError(f"{self.path} has no DWARF (build with -g)")
             for cu in elf.get_dwarf_info().iter_CUs():
                 for die in cu.iter_DIEs():
+                    if die.tag == "DW_TAG_variable" and "DW_AT_specification" in die.attributes:
+                        # A definition that completes an `extern` declaration: name and type
+                        # live on the declaration it points to.
+                        declaration = die.get_DIE_from_attribute("DW_AT_specification")
+                        type_die = self._strip(declaration)
+                        if "DW_AT_name" in declaration.attributes and type_die is not None:
+                            spec_name = declaration.attributes["DW_AT_name"].value.decode()
+                            self._variables.setdefault(spec_name, self._type_name(type_die))
+                        continue
                     name = die.attributes.get("DW_AT_name")
                     if name is None or "DW_AT_declaration" in die.attributes:
                         continue

@@ -22,6 +22,8 @@ struct sample {
     const volatile uint64_t *pointer;
 };
 struct sample sample_global;
+extern struct inner declared_first;
+struct inner declared_first;
 enum colour colour_global = GREEN;
 void _start(void) { for (;;) { } }
 """
@@ -78,6 +80,7 @@ def test_struct_layout(elf: Firmware) -> None:
 def test_enums_variables_typedefs_symbols(elf: Firmware) -> None:
     assert elf.dwarf.enum("colour") == {"RED": 3, "GREEN": 0xF4EE}
     assert elf.dwarf.variable_type("sample_global") == "sample"
+    assert elf.dwarf.variable_type("declared_first") == "inner"
     assert elf.dwarf.base_type_sizes()["u32_alias"] == 4
     assert elf.symbol("sample_global").size == 160
     start = elf.symbol("_start").address
