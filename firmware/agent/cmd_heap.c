@@ -231,7 +231,12 @@ static IOReturn delete_args(struct agent_call *call, struct delete_args *d)
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_delete, "delete", "VA TYPE COUNT")
+/*
+ * IODelete (safe = false) or IOSafeDeleteNULL (safe = true) on the request's
+ * variable. A free was due unless the pointer is NULL or the size overflows
+ * (the macros then do nothing); a due free that did not happen was refused.
+ */
+static IOReturn run_delete(struct agent_call *call, bool safe)
 {
     struct delete_args d;
     IOReturn rc;
@@ -239,9 +244,9 @@ AGENT_COMMAND(cmd_delete, "delete", "VA TYPE COUNT")
     if ((rc = delete_args(call, &d)) != kIOReturnSuccess)
         return rc;
     uint64_t before = heap_frees();
-    void *after = d.type->delete_((void *)(uintptr_t)d.va, d.count);
+    void *ptr = (void *)(uintptr_t)d.va;
+    void *after = safe ? d.type->safedelete(ptr, d.count) : d.type->delete_(ptr, d.count);
     bool freed = heap_frees() != before;
-    /* A free was due unless the pointer is NULL or the size overflows (IODelete then does nothing). */
     if (d.va != 0 && !d.overflow && !freed) {
         rc = reject_free(call, d.va, d.size);
         agent_reply_hex(call, "ptr", (uint64_t)(uintptr_t)after);
@@ -252,24 +257,14 @@ AGENT_COMMAND(cmd_delete, "delete", "VA TYPE COUNT")
     return kIOReturnSuccess;
 }
 
+AGENT_COMMAND(cmd_delete, "delete", "VA TYPE COUNT")
+{
+    return run_delete(call, false);
+}
+
 AGENT_COMMAND(cmd_safedelete, "safedelete", "VA TYPE COUNT")
 {
-    struct delete_args d;
-    IOReturn rc;
-
-    if ((rc = delete_args(call, &d)) != kIOReturnSuccess)
-        return rc;
-    uint64_t before = heap_frees();
-    void *after = d.type->safedelete((void *)(uintptr_t)d.va, d.count);
-    bool freed = heap_frees() != before;
-    if (d.va != 0 && !d.overflow && !freed) {
-        rc = reject_free(call, d.va, d.size);
-        agent_reply_hex(call, "ptr", (uint64_t)(uintptr_t)after);
-        return rc;
-    }
-    agent_reply_hex(call, "ptr", (uint64_t)(uintptr_t)after);
-    agent_reply_dec(call, "freed", freed);
-    return kIOReturnSuccess;
+    return run_delete(call, true);
 }
 
 /* sizeof of each TYPE as the guest's compiler laid it out. */
