@@ -16,13 +16,11 @@ longer hunt. A failure shrinks to a minimal sequence; keep it as a test in
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from heap_support import HEAP_LARGE_MIN, class_starts, decoded_and_compared, fill, intact, model_for, zeroed
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -31,6 +29,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from state_machine_settings import state_machine_settings
 
 from harness.addresses import PhysAddr
 from harness.guest import Guest
@@ -38,16 +37,8 @@ from harness.heap_model import CLASS_SIZES, TYPE_SIZES, HeapModel
 from harness.profile import Profile
 from harness.protocol import Reply
 
-EXAMPLES = int(os.environ.get("HEAP_SM_EXAMPLES", "30"))
 STEPS = 25
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=STEPS,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+SETTINGS = state_machine_settings("HEAP_SM_EXAMPLES", examples=30, steps=STEPS)
 
 SIZES = st.one_of(
     st.integers(0, 64),
@@ -288,4 +279,4 @@ def test_heap_state_machine(profile: Profile, artifacts: Path, firmware_elf: Pat
     print(
         f"{profile.name}: {Machine.examples} examples of up to {STEPS} steps; requests: {dict(Machine.verbs)}"
     )
-    assert Machine.examples >= EXAMPLES  # the budget ran (derandomized: exactly the same each time)
+    assert Machine.examples >= SETTINGS.max_examples  # the budget ran (derandomized: same every time)

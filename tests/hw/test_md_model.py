@@ -17,13 +17,11 @@ CI budget: derandomized, no example database, 40 examples of up to 25 steps per 
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -32,6 +30,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from state_machine_settings import state_machine_settings
 
 from harness.addresses import VirtAddr
 from harness.descriptor_model import MapNode, Model
@@ -49,16 +48,8 @@ from harness.oracle.pagewalk import PageWalker
 from harness.profile import Profile
 from harness.protocol import Reply
 
-EXAMPLES = int(os.environ.get("MD_SM_EXAMPLES", "40"))
 STEPS = 50
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=STEPS,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+SETTINGS = state_machine_settings("MD_SM_EXAMPLES", examples=40, steps=STEPS)
 
 PICK = st.integers(0, 2**16)  # an index into a run-time list: strategies never see handles
 DIRS = st.sampled_from([0, 1, 2, 3, 3, 4])  # 4: a bad option bit
@@ -480,4 +471,4 @@ def test_descriptor_verbs_follow_the_model(
         "md setlength -> kIOReturnBadArgument",
     ):
         assert verbs[outcome] > 0, f"never saw {outcome}: {sorted(verbs.items())}"
-    assert DescriptorMachine.examples >= min(EXAMPLES, 10)
+    assert DescriptorMachine.examples >= min(SETTINGS.max_examples, 10)
