@@ -21,12 +21,14 @@ from typing import Any
 
 import pytest
 
-from harness import profile as profiles
-from harness.build import ensure_firmware
+from harness import PROJECT_ROOT
+from harness.errors import StateError
 from harness.guest import Guest
-from harness.profile import Profile
+from harness.image.build import ensure_firmware
+from harness.qemu import profile as profiles
+from harness.qemu.profile import Profile
 
-ARTIFACT_ROOT = profiles.PROJECT_ROOT / "build" / "test-artifacts"
+ARTIFACT_ROOT = PROJECT_ROOT / "build" / "test-artifacts"
 _GUESTS_KEY = pytest.StashKey[list[Guest]]()
 _results: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 _boot_times: dict[str, list[float]] = defaultdict(list)
@@ -102,7 +104,8 @@ def make_guest(
     yield make
     for guest in made:
         guest.close()
-        assert not guest.machine.alive(), f"QEMU pid {guest.machine.pid} survived teardown"
+        if guest.machine.alive():
+            raise StateError(f"QEMU pid {guest.machine.pid} survived teardown")
 
 
 @pytest.fixture

@@ -31,21 +31,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from harness.elf import Dwarf, Firmware, StructLayout
 from harness.errors import OracleMismatch
+from harness.image.dwarf import Dwarf, StructLayout
+from harness.image.elf import Firmware
+from harness.oracle.pages import PAGES_NO_PAGE, page_order, page_state
 
 ReadMemory = Callable[[int, int], bytes]
 
-# heap.h / pages.h macros (not in DWARF)
+# heap.h macros (not in DWARF); the page byte's format is harness.oracle.pages'
 HEAP_ALIGN = 16
 HEAP_BLOCK_HEADER_SIZE = 16
 HEAP_MIN_BLOCK = 32
 HEAP_LARGE_MIN = 64 * 1024
 HEAP_CHUNK_MAGIC = 0x4B4E5548434D4F49  # "IOMCHUNK"
 HEAP_LARGE_MAGIC = 0x4752414C  # "LARG"
-PAGE_INFO_ORDER_MASK = 0x1F
-PAGE_INFO_STATE_SHIFT = 5
-PAGES_NO_PAGE = 0xFFFF_FFFF
 # heap.c header checksum: fields scaled by odd constants, folded with the address, one multiply.
 CHECK_MUL_A = 0x9E3779B97F4A7C15
 CHECK_MUL_B = 0xC2B2AE3D27D4EB4F
@@ -426,7 +425,7 @@ def _decode_pages(r: _Reader, lay: Layouts, address: int) -> PagesView:
     index = 0
     while index < page_count:
         byte = info[index]
-        order = byte & PAGE_INFO_ORDER_MASK
+        order = page_order(byte)
         span = 1 << order
         if (
             (base_pfn + index) % span
@@ -439,7 +438,7 @@ def _decode_pages(r: _Reader, lay: Layouts, address: int) -> PagesView:
             )
             index += 1
             continue
-        blocks.append(PageBlock(index, base + (index << page_shift), order, byte >> PAGE_INFO_STATE_SHIFT))
+        blocks.append(PageBlock(index, base + (index << page_shift), order, page_state(byte)))
         index += span
 
     free_head = tuple(s.read(blob, "free_head", i) for i in range(orders))

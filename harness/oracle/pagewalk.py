@@ -32,7 +32,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal, Protocol
 
-from harness.errors import IomemError
+from harness.errors import InvalidInput, IomemError
 
 ReadPhys = Callable[[int, int], bytes]
 """``read_phys(pa, size) -> bytes``: exactly ``size`` bytes of guest physical memory at ``pa``.
@@ -108,7 +108,7 @@ def describe_memtype(mair_byte: int) -> str:
     """Arm memory type of a MAIR attribute byte: ``Device-nGnRnE``, ``Normal WB``,
     ``Normal inner WB, outer NC``... (allocation hints shown only when not RWA)."""
     if not 0 <= mair_byte <= 0xFF:
-        raise ValueError(f"MAIR attribute byte out of range: {mair_byte:#x}")
+        raise InvalidInput(f"MAIR attribute byte out of range: {mair_byte:#x}")
     outer, inner = mair_byte >> 4, mair_byte & 0xF
     if outer == 0:
         dtype = _DEVICE_TYPES[inner >> 2]
@@ -695,7 +695,7 @@ class PageWalker:
         """Translate one VA the way an EL1 data access would (permissions are reported, not
         checked). A miss is a :class:`Fault`; corruption raises unless ``strict=False``."""
         if not 0 <= va < VA_LIMIT:
-            raise ValueError(f"VA {va:#x} is not a 64-bit address")
+            raise InvalidInput(f"VA {va:#x} is not a 64-bit address")
         regime = self.regime
         if not regime.mmu_on:
             if va >> regime.pa_bits:
@@ -780,7 +780,7 @@ class PageWalker:
         them; leaves with AF=0 are included (``af=False``). Canonical VAs only (no TBI tags).
         Corruption raises (strict) or the corrupt entry is skipped."""
         if not 0 <= start <= end <= VA_LIMIT:
-            raise ValueError(f"bad VA range [{start:#x}, {end:#x})")
+            raise InvalidInput(f"bad VA range [{start:#x}, {end:#x})")
         if not self.regime.mmu_on:
             raise RegimeError("SCTLR_EL1.M=0: the MMU is off, there are no mappings to enumerate")
         for half in (self.regime.ttbr0, self.regime.ttbr1):

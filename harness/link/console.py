@@ -21,7 +21,7 @@ import pexpect
 from pexpect import fdpexpect
 
 from harness.errors import GuestCrashed, IomemError, ProtocolError
-from harness.protocol import (
+from harness.link.protocol import (
     Banner,
     Event,
     Reply,

@@ -6,8 +6,9 @@ import os
 import subprocess
 from pathlib import Path
 
+from harness import PROJECT_ROOT
 from harness.errors import BuildError
-from harness.profile import PROJECT_ROOT, Profile
+from harness.qemu.profile import Profile
 
 FIRMWARE_ELF = PROJECT_ROOT / "build" / "firmware" / "iomem.elf"
 

@@ -1,17 +1,9 @@
 """Typed calls for the memory-descriptor verbs (``bmd``, ``md``, ``map``) on a booted
-:class:`~harness.guest.Guest`, and the host-side views that check what they claim.
+:class:`~harness.guest.Guest`, their reply types, and the leak check (:class:`Baseline`).
 
-Claims and their independent checks:
-
-* ``md segments`` / ``bmd create va`` -> :func:`walk_runs`: the physical runs the host page
-  walker finds behind a VA range (tables read from guest RAM, registers from the gdbstub).
-* "these pages belong to a buffer" -> :class:`PageBytes`: the page allocator's own metadata
-  byte of each page, read from guest RAM at the address and layout the ELF's symbol table
-  and DWARF give (``pages.h`` documents that layout for outside decoders).
-* Everything about the DriverKit option word is restated here from the spec (§9.2), not
-  taken from the firmware, so a wrong table in the firmware shows up as a mismatch.
-
-See ``docs/descriptors.md`` for the verbs.
+What checks the claims: :mod:`harness.oracle.descriptors` (page walker),
+:mod:`harness.oracle.pages` (page allocator bytes), :mod:`harness.models.descriptors`
+(the spec's reference model and constants). See ``docs/descriptors.md`` for the verbs.
 """
 
 from __future__ import annotations
@@ -21,95 +13,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from harness.addresses import PhysAddr, VirtAddr
-from harness.guest import Guest
-from harness.oracle.pagewalk import PageWalker, Translation
-from harness.protocol import Reply
-
-# --------------------------------------------------------------------------- spec constants
-CACHE_MODES: tuple[str, ...] = (
-    "default",
-    "inhibit",
-    "writethru",
-    "copyback",
-    "writecombine",
-    "copybackinner",
-    "posted",
-    "realtime",
-    "postedreordered",
-    "postedcombinedreordered",
-)
-"""The ten IOCacheModes in value order (kIODefaultCache = 0 ... kIOPostedCombinedReordered = 9)."""
-
-
-@dataclass(frozen=True)
-class MemoryType:
-    """What §9.3's classic column (with the project's CopybackInner choice) says a mode maps to."""
-
-    mair: int
-    sh: str  # "outer" / "inner"
-    xn: bool  # UXN and PXN both set (device and non-cacheable)
-    cacheable: bool  # Normal Write-Back or Write-Through
-
-
-EXPECTED_MEMORY_TYPE: Mapping[str, MemoryType] = MappingProxyType(
-    {
-        "default": MemoryType(0xFF, "outer", False, True),
-        "inhibit": MemoryType(0x00, "outer", True, False),
-        "writethru": MemoryType(0xBB, "outer", False, True),
-        "copyback": MemoryType(0xFF, "outer", False, True),
-        "writecombine": MemoryType(0x44, "outer", True, False),
-        # Classic XNU: 0x4F in its own slot; iomem: Attr0 (0xFF) with SH=inner (pte.c, §9.3 [Rec]).
-        "copybackinner": MemoryType(0xFF, "inner", False, True),
-        "posted": MemoryType(0x04, "outer", True, False),
-        "realtime": MemoryType(0x00, "outer", True, False),
-        "postedreordered": MemoryType(0x08, "outer", True, False),
-        "postedcombinedreordered": MemoryType(0x0C, "outer", True, False),
-    }
-)
-
-DIRECTIONS: Mapping[str, int] = MappingProxyType({"none": 0, "in": 1, "out": 2, "inout": 3})
-
-# DriverKit CreateMapping option word (spec §9.2): NOT the kernel's kIOMap* encoding.
-DK_FIXED_ADDRESS = 0x1
-DK_READ_ONLY = 0x2
-DK_GUARD_MASK = 0x1C
-DK_GUARD_DEFAULT = 0x0
-DK_GUARD_NONE = 0x4
-DK_GUARD_SMALL = 0x8
-DK_GUARD_LARGE = 0xC
-DK_CACHE_BITS = 0xFF00
-DK_CACHE_OPTIONS: Mapping[int, str] = MappingProxyType(
-    {0x000: "default", 0x100: "inhibit", 0x200: "copyback", 0x400: "writethru", 0x800: "realtime"}
-)
-"""The five values the kernel accepts in ``options & 0xFF00`` and the IOCacheMode each means."""
-KERNEL_CACHE_SHIFT = 8
-"""The kernel's kIOMapCacheShift: what a wrong decoder would shift DriverKit options by."""
-
-GUARD_LARGE = 0x10000
-MAX_PARTS = 32
-
-
-def guard_bytes(kind: str, page: int) -> int:
-    """Bytes of guard on each side for a guard kind (§10.2): one VM page, 64 KiB, or none."""
-    return {"none": 0, "small": page, "default": page, "large": max(GUARD_LARGE, page)}[kind]
-
-
-def dk_guard_kind(options: int) -> str:
-    """The guard a DriverKit option word asks for (XNU: values not listed act as Small)."""
-    return {DK_GUARD_NONE: "none", DK_GUARD_LARGE: "large"}.get(options & DK_GUARD_MASK, "small")
+from harness.errors import GuestError, OracleMismatch, ProtocolError, StateError
+from harness.guest.core import Guest
+from harness.link.protocol import Reply
+from harness.models.descriptors import Segment
+from harness.oracle.pages import PageBytes
 
 
 # --------------------------------------------------------------------------- reply types
-@dataclass(frozen=True)
-class Segment:
-    pa: PhysAddr
-    length: int
-
-    @property
-    def end(self) -> int:
-        return self.pa + self.length
-
-
 @dataclass(frozen=True)
 class Buffer:
     md: int
@@ -183,7 +94,8 @@ class Descriptors:
 
     @property
     def page(self) -> int:
-        assert self.guest.banner is not None
+        if self.guest.banner is None:
+            raise StateError("the guest is not booted: no page size yet")
         return self.guest.banner.page
 
     # -------------------------------------------------------------- buffers
@@ -242,9 +154,13 @@ class Descriptors:
                 break
             first = r.number("next")
             if first != index:
-                raise ValueError(f"md segments: next={first} but the reply ended at seg{index - 1}")
+                raise ProtocolError(
+                    f"md segments: next={first} but the reply ended at seg{index - 1}", command=r.line
+                )
         if len(out) != count:
-            raise ValueError(f"md segments: count={count} but {len(out)} segN keys")
+            raise ProtocolError(
+                f"md segments: count={count} but {len(out)} segN keys", command=f"md segments {md:#x}"
+            )
         return out
 
     def release(self, md: int) -> Released:
@@ -336,91 +252,6 @@ class Descriptors:
         return {k: r.number(k) for k in r.keys}
 
 
-# --------------------------------------------------------------------------- independent views
-def merge_runs(pieces: Iterable[tuple[int, int]]) -> list[Segment]:
-    """(pa, length) pieces in order, merged where one continues the previous."""
-    out: list[Segment] = []
-    for pa, length in pieces:
-        if length == 0:
-            continue
-        if out and out[-1].end == pa:
-            out[-1] = Segment(out[-1].pa, out[-1].length + length)
-        else:
-            out.append(Segment(PhysAddr(pa), length))
-    return out
-
-
-def walk_runs(walker: PageWalker, va: int, length: int) -> list[Segment]:
-    """The physical runs behind [va, va + length) according to the host page walker; raises if
-    any byte of it is unmapped."""
-    pieces: list[tuple[int, int]] = []
-    pos, end = va, va + length
-    while pos < end:
-        result = walker.walk(pos)
-        if not isinstance(result, Translation):
-            raise AssertionError(f"VA {pos:#x} inside [{va:#x}, {end:#x}) does not translate: {result}")
-        leaf_end = result.va_base + result.size
-        n = min(end, leaf_end) - pos
-        pieces.append((result.pa, n))
-        pos += n
-    return merge_runs(pieces)
-
-
-def unmapped(walker: PageWalker, start: int, end: int) -> bool:
-    """True when the walker finds no translation anywhere in [start, end)."""
-    return next(iter(walker.iter_mappings(start, end)), None) is None
-
-
-class PageBytes:
-    """The page allocator's metadata byte of each page, read from guest RAM (pages.h: bits 0..4
-    order, bits 5..7 state; state 3 + owner for an owned block)."""
-
-    def __init__(self, guest: Guest) -> None:
-        self.guest = guest
-        dwarf = guest.elf.dwarf
-        self._layout = dwarf.struct("page_allocator")
-        self._address = guest.elf.symbol("pages_state").address
-        self.states = dwarf.enum("page_state")
-        self.owners = dwarf.enum("page_owner")
-
-    def _state(self) -> bytes:
-        return self.guest.ram.read(PhysAddr(self._address), self._layout.size)
-
-    def free_pages(self) -> int:
-        return self._layout.read(self._state(), "free_pages")
-
-    def byte(self, pa: int) -> int:
-        blob = self._state()
-        base = self._layout.read(blob, "base")
-        size = self._layout.read(blob, "page_size")
-        count = self._layout.read(blob, "page_count")
-        index = (pa - base) // size
-        if not 0 <= index < count:
-            raise ValueError(f"PA {pa:#x} is outside the page allocator's range")
-        info = self._layout.read(blob, "info")
-        return self.guest.ram.read(PhysAddr(info + index), 1)[0]
-
-    def owner(self, pa: int) -> str:
-        """``free``, ``reserved``, ``continuation`` or the owner name (``buffer``, ``heap_chunk``...)
-        of the block holding ``pa``."""
-        state = self.byte(pa) >> 5
-        owned = self.states["PAGE_STATE_OWNED"]
-        if state >= owned:
-            name = {v: k for k, v in self.owners.items()}[state - owned]
-            return name.removeprefix("PAGE_OWNER_").lower()
-        name = {v: k for k, v in self.states.items()}[state]
-        return name.removeprefix("PAGE_STATE_").lower()
-
-
-def pages_of(segments: Iterable[Segment], page: int) -> list[int]:
-    """Every page (its PA) the segments touch."""
-    out: list[int] = []
-    for seg in segments:
-        first = seg.pa & ~(page - 1)
-        out.extend(range(first, seg.end, page))
-    return out
-
-
 # --------------------------------------------------------------------------- leak checks
 LEAK_KEYS = (
     "heap_used",
@@ -467,19 +298,12 @@ class Baseline:
         page allocator, heap and object registry) finds nothing wrong."""
         walk = guest.request("check")
         if not walk.ok and walk.error != "kIOReturnUnsupported":
-            raise AssertionError(f"the guest's integrity check failed: {walk.line}")
+            raise GuestError(
+                f"the guest's integrity check failed: {walk.line}", error=walk.error or "", command="check"
+            )
         moved = self.differences(guest)
         if moved:
-            raise AssertionError(
-                "not back to the baseline: "
-                + ", ".join(f"{k} {before} -> {after}" for k, (before, after) in moved.items())
+            raise OracleMismatch(
+                "not back to the baseline",
+                {k: f"{before} -> {after}" for k, (before, after) in moved.items()},
             )
-
-
-def pa_at(segments: Sequence[Segment], offset: int) -> PhysAddr:
-    """The physical address of byte ``offset`` of a descriptor, from its segments."""
-    for seg in segments:
-        if offset < seg.length:
-            return PhysAddr(seg.pa + offset)
-        offset -= seg.length
-    raise ValueError("offset beyond the segments")
