@@ -31,6 +31,9 @@ PAGES_ORDER_COUNT = 32
 PAGES_NO_PAGE = 0xFFFF_FFFF
 """End of a free list (the links are page indices)."""
 
+FIRMWARE_NAMES = ("PAGE_INFO_ORDER_MASK", "PAGE_INFO_STATE_SHIFT", "PAGES_ORDER_COUNT", "PAGES_NO_PAGE")
+"""The constants above that ``pages.h`` defines under the same name."""
+
 
 def page_order(byte: int) -> int:
     """The order of the block a page belongs to, from its metadata byte."""

@@ -33,6 +33,32 @@ from types import MappingProxyType
 from typing import Literal, Protocol
 
 from harness.errors import InvalidInput, IomemError
+from harness.oracle.pte import (
+    PT_LAST_LEVEL,
+    PT_OA_BITS_MAX,
+    PTE_AF,
+    PTE_AP_MASK,
+    PTE_AP_RO,
+    PTE_AP_SHIFT,
+    PTE_ATTRINDX_MASK,
+    PTE_ATTRINDX_SHIFT,
+    PTE_CONTIGUOUS,
+    PTE_LPA_OA_BIT,
+    PTE_LPA_OA_MASK,
+    PTE_LPA_OA_SHIFT,
+    PTE_NG,
+    PTE_PXN,
+    PTE_SH_MASK,
+    PTE_SH_SHIFT,
+    PTE_TABLE_ATTRS_SHIFT,
+    PTE_TABLE_OR_PAGE,
+    PTE_UXN,
+    PTE_VALID,
+    TABLE_AP_NO_EL0,
+    TABLE_AP_RO,
+    TABLE_PXN,
+    TABLE_UXN,
+)
 
 ReadPhys = Callable[[int, int], bytes]
 """``read_phys(pa, size) -> bytes``: exactly ``size`` bytes of guest physical memory at ``pa``.
@@ -459,10 +485,10 @@ def _geometry(half: HalfRegime, lpa_implemented: bool) -> _Geometry:
     gs = half.granule_shift
     stride = gs - 3
     shifts = tuple(gs + stride * (3 - level) for level in range(4))
-    lpa_field = _bits(15, 12) if half.lpa else 0
+    lpa_field = (PTE_LPA_OA_MASK << PTE_LPA_OA_SHIFT) if half.lpa else 0
     low_res0 = _bits(gs - 1, 12) & ~lpa_field  # between bit 12 and the granule
     table_res0 = _bits(51, 48) | low_res0
-    leaf_addr = tuple(_bits(47, s) for s in shifts)
+    leaf_addr = tuple(_bits(PT_OA_BITS_MAX - 1, s) for s in shifts)
     leaf_res0 = tuple(
         _bits(49, 48) | (low_res0 if level == 3 else _bits(s - 1, 12) & ~lpa_field & ~(1 << 16))
         for level, s in enumerate(shifts)
@@ -476,7 +502,7 @@ def _geometry(half: HalfRegime, lpa_implemented: bool) -> _Geometry:
     return _Geometry(
         shifts=shifts,
         entries=1 << stride,
-        table_addr=_bits(47, gs),
+        table_addr=_bits(PT_OA_BITS_MAX - 1, gs),
         table_res0=table_res0,
         leaf_addr=leaf_addr,
         leaf_res0=leaf_res0,
@@ -569,7 +595,7 @@ class PageWalker:
             )
         nxt = desc & geo.table_addr
         if half.lpa:
-            nxt |= ((desc >> 12) & 0xF) << 48
+            nxt |= ((desc >> PTE_LPA_OA_SHIFT) & PTE_LPA_OA_MASK) << PTE_LPA_OA_BIT
         if nxt >> half.pa_bits:
             return self._bad(
                 f"next-level table address {nxt:#x} is beyond the {half.pa_bits}-bit PA size",
@@ -593,8 +619,8 @@ class PageWalker:
         tattrs: int,
         whole: bool,
     ) -> Translation | Fault:
-        if level == 3:
-            if not desc & 2:
+        if level == PT_LAST_LEVEL:
+            if not desc & PTE_TABLE_OR_PAGE:
                 return self._bad(
                     "descriptor type 0b01 is reserved at level 3",
                     FaultKind.TRANSLATION,
@@ -632,7 +658,7 @@ class PageWalker:
         size = 1 << geo.shifts[level]
         out = desc & geo.leaf_addr[level]
         if half.lpa:
-            out |= ((desc >> 12) & 0xF) << 48
+            out |= ((desc >> PTE_LPA_OA_SHIFT) & PTE_LPA_OA_MASK) << PTE_LPA_OA_BIT
         if out >> half.pa_bits:
             return self._bad(
                 f"output address {out:#x} is beyond the {half.pa_bits}-bit PA size",
@@ -643,7 +669,7 @@ class PageWalker:
                 dpa=dpa,
                 desc=desc,
             )
-        sh = (desc >> 8) & 3
+        sh = (desc >> PTE_SH_SHIFT) & PTE_SH_MASK
         if sh == 1 and self.strict:  # not strict: reported as RESERVED, the hardware does not fault
             self._bad(
                 "SH=0b01 is a reserved shareability encoding",
@@ -654,12 +680,13 @@ class PageWalker:
                 dpa=dpa,
                 desc=desc,
             )
-        ap = (desc >> 6) & 3
-        if tattrs & 0b0100:  # APTable[0]: no EL0 access below this table
-            ap &= 0b10
-        if tattrs & 0b1000:  # APTable[1]: read-only below this table
-            ap |= 0b10
-        index = (desc >> 2) & 7
+        ap = (desc >> PTE_AP_SHIFT) & PTE_AP_MASK
+        ap_ro = PTE_AP_RO >> PTE_AP_SHIFT
+        if tattrs & TABLE_AP_NO_EL0:
+            ap &= ap_ro
+        if tattrs & TABLE_AP_RO:
+            ap |= ap_ro
+        index = (desc >> PTE_ATTRINDX_SHIFT) & PTE_ATTRINDX_MASK
         byte, cache, memtype = self._attrs[index]
         if whole:
             va_out, pa_out = va & ~(size - 1), out
@@ -678,12 +705,12 @@ class PageWalker:
             ap=ap,
             el1=_EL1[ap],
             el0=_EL0[ap],
-            uxn=bool((desc >> 54) & 1 or tattrs & 0b10),
-            pxn=bool((desc >> 53) & 1 or tattrs & 0b01),
+            uxn=bool(desc & PTE_UXN or tattrs & TABLE_UXN),
+            pxn=bool(desc & PTE_PXN or tattrs & TABLE_PXN),
             sh=_SH[sh],
-            af=bool((desc >> 10) & 1),
-            ng=bool((desc >> 11) & 1),
-            contiguous=bool((desc >> 52) & 1),
+            af=bool(desc & PTE_AF),
+            ng=bool(desc & PTE_NG),
+            contiguous=bool(desc & PTE_CONTIGUOUS),
             attr_index=index,
             mair_byte=byte,
             cache=cache,
@@ -743,7 +770,7 @@ class PageWalker:
             index = (va >> shifts[level]) & (count - 1)
             desc = entries[index]
             dpa = table + 8 * index
-            if not desc & 1:
+            if not desc & PTE_VALID:
                 return Fault(
                     va,
                     FaultKind.TRANSLATION,
@@ -753,12 +780,12 @@ class PageWalker:
                     descriptor_pa=dpa,
                     descriptor=desc,
                 )
-            if level < 3 and desc & 2:
+            if level < PT_LAST_LEVEL and desc & PTE_TABLE_OR_PAGE:
                 nxt = self._next_table(half, geo, level, desc, dpa, va)
                 if isinstance(nxt, Fault):
                     return nxt
                 if not half.hpd:
-                    tattrs |= desc >> 59
+                    tattrs |= desc >> PTE_TABLE_ATTRS_SHIFT
                 level, table, count = level + 1, nxt, geo.entries
                 continue
             leaf = self._leaf(half, geo, level, desc, dpa, va, tattrs, whole=False)
@@ -817,15 +844,15 @@ class PageWalker:
         last = (e - 1 - table_va) >> shift
         for index in range(first, last + 1):
             desc = entries[index]
-            if not desc & 1:
+            if not desc & PTE_VALID:
                 continue
             va = table_va + (index << shift)
             dpa = table + 8 * index
-            if level < 3 and desc & 2:
+            if level < PT_LAST_LEVEL and desc & PTE_TABLE_OR_PAGE:
                 nxt = self._next_table(half, geo, level, desc, dpa, va)
                 if isinstance(nxt, Fault):
                     continue
-                sub = tattrs if half.hpd else tattrs | desc >> 59
+                sub = tattrs if half.hpd else tattrs | desc >> PTE_TABLE_ATTRS_SHIFT
                 span = 1 << shift
                 yield from self._iter_table(
                     half, geo, level + 1, nxt, geo.entries, va, max(s, va), min(e, va + span), sub
