@@ -266,15 +266,20 @@ def compile_shim(source: str) -> ctypes.CDLL:
     c_path = SHIM_DIR / f"shim_{digest}.c"
     so_path = SHIM_DIR / f"shim_{digest}.so"
     if not so_path.exists() or so_path.stat().st_mtime < LIB_PATH.stat().st_mtime:
-        c_path.write_text(source)
+        # Written and built under private names, then renamed: pytest-xdist workers may race.
+        c_partial = c_path.with_suffix(f".{os.getpid()}.c")
+        partial = so_path.with_suffix(f".{os.getpid()}.so")
+        c_partial.write_text(source)
         result = subprocess.run(
-            ["gcc", *HOST_CFLAGS, *INCLUDES, "-o", str(so_path), str(c_path)],
+            ["gcc", *HOST_CFLAGS, *INCLUDES, "-o", str(partial), str(c_partial)],
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
             raise RuntimeError("compiling a shim failed:\n" + result.stderr)
+        os.replace(c_partial, c_path)
+        os.replace(partial, so_path)
     del lib
     return ctypes.CDLL(str(so_path))
 
