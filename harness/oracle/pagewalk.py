@@ -583,30 +583,41 @@ class PageWalker:
     def _next_table(
         self, half: HalfRegime, geo: _Geometry, level: int, desc: int, dpa: int, va: int
     ) -> int | Fault:
-        if desc & geo.table_res0:
-            return self._bad(
-                f"table descriptor has RES0 bits {desc & geo.table_res0:#x} set",
-                FaultKind.TRANSLATION,
-                va=va,
-                half=half,
-                level=level,
-                dpa=dpa,
-                desc=desc,
-            )
         nxt = desc & geo.table_addr
         if half.lpa:
             nxt |= ((desc >> PTE_LPA_OA_SHIFT) & PTE_LPA_OA_MASK) << PTE_LPA_OA_BIT
-        if nxt >> half.pa_bits:
-            return self._bad(
-                f"next-level table address {nxt:#x} is beyond the {half.pa_bits}-bit PA size",
-                FaultKind.ADDRESS_SIZE,
-                va=va,
-                half=half,
-                level=level,
-                dpa=dpa,
-                desc=desc,
+        if desc & geo.table_res0:
+            reason = f"table descriptor has RES0 bits {desc & geo.table_res0:#x} set"
+            kind = FaultKind.TRANSLATION
+        elif nxt >> half.pa_bits:
+            reason = f"next-level table address {nxt:#x} is beyond the {half.pa_bits}-bit PA size"
+            kind = FaultKind.ADDRESS_SIZE
+        else:
+            return nxt
+        return self._bad(reason, kind, va=va, half=half, level=level, dpa=dpa, desc=desc)
+
+    def _leaf_problem(
+        self, half: HalfRegime, geo: _Geometry, level: int, desc: int, out: int, sh: int
+    ) -> tuple[str, FaultKind] | None:
+        """Why a leaf descriptor is corrupt (in the order the walker checks), or None."""
+        if level == PT_LAST_LEVEL:
+            if not desc & PTE_TABLE_OR_PAGE:
+                return "descriptor type 0b01 is reserved at level 3", FaultKind.TRANSLATION
+        elif not geo.block_ok[level]:
+            return (
+                f"a block descriptor is not allowed at level {level} with the "
+                f"{half.granule // 1024}K granule",
+                FaultKind.TRANSLATION,
             )
-        return nxt
+        res0 = desc & geo.leaf_res0[level]
+        if res0:
+            kind = LeafKind.PAGE if level == PT_LAST_LEVEL else LeafKind.BLOCK
+            return f"{kind} descriptor has RES0 bits {res0:#x} set", FaultKind.TRANSLATION
+        if out >> half.pa_bits:
+            return f"output address {out:#x} is beyond the {half.pa_bits}-bit PA size", FaultKind.ADDRESS_SIZE
+        if sh == 1 and self.strict:  # not strict: reported as RESERVED, the hardware does not fault
+            return "SH=0b01 is a reserved shareability encoding", FaultKind.TRANSLATION
+        return None
 
     def _leaf(
         self,
@@ -619,67 +630,15 @@ class PageWalker:
         tattrs: int,
         whole: bool,
     ) -> Translation | Fault:
-        if level == PT_LAST_LEVEL:
-            if not desc & PTE_TABLE_OR_PAGE:
-                return self._bad(
-                    "descriptor type 0b01 is reserved at level 3",
-                    FaultKind.TRANSLATION,
-                    va=va,
-                    half=half,
-                    level=level,
-                    dpa=dpa,
-                    desc=desc,
-                )
-            kind = LeafKind.PAGE
-        else:
-            if not geo.block_ok[level]:
-                return self._bad(
-                    f"a block descriptor is not allowed at level {level} with the "
-                    f"{half.granule // 1024}K granule",
-                    FaultKind.TRANSLATION,
-                    va=va,
-                    half=half,
-                    level=level,
-                    dpa=dpa,
-                    desc=desc,
-                )
-            kind = LeafKind.BLOCK
-        res0 = desc & geo.leaf_res0[level]
-        if res0:
-            return self._bad(
-                f"{kind} descriptor has RES0 bits {res0:#x} set",
-                FaultKind.TRANSLATION,
-                va=va,
-                half=half,
-                level=level,
-                dpa=dpa,
-                desc=desc,
-            )
+        kind = LeafKind.PAGE if level == PT_LAST_LEVEL else LeafKind.BLOCK
         size = 1 << geo.shifts[level]
         out = desc & geo.leaf_addr[level]
         if half.lpa:
             out |= ((desc >> PTE_LPA_OA_SHIFT) & PTE_LPA_OA_MASK) << PTE_LPA_OA_BIT
-        if out >> half.pa_bits:
-            return self._bad(
-                f"output address {out:#x} is beyond the {half.pa_bits}-bit PA size",
-                FaultKind.ADDRESS_SIZE,
-                va=va,
-                half=half,
-                level=level,
-                dpa=dpa,
-                desc=desc,
-            )
         sh = (desc >> PTE_SH_SHIFT) & PTE_SH_MASK
-        if sh == 1 and self.strict:  # not strict: reported as RESERVED, the hardware does not fault
-            self._bad(
-                "SH=0b01 is a reserved shareability encoding",
-                FaultKind.TRANSLATION,
-                va=va,
-                half=half,
-                level=level,
-                dpa=dpa,
-                desc=desc,
-            )
+        problem = self._leaf_problem(half, geo, level, desc, out, sh)
+        if problem is not None:
+            return self._bad(*problem, va=va, half=half, level=level, dpa=dpa, desc=desc)
         ap = (desc >> PTE_AP_SHIFT) & PTE_AP_MASK
         ap_ro = PTE_AP_RO >> PTE_AP_SHIFT
         if tattrs & TABLE_AP_NO_EL0:
