@@ -17,6 +17,7 @@ totals are exact whatever the number of workers. Nothing is kept in module globa
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections import Counter, defaultdict
@@ -105,7 +106,11 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 
 def _artifact_dir(nodeid: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
+    """One directory per test id, so tests (and xdist workers) never share one; a long id is
+    cut and suffixed with a hash of the whole id so that cutting cannot merge two."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
+    if len(safe) > 150:
+        safe = safe[:140] + "-" + hashlib.sha1(nodeid.encode()).hexdigest()[:9]
     path = ARTIFACT_ROOT / safe
     path.mkdir(parents=True, exist_ok=True)
     return path
