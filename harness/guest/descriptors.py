@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TypedDict, Unpack
 
 from harness.addresses import PhysAddr, VirtAddr
 from harness.errors import GuestError, OracleMismatch, ProtocolError, StateError
@@ -75,6 +76,19 @@ class Released:
 
 
 # --------------------------------------------------------------------------- verbs
+class MapOptions(TypedDict, total=False):
+    """The optional arguments of ``md map`` (docs/descriptors.md): ``cache=`` names an
+    IOCacheMode, ``options=`` is a DriverKit option word, ``ro`` asks for read-only."""
+
+    cache: str | None
+    options: int | None
+    offset: int | None
+    length: int | None
+    address: int | None
+    guard: str | None
+    ro: bool
+
+
 def _opt(key: str, value: int | str | None) -> str:
     if value is None:
         return ""
@@ -185,21 +199,12 @@ class Descriptors:
 
     # -------------------------------------------------------------- mappings
     @staticmethod
-    def map_line(
-        md: int,
-        *,
-        cache: str | None = None,
-        options: int | None = None,
-        offset: int | None = None,
-        length: int | None = None,
-        address: int | None = None,
-        guard: str | None = None,
-        ro: bool = False,
-    ) -> str:
-        line = f"md map {md:#x}" + _opt("cache", cache) + _opt("options", options)
-        line += _opt("offset", offset) + _opt("length", length) + _opt("address", address)
-        line += _opt("guard", guard)
-        return line + (" ro" if ro else "")
+    def map_line(md: int, **options: Unpack[MapOptions]) -> str:
+        o = options
+        line = f"md map {md:#x}" + _opt("cache", o.get("cache")) + _opt("options", o.get("options"))
+        line += _opt("offset", o.get("offset")) + _opt("length", o.get("length"))
+        line += _opt("address", o.get("address")) + _opt("guard", o.get("guard"))
+        return line + (" ro" if o.get("ro") else "")
 
     @staticmethod
     def _mapping(r: Reply, handle: int | None) -> Mapping_:
@@ -214,29 +219,8 @@ class Descriptors:
             md=r.number("md") if "md" in r else None,
         )
 
-    def map(
-        self,
-        md: int,
-        *,
-        cache: str | None = None,
-        options: int | None = None,
-        offset: int | None = None,
-        length: int | None = None,
-        address: int | None = None,
-        guard: str | None = None,
-        ro: bool = False,
-    ) -> Mapping_:
-        line = self.map_line(
-            md,
-            cache=cache,
-            options=options,
-            offset=offset,
-            length=length,
-            address=address,
-            guard=guard,
-            ro=ro,
-        )
-        r = self.guest.ok(line)
+    def map(self, md: int, **options: Unpack[MapOptions]) -> Mapping_:
+        r = self.guest.ok(self.map_line(md, **options))
         return self._mapping(r, r.number("map"))
 
     def map_info(self, map_: int) -> Mapping_:
