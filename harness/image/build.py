@@ -6,10 +6,13 @@ import fcntl
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import PROJECT_ROOT
 from harness.errors import BuildError
-from harness.qemu.profile import Profile
+
+if TYPE_CHECKING:
+    from harness.qemu.profile import Profile
 
 FIRMWARE_ELF = PROJECT_ROOT / "build" / "firmware" / "iomem.elf"
 LOCK_PATH = PROJECT_ROOT / "build" / ".make.lock"
