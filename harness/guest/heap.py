@@ -13,10 +13,12 @@ from abc import abstractmethod
 from typing import TYPE_CHECKING
 
 from harness.addresses import PhysAddr, VirtAddr
-from harness.image.elf import Firmware
-from harness.link.protocol import Reply
 from harness.oracle import heap as heap_oracle
-from harness.qemu.ram import SharedRam
+
+if TYPE_CHECKING:
+    from harness.image.elf import Firmware
+    from harness.link.protocol import Reply
+    from harness.qemu.ram import SharedRam
 
 
 class HeapVerbs:
