@@ -57,7 +57,7 @@
 #include <stdint.h>
 
 #include "IOReturn.h"
-#include "arch/arm64/fault.h"
+#include "lib/fault_info.h"
 
 #define AGENT_PROTO_VERSION 1
 #define AGENT_LINE_MAX 1024    /* request bytes, without the LF */

@@ -29,7 +29,7 @@
 #include "IOReturn.h"
 #include "IOTypes.h"
 #include "OSObject.h"
-#include "mm/addr.h"
+#include "lib/addr.h"
 
 /* ------------------------------------------------------------ options (IOMemoryDescriptor.iig) */
 

@@ -113,7 +113,7 @@ static bool extent_next(struct extent_iter *it, struct extent *e)
         return false;
     /* The range was checked against the descriptor's length, so every byte resolves. */
     bool resolved = iomd_physical_segment(it->md, it->pos, &pa, &run);
-    MM_ASSERT(resolved);
+    ASSERT(resolved);
     e->pa = pa;
     e->len = run < it->end - it->pos ? run : it->end - it->pos;
     it->pos += e->len;
@@ -197,11 +197,11 @@ static void map_free(OSObject *object)
     if (map->map_size == 0)
         return; /* never initialised */
     rc = vm_unmap(va_init(map->map_start), map->map_size); /* break-before-make, TLBI (vm.c) */
-    MM_ASSERT(rc == kIOReturnSuccess);
+    ASSERT(rc == kIOReturnSuccess);
     if (!iomd_cache_mode_is_cacheable(map->cache))
         clean_range(map->memory, map->offset, map->length);
     rc = vaspace_free(va_init(map->map_start));
-    MM_ASSERT(rc == kIOReturnSuccess);
+    ASSERT(rc == kIOReturnSuccess);
     map->map_size = 0;
     live_maps--;
     OSSafeReleaseNULL(map->memory);

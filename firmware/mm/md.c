@@ -71,7 +71,7 @@ void iomd_register_classes(void)
     };
     for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
         IOReturn rc = object_class_register(classes[i]);
-        MM_ASSERT(rc == kIOReturnSuccess); /* fixed names, room for 32 classes */
+        ASSERT(rc == kIOReturnSuccess); /* fixed names, room for 32 classes */
     }
 }
 

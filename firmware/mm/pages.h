@@ -31,12 +31,13 @@
 #include <stdint.h>
 
 #include "IOReturn.h"
-#include "mm/addr.h"
+#include "lib/addr.h"
+#include "lib/check.h"
 
 /* ------------------------------------------------------------ addresses */
 
 /*
- * Physical addresses are paddr_t (mm/addr.h, shared with the MMU code), a
+ * Physical addresses are paddr_t (lib/addr.h, shared with the MMU code), a
  * one-field struct so that physical and virtual addresses cannot be mixed up.
  */
 
@@ -76,18 +77,6 @@ enum page_state {
     PAGE_STATE_OWNED = 3,        /* first owned state: PAGE_STATE_OWNED + owner */
 };
 _Static_assert(PAGE_STATE_OWNED + PAGE_OWNER_COUNT - 1 <= 7, "page states fit in 3 bits");
-
-/* ------------------------------------------------------------ assertions */
-
-/*
- * Always-on invariant check for the mm allocators (kvm-unit-tests style). A
- * failure means allocator memory is corrupt; continuing would spread the
- * damage. Bad input from callers never asserts: it returns an IOReturn.
- * mm_assert_failed() has a weak default in pages.c (trap on the guest, abort
- * on the host); the platform may override it with one that prints `! panic`.
- */
-_Noreturn void mm_assert_failed(const char *file, int line, const char *expr);
-#define MM_ASSERT(cond) ((cond) ? (void)0 : mm_assert_failed(__FILE__, __LINE__, #cond))
 
 /* ------------------------------------------------------------ state layout */
 

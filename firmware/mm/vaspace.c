@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "IOVMPageSize.h"
+#include "lib/bits.h"
 
 static struct {
     struct vaspace_range ranges[VASPACE_MAX_RANGES];
@@ -19,7 +20,7 @@ static struct {
     uint64_t bytes;
 } vas;
 
-static bool page_aligned(uint64_t x) { return (x & (IOVMPageSize - 1)) == 0; }
+static bool page_aligned(uint64_t x) { return is_aligned(x, IOVMPageSize); }
 
 /* Insert at index i (the caller found the gap); assumes room. */
 static void insert_at(uint64_t i, struct vaspace_range r)

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "IOReturn.h"
-#include "mm/addr.h"
+#include "lib/addr.h"
 
 #define VASPACE_BASE UINT64_C(0x1000000000) /* 64 GiB */
 #define VASPACE_END UINT64_C(0x4000000000)  /* 256 GiB = VM_MAP_WINDOW_END */
