@@ -12,6 +12,7 @@
 #include "OSObject.h"
 #include "agent/agent.h"
 #include "mm/heap.h"
+#include "mm/object.h"
 #include "mm/pages.h"
 
 static IOReturn check_failed(struct agent_call *call, const char *allocator, const char *error, uint64_t at)

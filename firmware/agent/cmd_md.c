@@ -30,6 +30,10 @@
 #include "OSObject.h"
 #include "agent/agent.h"
 #include "arch/arm64/cache.h"
+#include "mm/bmd.h"
+#include "mm/map.h"
+#include "mm/md.h"
+#include "mm/object.h"
 #include "mm/pte.h"
 #include "mm/vaspace.h"
 

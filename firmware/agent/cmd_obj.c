@@ -20,6 +20,7 @@
 
 #include "OSObject.h"
 #include "agent/agent.h"
+#include "mm/object.h"
 
 /* Makes the ELF's DWARF describe the test class's struct (the harness checks its size there). */
 __attribute__((used)) static const IOMemTestObject *const test_object_witness = NULL;

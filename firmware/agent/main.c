@@ -23,6 +23,8 @@
 #include "drivers/pl011.h"
 #include "mm/heap.h"
 #include "mm/layout.h"
+#include "mm/md.h"
+#include "mm/object.h"
 #include "mm/pages.h"
 #include "mm/vm.h"
 

@@ -12,7 +12,7 @@
  * The free hook undoes 5..3 for whatever was done, so a half-built buffer is
  * released like a whole one.
  */
-#include "IOBufferMemoryDescriptor.h"
+#include "mm/bmd.h"
 
 #include <string.h>
 

@@ -14,7 +14,7 @@
  *   R2. A pointer is in at most one LIVE slot.
  *   R3. live_count is the number of LIVE slots.
  */
-#include "OSObject.h"
+#include "mm/object.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
