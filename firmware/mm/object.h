@@ -6,6 +6,7 @@
 #ifndef IOMEM_MM_OBJECT_H
 #define IOMEM_MM_OBJECT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,12 @@ IOReturn object_retain(const OSObject *object, int32_t *refs);
 IOReturn object_release(const OSObject *object, int32_t *refs);
 
 uint64_t object_live_count(void);
+
+/* The retain count of a live object, for reports (`obj`, `md info`). */
+static inline int32_t object_refs(const OSObject *object)
+{
+    return atomic_load_explicit(&((OSObject *)(uintptr_t)object)->refcount, memory_order_relaxed);
+}
 
 /*
  * Integrity walk of the registry (the agent's `check`): every LIVE slot holds
