@@ -66,4 +66,18 @@ bool vaspace_find(vaddr_t va, struct vaspace_range *out);
 uint64_t vaspace_count(void);
 uint64_t vaspace_bytes(void);
 
+/*
+ * Integrity walk of the reservation table (the agent's `check`), invariants
+ * V1-V3 of vaspace.c: sorted and pairwise disjoint, inside the area,
+ * page-aligned, size = usable + 2 * guard with usable > 0, the byte count
+ * equal to the sum of the sizes. Returns kIOReturnSuccess, or
+ * kIOReturnInternalError with report->error set to the first problem.
+ */
+struct vaspace_check_report {
+    uint64_t ranges;        /* reservations walked */
+    const char *error;      /* NULL when consistent */
+    uint64_t error_address; /* start of the reservation where it was found */
+};
+IOReturn vaspace_check(struct vaspace_check_report *report);
+
 #endif /* IOMEM_MM_VASPACE_H */
