@@ -42,7 +42,7 @@ static inline unsigned info_order(uint8_t info) { return info & PAGE_INFO_ORDER_
 
 static inline enum page_state info_state(uint8_t info)
 {
-    return (enum page_state)(info >> PAGE_INFO_STATE_SHIFT);
+    return (enum page_state)((info >> PAGE_INFO_STATE_SHIFT) & PAGE_INFO_STATE_MASK);
 }
 
 static inline uint64_t order_pages(unsigned order) { return UINT64_C(1) << order; }

@@ -55,6 +55,7 @@ static inline paddr_t pages_ptr_to_pa(const void *ptr) { return pa_init((uint64_
 
 #define PAGE_INFO_ORDER_MASK 0x1fu  /* bits 0..4 */
 #define PAGE_INFO_STATE_SHIFT 5u    /* bits 5..7 */
+#define PAGE_INFO_STATE_MASK 0x7u   /* after the shift */
 #define PAGES_ORDER_COUNT 32u       /* orders 0..31 fit the 5-bit field */
 #define PAGES_NO_PAGE UINT32_MAX    /* end of a free list */
 
@@ -76,7 +77,7 @@ enum page_state {
     PAGE_STATE_CONTINUATION = 2, /* a later block of a pages_alloc_contig() run */
     PAGE_STATE_OWNED = 3,        /* first owned state: PAGE_STATE_OWNED + owner */
 };
-_Static_assert(PAGE_STATE_OWNED + PAGE_OWNER_COUNT - 1 <= 7, "page states fit in 3 bits");
+_Static_assert(PAGE_STATE_OWNED + PAGE_OWNER_COUNT - 1 <= PAGE_INFO_STATE_MASK, "page states fit in 3 bits");
 
 /* ------------------------------------------------------------ state layout */
 
