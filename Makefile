@@ -98,9 +98,9 @@ HOST_LIB := $(HOST_OUT)/libiomem_host.so
 # the host-only test verbs and ctypes entry points (agent/host/), lib/, and the
 # hardware-free parts of mm/ (allocators, descriptor encoding, format table).
 HOST_AGENT := number reply grammar dispatch session cmd_proto
+HOST_MM := ioreturn iovmpagesize pages heap object pte formats
 HOST_SRCS := $(wildcard $(addprefix firmware/,\
-	$(HOST_AGENT:%=agent/%.c) agent/host/*.c lib/*.c mm/pages.c mm/heap.c mm/object.c mm/pte.c \
-	mm/formats.c))
+	$(HOST_AGENT:%=agent/%.c) agent/host/*.c lib/*.c $(HOST_MM:%=mm/%.c)))
 HOST_CFLAGS := -std=c11 -O1 -g -Wall -Wextra -Werror -fPIC -shared -DIOMEM_HOST
 
 .PHONY: host-lib
