@@ -32,6 +32,7 @@ from harness import PROJECT_ROOT
 from harness.errors import StateError
 from harness.guest import Guest
 from harness.image.build import ensure_firmware
+from harness.junit import JunitLogs, artifact_properties
 from harness.qemu import profile as profiles
 from harness.qemu.profile import Profile
 
@@ -77,6 +78,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "profiles(*names): run only on the named machine profiles")
     config.pluginmanager.register(SummaryReporter(config), "iomem-summary")
+    config.pluginmanager.register(JunitLogs(config), "iomem-junit")
 
 
 def _selected(config: pytest.Config) -> list[str]:
@@ -139,6 +141,7 @@ def make_guest(
         directory = artifacts / (name or f"guest{len(made)}")
         guest = Guest(profile, directory, **kwargs)
         made.append(guest)
+        request.node.user_properties.extend(artifact_properties(directory))
         return guest
 
     yield make
@@ -167,9 +170,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 path = guest.artifacts / name
                 if path.exists():
                     lines.append(f"  {path}")
+            lines.extend(_where_is_the_cpu(guest, report))
             if guest.console is not None:
                 lines.append("console tail:\n" + guest.console.tail())
             report.sections.append((f"iomem {guest.profile.name}", "\n".join(lines)))
+
+
+def _where_is_the_cpu(guest: Guest, report: pytest.TestReport) -> list[str]:
+    """The guest's PC as QEMU sees it (and its symbol), first of all for a test that
+    pytest-timeout ended: a hang is reported with where the CPU was, not killed silently."""
+    timed_out = "from pytest-timeout" in str(report.longrepr)
+    pc = guest.machine.program_counter()
+    if pc is None:
+        return ["timed out; QEMU is gone (no PC)"] if timed_out else []
+    try:
+        where = guest.elf.symbolize(pc)
+    except Exception:  # a symbol is a nicety; the PC is the fact
+        where = "?"
+    prefix = "timed out: " if timed_out else ""
+    return [f"{prefix}guest PC {pc:#x} ({where}), QEMU {guest.machine.qemu_status()}"]
 
 
 class SummaryReporter:
