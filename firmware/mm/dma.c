@@ -604,6 +604,8 @@ void dma_domain_info(const IOService *device, struct dma_domain_info *out)
     out->cd = pa_addr(smmu_cd_address(d->sid));
     out->iova_base = d->iova.base;
     out->iova_end = d->iova.end;
+    out->iova_ranges = d->iova.count;
+    out->iova_bytes = d->iova.bytes;
 }
 
 bool dma_translate(const IOService *device, uint64_t iova, uint64_t *pa, bool *writable)
