@@ -66,10 +66,12 @@ def test_smmu_round_trip_and_unmap(make_guest: Callable[..., Guest], profile: Pr
     _, r = round_trip(guest, 32)
     assert r["bounced"] == 0 and r["seg0"] < 1 << 32
     # A completed IOVA stops working at once: the device write faults and is reported first.
-    n = len(guest.console.events)
+    console = guest.console
+    assert console is not None
+    n = len(console.events)
     reply = guest.ok(f"edu from-device {r['seg0']:#x} 16")
     assert reply.number("faults") > 0
-    assert any("fault smmu" in str(getattr(e, "line", e)) for e in guest.console.events[n:])
+    assert any("fault smmu" in str(getattr(e, "line", e)) for e in console.events[n:])
     # An Out-only buffer is read-only for the device.
     out = guest.ok("bmd create 4096 dir=out").number("md")
     prep = guest.ok(f"dma prepare {r['dma']:#x} {out:#x}")
