@@ -577,6 +577,10 @@ IOReturn dma_check(const char **error, uint64_t *at)
             *error = e;
             return kIOReturnInternalError;
         }
+        if (edu_domain.pt.pages * page_size() != edu_domain.iova.bytes) {
+            *error = "dma: IOMMU pages mapped do not match the booked IOVA ranges";
+            return kIOReturnInternalError;
+        }
         if (ranges != edu_domain.iova.count || iova_bytes != edu_domain.iova.bytes) {
             *error = "dma: IOVA ranges held by no command (leak)";
             return kIOReturnInternalError;
