@@ -259,7 +259,7 @@ static void iommu_unmap(IODMACommand *cmd)
         return;
     iopt_unmap(&d->pt, cmd->iova, cmd->iova_size);
     /* The IOVA stops translating now: TLBI + CMD_SYNC before the range can be reused. */
-    (void)smmu_invalidate(d->asid, cmd->iova, cmd->iova_size, page_size());
+    (void)smmu_invalidate(d->sid, d->asid, cmd->iova, cmd->iova_size, page_size());
     rc = iova_free(&d->iova, cmd->iova);
     MM_ASSERT(rc == kIOReturnSuccess);
     cmd->iova = cmd->iova_size = 0;
