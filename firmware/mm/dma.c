@@ -464,8 +464,8 @@ kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_t options,
         return kIOReturnBadArgument;
     if (cmd->memory == NULL)
         return kIOReturnNotReady;
-    if (length > cmd->length)
-        return kIOReturnBadArgument;
+    if (length > cmd->memory->length)
+        return kIOReturnBadArgument; /* the command's descriptor, not the prepared range (§13.4) */
     if (options != kIODMACommandPerformOperationOptionZero && (!is_descriptor(data) || length > data->length))
         return kIOReturnBadArgument;
 
