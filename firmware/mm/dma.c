@@ -10,7 +10,7 @@
  * Prepare builds everything first and publishes the preparation last; any
  * failure undoes what was built, so a failed prepare leaves no state.
  */
-#include "IODMACommand.h"
+#include "mm/dma.h"
 
 #include <string.h>
 
@@ -59,9 +59,22 @@ static void setup_domain(struct dma_domain *d, const struct pci_device *pci, uin
     if ((rc = iopt_init(&d->pt, page_size(), DMA_IAS_BITS)) != kIOReturnSuccess)
         return;
     iova_init(&d->iova, page_size(), UINT64_C(1) << DMA_IAS_BITS, page_size());
-    if (smmu_attach(d->sid, page_size(), DMA_IAS_BITS, d->pt.root, asid) != kIOReturnSuccess)
+    if (smmu_attach(d->sid, page_size(), DMA_IAS_BITS, pa_addr(d->pt.root), asid, MAIR_EL1_VALUE) != SMMU_OK)
         return;
     d->ready = true;
+}
+
+/* The SMMU driver's memory: zeroed, aligned page-allocator runs (owner KERNEL), never freed. */
+static bool smmu_alloc(uint64_t bytes, uint64_t *pa)
+{
+    uint64_t page = page_size(), size = bytes < page ? page : bytes;
+    paddr_t run;
+
+    if (pages_alloc_contig(size / page, size, PAGE_OWNER_KERNEL, &run) != kIOReturnSuccess)
+        return false;
+    memset((void *)(uintptr_t)pa_addr(run), 0, size);
+    *pa = pa_addr(run);
+    return true;
 }
 
 void dma_init(void)
@@ -71,7 +84,7 @@ void dma_init(void)
     if (!pci_init() || !edu_init())
         return;
     edu_service.pci = edu_device();
-    if (smmu_init()) {
+    if (smmu_init(smmu_alloc)) {
         setup_domain(&edu_domain, edu_service.pci, 1);
         if (edu_domain.ready)
             edu_service.domain = &edu_domain;
@@ -604,8 +617,8 @@ void dma_domain_info(const IOService *device, struct dma_domain_info *out)
     out->granule = pt_granule(&d->pt.geo);
     out->ias_bits = d->pt.geo.va_bits;
     out->root = pa_addr(d->pt.root);
-    out->ste = pa_addr(smmu_ste_address(d->sid));
-    out->cd = pa_addr(smmu_cd_address(d->sid));
+    out->ste = smmu_ste_address(d->sid);
+    out->cd = smmu_cd_address(d->sid);
     out->iova_base = d->iova.base;
     out->iova_end = d->iova.end;
     out->iova_ranges = d->iova.count;
