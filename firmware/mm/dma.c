@@ -585,6 +585,17 @@ IOReturn dma_check(const char **error, uint64_t *at)
         return kIOReturnInternalError;
     }
     if (edu_domain.ready) {
+        /* The SMMU still translates the domain's StreamID through its CD and root. */
+        const volatile uint32_t *ste = (const volatile uint32_t *)(uintptr_t)smmu_ste_address(edu_domain.sid);
+        const volatile uint32_t *cd = (const volatile uint32_t *)(uintptr_t)smmu_cd_address(edu_domain.sid);
+        uint64_t ste_cd = (ste[0] & 0xffffffc0u) | (uint64_t)(ste[1] & 0xffffu) << 32;
+        uint64_t ttb0 = (cd[2] & 0xfffffff0u) | (uint64_t)(cd[3] & 0x7ffffu) << 32;
+        if ((ste[0] & 0xf) != 0xb || ste_cd != (uint64_t)(uintptr_t)cd || ttb0 != pa_addr(edu_domain.pt.root) ||
+            (cd[1] >> 16) != edu_domain.asid) {
+            *at = (uint64_t)(uintptr_t)ste;
+            *error = "dma: the domain's STE/CD no longer point at its tables";
+            return kIOReturnInternalError;
+        }
         const char *e = iova_check(&edu_domain.iova, at);
         if (e) {
             *error = e;
