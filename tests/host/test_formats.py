@@ -3,8 +3,8 @@
 The host library carries the table of the page-metadata byte's fields (mm/pages.h) and the
 descriptor bits the page walker reads (mm/pte.h), built from the firmware's own macros. These
 tests read it through ctypes: its shape, and that it agrees with the layouts the harness
-decodes with today (harness/oracle/heap.py for the page byte; the Arm ARM positions the
-walker in harness/oracle/pagewalk.py uses for descriptors).
+decodes with today (harness/oracle/pages.py for the page byte, harness/oracle/pte.py for the
+descriptor bits the walker reads).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import ctypes
 
 from hostlib import load
 
-from harness.oracle import heap as heap_oracle
+from harness.oracle import pages as page_oracle
+from harness.oracle import pte
 
 
 class FormatField(ctypes.Structure):
@@ -58,23 +59,35 @@ def test_fields_fit_and_do_not_overlap() -> None:
 
 def test_page_info_byte_matches_the_harness_decoder() -> None:
     page_info = formats()["page_info"]
-    assert mask(*page_info["order"]) == heap_oracle.PAGE_INFO_ORDER_MASK
-    assert page_info["state"][0] == heap_oracle.PAGE_INFO_STATE_SHIFT
+    assert mask(*page_info["order"]) == page_oracle.PAGE_INFO_ORDER_MASK
+    assert page_info["state"][0] == page_oracle.PAGE_INFO_STATE_SHIFT
     assert page_info["state"][0] + page_info["state"][1] == 8  # the state is the rest of the byte
 
 
-def test_pte_bits_are_the_architectural_ones() -> None:
-    # VMSAv8-64 stage-1 descriptor positions (Arm ARM D8.3), as the walker decodes them.
-    assert formats()["pte"] == {
-        "valid": (0, 1),
-        "table_or_page": (1, 1),
-        "attrindx": (2, 3),
-        "ap_el0": (6, 1),
-        "ap_ro": (7, 1),
-        "sh": (8, 2),
-        "af": (10, 1),
-        "ng": (11, 1),
-        "output_address": (12, 36),
-        "pxn": (53, 1),
-        "uxn": (54, 1),
+def test_pte_bits_are_the_walkers() -> None:
+    # VMSAv8-64 stage-1 descriptor positions (Arm ARM D8.3), as harness/oracle/pte.py names them.
+    fields = formats()["pte"]
+    assert set(fields) == {
+        "valid",
+        "table_or_page",
+        "attrindx",
+        "ap_el0",
+        "ap_ro",
+        "sh",
+        "af",
+        "ng",
+        "output_address",
+        "pxn",
+        "uxn",
     }
+    assert mask(*fields["valid"]) == pte.PTE_VALID
+    assert mask(*fields["table_or_page"]) == pte.PTE_TABLE_OR_PAGE
+    assert mask(*fields["attrindx"]) == pte.PTE_ATTRINDX_MASK << pte.PTE_ATTRINDX_SHIFT
+    assert mask(*fields["ap_el0"]) | mask(*fields["ap_ro"]) == pte.PTE_AP_MASK << pte.PTE_AP_SHIFT
+    assert mask(*fields["ap_ro"]) == pte.PTE_AP_RO
+    assert mask(*fields["sh"]) == pte.PTE_SH_MASK << pte.PTE_SH_SHIFT
+    assert mask(*fields["af"]) == pte.PTE_AF
+    assert mask(*fields["ng"]) == pte.PTE_NG
+    assert mask(*fields["output_address"]) == pte.PTE_OA_MASK
+    assert mask(*fields["pxn"]) == pte.PTE_PXN
+    assert mask(*fields["uxn"]) == pte.PTE_UXN
