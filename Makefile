@@ -2,6 +2,8 @@
 #
 #   make            build the firmware ELF (installs the cross toolchain if missing)
 #   make test-hw    the main job: boot every profile and run the hardware tests
+#                   (SHARD=i/N: only shard i of N, by the durations in .test_durations)
+#   make test-durations  refresh .test_durations (runs the whole hardware suite)
 #   make test       everything: lint, types, host tests, hardware tests
 #   make console    interactive console on a fresh guest (PROFILE=virt-4k)
 #   make bench      benchmarks: JSON + table + plots in build/bench
@@ -112,7 +114,7 @@ $(HOST_LIB): $(HOST_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h firmwar
 	$(Q)gcc $(HOST_CFLAGS) $(FW_CPPFLAGS) -o $@ $(HOST_SRCS)
 
 # ---------------------------------------------------------------- tests
-.PHONY: test test-hw test-host lint console bench clean
+.PHONY: test test-hw test-host test-durations lint console bench clean
 
 # Both use every core (pytest-xdist; the per-profile summary is exact across workers) and
 # list the ten slowest tests at the end. JOBS=1 runs in one process (e.g. to profile).
@@ -122,8 +124,20 @@ PYTEST_PAR := $(if $(filter 1,$(JOBS)),,-n $(JOBS)) --durations=10
 test-host: $(VENV_STAMP) $(HOST_LIB)
 	$(VENV)/bin/pytest tests/host -q $(PYTEST_PAR) $(PYTEST_ARGS)
 
+# SHARD=i/N runs shard i (1-based) of N: pytest-split's deterministic split by the recorded
+# durations in $(DURATIONS) (tests not in it count as the average); the N shards together
+# run every test exactly once (tests/hw/test_sharding.py).
+DURATIONS := .test_durations
+SHARD ?=
+SHARD_ARGS := $(if $(SHARD),--splits $(word 2,$(subst /, ,$(SHARD))) --group $(word 1,$(subst /, ,$(SHARD))) \
+	--splitting-algorithm least_duration --durations-path $(DURATIONS))
+
 test-hw: $(VENV_STAMP) $(FW_ELF)
-	$(VENV)/bin/pytest tests/hw $(PYTEST_PAR) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/hw $(PYTEST_PAR) $(SHARD_ARGS) $(PYTEST_ARGS)
+
+test-durations: $(VENV_STAMP) $(FW_ELF)
+	$(VENV)/bin/pytest tests/hw $(PYTEST_PAR) --store-durations --clean-durations \
+	  --durations-path $(DURATIONS) $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check harness tests

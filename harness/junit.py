@@ -93,3 +93,44 @@ class JunitLogs:
         xmlpath = self.config.getoption("xmlpath", None)
         if xmlpath and Path(xmlpath).exists():
             attach_logs(Path(xmlpath))
+
+
+def merge(inputs: list[Path], output: Path) -> tuple[int, int]:
+    """Merge JUnit files (one per CI shard) into one report with junitparser; returns (test
+    cases, failures + errors). A test id met twice is an error: shards must be disjoint."""
+    from junitparser import JUnitXml, TestSuite
+
+    merged = JUnitXml()
+    seen: set[tuple[str, str]] = set()
+    for path in inputs:
+        xml = JUnitXml.fromfile(str(path))
+        suites = [xml] if isinstance(xml, TestSuite) else list(xml)
+        for suite in suites:
+            for case in suite:
+                key = (str(case.classname), str(case.name))
+                if key in seen:
+                    raise ValueError(f"{path}: test {key[0]}::{key[1]} is in two shards")
+                seen.add(key)
+            merged.add_testsuite(suite)
+    merged.update_statistics()
+    merged.write(str(output))
+    return int(merged.tests), int(merged.failures) + int(merged.errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.junit merge OUT IN...``: merge the shards' JUnit files."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m harness.junit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_merge = sub.add_parser("merge", help="merge JUnit XML files into one")
+    p_merge.add_argument("output", type=Path)
+    p_merge.add_argument("inputs", type=Path, nargs="+")
+    args = parser.parse_args(argv)
+    tests, failed = merge(args.inputs, args.output)
+    print(f"{args.output}: {tests} tests from {len(args.inputs)} files, {failed} failed or errors")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
