@@ -13,13 +13,13 @@ import pytest
 from harness import PROJECT_ROOT
 from harness.junit import merge
 
+SCHEMA = ("--builtin-schema", "vendor.github-workflows")
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "hw-tests.yml"
 
 
 def test_workflow_is_valid() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows"]
-        + [str(WORKFLOW)],
+        [sys.executable, "-m", "check_jsonschema", *SCHEMA, str(WORKFLOW)],
         capture_output=True,
         text=True,
         timeout=120,
