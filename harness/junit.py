@@ -112,7 +112,7 @@ def merge(inputs: list[Path], output: Path) -> tuple[int, int]:
                     raise ValueError(f"{path}: test {key[0]}::{key[1]} is in two shards")
                 seen.add(key)
             merged.add_testsuite(suite)
-    merged.update_statistics()
+    merged.update_statistics()  # type: ignore[no-untyped-call]
     merged.write(str(output))
     return int(merged.tests), int(merged.failures) + int(merged.errors)
 
