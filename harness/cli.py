@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from harness import PROJECT_ROOT
+from harness import PROJECT_ROOT, keep
 from harness.errors import IomemError, StateError
 from harness.guest import Guest
 from harness.image.build import ensure_firmware
@@ -229,6 +229,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=str(PROJECT_ROOT / "build" / "bench"))
     p.set_defaults(func=cmd_bench)
+
+    keep.add_commands(sub)  # attach, reap: guests kept by pytest --iomem-keep
     return top
 
 

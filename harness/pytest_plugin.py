@@ -73,6 +73,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="run hardware tests on this profile (repeatable; default: every profile)",
     )
+    group.addoption(
+        "--iomem-keep",
+        action="store_true",
+        default=False,
+        help="leave a failing test's guests paused (not reaped) and print how to get in "
+        "(iomem attach DIR, gdb-multiarch); `iomem reap` ends them",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -135,11 +142,13 @@ def make_guest(
     """Factory for un-booted guests; all are closed after the test."""
     made: list[Guest] = []
     request.node.stash[_GUESTS_KEY] = made
+    keeping = bool(request.config.getoption("--iomem-keep"))
 
     def make(profile: Profile, *, name: str | None = None, **kwargs: Any) -> Guest:
         kwargs.setdefault("firmware", firmware_elf)
         directory = artifacts / (name or f"guest{len(made)}")
         guest = Guest(profile, directory, **kwargs)
+        guest.machine.die_with_parent = not keeping  # a kept guest must outlive pytest
         made.append(guest)
         request.node.user_properties.extend(artifact_properties(directory))
         return guest
@@ -174,6 +183,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if guest.console is not None:
                 lines.append("console tail:\n" + guest.console.tail())
             report.sections.append((f"iomem {guest.profile.name}", "\n".join(lines)))
+        if item.config.getoption("--iomem-keep"):
+            _keep_guests(item, report)
+
+
+def _keep_guests(item: pytest.Item, report: pytest.TestReport) -> None:
+    """--iomem-keep: the failing test's live guests stay, paused (the fixture's teardown then
+    finds them let go of); the report says how to get in."""
+    from harness import keep
+
+    for guest in item.stash.get(_GUESTS_KEY, []):
+        if not guest.machine.alive() or guest.console is None:
+            continue
+        try:
+            kept = keep.keep(guest, item.nodeid)
+        except Exception as exc:  # keeping is a convenience: the failure report must survive
+            report.sections.append(("iomem keep", f"could not keep the guest: {exc}"))
+            continue
+        report.sections.append((f"iomem kept {guest.profile.name}", kept.how_to_get_in()))
 
 
 def _where_is_the_cpu(guest: Guest, report: pytest.TestReport) -> list[str]:

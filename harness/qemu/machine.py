@@ -124,6 +124,8 @@ class Machine:
         self.artifacts = Path(artifacts)
         self.extra_args = tuple(extra_args)
         self.want_gdb = gdb
+        # False only for guests that may be kept after the harness exits (pytest --iomem-keep).
+        self.die_with_parent = True
         self.state = Runstate.CREATED
         self.cmdline: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
@@ -180,7 +182,7 @@ class Machine:
                 stderr=stderr,
                 pass_fds=pass_fds,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
         _live.add(self)
         self.started_at = time.monotonic()
@@ -246,6 +248,23 @@ class Machine:
         self.state = Runstate.OFF
         _live.discard(self)
         return process.returncode if process else None
+
+    def detach(self) -> None:
+        """Let go of a running QEMU without ending it (harness/keep.py has handed its serial
+        socket on): close the harness's ends and forget it, so no teardown kills it."""
+        for sock in (self.serial, self.gdb):
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+        if self.qmp is not None:
+            self.qmp.close()
+        if self.ram is not None:
+            self.ram.close()
+        if self._ram_file is not None:
+            self._ram_file.close()
+        self.state = Runstate.OFF
+        self.process = None
+        _live.discard(self)
 
     @staticmethod
     def _wait(process: subprocess.Popen[bytes], timeout: float) -> bool:
