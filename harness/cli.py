@@ -1,4 +1,4 @@
-"""The ``iomem`` command line (``../shared/spec/cli.md``): profiles, firmware, exec, console, bench.
+"""The ``iomem`` command line (README.md, docs/harness.md): profiles, firmware, exec, console, bench.
 
 Exit statuses: 0 success; 1 some reply was ``err``; 2 the harness could not boot the guest,
 lost it, saw ``! panic``, or was given a bad profile or request (one line on stderr, with the

@@ -1,6 +1,6 @@
 /*
  * agent.h - how to write a verb of the serial protocol: registration,
- * arguments, replies. The protocol itself is ../shared/spec/protocol.md and
+ * arguments, replies. The protocol itself is in
  * docs/protocol-notes.md; the dispatcher (dispatch.c, grammar.c) enforces the grammar so
  * that verbs only do their job.
  *

@@ -1,6 +1,6 @@
 /*
  * edu.h - QEMU's `edu` PCI test device (QEMU docs/specs/edu.txt; the 7.2
- * specifics are in /work/shared/reference/dma-facts.md §1): its DMA engine
+ * specifics are in docs/dma.md): its DMA engine
  * moves bytes between a bus address and the device's internal 4 KiB buffer.
  *
  * QEMU 7.2 aborts (hw_error) on a transfer of 0 bytes or one that reaches

@@ -2,7 +2,7 @@
  * pci.h - PCI(e) on QEMU virt's generic ECAM host bridge (gpex): config space
  * through ECAM, enumeration of the root bus, 32-bit memory BARs assigned in
  * the 32-bit MMIO window, memory space + bus master enable. See
- * /work/shared/reference/dma-facts.md §3 and docs/dma.md.
+ * docs/dma.md.
  *
  * The ECAM and the MMIO window are identity mapped Device memory by vm_init
  * (mm/vm.c); addresses come from the device tree's /pcie node.

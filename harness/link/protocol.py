@@ -1,7 +1,7 @@
 """The serial protocol, version 1, as pure functions: request formatting, reply, banner and
 event parsing, and the number grammar. No I/O here, so ``tests/host`` covers all of it.
 
-See ``../shared/spec/protocol.md`` and ``docs/protocol-notes.md``.
+See ``docs/protocol-notes.md``.
 """
 
 from __future__ import annotations
