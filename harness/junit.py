@@ -10,11 +10,14 @@ has written the file, :func:`attach_logs` adds to each such test case its consol
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from harness.errors import InvalidInput
 
 ARTIFACTS_PROPERTY = "iomem_artifacts"
 CONSOLE_PROPERTY = "iomem_console"
@@ -109,7 +112,7 @@ def merge(inputs: list[Path], output: Path) -> tuple[int, int]:
             for case in suite:
                 key = (str(case.classname), str(case.name))
                 if key in seen:
-                    raise ValueError(f"{path}: test {key[0]}::{key[1]} is in two shards")
+                    raise InvalidInput(f"{path}: test {key[0]}::{key[1]} is in two shards")
                 seen.add(key)
             merged.add_testsuite(suite)
     merged.update_statistics()  # type: ignore[no-untyped-call]
@@ -133,4 +136,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

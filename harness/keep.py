@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import PROJECT_ROOT
+from harness.errors import StateError
 
 if TYPE_CHECKING:
     from harness.guest import Guest
@@ -79,7 +80,7 @@ def keep(guest: Guest, test: str) -> Kept:
     """Pause ``guest``, serve its console and gdbstub on Unix sockets, and let go of it."""
     machine = guest.machine
     if machine.qmp is None or machine.serial is None or machine.pid is None:
-        raise RuntimeError("only a running guest can be kept")
+        raise StateError("only a running guest can be kept")
     directory = KEEP_ROOT / str(machine.pid)
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
@@ -100,7 +101,7 @@ def keep(guest: Guest, test: str) -> Kept:
     while not (directory / "console.sock").exists():
         if time.monotonic() > deadline or relay.poll() is not None:
             relay.kill()
-            raise RuntimeError(f"the console relay did not start: {(directory / 'relay.log').read_text()}")
+            raise StateError(f"the console relay did not start: {(directory / 'relay.log').read_text()}")
         time.sleep(0.02)
     kept = Kept(
         directory=str(directory),
@@ -274,4 +275,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

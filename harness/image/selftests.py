@@ -15,6 +15,8 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
+from harness.errors import InvalidInput
+
 SECTION = "iomem_tests"
 ENTRY = struct.Struct("<QQQQ")
 
@@ -33,7 +35,7 @@ def _cstring(elf: ELFFile, address: int) -> str:
         if start and start <= address < start + section["sh_size"] and section["sh_type"] != "SHT_NOBITS":
             data = section.data()[address - start :]
             return data.split(b"\0", 1)[0].decode()
-    raise ValueError(f"no section holds address {address:#x}")
+    raise InvalidInput(f"no section holds address {address:#x}")
 
 
 def selftests(elf_path: Path) -> list[SelfTest]:
@@ -45,7 +47,7 @@ def selftests(elf_path: Path) -> list[SelfTest]:
             return []
         data = section.data()
         if len(data) % ENTRY.size:
-            raise ValueError(f"{SECTION} is {len(data)} bytes, not a multiple of {ENTRY.size}")
+            raise InvalidInput(f"{SECTION} is {len(data)} bytes, not a multiple of {ENTRY.size}")
         found = []
         for name, file, line, fn in ENTRY.iter_unpack(data):
             found.append(SelfTest(_cstring(elf, name), _cstring(elf, file), line, fn))
