@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "IOLib.h"
+#include "mm/heap.h"
 #include "mm/pages.h"
 #include "mm/vaspace.h"
 #include "mm/vm.h"
@@ -71,7 +72,8 @@ static void free_pages(IOBufferMemoryDescriptor *bmd)
             rc = pages_free(bmd->pages[i], PAGE_OWNER_BUFFER);
             MM_ASSERT(rc == kIOReturnSuccess);
         }
-        IOFree(bmd->pages, bmd->page_count * sizeof(bmd->pages[0]));
+        rc = heap_free(bmd->pages, bmd->page_count * sizeof(bmd->pages[0]), HEAP_OWNER_FIRMWARE);
+        MM_ASSERT(rc == kIOReturnSuccess);
         bmd->pages = NULL;
     } else if (pa_addr(bmd->contiguous) != 0) {
         rc = pages_free_contig(bmd->contiguous, bmd->page_count, PAGE_OWNER_BUFFER);
@@ -91,7 +93,7 @@ static IOReturn alloc_pages(IOBufferMemoryDescriptor *bmd, uint64_t alignment)
     }
     if (bmd->page_count > SIZE_MAX / sizeof(bmd->pages[0]))
         return kIOReturnNoMemory;
-    bmd->pages = IOMallocZero(bmd->page_count * sizeof(bmd->pages[0]));
+    bmd->pages = heap_alloc(bmd->page_count * sizeof(bmd->pages[0]), HEAP_OWNER_FIRMWARE, true);
     if (bmd->pages == NULL)
         return kIOReturnNoMemory;
     for (uint64_t i = 0; i < bmd->page_count; i++) {

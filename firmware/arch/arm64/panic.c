@@ -9,6 +9,7 @@
 
 #include "arch/arm64/sysreg.h"
 #include "drivers/pl011.h"
+#include "mm/pages.h" /* mm_assert_failed */
 
 static bool panicking;
 
@@ -17,6 +18,16 @@ noreturn void halt(void)
     __asm__ volatile("msr daifset, #%0" ::"i"(DAIF_DEBUG | DAIF_SERROR | DAIF_IRQ | DAIF_FIQ) : "memory");
     for (;;)
         wfi();
+}
+
+/*
+ * The allocators' internal assertions (MM_ASSERT, mm/pages.h): the strong
+ * definition that replaces pages.c's weak trap, so a broken invariant says
+ * which one and where: `! panic assertion failed: EXPR (FILE:LINE)`.
+ */
+noreturn void mm_assert_failed(const char *file, int line, const char *expr)
+{
+    panic("assertion failed: %s (%s:%d)", expr, file, line);
 }
 
 noreturn void panic(const char *fmt, ...)
