@@ -67,6 +67,12 @@ class MapNode:
     read_only: bool
     guard: int
     fixed: bool
+    guard_class: str = "small"  # none / small / large: what was asked (compared for reuse)
+    task: int = 1
+    va: int | None = None  # GetAddress, once the guest said it
+    super: MapNode | None = None  # the mapping whose VA this one shares (reuse of a sub-range)
+    refs: int = 1  # the caller's references plus one per map sharing this one's VA
+    held: int = 1  # the caller's references
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ class MapPrediction:
     perm: str = "rw"
     guard: int = 0
     runs: tuple[Segment, ...] = ()
+    guard_class: str = "small"
+    reuse: int | None = None  # the existing map handed back +1 (same range)
+    share: int | None = None  # the existing map a new map shares its VA with (a sub-range)
 
 
 def is_power_of_two(x: int) -> bool:
@@ -90,7 +99,8 @@ class Model:
     def __init__(self, page: int) -> None:
         self.page = page
         self.nodes: dict[int, Node] = {}
-        self.maps: dict[int, MapNode] = {}
+        self.maps: dict[int, MapNode] = {}  # live maps, oldest first
+        self.task = 1  # the current task (§10.2 [Rec])
 
     # ------------------------------------------------------------------ predictions
     def create_error(self, capacity: int, direction: int, align: int) -> str | None:
@@ -142,8 +152,15 @@ class Model:
         read_only: bool = False,
         guard: str = "small",
         fixed: bool = False,
+        address: int | None = None,
     ) -> MapPrediction:
-        """CreateMapping through ``options=`` (DriverKit codes) or the ``cache=`` extension."""
+        """CreateMapping through ``options=`` (DriverKit codes) or the ``cache=`` extension.
+
+        Reuse (§10.2, XNU ``IOMemoryMap::copyCompatible``): the oldest live map of the same
+        descriptor in the same task with the same read-only flag and guard class, whose mode
+        equals the request's (or the request is Default), whose range holds the requested
+        one, and, for a fixed request, whose address is the requested one, is handed back +1
+        (same range) or shared by a new map (a sub-range)."""
         node = self.held(handle)
         dk = options is not None
         if options is not None:
@@ -168,6 +185,32 @@ class Model:
                 return MapPrediction("kIOReturnError" if dk else "kIOReturnNotAligned")
             position += run.length
         read_only = read_only or (node.direction == 0x2 and node.kind != "buffer")
+        guard_class = "small" if guard == "default" else guard
+        if fixed and not dk:
+            guard_class = "small"  # the extension takes no guard= with address=: the default
+        for old in self.maps.values():
+            if (
+                old.md is node
+                and old.task == self.task
+                and old.read_only == read_only
+                and old.guard_class == guard_class
+                and cache in ("default", old.cache)
+                and (not fixed or address == old.va)
+                and old.offset <= offset
+                and offset + length <= old.offset + old.length
+            ):
+                return MapPrediction(
+                    None,
+                    offset=offset,
+                    length=length,
+                    cache=old.cache,
+                    perm="ro" if read_only else "rw",
+                    guard=old.guard,
+                    runs=tuple(runs),
+                    guard_class=guard_class,
+                    reuse=old.handle if (offset, length) == (old.offset, old.length) else None,
+                    share=None if (offset, length) == (old.offset, old.length) else old.handle,
+                )
         return MapPrediction(
             None,
             offset=offset,
@@ -176,6 +219,7 @@ class Model:
             perm="ro" if read_only else "rw",
             guard=0 if fixed else guard_bytes(guard, self.page),
             runs=tuple(runs),
+            guard_class=guard_class,
         )
 
     # ------------------------------------------------------------------ state changes
@@ -234,9 +278,19 @@ class Model:
     def setlength(self, handle: int, length: int) -> None:
         self.held(handle).length = length
 
-    def add_map(self, handle: int, md: int, prediction: MapPrediction, fixed: bool = False) -> MapNode:
+    def add_map(
+        self, handle: int, md: int, prediction: MapPrediction, fixed: bool = False, va: int | None = None
+    ) -> MapNode:
         node = self.held(md)
         assert prediction.error is None
+        if prediction.reuse is not None:
+            old = self.maps[prediction.reuse]
+            if handle != old.handle:
+                raise ModelError(f"reuse of map {old.handle:#x} answered with {handle:#x}")
+            old.refs += 1
+            old.held += 1
+            return old
+        shared = self.maps[prediction.share] if prediction.share is not None else None
         m = MapNode(
             handle,
             node,
@@ -245,8 +299,14 @@ class Model:
             prediction.cache,
             prediction.perm == "ro",
             prediction.guard,
-            fixed,
+            shared.fixed if shared is not None else fixed,
+            guard_class=prediction.guard_class,
+            task=self.task,
+            va=va,
+            super=shared,
         )
+        if shared is not None:
+            shared.refs += 1
         node.refs += 1
         if handle in self.nodes or handle in self.maps:
             raise ModelError(f"handle {handle:#x} is already live")
@@ -259,10 +319,32 @@ class Model:
         node.held = False
         return self._drop(node)
 
-    def release_map(self, handle: int) -> tuple[int, bool]:
-        m = self.maps.pop(handle)
-        self._drop(m.md)
-        return 0, True
+    def release_map(self, handle: int) -> tuple[int, bool, list[MapNode]]:
+        """The caller's ``map release``: (refs after, freed, the maps that went, each with its
+        own VA range: those whose pages are now unmapped)."""
+        m = self.maps[handle]
+        if m.held < 1:
+            raise ModelError(f"the caller holds no map {handle:#x}")
+        m.held -= 1
+        gone: list[MapNode] = []
+        refs = self._drop_map(m, gone)
+        return refs, refs == 0, [g for g in gone if g.super is None]
+
+    def _drop_map(self, m: MapNode, gone: list[MapNode]) -> int:
+        m.refs -= 1
+        if m.refs < 0:
+            raise ModelError(f"map {m.handle:#x} over-released")
+        if m.refs == 0:
+            del self.maps[m.handle]
+            gone.append(m)
+            self._drop(m.md)
+            if m.super is not None:
+                self._drop_map(m.super, gone)
+        return m.refs
+
+    def held_maps(self) -> list[int]:
+        """Map handles the caller holds, once per reference."""
+        return [h for h, m in self.maps.items() for _ in range(m.held)]
 
     def _drop(self, node: Node) -> tuple[int, bool]:
         node.refs -= 1

@@ -200,6 +200,15 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
  */
 bool iomd_physical_segment(const IOMemoryDescriptor *md, uint64_t offset, paddr_t *pa, uint64_t *run);
 
+/*
+ * Tasks ([Rec] §10.2): the calls run in a current task, 1 (the driver) by
+ * default; a buffer records the task that created it, a mapping the task it
+ * is in. Tasks are numbers > 0; the agent's `task N` switches.
+ */
+#define IOMD_TASK_DRIVER 1u
+uint32_t iomd_current_task(void);
+void iomd_set_current_task(uint32_t task);
+
 /* Registers the descriptor and map classes (idempotent; object_init() forgets them). */
 void iomd_register_classes(void);
 

@@ -2,6 +2,14 @@
  * IOMemoryMap.h - DriverKit's IOMemoryMap in C (driverkit-memory.md §12):
  * one mapping of a descriptor's bytes, made by CreateMapping.
  *
+ * Reuse (XNU IOMemoryMap::copyCompatible, driverkit-memory.md §10.2): a
+ * CreateMapping compatible with a live map of the same descriptor (same task,
+ * read-only flag and guard class; Default cache or the same cache mode; the
+ * range inside the old one; with a fixed address, that address) returns that
+ * map +1 for the same range, or a new map sharing its VA for a sub-range
+ * (`super` holds the old map). So CreateMapping(Inhibit) then
+ * CreateMapping(Default) hands back the uncached mapping.
+ *
  * The map holds a reference on its descriptor. Its last release unmaps the
  * pages (vm_unmap: break-before-make with TLB invalidation), cleans and
  * invalidates the range to PoC again if the alias was not cacheable, gives
@@ -21,6 +29,8 @@
 typedef struct IOMemoryMap {
     OSObject base;
     IOMemoryDescriptor *memory; /* retained */
+    struct IOMemoryMap *super;  /* retained: the mapping whose VA this one shares (reuse), or NULL */
+    struct IOMemoryMap *next;   /* the list of live maps, oldest first (map.c) */
     uint64_t address;           /* GetAddress: the VA of descriptor byte `offset` */
     uint64_t offset;            /* GetOffset */
     uint64_t length;            /* GetLength: as requested (the whole length for 0), not rounded */
@@ -28,6 +38,8 @@ typedef struct IOMemoryMap {
     uint64_t map_size;          /* bytes of mapped pages */
     uint64_t guard;             /* bytes of unmapped guard on each side */
     IOCacheMode cache;          /* the mode the pages were mapped with */
+    enum iomd_guard guard_class; /* the guard asked for (compared for reuse, as XNU compares the bits) */
+    uint32_t task;              /* the task the mapping is in */
     bool read_only;
     bool fixed;
 } IOMemoryMap;

@@ -189,21 +189,69 @@ static IOReturn map_extents(const IOMemoryDescriptor *md, uint64_t offset, uint6
 
 /* ------------------------------------------------------------ IOMemoryMap */
 
+/* The live maps, oldest first: where CreateMapping looks for a compatible one (reuse). */
+static IOMemoryMap *map_list;
+
+static void list_append(IOMemoryMap *map)
+{
+    IOMemoryMap **link = &map_list;
+    while (*link != NULL)
+        link = &(*link)->next;
+    map->next = NULL;
+    *link = map;
+}
+
+static void list_remove(IOMemoryMap *map)
+{
+    for (IOMemoryMap **link = &map_list; *link != NULL; link = &(*link)->next) {
+        if (*link == map) {
+            *link = map->next;
+            map->next = NULL;
+            return;
+        }
+    }
+}
+
+/* Unmap [start, start + size) and, for an uncached alias, clean + invalidate its pages to PoC
+ * afterwards; the PAs come from the tables themselves (vm_translate), so this holds whatever
+ * happened to the descriptor's length since. */
+static void unmap_pages(uint64_t start, uint64_t size, bool cacheable)
+{
+    IOReturn rc;
+
+    if (cacheable) {
+        rc = vm_unmap(va_init(start), size); /* break-before-make, TLBI (vm.c) */
+        MM_ASSERT(rc == kIOReturnSuccess);
+        return;
+    }
+    for (uint64_t va = start; va < start + size; va += IOVMPageSize) {
+        struct vm_translation t;
+        bool mapped = vm_translate(va_init(va), &t);
+        MM_ASSERT(mapped);
+        rc = vm_unmap(va_init(va), IOVMPageSize);
+        MM_ASSERT(rc == kIOReturnSuccess);
+        uintptr_t pa = (uintptr_t)round_down(pa_addr(t.pa));
+        uintptr_t id = (uintptr_t)va_addr(va_from_pa_identity(pa_init(pa)));
+        (void)dcache_clean_invalidate_poc(id, id + IOVMPageSize);
+    }
+}
+
 static void map_free(OSObject *object)
 {
     IOMemoryMap *map = (IOMemoryMap *)object;
     IOReturn rc;
 
-    if (map->map_size == 0)
+    if (map->memory == NULL)
         return; /* never initialised */
-    rc = vm_unmap(va_init(map->map_start), map->map_size); /* break-before-make, TLBI (vm.c) */
-    MM_ASSERT(rc == kIOReturnSuccess);
-    if (!iomd_cache_mode_is_cacheable(map->cache))
-        clean_range(map->memory, map->offset, map->length);
-    rc = vaspace_free(va_init(map->map_start));
-    MM_ASSERT(rc == kIOReturnSuccess);
+    list_remove(map);
+    if (map->super == NULL) {
+        unmap_pages(map->map_start, map->map_size, iomd_cache_mode_is_cacheable(map->cache));
+        rc = vaspace_free(va_init(map->map_start));
+        MM_ASSERT(rc == kIOReturnSuccess);
+    }
     map->map_size = 0;
     live_maps--;
+    OSSafeReleaseNULL(map->super); /* a shared VA goes with its last user */
     OSSafeReleaseNULL(map->memory);
 }
 
@@ -232,11 +280,77 @@ static uint64_t guard_bytes(enum iomd_guard guard)
     }
 }
 
+/*
+ * XNU IOMemoryMap::copyCompatible: whether `old` can stand for a new mapping of
+ * [offset, offset + length) of the same descriptor in the same task. Read-only
+ * and the guard class must match; a Default request takes any cache mode, any
+ * other must be the old one's; a fixed request must name the old address; the
+ * range must lie inside the old one.
+ */
+static bool compatible(const IOMemoryMap *old, const struct iomd_map_request *req, uint32_t task, bool read_only,
+                       uint64_t offset, uint64_t length)
+{
+    if (old->task != task || old->read_only != read_only || old->guard_class != req->guard)
+        return false;
+    if (req->cache != kIODefaultCache && req->cache != old->cache)
+        return false;
+    if (req->fixed && req->address != old->address)
+        return false;
+    return offset >= old->offset && offset - old->offset <= old->length &&
+           length <= old->length - (offset - old->offset);
+}
+
+/* A live compatible map of `md` (the oldest), or NULL. */
+static IOMemoryMap *find_compatible(const IOMemoryDescriptor *md, const struct iomd_map_request *req, uint32_t task,
+                                    bool read_only, uint64_t offset, uint64_t length)
+{
+    for (IOMemoryMap *m = map_list; m != NULL; m = m->next)
+        if (m->memory == md && compatible(m, req, task, read_only, offset, length))
+            return m;
+    return NULL;
+}
+
+/* Reuse `old`: itself +1 for the same range, else a new map sharing its VA (XNU's sub-map). */
+static IOReturn reuse(IOMemoryMap *old, IOMemoryDescriptor *md, uint64_t offset, uint64_t length, IOMemoryMap **out)
+{
+    IOMemoryMap *map;
+
+    if (offset == old->offset && length == old->length) {
+        OSObjectRetain(&old->base);
+        *out = old;
+        return kIOReturnSuccess;
+    }
+    map = OSTypeAlloc(IOMemoryMap);
+    if (map == NULL)
+        return kIOReturnNoMemory;
+    OSObjectRetain(&old->base);
+    OSObjectRetain(&md->base);
+    map->super = old;
+    map->memory = md;
+    map->address = old->address + (offset - old->offset);
+    map->offset = offset;
+    map->length = length;
+    map->map_start = old->map_start;
+    map->map_size = 0; /* nothing of its own to unmap */
+    map->guard = old->guard;
+    map->cache = old->cache;
+    map->guard_class = old->guard_class;
+    map->task = old->task;
+    map->read_only = old->read_only;
+    map->fixed = old->fixed;
+    list_append(map);
+    live_maps++;
+    *out = map;
+    return kIOReturnSuccess;
+}
+
 IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_request *req, IOMemoryMap **out)
 {
     uint64_t len, length, first = 0, size = 0, start, guard = 0;
     struct vm_attrs attrs;
-    IOMemoryMap *map;
+    IOMemoryMap *map, *old;
+    uint32_t task = iomd_current_task();
+    bool read_only;
     vaddr_t usable;
     IOReturn rc;
 
@@ -252,6 +366,15 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
     length = req->length != 0 ? req->length : len;
     if (len == 0 || req->offset >= len || length > len - req->offset)
         return kIOReturnBadArgument;
+
+    /* Read-only on request, or for an Out-only descriptor that is not a buffer: only a buffer
+     * records its creator, and the creator is the one task allowed to write an Out buffer (§10.2). */
+    read_only = req->read_only || (md->direction == kIOMemoryDirectionOut && md->kind != IOMD_KIND_BUFFER);
+
+    /* XNU's makeMapping looks for a compatible existing mapping first (§10.2 Reuse). */
+    if ((old = find_compatible(md, req, task, read_only, req->offset, length)) != NULL)
+        return reuse(old, md, req->offset, length, out);
+
     if ((rc = layout(md, req->offset, length, &first, &size)) != kIOReturnSuccess)
         return rc;
 
@@ -276,11 +399,9 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
         return rc;
     }
 
-    /* Read-only on request, or for an Out-only descriptor that is not a buffer: only a buffer
-     * records its creator, and the creator is the one task allowed to write an Out buffer (§10.2). */
     attrs.cache = req->cache;
     attrs.prot = VM_PROT_READ;
-    map->read_only = req->read_only || (md->direction == kIOMemoryDirectionOut && md->kind != IOMD_KIND_BUFFER);
+    map->read_only = read_only;
     if (!map->read_only)
         attrs.prot |= VM_PROT_WRITE;
 
@@ -302,7 +423,10 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
     map->map_size = size;
     map->guard = guard;
     map->cache = req->cache;
+    map->guard_class = req->guard;
+    map->task = task;
     map->fixed = req->fixed;
+    list_append(map);
     live_maps++;
     *out = map;
     return kIOReturnSuccess;

@@ -15,6 +15,13 @@
 
 static uint64_t live_descriptors;
 
+/* The task the calls run in (§10.2 [Rec]): 1, the driver, until `task N` changes it. */
+static uint32_t current_task = IOMD_TASK_DRIVER;
+
+uint32_t iomd_current_task(void) { return current_task; }
+
+void iomd_set_current_task(uint32_t task) { current_task = task; }
+
 void iomd_count_descriptor(int delta) { live_descriptors += (uint64_t)(int64_t)delta; }
 
 uint64_t iomd_live_descriptors(void) { return live_descriptors; }

@@ -26,6 +26,7 @@ from harness.descriptors import (
     Descriptors,
     Mapping_,
     PageBytes,
+    Released,
     pa_at,
     pages_of,
     unmapped,
@@ -303,12 +304,14 @@ def test_guard_regions_fault_on_both_sides(
 def test_unguarded_mappings_pack_and_large_guards_keep_distance(
     guest: Guest, mds: Descriptors, profile: Profile
 ) -> None:
+    # One buffer per mapping: a second identical request on the same buffer would hand back the
+    # first mapping (§10.2 Reuse, tested below), so each mapping here maps its own buffer.
     page = profile.granule
-    buf = mds.create(page)
-    a, b = mds.map(buf.md, guard="none"), mds.map(buf.md, guard="none")
+    bufs = [mds.create(page) for _ in range(4)]
+    a, b = mds.map(bufs[0].md, guard="none"), mds.map(bufs[1].md, guard="none")
     assert (a.guard, b.guard) == (0, 0)
     assert b.va == a.va + page  # GuardedNone: no gap at all
-    c, d = mds.map(buf.md, options=DK_GUARD_NONE), mds.map(buf.md, guard="large")
+    c, d = mds.map(bufs[2].md, options=DK_GUARD_NONE), mds.map(bufs[3].md, guard="large")
     assert c.guard == 0 and c.va == b.va + page
     assert d.va - (c.va + page) >= max(0x10000, page)
 
@@ -360,15 +363,23 @@ def test_bad_fixed_addresses(
 def test_occupied_fixed_addresses(guest: Guest, mds: Descriptors, profile: Profile) -> None:
     page = profile.granule
     buf = mds.create(page)
+    other = mds.create(page)  # another descriptor: never compatible with buf's mappings
     guarded = mds.map(buf.md)  # first fit: low in the area, with one-page guards
     taken = mds.map(buf.md, address=FIXED_VA)
     assert taken.va == FIXED_VA
     baseline = Baseline.take(guest)
     for address in (FIXED_VA, guarded.page_start(page), guarded.page_start(page) - page, buf.va):
+        guest.err(mds.map_line(other.md, address=address), "kIOReturnNoSpace")
+        guest.err(mds.map_line(other.md, options=DK_FIXED_ADDRESS, address=address), "kIOReturnError")
+    for address in (guarded.page_start(page) - page, buf.va):  # buf itself: no mapping starts there
         guest.err(mds.map_line(buf.md, address=address), "kIOReturnNoSpace")
-        guest.err(mds.map_line(buf.md, options=DK_FIXED_ADDRESS, address=address), "kIOReturnError")
     baseline.check(guest)
-    assert mds.map(buf.md, address=FIXED_VA + page).va == FIXED_VA + page  # right next to it is free
+    # The same descriptor at the very address of its compatible fixed mapping: XNU's
+    # copyCompatible hands that mapping back (+1) instead of failing (§10.2 Reuse).
+    again = mds.map(buf.md, address=FIXED_VA)
+    assert (again.map, again.va) == (taken.map, FIXED_VA)
+    assert again.map is not None and mds.map_release(again.map) == Released(1, False)
+    assert mds.map(other.md, address=FIXED_VA + page).va == FIXED_VA + page  # right next to it is free
 
 
 # --------------------------------------------------------------------------- read-only
@@ -468,3 +479,93 @@ def test_many_mappings_come_and_go_without_leaks(guest: Guest, mds: Descriptors,
         baseline.check(guest)
         assert mds.info(buf.md).refs == 1  # every map gave its reference back
     assert all(AREA[0] <= m.va < AREA[1] for m in maps)
+
+
+# --------------------------------------------------------------------------- §10.2 reuse
+def _mair(guest: Guest, va: int) -> int:
+    return _leaf(guest.walker(), va).mair_byte
+
+
+@pytest.mark.parametrize("how", ["extension", "driverkit"])
+def test_inhibit_then_default_returns_the_uncached_mapping(
+    guest: Guest, mds: Descriptors, profile: Profile, how: str
+) -> None:
+    """XNU IOMemoryMap::copyCompatible: a Default request is compatible with an existing mapping
+    of any cache mode, so CreateMapping(Inhibit) then CreateMapping(Default) hands back the
+    uncached mapping: the same map +1, the same VA, MAIR byte 0x00 in the page tables."""
+    page = profile.granule
+    buf = mds.create(2 * page)
+    first = mds.map(buf.md, cache="inhibit") if how == "extension" else mds.map(buf.md, options=0x100)
+    assert _mair(guest, first.va) == 0x00
+    stats = mds.stats()
+    second = mds.map(buf.md) if how == "extension" else mds.map(buf.md, options=0)
+    assert (second.map, second.va, second.cache) == (first.map, first.va, "inhibit")
+    assert _mair(guest, second.va) == 0x00 and guest.translate(second.va).attr == 0x00
+    after = mds.stats()
+    assert {k: after[k] for k in ("maps_live", "va_ranges", "md_live")} == {
+        k: stats[k] for k in ("maps_live", "va_ranges", "md_live")
+    }
+    assert mds.info(buf.md).refs == 2  # one map, holding the descriptor once
+    assert first.map is not None
+    assert mds.map_release(first.map) == Released(1, False)  # the caller held it twice
+    assert _mair(guest, first.va) == 0x00  # still mapped
+    assert mds.map_release(first.map) == Released(0, True)
+    _assert_faults_everywhere(guest, first.va)
+
+
+def test_default_then_inhibit_is_a_new_mapping(guest: Guest, mds: Descriptors, profile: Profile) -> None:
+    """The other way round the modes differ and the request is not Default: a new mapping."""
+    buf = mds.create(profile.granule)
+    wb = mds.map(buf.md)
+    uc = mds.map(buf.md, cache="inhibit")
+    assert wb.map != uc.map and wb.va != uc.va
+    assert (_mair(guest, wb.va), _mair(guest, uc.va)) == (0xFF, 0x00)
+    assert mds.map(buf.md, cache="inhibit").map == uc.map  # an equal mode is compatible too
+    assert mds.map(buf.md, cache="writethru").map not in (wb.map, uc.map)
+
+
+def test_a_sub_range_shares_the_old_mapping(guest: Guest, mds: Descriptors, profile: Profile) -> None:
+    """A compatible request for a range inside an existing mapping gets a new IOMemoryMap that
+    shares the old one's VA (XNU's sub-map): no new page-table entries or VA, the old mode, and
+    the VA stays mapped until both maps are gone."""
+    page = profile.granule
+    buf = mds.create(2 * page)
+    whole = mds.map(buf.md, cache="inhibit")
+    ranges = mds.stats()["va_ranges"]
+    part = mds.map(buf.md, offset=page + 0x10, length=0x20)
+    assert part.map != whole.map
+    assert (part.va, part.offset, part.length, part.cache) == (
+        whole.va + page + 0x10,
+        page + 0x10,
+        0x20,
+        "inhibit",
+    )
+    assert mds.stats()["va_ranges"] == ranges and mds.stats()["maps_live"] == 2
+    assert _mair(guest, part.va) == 0x00
+    assert whole.map is not None and part.map is not None
+    assert mds.map_release(whole.map) == Released(1, False)  # the sub-map holds it
+    guest.poke(VirtAddr(part.va), 0x5A, 1)
+    assert guest.ram.read(PhysAddr(pa_at(mds.segments(buf.md), page + 0x10)), 1) == b"\x5a"
+    assert mds.map_release(part.map) == Released(0, True)
+    _assert_faults_everywhere(guest, whole.va)
+    assert mds.stats()["maps_live"] == 0 and mds.info(buf.md).refs == 1
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        {"ro": True},  # read-only differs
+        {"guard": "none"},  # guard class differs
+        {"guard": "large"},
+        {"cache": "copyback"},  # not Default and not the old mode
+        {"offset": 0, "length": 0},  # not inside [0x10, ...)
+    ],
+)
+def test_incompatible_requests_make_new_mappings(
+    guest: Guest, mds: Descriptors, profile: Profile, second: dict[str, object]
+) -> None:
+    page = profile.granule
+    buf = mds.create(2 * page)
+    first = mds.map(buf.md, offset=0x10, length=page)
+    other = mds.map(buf.md, **second)  # type: ignore[arg-type]
+    assert other.map != first.map and other.va & ~(page - 1) != first.va & ~(page - 1)

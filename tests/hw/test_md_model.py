@@ -76,7 +76,7 @@ has_bytes = precondition(
         bool(self.model.maps) or any(n.kind == "buffer" and n.held for n in self.model.nodes.values())
     )
 )
-has_maps = precondition(lambda self: bool(self.model.maps))
+has_maps = precondition(lambda self: bool(self.model.held_maps()))
 has_stale = precondition(lambda self: bool(self.stale))
 
 
@@ -119,7 +119,7 @@ class DescriptorMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         try:
             if self.guest.console is not None and self.guest.machine.alive():
-                for handle in list(self.model.maps):
+                for handle in self.model.held_maps():
                     self._release_map(handle)
                 for handle in self.model.held_handles():
                     self._release_md(handle)
@@ -274,7 +274,9 @@ class DescriptorMachine(RuleBasedStateMachine):
             )
             options |= (0x2 if ro else 0) | (0x1 if address is not None else 0)
             line = self.mds.map_line(md, options=options, offset=offset, length=length, address=address)
-            prediction = self.model.predict_map(md, offset=offset, length=length, options=options)
+            prediction = self.model.predict_map(
+                md, offset=offset, length=length, options=options, address=address
+            )
         else:
             line = self.mds.map_line(
                 md,
@@ -293,6 +295,7 @@ class DescriptorMachine(RuleBasedStateMachine):
                 read_only=ro,
                 guard=guard,
                 fixed=address is not None,
+                address=address,
             )
         if prediction.error is not None:
             self.guest.err(line, prediction.error)
@@ -313,25 +316,34 @@ class DescriptorMachine(RuleBasedStateMachine):
             prediction.guard,
         )
         va = reply.number("va")
+        if prediction.reuse is not None or prediction.share is not None:
+            self.verbs["md map -> reused" if prediction.reuse is not None else "md map -> shared"] += 1
+        if prediction.reuse is not None:  # §10.2: the same map, +1
+            assert (reply.number("map"), va) == (prediction.reuse, self.map_va[prediction.reuse])
+        elif prediction.share is not None:  # a new map on the old one's VA
+            old = self.model.maps[prediction.share]
+            assert va == self.map_va[old.handle] + (offset - old.offset)
         if address is not None:
             assert va == address
         assert va % self.page == prediction.runs[0].pa % self.page
         self._check_runs(va, prediction.length, prediction.runs)
         start = va & ~(self.page - 1)
         end = (va + prediction.length + self.page - 1) & ~(self.page - 1)
-        if prediction.guard:
+        if prediction.guard and prediction.share is None:
             assert unmapped(self.walker, start - prediction.guard, start)
             assert unmapped(self.walker, end, end + prediction.guard)
         leaf = self.walker.walk(va)
         assert getattr(leaf, "el1", None) == prediction.perm
-        node = self.model.add_map(reply.number("map"), md, prediction, fixed=address is not None)
+        node = self.model.add_map(reply.number("map"), md, prediction, fixed=address is not None, va=va)
         self.map_va[node.handle] = va
+        if node.handle in self.stale:  # a map kept alive by a sharer, held again through reuse
+            self.stale.remove(node.handle)
         assert self.model.refs(md) == self.mds.info(md).refs
 
     # ------------------------------------------------------------ bytes
     def _target(self, pick: int, through_map: bool) -> tuple[int, int, int, MapNode | None] | None:
         """(va, descriptor, descriptor offset of va, map) of something writable/readable."""
-        if through_map and self.model.maps:
+        if through_map and self.model.maps:  # any live map, held or kept alive by a sharer
             m = self.model.maps[self._pick(list(self.model.maps), pick)]
             return self.map_va[m.handle], m.md.handle, m.offset, m
         buffers = [h for h in self.model.held_handles() if self.model.nodes[h].kind == "buffer"]
@@ -391,15 +403,19 @@ class DescriptorMachine(RuleBasedStateMachine):
         assert {self.owners.owner(pa) for pa in gone} <= {"free"}
 
     def _release_map(self, handle: int) -> None:
-        va = self.map_va.pop(handle)
         pages = self.model.buffer_pages()
         reply = self.guest.ok(f"map release {handle:#x}")
-        self.model.release_map(handle)
-        assert (reply.number("refs"), reply.number("freed")) == (0, 1)
-        self.stale.append(handle)
-        assert self.guest.machine.gva2gpa(va) is None and unmapped(self.walker, va, va + 1)
-        gone = pages - self.model.buffer_pages()
-        assert {self.owners.owner(pa) for pa in gone} <= {"free"}
+        refs, freed, unmapped_maps = self.model.release_map(handle)
+        assert (reply.number("refs"), bool(reply.number("freed"))) == (refs, freed)
+        if handle not in self.model.maps or self.model.maps[handle].held == 0:
+            self.stale.append(handle)
+        for gone in unmapped_maps:  # maps with a VA range of their own: unmapped now
+            va = self.map_va[gone.handle]
+            assert self.guest.machine.gva2gpa(va) is None and unmapped(self.walker, va, va + 1)
+        for h in [h for h in self.map_va if h not in self.model.maps]:
+            del self.map_va[h]
+        gone_pages = pages - self.model.buffer_pages()
+        assert {self.owners.owner(pa) for pa in gone_pages} <= {"free"}
 
     @has_held
     @rule(pick=PICK)
@@ -409,7 +425,7 @@ class DescriptorMachine(RuleBasedStateMachine):
     @has_maps
     @rule(pick=PICK)
     def release_map(self, pick: int) -> None:
-        self._release_map(self._pick(list(self.model.maps), pick))
+        self._release_map(self._pick(self.model.held_maps(), pick))
 
     @has_stale
     @rule(
