@@ -30,6 +30,8 @@ typedef struct IOBufferMemoryDescriptor {
     paddr_t contiguous;  /* first page of the run when pages == NULL */
     paddr_t *pages;      /* page_count entries (heap), or NULL for a contiguous run */
     vaddr_t address;     /* kernel VA of byte 0; 0 until mapped */
+    uint32_t creator;    /* the task that created it (§10.2 read-only rule) */
+    uint32_t reserved1;
 } IOBufferMemoryDescriptor;
 
 extern const OSMetaClass IOBufferMemoryDescriptorMetaClass;

@@ -51,6 +51,13 @@ uint64_t IOMemoryMap_GetAddress(IOMemoryMap *map);
 uint64_t IOMemoryMap_GetLength(IOMemoryMap *map);
 uint64_t IOMemoryMap_GetOffset(IOMemoryMap *map);
 
+/*
+ * §10.2 read-only rule (XNU CreateMapping_Impl): a mapping of `md` in `task`
+ * is read-only when ReadOnly was `asked` or md's direction is exactly Out,
+ * unless md is a buffer that `task` created.
+ */
+bool iomd_map_read_only(const IOMemoryDescriptor *md, bool asked, uint32_t task);
+
 /* Whether a cache mode's memory type is cacheable Normal memory (Write-Back or Write-Through). */
 bool iomd_cache_mode_is_cacheable(IOCacheMode mode);
 

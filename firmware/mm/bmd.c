@@ -194,6 +194,7 @@ kern_return_t IOBufferMemoryDescriptor_Create(uint64_t options, uint64_t capacit
     bmd->md.kind = IOMD_KIND_BUFFER;
     bmd->md.direction = (uint32_t)options;
     bmd->md.depth = 1;
+    bmd->creator = iomd_current_task(); /* XNU Create_Impl: reserved->creator = current_task() */
     bmd->capacity = capacity;
     bmd->alignment = alignment;
     bmd->page_count = rounded / page;

@@ -18,6 +18,8 @@
  */
 #include "IOMemoryMap.h"
 
+#include "IOBufferMemoryDescriptor.h"
+
 #include "arch/arm64/cache.h"
 #include "mm/pages.h"
 #include "mm/vaspace.h"
@@ -281,6 +283,24 @@ static uint64_t guard_bytes(enum iomd_guard guard)
 }
 
 /*
+ * XNU CreateMapping_Impl (IOUserServer.cpp): ReadOnly asked for, or an Out-only
+ * descriptor, makes the mapping read-only only when the caller is not the
+ * buffer's creator: `if (!reserved || current_task() != reserved->creator)`.
+ * Only a buffer records a creator; a sub or multi descriptor has none, so for
+ * it the rule always applies. A driver mapping its own buffer with ReadOnly
+ * gets a writable mapping.
+ */
+bool iomd_map_read_only(const IOMemoryDescriptor *md, bool asked, uint32_t task)
+{
+    const IOBufferMemoryDescriptor *bmd =
+        md->kind == IOMD_KIND_BUFFER ? (const IOBufferMemoryDescriptor *)md : NULL;
+
+    if (!asked && md->direction != kIOMemoryDirectionOut)
+        return false;
+    return bmd == NULL || task != bmd->creator;
+}
+
+/*
  * XNU IOMemoryMap::copyCompatible: whether `old` can stand for a new mapping of
  * [offset, offset + length) of the same descriptor in the same task. Read-only
  * and the guard class must match; a Default request takes any cache mode, any
@@ -367,9 +387,7 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
     if (len == 0 || req->offset >= len || length > len - req->offset)
         return kIOReturnBadArgument;
 
-    /* Read-only on request, or for an Out-only descriptor that is not a buffer: only a buffer
-     * records its creator, and the creator is the one task allowed to write an Out buffer (§10.2). */
-    read_only = req->read_only || (md->direction == kIOMemoryDirectionOut && md->kind != IOMD_KIND_BUFFER);
+    read_only = iomd_map_read_only(md, req->read_only, task);
 
     /* XNU's makeMapping looks for a compatible existing mapping first (§10.2 Reuse). */
     if ((old = find_compatible(md, req, task, read_only, req->offset, length)) != NULL)

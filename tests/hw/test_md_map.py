@@ -389,6 +389,9 @@ def test_read_only_mapping_rejects_writes(
 ) -> None:
     buf = mds.create(profile.granule)
     guest.fill(buf.va, 64, 0x3C)
+    # Another task than the buffer's creator: XNU honours ReadOnly only there (§10.2; the
+    # creator's own mapping is writable, test_read_only_is_ignored_for_the_creator).
+    assert guest.ok("task 2").number("task") == 2
     m = mds.map(buf.md, **how)  # type: ignore[arg-type]
     assert m.perm == "ro"
     leaf = guest.check_translation(m.va)
@@ -406,11 +409,74 @@ def test_read_only_mapping_rejects_writes(
 
 def test_out_buffer_is_writable_by_its_creator(guest: Guest, mds: Descriptors) -> None:
     """§10.2: direction Out makes a mapping read-only only for a task that did not create the
-    buffer; in iomem the caller created every buffer."""
+    buffer: the creator (task 1, the driver) writes; task 2 gets a read-only mapping."""
     buf = mds.create(100, dir="out")
+    assert mds.info(buf.md).kind == "buffer" and guest.ok(f"md info {buf.md:#x}").number("creator") == 1
     m = mds.map(buf.md)
-    assert m.perm == "rw"
+    assert m.perm == "rw" and _leaf(guest.walker(), m.va).el1 == "rw"
     guest.poke(m.va, 0x99, 1)
+    guest.ok("task 2")
+    other = mds.map(buf.md)
+    assert other.perm == "ro" and _leaf(guest.walker(), other.va).el1 == "ro"
+    assert guest.err(f"poke {other.va:#x} 1 1", "kIOReturnNotWritable").value("fault") == "permission"
+    assert guest.peek(other.va, 1) == 0x99
+
+
+@pytest.mark.parametrize(
+    ("dir_", "how"),
+    [
+        ("none", {"ro": True}),
+        ("inout", {"options": DK_READ_ONLY}),
+        ("in", {"options": DK_READ_ONLY | 0x100}),
+        ("out", {}),
+        ("out", {"options": DK_READ_ONLY | 0x400}),
+    ],
+)
+def test_read_only_is_ignored_for_the_creator(
+    guest: Guest, mds: Descriptors, profile: Profile, dir_: str, how: dict[str, object]
+) -> None:
+    """XNU CreateMapping_Impl: `if ((ReadOnly & options) || dir == Out) { if (!reserved ||
+    current_task() != reserved->creator) koptions |= kIOMapReadOnly; }`. The buffer's creator
+    gets a writable mapping (the walker's AP bits say EL1 RW, a write lands in RAM); another
+    task gets a read-only one (AP RO, a write is a permission fault, RAM unchanged)."""
+    page = profile.granule
+    buf = mds.create(page, dir=dir_)
+    pa = mds.segments(buf.md)[0].pa
+    own = mds.map(buf.md, **how)  # type: ignore[arg-type]
+    assert own.perm == "rw"
+    leaf = guest.check_translation(own.va)
+    assert isinstance(leaf, Translation) and leaf.el1 == "rw" and perm_of(leaf) == "rw"
+    guest.poke(own.va, 0xA5, 1)
+    assert guest.ram.read(PhysAddr(pa), 1) == b"\xa5"
+    assert guest.ok("task 7").number("task") == 7
+    theirs = mds.map(buf.md, **how)  # type: ignore[arg-type]
+    assert theirs.perm == "ro" and theirs.map != own.map  # another task: never the creator's map
+    leaf = guest.check_translation(theirs.va)
+    assert isinstance(leaf, Translation) and leaf.el1 == "ro" and perm_of(leaf) == "ro"
+    assert guest.err(f"poke {theirs.va:#x} 0x5a 1", "kIOReturnNotWritable").value("fault") == "permission"
+    assert guest.ram.read(PhysAddr(pa), 1) == b"\xa5"
+    guest.ok("task 1")  # back to the creator: a new request maps writable again
+    assert mds.map(buf.md, **how).perm == "rw"  # type: ignore[arg-type]
+
+
+def test_out_sub_descriptor_has_no_creator(guest: Guest, mds: Descriptors, profile: Profile) -> None:
+    """A sub (or multi) descriptor records no creator (XNU `reserved == NULL`): the rule always
+    applies, even in the task that created the buffer below it."""
+    buf = mds.create(profile.granule)
+    sub = mds.sub(buf.md, 0, 64, dir="out")
+    m = mds.map(sub.md)
+    assert m.perm == "ro" and _leaf(guest.walker(), m.va).el1 == "ro"
+    assert mds.map(sub.md, options=0).perm == "ro"
+    plain = mds.sub(buf.md, 0, 64)
+    assert mds.map(plain.md).perm == "rw" and mds.map(plain.md, ro=True).perm == "ro"
+
+
+def test_task_verb(guest: Guest) -> None:
+    assert guest.ok("task").number("task") == 1
+    assert guest.ok("task 0x10").number("task") == 16
+    guest.err("task 0", "kIOReturnBadArgument")
+    guest.err("task 0x100000000", "kIOReturnBadArgument")
+    assert guest.ok("task").number("task") == 16
 
 
 # --------------------------------------------------------------------------- IOMemoryMap lifetime
