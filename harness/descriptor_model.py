@@ -46,6 +46,7 @@ class Node:
     refs: int = 1
     held: bool = True  # the caller still holds its creation reference
     # buffer
+    creator: int = 0  # the task that created it (0: none, as for sub and multi)
     capacity: int = 0
     pages: list[int] = field(default_factory=list)
     data: bytearray = field(default_factory=bytearray)
@@ -73,6 +74,7 @@ class MapNode:
     super: MapNode | None = None  # the mapping whose VA this one shares (reuse of a sub-range)
     refs: int = 1  # the caller's references plus one per map sharing this one's VA
     held: int = 1  # the caller's references
+    pieces: list[tuple[Node, int, int]] = field(default_factory=list)  # its bytes, as mapped
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class MapPrediction:
     guard_class: str = "small"
     reuse: int | None = None  # the existing map handed back +1 (same range)
     share: int | None = None  # the existing map a new map shares its VA with (a sub-range)
+    md: int = 0  # the descriptor the map holds (a sub's parent, §10.3)
+    pieces: tuple[tuple[Node, int, int], ...] = ()  # (buffer, offset, length) behind the map
 
 
 def is_power_of_two(x: int) -> bool:
@@ -174,9 +178,60 @@ class Model:
         assert cache is not None
         whole = node.length
         length = length or whole
+        range_error = "kIOReturnError" if dk else "kIOReturnBadArgument"
         if whole == 0 or offset >= whole or length > whole - offset:
-            return MapPrediction("kIOReturnError" if dk else "kIOReturnBadArgument")
-        runs = self.runs(handle, offset, length)
+            return MapPrediction(range_error)
+        # §10.3: a sub-descriptor is mapped by its parent (XNU IOSubMemoryDescriptor::makeMapping):
+        # the range moves into the parent and is checked against the parent's current length;
+        # the map's offset is parent-relative and the map holds the parent.
+        root, root_offset = node, offset
+        while root.kind == "sub":
+            assert root.parent is not None
+            root_offset += root.offset
+            root = root.parent
+            if root_offset >= root.length or length > root.length - root_offset:
+                return MapPrediction(range_error)
+        # XNU CreateMapping_Impl: ReadOnly or an Out-only descriptor makes the mapping
+        # read-only only when the caller did not create the buffer (sub/multi: no creator).
+        read_only = (read_only or node.direction == 0x2) and (
+            node.kind != "buffer" or node.creator != self.task
+        )
+        guard_class = "small" if guard == "default" else guard
+        if fixed and not dk:
+            guard_class = "small"  # the extension takes no guard= with address=: the default
+        for old in self.maps.values():
+            if (
+                old.md is root
+                and old.task == self.task
+                and old.read_only == read_only
+                and old.guard_class == guard_class
+                and cache in ("default", old.cache)
+                and (not fixed or address == old.va)
+                and old.offset <= root_offset
+                and root_offset + length <= old.offset + old.length
+            ):
+                same = (root_offset, length) == (old.offset, old.length)
+                pieces = tuple(self._map_pieces(old, root_offset - old.offset, length))
+                return MapPrediction(
+                    None,
+                    offset=root_offset,
+                    length=length,
+                    cache=old.cache,
+                    perm="ro" if read_only else "rw",
+                    guard=old.guard,
+                    runs=tuple(self._runs_of(pieces)),
+                    guard_class=guard_class,
+                    reuse=old.handle if same else None,
+                    share=None if same else old.handle,
+                    md=root.handle,
+                    pieces=pieces,
+                )
+        # §10.4: a multi walks its parts' current lengths; bytes that no longer resolve make
+        # the mapping fail (XNU IOMultiMemoryDescriptor::doMap: kIOReturnUnderrun).
+        resolved = self._prefix(root, root_offset, length)
+        if sum(p[2] for p in resolved) != length:
+            return MapPrediction("kIOReturnError" if dk else "kIOReturnUnderrun")
+        runs = self._runs_of(resolved)
         # Byte `offset` lands at its PA's in-page position; a later run must begin a page in
         # both VA and PA, or no page-granular mapping holds the bytes in order.
         position = runs[0].pa % self.page + runs[0].length
@@ -184,42 +239,17 @@ class Model:
             if position % self.page or run.pa % self.page:
                 return MapPrediction("kIOReturnError" if dk else "kIOReturnNotAligned")
             position += run.length
-        read_only = read_only or (node.direction == 0x2 and node.kind != "buffer")
-        guard_class = "small" if guard == "default" else guard
-        if fixed and not dk:
-            guard_class = "small"  # the extension takes no guard= with address=: the default
-        for old in self.maps.values():
-            if (
-                old.md is node
-                and old.task == self.task
-                and old.read_only == read_only
-                and old.guard_class == guard_class
-                and cache in ("default", old.cache)
-                and (not fixed or address == old.va)
-                and old.offset <= offset
-                and offset + length <= old.offset + old.length
-            ):
-                return MapPrediction(
-                    None,
-                    offset=offset,
-                    length=length,
-                    cache=old.cache,
-                    perm="ro" if read_only else "rw",
-                    guard=old.guard,
-                    runs=tuple(runs),
-                    guard_class=guard_class,
-                    reuse=old.handle if (offset, length) == (old.offset, old.length) else None,
-                    share=None if (offset, length) == (old.offset, old.length) else old.handle,
-                )
         return MapPrediction(
             None,
-            offset=offset,
+            offset=root_offset,
             length=length,
             cache=cache,
             perm="ro" if read_only else "rw",
             guard=0 if fixed else guard_bytes(guard, self.page),
             runs=tuple(runs),
             guard_class=guard_class,
+            md=root.handle,
+            pieces=tuple(resolved),
         )
 
     # ------------------------------------------------------------------ state changes
@@ -240,6 +270,7 @@ class Model:
             direction,
             capacity,
             1,
+            creator=self.task,
             capacity=capacity,
             pages=list(pages),
             data=bytearray(capacity),
@@ -281,7 +312,8 @@ class Model:
     def add_map(
         self, handle: int, md: int, prediction: MapPrediction, fixed: bool = False, va: int | None = None
     ) -> MapNode:
-        node = self.held(md)
+        self.held(md)  # the caller asked through a descriptor it holds...
+        node = self.nodes[prediction.md]  # ...the map holds the one it maps (a sub's parent)
         assert prediction.error is None
         if prediction.reuse is not None:
             old = self.maps[prediction.reuse]
@@ -304,6 +336,7 @@ class Model:
             task=self.task,
             va=va,
             super=shared,
+            pieces=list(prediction.pieces),
         )
         if shared is not None:
             shared.refs += 1
@@ -360,58 +393,118 @@ class Model:
         return refs, refs == 0
 
     # ------------------------------------------------------------------ bytes
-    def _pieces(self, node: Node, offset: int, length: int) -> list[tuple[Node, int, int]]:
-        """(buffer, offset in it, length) pieces of [offset, offset + length) of node."""
+    def _prefix(self, node: Node, offset: int, length: int) -> list[tuple[Node, int, int]]:
+        """(buffer, offset in it, length) pieces of the bytes of [offset, offset + length) of
+        node that resolve, in order, up to the first one that does not. Every level walks
+        current lengths (§10.3, §10.4): a buffer's bytes end at its length, a sub's at its
+        parent's current length, and a multi walks its parts' current lengths, so after a part
+        shrinks the later bytes shift to the next part and the tail resolves to nothing."""
+        if length == 0:
+            return []
         if node.kind == "buffer":
-            if offset + length > node.capacity:
-                raise ModelError("beyond the buffer's capacity")
-            return [(node, offset, length)] if length else []
+            if offset >= node.length:
+                return []
+            return [(node, offset, min(length, node.length - offset))]
+        if offset >= node.length:
+            return []
+        length = min(length, node.length - offset)
         if node.kind == "sub":
             assert node.parent is not None
-            return self._pieces(node.parent, node.offset + offset, length)
+            return self._prefix(node.parent, node.offset + offset, length)
         out: list[tuple[Node, int, int]] = []
-        for part, part_len in zip(node.parts, node.lengths, strict=True):
+        for part in node.parts:
             if length == 0:
                 break
-            if offset >= part_len:
-                offset -= part_len
+            if offset >= part.length:
+                offset -= part.length
                 continue
-            n = min(part_len - offset, length)
-            out.extend(self._pieces(part, offset, n))
+            n = min(part.length - offset, length)
+            got = self._prefix(part, offset, n)
+            out.extend(got)
+            if sum(p[2] for p in got) < n:
+                return out
             length -= n
             offset = 0
-        if length:
-            raise ModelError("beyond the composite's length")
         return out
 
-    def runs(self, handle: int, offset: int, length: int) -> list[Segment]:
-        """The physical runs of bytes [offset, offset + length), merged where contiguous."""
-        pieces: list[tuple[int, int]] = []
-        for buf, off, n in self._pieces(self.nodes[handle], offset, length):
+    def _pieces(self, node: Node, offset: int, length: int) -> list[tuple[Node, int, int]]:
+        """Like _prefix, but every byte must resolve."""
+        out = self._prefix(node, offset, length)
+        if sum(p[2] for p in out) != length:
+            raise ModelError(f"bytes [{offset:#x}, +{length:#x}) of {node.handle:#x} do not all resolve")
+        return out
+
+    def _runs_of(self, pieces: Sequence[tuple[Node, int, int]]) -> list[Segment]:
+        out: list[tuple[int, int]] = []
+        for buf, off, n in pieces:
             while n:
                 index, within = divmod(off, self.page)
                 take = min(n, self.page - within)
-                pieces.append((buf.pages[index] + within, take))
+                out.append((buf.pages[index] + within, take))
                 off += take
                 n -= take
-        return merge_runs(pieces)
+        return merge_runs(out)
+
+    def runs(self, handle: int, offset: int, length: int) -> list[Segment]:
+        """The physical runs of bytes [offset, offset + length), merged where contiguous."""
+        return self._runs_of(self._pieces(self.nodes[handle], offset, length))
 
     def segments(self, handle: int) -> list[Segment]:
+        """``md segments``: the runs of the bytes that resolve (a prefix of the length)."""
         node = self.nodes[handle]
-        return self.runs(handle, 0, node.length)
+        return self._runs_of(self._prefix(node, 0, node.length))
 
-    def write(self, handle: int, offset: int, data: bytes) -> None:
-        """Bytes written at descriptor (or map: pass the map's descriptor) offset."""
+    def first_pa(self, handle: int, offset: int) -> int | None:
+        """The physical address of byte ``offset`` of a descriptor, if it resolves."""
+        runs = self._runs_of(self._prefix(self.nodes[handle], offset, 1))
+        return runs[0].pa if runs else None
+
+    def map_runs(self, m: MapNode, at: int, size: int) -> list[Segment]:
+        """The physical runs behind bytes [at, at + size) of a mapping (as mapped when made)."""
+        return self._runs_of(self._map_pieces(m, at, size))
+
+    def _map_pieces(self, m: MapNode, at: int, size: int) -> list[tuple[Node, int, int]]:
+        out: list[tuple[Node, int, int]] = []
+        for buf, off, n in m.pieces:
+            if size == 0:
+                break
+            if at >= n:
+                at -= n
+                continue
+            take = min(n - at, size)
+            out.append((buf, off + at, take))
+            size -= take
+            at = 0
+        if size:
+            raise ModelError("beyond the mapping")
+        return out
+
+    def write_map(self, m: MapNode, at: int, data: bytes) -> None:
         pos = 0
-        for buf, off, n in self._pieces(self.nodes[handle], offset, len(data)):
+        for buf, off, n in self._map_pieces(m, at, len(data)):
             buf.data[off : off + n] = data[pos : pos + n]
             pos += n
 
+    def read_map(self, m: MapNode, at: int, size: int) -> bytes:
+        return b"".join(bytes(buf.data[off : off + n]) for buf, off, n in self._map_pieces(m, at, size))
+
+    def write(self, handle: int, offset: int, data: bytes) -> None:
+        """Bytes written through a buffer's own VA (any byte below its capacity)."""
+        buf = self.nodes[handle]
+        if buf.kind != "buffer" or offset + len(data) > buf.capacity:
+            raise ModelError("writes through a descriptor go to a buffer's VA, below its capacity")
+        buf.data[offset : offset + len(data)] = data
+
     def read(self, handle: int, offset: int, length: int) -> bytes:
-        out = bytearray()
-        for buf, off, n in self._pieces(self.nodes[handle], offset, length):
-            out += buf.data[off : off + n]
-        return bytes(out)
+        buf = self.nodes[handle]
+        if buf.kind != "buffer" or offset + length > buf.capacity:
+            raise ModelError("reads through a descriptor come from a buffer's VA, below its capacity")
+        return bytes(buf.data[offset : offset + length])
+
+    def buffer_runs(self, handle: int, offset: int, length: int) -> list[Segment]:
+        """The physical runs of bytes of a buffer below its capacity (its own VA)."""
+        buf = self.nodes[handle]
+        return self._runs_of([(buf, offset, length)])
 
     # ------------------------------------------------------------------ accounting
     def refs(self, handle: int) -> int:

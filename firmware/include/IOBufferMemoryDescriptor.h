@@ -55,7 +55,7 @@ kern_return_t IOBufferMemoryDescriptor_GetAddressRange(IOBufferMemoryDescriptor 
 /* The buffer behind `md`, or NULL when md is not an (initialised) buffer. */
 IOBufferMemoryDescriptor *iomd_as_buffer(IOMemoryDescriptor *md);
 
-/* Physical address of byte `offset` (< capacity) and the contiguous bytes from there. */
+/* Physical address of byte `offset` (< the current length) and the contiguous bytes from there, up to the length. */
 bool bmd_physical_segment(const IOBufferMemoryDescriptor *bmd, uint64_t offset, paddr_t *pa, uint64_t *run);
 
 #endif /* IOMEM_IOBUFFERMEMORYDESCRIPTOR_H */

@@ -11,11 +11,13 @@
  * A composite holds a reference on each descriptor it is built from; an
  * IOMemoryMap holds one on the descriptor it maps (IOMemoryMap.h).
  *
- * Bytes are resolved through the composites down to a buffer's pages. The
- * layout of a composite is fixed when it is created: a sub-descriptor keeps
- * its range and a multi-descriptor the lengths its parts had then, whatever
- * SetLength does to a buffer later; both stay backed, since a buffer's
- * capacity and pages never change (docs/descriptors.md, "Composites").
+ * Bytes are resolved through the composites down to a buffer's pages, at
+ * every level through current lengths, as XNU's getPhysicalSegment does: a
+ * buffer's bytes end at its current length, a sub-descriptor's at its
+ * parent's (§10.3), and a multi-descriptor walks its parts' current lengths
+ * (§10.4): after a part shrinks, later bytes shift to the next part and the
+ * tail resolves to nothing (no segments, no mapping). A composite's own
+ * length stays what it was at creation (docs/descriptors.md, "Composites").
  *
  * Implemented in firmware/mm/md.c (descriptors) and mm/map.c (mappings).
  * Single CPU, interrupts masked: no locks.
@@ -101,7 +103,7 @@ typedef struct IOMultiMemoryDescriptor {
     uint32_t count;
     uint32_t reserved0;
     IOMemoryDescriptor *parts[IOMEMORYDESCRIPTOR_MAX_PARTS]; /* retained, in order */
-    uint64_t lengths[IOMEMORYDESCRIPTOR_MAX_PARTS];          /* each part's length at creation */
+    uint64_t lengths[IOMEMORYDESCRIPTOR_MAX_PARTS];          /* each part's length at creation (info only) */
 } IOMultiMemoryDescriptor;
 
 extern const OSMetaClass IOMemoryDescriptorMetaClass;
@@ -179,7 +181,11 @@ IOReturn iomd_decode_map_options(uint64_t options, struct iomd_map_request *out)
  * takes every IOCacheMode and reports finer codes than DriverKit's
  * kIOReturnError (docs/descriptors.md has the table):
  *   kIOReturnBadArgument   NULL md/map, unknown cache mode, a range outside
- *                          the descriptor's length, a zero-length descriptor
+ *                          the descriptor's length (for a sub-descriptor: or
+ *                          outside its parent's current length), a
+ *                          zero-length descriptor
+ *   kIOReturnUnderrun      bytes of the range no longer resolve (a multi's part
+ *                          shrank: XNU IOMultiMemoryDescriptor::doMap)
  *   kIOReturnNotAligned    a fixed address whose in-page part is not that of
  *                          the first byte; or a composite whose parts do not
  *                          meet on page boundaries (no contiguous VA can hold it)
@@ -194,9 +200,10 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
 /*
  * The physically contiguous run that starts at byte `offset` of `md`:
  * *pa is that byte's address, *run the bytes from there that are physically
- * contiguous within md (at least 1). False when offset is beyond md's extent
- * (a buffer's capacity, a composite's length). Resolves composites without
- * recursion.
+ * contiguous within md (at least 1). False when the byte does not resolve:
+ * beyond md's length or, through the composites, beyond a current length
+ * (a buffer's, a sub's parent's, a multi's parts'). Resolves composites
+ * without recursion.
  */
 bool iomd_physical_segment(const IOMemoryDescriptor *md, uint64_t offset, paddr_t *pa, uint64_t *run);
 

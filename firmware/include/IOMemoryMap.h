@@ -32,7 +32,7 @@ typedef struct IOMemoryMap {
     struct IOMemoryMap *super;  /* retained: the mapping whose VA this one shares (reuse), or NULL */
     struct IOMemoryMap *next;   /* the list of live maps, oldest first (map.c) */
     uint64_t address;           /* GetAddress: the VA of descriptor byte `offset` */
-    uint64_t offset;            /* GetOffset */
+    uint64_t offset;            /* GetOffset: into `memory` (for a sub-descriptor, its parent: §10.3) */
     uint64_t length;            /* GetLength: as requested (the whole length for 0), not rounded */
     uint64_t map_start;         /* page-aligned VA of the mapped pages; 0 when nothing is mapped */
     uint64_t map_size;          /* bytes of mapped pages */

@@ -42,20 +42,21 @@ bool bmd_physical_segment(const IOBufferMemoryDescriptor *bmd, uint64_t offset, 
 {
     uint64_t page = page_size(), index = offset / page, bytes;
 
-    if (offset >= bmd->capacity || index >= bmd->page_count)
+    /* Bytes beyond the current length do not resolve (XNU getPhysicalSegment: offset >= _length). */
+    if (offset >= bmd->md.length || index >= bmd->page_count)
         return false;
     *pa = pa_add(page_at(bmd, index), offset % page);
     if (bmd->pages == NULL) {
-        bytes = bmd->capacity - offset;
+        bytes = bmd->md.length - offset;
     } else {
         bytes = page - offset % page;
         while (index + 1 < bmd->page_count &&
-               pa_addr(bmd->pages[index + 1]) == pa_addr(bmd->pages[index]) + page && bytes < bmd->capacity - offset) {
+               pa_addr(bmd->pages[index + 1]) == pa_addr(bmd->pages[index]) + page && bytes < bmd->md.length - offset) {
             bytes += page;
             index++;
         }
-        if (bytes > bmd->capacity - offset)
-            bytes = bmd->capacity - offset;
+        if (bytes > bmd->md.length - offset)
+            bytes = bmd->md.length - offset;
     }
     *run = bytes;
     return true;

@@ -103,6 +103,7 @@ struct extent {
 struct extent_iter {
     const IOMemoryDescriptor *md;
     uint64_t pos, end;
+    bool short_; /* stopped at a byte that does not resolve */
 };
 
 /* The next maximal physically contiguous run of [pos, end); false at the end. */
@@ -113,9 +114,12 @@ static bool extent_next(struct extent_iter *it, struct extent *e)
 
     if (it->pos >= it->end)
         return false;
-    /* The range was checked against the descriptor's length, so every byte resolves. */
-    bool resolved = iomd_physical_segment(it->md, it->pos, &pa, &run);
-    MM_ASSERT(resolved);
+    /* Every level resolves through current lengths (§10.3, §10.4): a byte past a part
+     * that shrank resolves to nothing. layout() runs first and reports that. */
+    if (!iomd_physical_segment(it->md, it->pos, &pa, &run)) {
+        it->short_ = true;
+        return false;
+    }
     e->pa = pa;
     e->len = run < it->end - it->pos ? run : it->end - it->pos;
     it->pos += e->len;
@@ -135,10 +139,10 @@ static bool extent_next(struct extent_iter *it, struct extent *e)
 static IOReturn layout(const IOMemoryDescriptor *md, uint64_t offset, uint64_t length, uint64_t *first,
                        uint64_t *size)
 {
-    struct extent_iter it = {md, offset, offset + length};
+    struct extent_iter it = {md, offset, offset + length, false};
     struct extent e;
     uint64_t v = 0;
-    bool start = true;
+    bool start = true, misaligned = false;
 
     while (extent_next(&it, &e)) {
         if (start) {
@@ -146,10 +150,16 @@ static IOReturn layout(const IOMemoryDescriptor *md, uint64_t offset, uint64_t l
             *first = v;
             start = false;
         } else if ((v & page_mask()) != 0 || (pa_addr(e.pa) & page_mask()) != 0) {
-            return kIOReturnNotAligned;
+            misaligned = true;
         }
         v += e.len;
     }
+    /* XNU IOMultiMemoryDescriptor::doMap: the parts' current lengths end before the range.
+     * That is reported first, whatever the parts' alignment. */
+    if (it.short_)
+        return kIOReturnUnderrun;
+    if (misaligned)
+        return kIOReturnNotAligned;
     *size = round_up(v);
     return kIOReturnSuccess;
 }
@@ -157,7 +167,7 @@ static IOReturn layout(const IOMemoryDescriptor *md, uint64_t offset, uint64_t l
 /* Step 4 (and again after the unmap): clean + invalidate the pages of the range to PoC. */
 static void clean_range(const IOMemoryDescriptor *md, uint64_t offset, uint64_t length)
 {
-    struct extent_iter it = {md, offset, offset + length};
+    struct extent_iter it = {md, offset, offset + length, false};
     struct extent e;
 
     while (extent_next(&it, &e)) {
@@ -172,7 +182,7 @@ static void clean_range(const IOMemoryDescriptor *md, uint64_t offset, uint64_t 
 static IOReturn map_extents(const IOMemoryDescriptor *md, uint64_t offset, uint64_t length, uint64_t map_start,
                             uint64_t first, struct vm_attrs attrs)
 {
-    struct extent_iter it = {md, offset, offset + length};
+    struct extent_iter it = {md, offset, offset + length, false};
     struct extent e;
     uint64_t v = first;
 
@@ -366,7 +376,7 @@ static IOReturn reuse(IOMemoryMap *old, IOMemoryDescriptor *md, uint64_t offset,
 
 IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_request *req, IOMemoryMap **out)
 {
-    uint64_t len, length, first = 0, size = 0, start, guard = 0;
+    uint64_t len, length, offset, first = 0, size = 0, start, guard = 0;
     struct vm_attrs attrs;
     IOMemoryMap *map, *old;
     uint32_t task = iomd_current_task();
@@ -384,16 +394,29 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
     /* Length 0 is the whole descriptor, not "the rest after offset": offset > 0 then fails. */
     len = md->length;
     length = req->length != 0 ? req->length : len;
-    if (len == 0 || req->offset >= len || length > len - req->offset)
+    offset = req->offset;
+    if (len == 0 || offset >= len || length > len - offset)
         return kIOReturnBadArgument;
 
+    /* The read-only rule looks at the descriptor asked for (a sub has no creator). */
     read_only = iomd_map_read_only(md, req->read_only, task);
 
-    /* XNU's makeMapping looks for a compatible existing mapping first (§10.2 Reuse). */
-    if ((old = find_compatible(md, req, task, read_only, req->offset, length)) != NULL)
-        return reuse(old, md, req->offset, length, out);
+    /* §10.3, XNU IOSubMemoryDescriptor::makeMapping: a sub-descriptor is mapped by its parent,
+     * at _start + offset. The range is checked against the parent's current length, the map's
+     * offset is parent-relative and the map holds the parent (not the sub). */
+    while (md->kind == IOMD_KIND_SUB) {
+        const IOSubMemoryDescriptor *sub = (const IOSubMemoryDescriptor *)md;
+        offset += sub->offset;
+        md = sub->parent;
+        if (offset >= md->length || length > md->length - offset)
+            return kIOReturnBadArgument;
+    }
 
-    if ((rc = layout(md, req->offset, length, &first, &size)) != kIOReturnSuccess)
+    /* XNU's makeMapping looks for a compatible existing mapping first (§10.2 Reuse). */
+    if ((old = find_compatible(md, req, task, read_only, offset, length)) != NULL)
+        return reuse(old, md, offset, length, out);
+
+    if ((rc = layout(md, offset, length, &first, &size)) != kIOReturnSuccess)
         return rc;
 
     map = OSTypeAlloc(IOMemoryMap);
@@ -424,8 +447,8 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
         attrs.prot |= VM_PROT_WRITE;
 
     if (!iomd_cache_mode_is_cacheable(req->cache))
-        clean_range(md, req->offset, length);
-    rc = map_extents(md, req->offset, length, start, first, attrs);
+        clean_range(md, offset, length);
+    rc = map_extents(md, offset, length, start, first, attrs);
     if (rc != kIOReturnSuccess) {
         (void)vaspace_free(va_init(start));
         OSObjectRelease(&map->base);
@@ -435,7 +458,7 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
     OSObjectRetain(&md->base);
     map->memory = md;
     map->address = start + first;
-    map->offset = req->offset;
+    map->offset = offset;
     map->length = length;
     map->map_start = start;
     map->map_size = size;

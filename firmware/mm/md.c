@@ -113,7 +113,13 @@ bool iomd_physical_segment(const IOMemoryDescriptor *md, uint64_t offset, paddr_
     /* Bytes left in the innermost composite seen so far: a part never lends more than its range. */
     uint64_t limit = UINT64_MAX;
 
+    /* Every level walks current lengths, as XNU's getPhysicalSegment does: a buffer's bytes end
+     * at its length, a sub's at its parent's (§10.3), a multi's parts at theirs (§10.4). */
     while (md != NULL) {
+        if (offset >= md->length)
+            return false;
+        if (md->length - offset < limit)
+            limit = md->length - offset;
         switch (md->kind) {
         case IOMD_KIND_BUFFER: {
             uint64_t bytes;
@@ -124,10 +130,6 @@ bool iomd_physical_segment(const IOMemoryDescriptor *md, uint64_t offset, paddr_
         }
         case IOMD_KIND_SUB: {
             const IOSubMemoryDescriptor *sub = (const IOSubMemoryDescriptor *)md;
-            if (offset >= sub->md.length)
-                return false;
-            if (sub->md.length - offset < limit)
-                limit = sub->md.length - offset;
             offset += sub->offset;
             md = sub->parent;
             break;
@@ -135,12 +137,10 @@ bool iomd_physical_segment(const IOMemoryDescriptor *md, uint64_t offset, paddr_
         case IOMD_KIND_MULTI: {
             const IOMultiMemoryDescriptor *multi = (const IOMultiMemoryDescriptor *)md;
             uint32_t i = 0;
-            while (i < multi->count && offset >= multi->lengths[i])
-                offset -= multi->lengths[i++];
+            while (i < multi->count && offset >= multi->parts[i]->length)
+                offset -= multi->parts[i++]->length;
             if (i == multi->count)
                 return false;
-            if (multi->lengths[i] - offset < limit)
-                limit = multi->lengths[i] - offset;
             md = multi->parts[i];
             break;
         }

@@ -266,8 +266,9 @@ class DescriptorMachine(RuleBasedStateMachine):
         if fixed:
             address = FIXED_BASE + self.fixed_slots * FIXED_STRIDE
             self.fixed_slots += 1
-            if offset < limit:  # the first byte's in-page position (the model knows its PA)
-                address += self.model.runs(md, offset, 1)[0].pa % self.page
+            first = self.model.first_pa(md, offset)
+            if first is not None:  # the first byte's in-page position (the model knows its PA)
+                address += first % self.page
         if dk:
             options = data.draw(OPTION_CACHE, label="cache bits") | data.draw(
                 OPTION_GUARD, label="guard bits"
@@ -377,7 +378,10 @@ class DescriptorMachine(RuleBasedStateMachine):
             assert reply.value("fault") == "permission"
             return
         self.guest.write(VirtAddr(va + at), data)
-        self.model.write(md, base + at, data)
+        if m is not None:
+            self.model.write_map(m, at, data)
+        else:
+            self.model.write(md, base + at, data)
 
     @has_bytes
     @rule(pick=PICK, through_map=st.booleans(), at=st.integers(0, 2**20), size=st.integers(1, 64))
@@ -387,9 +391,13 @@ class DescriptorMachine(RuleBasedStateMachine):
             return
         va, md, base, _ = target
         at, size = self._span(target, at, size)
-        expected = self.model.read(md, base + at, size)
+        _, _, _, m = target
+        expected = self.model.read_map(m, at, size) if m is not None else self.model.read(md, base + at, size)
         assert self.guest.read(VirtAddr(va + at), size) == expected
-        ram = b"".join(self.guest.ram.read(s.pa, s.length) for s in self.model.runs(md, base + at, size))
+        runs = (
+            self.model.map_runs(m, at, size) if m is not None else self.model.buffer_runs(md, base + at, size)
+        )
+        ram = b"".join(self.guest.ram.read(s.pa, s.length) for s in runs)
         assert ram == expected
 
     # ------------------------------------------------------------ releases
@@ -416,6 +424,12 @@ class DescriptorMachine(RuleBasedStateMachine):
             del self.map_va[h]
         gone_pages = pages - self.model.buffer_pages()
         assert {self.owners.owner(pa) for pa in gone_pages} <= {"free"}
+
+    @rule(task=st.sampled_from([1, 1, 2]))
+    def switch_task(self, task: int) -> None:
+        """§10.2 [Rec]: the current task; buffers remember their creator, maps their task."""
+        assert self.guest.ok(f"task {task}").number("task") == task
+        self.model.task = task
 
     @has_held
     @rule(pick=PICK)
