@@ -160,7 +160,7 @@ enum iomd_guard {
 struct iomd_map_request {
     IOCacheMode cache;     /* any of the ten IOCacheModes */
     bool read_only;        /* kIOMemoryMapReadOnly */
-    bool fixed;            /* kIOMemoryMapFixedAddress: `address` is where byte `offset` goes */
+    bool fixed;            /* kIOMemoryMapFixedAddress: the pages go at the page of `address` (XNU realigns) */
     enum iomd_guard guard; /* ignored when fixed */
     uint64_t address;
     uint64_t offset;
@@ -186,9 +186,8 @@ IOReturn iomd_decode_map_options(uint64_t options, struct iomd_map_request *out)
  *                          zero-length descriptor
  *   kIOReturnUnderrun      bytes of the range no longer resolve (a multi's part
  *                          shrank: XNU IOMultiMemoryDescriptor::doMap)
- *   kIOReturnNotAligned    a fixed address whose in-page part is not that of
- *                          the first byte; or a composite whose parts do not
- *                          meet on page boundaries (no contiguous VA can hold it)
+ *   kIOReturnNotAligned    a composite whose parts do not meet on page
+ *                          boundaries (no contiguous VA can hold it)
  *   kIOReturnNotPermitted  a fixed range outside the mapping area
  *   kIOReturnNoSpace       a fixed range overlapping another reservation;
  *                          no free VA range large enough

@@ -424,11 +424,11 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
         return kIOReturnNoMemory;
 
     if (req->fixed) {
-        if ((req->address & page_mask()) != first) {
-            OSObjectRelease(&map->base);
-            return kIOReturnNotAligned;
-        }
-        start = req->address - first;
+        /* XNU does not refuse an address whose in-page part is not the first byte's:
+         * memoryReferenceMap only logs it and the VM layer truncates the start to its page
+         * (vm_map_enter_mem_object_sanitize, realign-start). So the pages go at the page of
+         * `address`, and GetAddress is that page plus the first byte's in-page offset (§10.2). */
+        start = round_down(req->address);
         rc = vaspace_reserve(va_init(start), size);
     } else {
         guard = guard_bytes(req->guard);

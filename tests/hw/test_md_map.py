@@ -27,6 +27,7 @@ from harness.descriptors import (
     Mapping_,
     PageBytes,
     Released,
+    Segment,
     pa_at,
     pages_of,
     unmapped,
@@ -339,8 +340,6 @@ def test_fixed_address(guest: Guest, mds: Descriptors, profile: Profile) -> None
 @pytest.mark.parametrize(
     ("address", "offset", "ext_error"),
     [
-        (FIXED_VA + 0x10, 0, "kIOReturnNotAligned"),  # in-page part differs from the offset's
-        (FIXED_VA, 0x10, "kIOReturnNotAligned"),
         (0x1_0000_0000, 0, "kIOReturnNotPermitted"),  # the raw vm map part of the window
         (0x40_0000_0000, 0, "kIOReturnNotPermitted"),  # beyond the window
         (0x4000_0000, 0, "kIOReturnNotPermitted"),  # RAM
@@ -358,6 +357,31 @@ def test_bad_fixed_addresses(
         "kIOReturnError",
     )
     baseline.check(guest)
+
+
+@pytest.mark.parametrize(("in_page", "offset"), [(0x10, 0), (0, 0x10), (0x123, 0x40), (0xFF8, 0)])
+@pytest.mark.parametrize("how", ["extension", "driverkit"])
+def test_fixed_address_with_another_in_page_offset_is_realigned(
+    guest: Guest, mds: Descriptors, profile: Profile, in_page: int, offset: int, how: str
+) -> None:
+    """§10.2: XNU does not refuse a fixed address whose in-page part differs from the first
+    byte's: memoryReferenceMap only logs it and the VM layer truncates the start to its page
+    (vm_map_enter_mem_object_sanitize). The pages go at the page of `address`; GetAddress is
+    that page plus the first byte's in-page position. (iomem used to refuse it:
+    kIOReturnNotAligned / kIOReturnError, in test_bad_fixed_addresses.)"""
+    page = profile.granule
+    buf = mds.create(2 * page)
+    data = os.urandom(32)
+    guest.write(VirtAddr(buf.va + offset), data)
+    address = FIXED_VA + 4 * page + in_page
+    if how == "extension":
+        m = mds.map(buf.md, address=address, offset=offset, length=32)
+    else:
+        m = mds.map(buf.md, options=DK_FIXED_ADDRESS, address=address, offset=offset, length=32)
+    assert m.va == FIXED_VA + 4 * page + offset % page
+    assert walk_runs(guest.walker(), m.va, 32) == [Segment(pa_at(mds.segments(buf.md), offset), 32)]
+    assert guest.read(m.va, 32) == data
+    guest.check_translation(VirtAddr(m.va))
 
 
 def test_occupied_fixed_addresses(guest: Guest, mds: Descriptors, profile: Profile) -> None:
