@@ -63,6 +63,20 @@ kern_return_t OSObjectAllocate(const OSMetaClass *meta, OSObject **out);
             : (T *)NULL;                                                           \
     })
 
+/*
+ * iomem: OSTypeAlloc that says why it failed. Sets `var` (a T *) to the new
+ * instance or NULL and yields OSObjectAllocate's code: kIOReturnNoResources
+ * when the registry of live objects is full, kIOReturnNoMemory when the heap
+ * is, so the callers can report the two apart.
+ */
+#define OSTypeAllocWithCode(T, var)                                                \
+    __extension__({                                                                \
+        OSObject *ostypealloc_object_ = NULL;                                      \
+        kern_return_t ostypealloc_rc_ = OSObjectAllocate(&T##MetaClass, &ostypealloc_object_); \
+        (var) = (T *)(void *)ostypealloc_object_;                                  \
+        ostypealloc_rc_;                                                           \
+    })
+
 /* +1 / -1; the release that reaches 0 frees the object. A pointer that is not
  * a live object is ignored (object_retain/object_release report it). */
 void OSObjectRetain(const OSObject *object);
@@ -80,7 +94,7 @@ void OSObjectRelease(const OSObject *object);
 /* ------------------------------------------------------------ iomem: registry */
 
 #define OBJECT_POISON_BYTE 0xDEu      /* fills a freed object */
-#define OBJECT_REGISTRY_SLOTS 1024u   /* hash table of live objects */
+#define OBJECT_REGISTRY_SLOTS 16384u  /* hash table of live objects (C1: was 1024) */
 #define OBJECT_MAX_LIVE (OBJECT_REGISTRY_SLOTS / 2u) /* keeps probe chains short */
 #define OBJECT_MAX_CLASSES 32u
 

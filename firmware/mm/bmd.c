@@ -189,9 +189,9 @@ kern_return_t IOBufferMemoryDescriptor_Create(uint64_t options, uint64_t capacit
         return kIOReturnNoMemory;
     (void)sum;
 
-    bmd = OSTypeAlloc(IOBufferMemoryDescriptor);
-    if (bmd == NULL)
-        return kIOReturnNoMemory;
+    /* A full registry is kIOReturnNoResources, told apart from memory (C1). */
+    if ((rc = OSTypeAllocWithCode(IOBufferMemoryDescriptor, bmd)) != kIOReturnSuccess)
+        return rc == kIOReturnNoResources ? rc : kIOReturnNoMemory;
     bmd->md.kind = IOMD_KIND_BUFFER;
     bmd->md.direction = (uint32_t)options;
     bmd->md.depth = 1;

@@ -350,9 +350,9 @@ static IOReturn reuse(IOMemoryMap *old, IOMemoryDescriptor *md, uint64_t offset,
         *out = old;
         return kIOReturnSuccess;
     }
-    map = OSTypeAlloc(IOMemoryMap);
-    if (map == NULL)
-        return kIOReturnNoMemory;
+    IOReturn rc = OSTypeAllocWithCode(IOMemoryMap, map);
+    if (rc != kIOReturnSuccess)
+        return rc == kIOReturnNoResources ? rc : kIOReturnNoMemory;
     OSObjectRetain(&old->base);
     OSObjectRetain(&md->base);
     map->super = old;
@@ -419,9 +419,8 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
     if ((rc = layout(md, offset, length, &first, &size)) != kIOReturnSuccess)
         return rc;
 
-    map = OSTypeAlloc(IOMemoryMap);
-    if (map == NULL)
-        return kIOReturnNoMemory;
+    if ((rc = OSTypeAllocWithCode(IOMemoryMap, map)) != kIOReturnSuccess)
+        return rc == kIOReturnNoResources ? rc : kIOReturnNoMemory;
 
     if (req->fixed) {
         /* XNU does not refuse an address whose in-page part is not the first byte's:

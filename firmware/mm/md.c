@@ -178,9 +178,9 @@ kern_return_t IOMemoryDescriptor_CreateSubMemoryDescriptor(uint64_t options, uin
         return kIOReturnBadArgument;
     if (of->depth >= IOMEMORYDESCRIPTOR_MAX_DEPTH)
         return kIOReturnNoMemory;
-    sub = OSTypeAlloc(IOSubMemoryDescriptor);
-    if (sub == NULL)
-        return kIOReturnNoMemory;
+    kern_return_t rc = OSTypeAllocWithCode(IOSubMemoryDescriptor, sub);
+    if (rc != kIOReturnSuccess)
+        return rc == kIOReturnNoResources ? rc : kIOReturnNoMemory;
     OSObjectRetain(&of->base);
     sub->parent = of;
     sub->offset = offset;
@@ -223,9 +223,9 @@ kern_return_t IOMemoryDescriptor_CreateWithMemoryDescriptors(uint64_t options, u
     }
     if (depth >= IOMEMORYDESCRIPTOR_MAX_DEPTH)
         return kIOReturnNoMemory;
-    multi = OSTypeAlloc(IOMultiMemoryDescriptor);
-    if (multi == NULL)
-        return kIOReturnNoMemory;
+    kern_return_t rc = OSTypeAllocWithCode(IOMultiMemoryDescriptor, multi);
+    if (rc != kIOReturnSuccess)
+        return rc == kIOReturnNoResources ? rc : kIOReturnNoMemory;
     for (uint32_t i = 0; i < count; i++) {
         OSObjectRetain(&descs[i]->base);
         multi->parts[i] = descs[i];

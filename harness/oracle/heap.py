@@ -26,10 +26,12 @@ everything with a DWARF existence (sizes, offsets, array lengths, enum values) c
 from __future__ import annotations
 
 import itertools
+import operator
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import cast
 
 from harness.elf import Dwarf, Firmware, StructLayout
 from harness.errors import OracleMismatch
@@ -399,6 +401,25 @@ def _unpacker(layout: StructLayout, names: tuple[str, ...]) -> Callable[[bytes, 
     return unpack
 
 
+def _unpack_array(
+    layout: StructLayout, names: tuple[str, ...], blob: bytes, count: int
+) -> list[tuple[int, ...]]:
+    """Members ``names`` of ``count`` consecutive ``layout`` structs in a blob, in one pass
+    (the registry has thousands of slots: struct.iter_unpack, not one call per slot)."""
+    fields = sorted((layout[n].offset, layout[n].size, i) for i, n in enumerate(names))
+    fmt, position, order = "<", 0, []
+    for offset, size, index in fields:
+        fmt += f"{offset - position}x{_FORMATS[size]}"
+        position = offset + size
+        order.append(index)
+    fmt += f"{layout.size - position}x"
+    rows = struct.iter_unpack(fmt, blob[: count * layout.size])
+    if order == list(range(len(names))):
+        return list(rows)
+    pick = operator.itemgetter(*[order.index(i) for i in range(len(names))])
+    return [pick(values) for values in rows]
+
+
 def _u(blob: bytes, offset: int, size: int) -> int:
     return int.from_bytes(blob[offset : offset + size], "little")
 
@@ -629,11 +650,8 @@ def _decode_objects(r: _Reader, lay: Layouts, address: int) -> ObjectsView:
     reg, slot_layout = lay.object_registry, lay.object_slot
     blob = r.read(address, reg.size)
     slots_field = reg["slots"]
-    unpack = _unpacker(slot_layout, ("object", "generation", "state"))
     area = blob[slots_field.offset : slots_field.offset + slots_field.count * slot_layout.size]
-    slots = [
-        (o, g, st) for o, g, st in (unpack(area, i * slot_layout.size) for i in range(slots_field.count))
-    ]
+    slots = _unpack_array(slot_layout, ("object", "generation", "state"), area, slots_field.count)
     meta_layout, obj_layout = lay.os_metaclass, lay.os_object
     classes: list[tuple[int, str, int]] = []
     for i in range(min(reg.read(blob, "class_count"), reg["classes"].count)):
@@ -646,9 +664,8 @@ def _decode_objects(r: _Reader, lay: Layouts, address: int) -> ObjectsView:
     by_meta = {meta: (name, size) for meta, name, size in classes}
     live_state = lay.slot_state["OBJECT_SLOT_LIVE"]
     live: list[LiveObject] = []
-    for i, (pointer, generation, state) in enumerate(slots):
-        if state != live_state:
-            continue
+    for i in [i for i, slot in enumerate(slots) if slot[2] == live_state]:
+        pointer, generation, _ = slots[i]
         obj_raw = r.maybe(pointer, obj_layout.size, f"objects: slot {i}")
         if obj_raw is None:
             continue
@@ -658,7 +675,12 @@ def _decode_objects(r: _Reader, lay: Layouts, address: int) -> ObjectsView:
         )
         name, size = by_meta.get(meta, (f"<unknown meta {meta:#x}>", -1))
         live.append(LiveObject(i, generation << 32 | (i + 1), pointer, meta, count, name, size))
-    return ObjectsView(reg.read(blob, "live_count"), tuple(slots), tuple(classes), tuple(live))
+    return ObjectsView(
+        reg.read(blob, "live_count"),
+        cast(tuple[tuple[int, int, int], ...], tuple(slots)),
+        tuple(classes),
+        tuple(live),
+    )
 
 
 def decode(read: ReadMemory, layouts: Layouts, symbols: Symbols) -> Snapshot:
