@@ -659,3 +659,49 @@ def test_incompatible_requests_make_new_mappings(
     first = mds.map(buf.md, offset=0x10, length=page)
     other = mds.map(buf.md, **second)  # type: ignore[arg-type]
     assert other.map != first.map and other.va & ~(page - 1) != first.va & ~(page - 1)
+
+
+# --------------------------------------------------------------------------- §9.3 Device alignment
+DEVICE_MODES = [m for m in CACHE_MODES if EXPECTED_MEMORY_TYPE[m].mair & 0xF0 == 0]
+
+
+@pytest.mark.parametrize("mode", DEVICE_MODES)
+def test_unaligned_access_to_device_memory_is_an_alignment_fault(
+    guest: Guest, mds: Descriptors, profile: Profile, mode: str
+) -> None:
+    """§9.3 [Rec]: real CPUs fault on an unaligned access to Device memory; QEMU 7.2 TCG does
+    not, so the agent sets SCTLR_EL1.A around its raw accesses to Device-type VAs and the CPU's
+    own check raises the architectural alignment fault (DFSC 0b100001). The walker confirms the
+    page is Device memory; RAM shows a faulted store wrote nothing; Normal memory (the buffer's
+    own VA, a Default and a WriteCombine alias) stays unaligned-friendly afterwards."""
+    page = profile.granule
+    buf = mds.create(2 * page)
+    guest.fill(buf.va, 64, 0x11)
+    m = mds.map(buf.md, cache=mode)
+    assert _leaf(guest.walker(), m.va).mair_byte & 0xF0 == 0  # a Device memory type
+    pa = mds.segments(buf.md)[0].pa
+    for line, far in (
+        (f"peek {m.va + 1:#x} 4", m.va + 1),
+        (f"peek {m.va + 4:#x} 8", m.va + 4),
+        (f"poke {m.va + 2:#x} 0x55 4", m.va + 2),
+        (f"read {m.va + 1:#x} 16", m.va + 1),
+        (f"write {m.va + 3:#x} 00112233445566778899", m.va + 3),
+        (f"fill {m.va + 1:#x} 16 0x77", m.va + 1),
+    ):
+        reply = guest.err(line)
+        assert reply.value("fault") == "alignment", line
+        assert (reply.number("far"), reply.number("esr") & 0x3F) == (far, 0x21), line
+    assert guest.ram.read(PhysAddr(pa), 64) == b"\x11" * 64  # nothing was stored
+    # Aligned accesses of every width, and single bytes anywhere, are fine.
+    guest.ok(f"poke {m.va + 8:#x} 0x1234 2")
+    assert guest.peek(VirtAddr(m.va + 8), 8) == 0x1111_1111_1111_1234
+    assert guest.read(VirtAddr(m.va + 7), 1) == b"\x11"
+    guest.ok(f"write {m.va + 16:#x} {'ab' * 13}")  # 8 + 4 + 1 from an aligned start
+    assert guest.ram.read(PhysAddr(pa + 16), 14) == b"\xab" * 13 + b"\x11"
+    # Normal memory after the faults: SCTLR_EL1.A is off again.
+    # (A Default request would reuse the uncached mapping, §10.2: ask for Copyback.)
+    for normal in (buf.va, mds.map(buf.md, cache="writecombine").va, mds.map(buf.md, cache="copyback").va):
+        assert guest.peek(VirtAddr(normal + 1), 8) == int.from_bytes(
+            guest.ram.read(PhysAddr(pa + 1), 8), "little"
+        )
+        guest.ok(f"write {normal + 3:#x} 0102030405")
