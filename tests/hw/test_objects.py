@@ -12,11 +12,12 @@ import re
 import pytest
 from heap_support import baseline_state, decoded_and_compared, model_for
 
+from harness import PROJECT_ROOT
 from harness.addresses import PhysAddr, VirtAddr
 from harness.errors import GuestCrashed
 from harness.guest import Guest
 from harness.oracle import heap as heap_oracle
-from harness.profile import PROJECT_ROOT, Profile
+from harness.qemu.profile import Profile
 
 POISON = 0xDE
 
