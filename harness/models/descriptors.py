@@ -548,6 +548,17 @@ class Model:
         node = self.nodes[handle]
         return self._runs_of(self._prefix(node, 0, node.length))
 
+    @staticmethod
+    def device_unaligned(m: MapNode, va: int, size: int) -> bool:
+        """Whether the agent's raw access of ``size`` bytes at ``va`` through map ``m`` takes an
+        alignment fault (§9.3 [Rec], cmd_mem.c): on a Device memory type the access sequence
+        is 8-byte accesses from ``va``, then 4, 2, 1; only the first can be unaligned (the
+        others follow it at multiples of its width), and then nothing is accessed."""
+        if EXPECTED_MEMORY_TYPE[m.cache].mair & 0xF0:
+            return False  # Normal memory: unaligned accesses are fine
+        width = 8 if size >= 8 else 4 if size >= 4 else 2 if size >= 2 else 1
+        return va % width != 0
+
     def first_pa(self, handle: int, offset: int) -> int | None:
         """The physical address of byte ``offset`` of a descriptor, if it resolves."""
         runs = self._runs_of(self._prefix(self.nodes[handle], offset, 1))

@@ -297,12 +297,12 @@ MD_CLASSES = (
 
 
 def test_descriptor_classes_are_registered_metaclasses(guest: Guest, mds: Descriptors) -> None:
-    """The classes join the OSObject class list on first use (object_init() forgets classes).
-    An instance made by `obj new` is constructed but not initialised (§6): releasing it must
-    free nothing it does not own."""
-    mds.create(1)
-    classes = guest.ok("obj classes").value("classes").split(",")
+    """The classes are on the OSObject class list from boot (main.c registers them after
+    object_init()), before any descriptor call. An instance made by `obj new` is constructed but
+    not initialised (§6): releasing it must free nothing it does not own."""
+    classes = guest.ok("obj classes").value("classes").split(",")  # nothing created yet
     assert set(MD_CLASSES) <= set(classes)
+    mds.create(1)
     baseline = Baseline.take(guest)
     for name in MD_CLASSES:
         reply = guest.ok(f"obj new {name}")

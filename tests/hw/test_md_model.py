@@ -367,6 +367,11 @@ class DescriptorMachine(RuleBasedStateMachine):
         va, md, base, m = target
         at, size = self._span(target, at, len(data))
         data = data[:size]
+        if m is not None and self.model.device_unaligned(m, va + at, size):
+            # §9.3 [Rec]: the agent's first access is unaligned Device memory: nothing is written
+            reply = self.guest.err(f"write {va + at:#x} {data.hex()}", "kIOReturnNotWritable")
+            assert reply.value("fault") == "alignment"
+            return
         if m is not None and m.read_only:
             reply = self.guest.err(f"write {va + at:#x} {data.hex()}", "kIOReturnNotWritable")
             assert reply.value("fault") == "permission"
@@ -386,6 +391,10 @@ class DescriptorMachine(RuleBasedStateMachine):
         va, md, base, _ = target
         at, size = self._span(target, at, size)
         _, _, _, m = target
+        if m is not None and self.model.device_unaligned(m, va + at, size):
+            reply = self.guest.err(f"read {va + at:#x} {size}", "kIOReturnNotReadable")
+            assert reply.value("fault") == "alignment"
+            return
         expected = self.model.read_map(m, at, size) if m is not None else self.model.read(md, base + at, size)
         assert self.guest.read(VirtAddr(va + at), size) == expected
         runs = (
