@@ -16,9 +16,9 @@
  *      first (arch/arm64/cache.h);
  *   5. vm_map per extent; a failure unmaps what was mapped and frees the VA.
  */
-#include "IOMemoryMap.h"
+#include "mm/map.h"
 
-#include "IOBufferMemoryDescriptor.h"
+#include "mm/bmd.h"
 
 #include "arch/arm64/cache.h"
 #include "mm/pages.h"
@@ -26,6 +26,7 @@
 #include "mm/vm.h"
 
 #include "IOVMPageSize.h"
+#include "lib/bits.h"
 
 #define GUARD_LARGE_BYTES UINT64_C(0x10000) /* 64 KiB: a whole number of pages for every granule */
 
@@ -34,8 +35,8 @@ static uint64_t live_maps;
 uint64_t iomd_live_maps(void) { return live_maps; }
 
 static uint64_t page_mask(void) { return IOVMPageSize - 1; }
-static uint64_t round_down(uint64_t x) { return x & ~page_mask(); }
-static uint64_t round_up(uint64_t x) { return (x + page_mask()) & ~page_mask(); }
+static uint64_t round_down(uint64_t x) { return align_down(x, IOVMPageSize); }
+static uint64_t round_up(uint64_t x) { return align_up(x, IOVMPageSize); }
 
 bool iomd_cache_mode_is_cacheable(IOCacheMode mode)
 {
@@ -233,15 +234,15 @@ static void unmap_pages(uint64_t start, uint64_t size, bool cacheable)
 
     if (cacheable) {
         rc = vm_unmap(va_init(start), size); /* break-before-make, TLBI (vm.c) */
-        MM_ASSERT(rc == kIOReturnSuccess);
+        ASSERT(rc == kIOReturnSuccess);
         return;
     }
     for (uint64_t va = start; va < start + size; va += IOVMPageSize) {
         struct vm_translation t;
         bool mapped = vm_translate(va_init(va), &t);
-        MM_ASSERT(mapped);
+        ASSERT(mapped);
         rc = vm_unmap(va_init(va), IOVMPageSize);
-        MM_ASSERT(rc == kIOReturnSuccess);
+        ASSERT(rc == kIOReturnSuccess);
         uintptr_t pa = (uintptr_t)round_down(pa_addr(t.pa));
         uintptr_t id = (uintptr_t)va_addr(va_from_pa_identity(pa_init(pa)));
         (void)dcache_clean_invalidate_poc(id, id + IOVMPageSize);
@@ -259,7 +260,7 @@ static void map_free(OSObject *object)
     if (map->super == NULL) {
         unmap_pages(map->map_start, map->map_size, iomd_cache_mode_is_cacheable(map->cache));
         rc = vaspace_free(va_init(map->map_start));
-        MM_ASSERT(rc == kIOReturnSuccess);
+        ASSERT(rc == kIOReturnSuccess);
     }
     map->map_size = 0;
     live_maps--;
@@ -387,7 +388,7 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
     if (out == NULL)
         return kIOReturnBadArgument;
     *out = NULL;
-    if (md == NULL || req == NULL || md->kind < IOMD_KIND_BUFFER || md->kind > IOMD_KIND_MULTI ||
+    if (req == NULL || !iomd_kind_valid(md) ||
         cache_mode_info(req->cache) == NULL)
         return kIOReturnBadArgument;
 

@@ -269,4 +269,4 @@ def test_an_internal_assertion_names_expression_file_and_line(guest: Guest) -> N
     expr, path, line = match.group(1), match.group(2), int(match.group(3))
     assert expr == "count >= 1"
     source = (PROJECT_ROOT / path).read_text().splitlines()
-    assert f"MM_ASSERT({expr})" in source[line - 1]
+    assert f"ASSERT({expr})" in source[line - 1]

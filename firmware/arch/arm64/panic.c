@@ -8,26 +8,18 @@
 #include <stdio.h>
 
 #include "arch/arm64/sysreg.h"
-#include "drivers/pl011.h"
-#include "mm/pages.h" /* mm_assert_failed */
+#include "lib/check.h"
 
 static bool panicking;
+static struct panic_console console;
+
+void panic_set_console(const struct panic_console *c) { console = *c; }
 
 noreturn void halt(void)
 {
     __asm__ volatile("msr daifset, #%0" ::"i"(DAIF_DEBUG | DAIF_SERROR | DAIF_IRQ | DAIF_FIQ) : "memory");
     for (;;)
         wfi();
-}
-
-/*
- * The allocators' internal assertions (MM_ASSERT, mm/pages.h): the strong
- * definition that replaces pages.c's weak trap, so a broken invariant says
- * which one and where: `! panic assertion failed: EXPR (FILE:LINE)`.
- */
-noreturn void mm_assert_failed(const char *file, int line, const char *expr)
-{
-    panic("assertion failed: %s (%s:%d)", expr, file, line);
 }
 
 noreturn void panic(const char *fmt, ...)
@@ -49,7 +41,15 @@ noreturn void panic(const char *fmt, ...)
         n = (int)sizeof(line) - 3;
     line[n++] = '\r';
     line[n++] = '\n';
-    pl011_write(line, (size_t)n);
-    pl011_flush();
+    if (console.write != NULL)
+        console.write(line, (size_t)n);
+    if (console.flush != NULL)
+        console.flush();
     halt();
+}
+
+/* lib/check.h's ASSERT on the guest: one `! panic` line naming the check. */
+_Noreturn void assert_failed(const char *file, int line, const char *expr)
+{
+    panic("assertion failed: %s (%s:%d)", expr, file, line);
 }
