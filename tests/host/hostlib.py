@@ -216,6 +216,8 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "IOMallocZero": (ctypes.c_void_p, [ctypes.c_size_t]),
     "IOFree": (None, [ctypes.c_void_p, ctypes.c_size_t]),
     "IOFreeChecked": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_size_t]),
+    "heap_alloc": (ctypes.c_void_p, [ctypes.c_size_t, ctypes.c_int, ctypes.c_bool]),
+    "heap_free": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]),
     # OSObject.h
     "object_init": (ctypes.c_int32, []),
     "OSObjectAllocate": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
