@@ -24,11 +24,15 @@ INNER = textwrap.dedent("""
 """)
 
 
-def test_junit_carries_logs_and_a_timeout_is_reported(pytester: pytest.Pytester, profile: object) -> None:
-    pytester.makepyfile(test_u1_inner=INNER)
+@pytest.mark.parametrize("workers", [0, 2], ids=["one-process", "xdist"])
+def test_junit_carries_logs_and_a_timeout_is_reported(
+    pytester: pytest.Pytester, profile: object, workers: int
+) -> None:
+    # A module name per variant: artifact directories are per test id, under this checkout's build/.
+    pytester.makepyfile(**{f"test_u1_inner_{workers}": INNER})
     xml_path = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(
-        "--profile", "virt-4k", "-p", "no:cacheprovider", f"--junitxml={xml_path}"
+        "--profile", "virt-4k", "-p", "no:cacheprovider", f"--junitxml={xml_path}", "-n", str(workers)
     )
     result.assert_outcomes(passed=1, failed=1)
     # The hang: ended by pytest-timeout, reported with the guest's PC and its console tail.
