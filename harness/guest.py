@@ -8,6 +8,7 @@ Every call returns parsed values; an ``err`` reply raises :class:`GuestError` un
 from __future__ import annotations
 
 import contextlib
+import signal
 import tempfile
 import time
 import zlib
@@ -21,7 +22,7 @@ from harness.console import Console
 from harness.elf import Firmware
 from harness.errors import BuildIdMismatch, GuestCrashed, GuestError, GuestHung, IomemError
 from harness.gdbstub import GdbStub
-from harness.machine import Machine, Runstate
+from harness.machine import Machine, Runstate, qemu_fatal_lines
 from harness.memory import SharedRam
 from harness.oracle import heap as heap_oracle
 from harness.oracle import translation
@@ -120,8 +121,13 @@ class Guest:
         runstate = self.machine.qemu_status()
         if runstate == "gone":
             status = self.machine.wait_exit(2.0)  # the socket can close before the exit is reaped
+            how = f"status {status}"
+            if status is not None and status < 0:
+                with contextlib.suppress(ValueError):
+                    how += f" ({signal.Signals(-status).name})"
+            said = qemu_fatal_lines(self.machine.stderr_text())
             return GuestCrashed(
-                f"{what}: QEMU exited with status {status}",
+                f"{what}: QEMU exited with {how}" + (": " + "; ".join(said) if said else ""),
                 reason="qemu exited",
                 command=command,
                 console_tail=tail + "\n" + self.machine.stderr_text(),
