@@ -5,4 +5,6 @@ through the gdbstub) and never what the guest printed, so ``tests/host`` can dri
 hand-built inputs and a disagreement with the guest means something.
 
 * :mod:`harness.oracle.pagewalk`: stage-1 AArch64 translation-table walker (4K/16K/64K).
+* :mod:`harness.oracle.smmu`: SMMUv3 walker (stream table, CD, stage-1 tables) and event records.
+* :mod:`harness.oracle.qemu_trace`: QEMU's SMMU trace events, matched against the SMMU walker.
 """
