@@ -9,6 +9,7 @@
  * blocks: live heap blocks (small and large); free: bytes of the free blocks
  * in the heap's chunks (headers included), as stats heap_free.
  */
+#include "IODMACommand.h"
 #include "OSObject.h"
 #include "agent/agent.h"
 #include "mm/heap.h"
@@ -27,6 +28,8 @@ AGENT_COMMAND(cmd_check, "check", "")
     struct pages_check_report pages;
     struct heap_check_report heap;
     struct object_check_report objects;
+    const char *dma_error;
+    uint64_t dma_at;
 
     if (pages_check(&pages) != kIOReturnSuccess)
         return check_failed(call, "pages", pages.error ? pages.error : "?", pages.error_pa);
@@ -34,6 +37,8 @@ AGENT_COMMAND(cmd_check, "check", "")
         return check_failed(call, "heap", heap.error ? heap.error : "?", heap.error_address);
     if (object_check(&objects) != kIOReturnSuccess)
         return check_failed(call, "objects", objects.error ? objects.error : "?", objects.error_address);
+    if (dma_check(&dma_error, &dma_at) != kIOReturnSuccess)
+        return check_failed(call, "dma", dma_error ? dma_error : "?", dma_at);
     agent_reply_dec(call, "blocks", heap.blocks);
     agent_reply_dec(call, "free", heap.free_bytes);
     agent_reply_dec(call, "free_blocks", heap.free_blocks);
