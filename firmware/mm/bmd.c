@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "IOLib.h"
+#include "arch/arm64/dma_config.h"
 #include "mm/pages.h"
 #include "mm/vaspace.h"
 #include "mm/vm.h"
@@ -80,6 +81,15 @@ static void free_pages(IOBufferMemoryDescriptor *bmd)
     }
 }
 
+/* One buffer page: above 4 GiB first when fw_cfg opt/iomem/dma-high asks for it (docs/dma.md). */
+static IOReturn alloc_buffer_page(paddr_t *out)
+{
+    if (platform_dma_high() &&
+        pages_alloc_in(0, PAGE_OWNER_BUFFER, pa_init(DMA_HIGH_BASE), pa_init(UINT64_MAX), out) == kIOReturnSuccess)
+        return kIOReturnSuccess;
+    return pages_alloc(0, PAGE_OWNER_BUFFER, out);
+}
+
 static IOReturn alloc_pages(IOBufferMemoryDescriptor *bmd, uint64_t alignment)
 {
     if (alignment > page_size()) {
@@ -95,7 +105,7 @@ static IOReturn alloc_pages(IOBufferMemoryDescriptor *bmd, uint64_t alignment)
     if (bmd->pages == NULL)
         return kIOReturnNoMemory;
     for (uint64_t i = 0; i < bmd->page_count; i++) {
-        IOReturn rc = pages_alloc(0, PAGE_OWNER_BUFFER, &bmd->pages[i]);
+        IOReturn rc = alloc_buffer_page(&bmd->pages[i]);
         if (rc != kIOReturnSuccess)
             return kIOReturnNoMemory; /* the free hook returns the prefix */
     }
