@@ -168,10 +168,10 @@ class Model:
         command = self.commands.get(handle)
         if command is None:
             return Outcome("kIOReturnBadArgument", "not a live command")
+        if capacity > MAX_SEGMENTS:  # the user-side stub checks before anything reaches the kernel
+            return Outcome("kIOReturnOverrun", "segment capacity > 32 (user-side stub)")
         if options or md is None:
             return Outcome("kIOReturnBadArgument", "options or NULL descriptor")
-        if capacity > MAX_SEGMENTS:
-            return Outcome("kIOReturnOverrun", "segment capacity > 32 (user-side stub)")
         if command.prepared is not None and command.prepared.md is not md:
             return Outcome("kIOReturnBusy", "prepared with another descriptor")
         if capacity == 0:

@@ -29,6 +29,7 @@ def test_prepare_errors_busy_and_reprepare() -> None:
     b = memory(2, 100, 1, [(0x4020_0000, 100)])
     assert m.prepare_outcome(0x10, None, 0, 0, 32).error == "kIOReturnBadArgument"
     assert m.prepare_outcome(0x10, a, 0, 0, 33).error == "kIOReturnOverrun"
+    assert m.prepare_outcome(0x10, None, 0, 0, 33).error == "kIOReturnOverrun"  # the stub checks first
     assert m.prepare_outcome(0x10, a, 0, 0, 0).error == "kIOReturnBadArgument"
     assert m.prepare_outcome(0x10, a, 1, 0, 32).error == "kIOReturnBadArgument"  # 0 = whole length from 1
     assert m.prepare_outcome(0x10, a, 0, 3 * PAGE + 1, 32).error == "kIOReturnBadArgument"
