@@ -240,6 +240,8 @@ AGENT_COMMAND(cmd_dma_info, "dma info", "[DMA]")
         agent_reply_hex(call, "cd", d.cd);
         agent_reply_hex(call, "iova_base", d.iova_base);
         agent_reply_hex(call, "iova_end", d.iova_end);
+        agent_reply_dec(call, "iova_ranges", d.iova_ranges);
+        agent_reply_dec(call, "iova_bytes", d.iova_bytes);
         agent_reply_hex(call, "smmu", s.base);
         agent_reply_hex(call, "strtab", s.strtab);
         agent_reply_hex(call, "strtab_cfg", s.strtab_cfg);

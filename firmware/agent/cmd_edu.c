@@ -10,6 +10,8 @@
  *   edu copy SRC DST LEN               bus SRC -> bus DST, any length, in pieces of
  *                                      at most 4095 bytes through the buffer
  *   edu info                           where the edu is
+ *   wait NS                            idle in wfi until a CNTVCT deadline NS ahead
+ *                                      (the bounded wait the edu driver uses); ns
  *
  * Replies: status (the edu's IRQ status at completion: 0x100 = DMA done),
  * ns (time the guest waited, CNTVCT), commands, faults (SMMU event records
@@ -20,6 +22,7 @@
  */
 #include "IODMACommand.h"
 #include "agent/agent.h"
+#include "arch/arm64/timer.h"
 #include "drivers/edu.h"
 #include "drivers/pci.h"
 #include "drivers/smmuv3.h"
@@ -95,5 +98,26 @@ AGENT_COMMAND(cmd_edu_info, "edu info", "")
     agent_reply_hex(call, "id", edu_read32(0x00));
     agent_reply_hex(call, "ecam", pci_ecam_base());
     agent_reply_dec(call, "iommu", dma_device_has_iommu(dma_default_device()));
+    return kIOReturnSuccess;
+}
+
+static bool never(void *ctx)
+{
+    (void)ctx;
+    return false;
+}
+
+/* wait NS: sleep in wfi until the CNTVCT deadline NS from now (the bound every device wait uses). */
+AGENT_COMMAND(cmd_wait, "wait", "NS")
+{
+    uint64_t ns, waited = 0;
+    IOReturn rc;
+
+    if ((rc = agent_arg_u64(call, 0, &ns)) != kIOReturnSuccess)
+        return rc;
+    if (ns > UINT64_C(10000000000))
+        return agent_fail(call, kIOReturnBadArgument, "NS above 10 s");
+    (void)timer_wait(never, NULL, ns, &waited);
+    agent_reply_dec(call, "ns", waited);
     return kIOReturnSuccess;
 }

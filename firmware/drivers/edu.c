@@ -31,6 +31,7 @@
 static struct {
     const struct pci_device *pci;
     uint64_t bar;
+    bool irq_off; /* INTx masked at the GIC after a timeout */
 } edu;
 
 static inline uint32_t reg_read32(unsigned off) { return mmio_read32((uintptr_t)(edu.bar + off)); }
@@ -80,6 +81,12 @@ static IOReturn run_command(enum edu_direction dir, uint64_t bus, uint64_t buf_o
 
     if (!dma_idle(NULL))
         return kIOReturnBusy;
+    if (edu.irq_off) {
+        /* A timed-out command has finished since: drop its interrupt, listen again. */
+        reg_write32(EDU_IRQ_ACK, reg_read32(EDU_IRQ_STATUS));
+        gic_enable_spi(edu.pci->intid);
+        edu.irq_off = false;
+    }
     if (dir == EDU_TO_DEVICE) {
         reg_write64(EDU_DMA_SRC, bus);
         reg_write64(EDU_DMA_DST, EDU_BUFFER_ADDR + buf_offset);
@@ -98,6 +105,15 @@ static IOReturn run_command(enum edu_direction dir, uint64_t bus, uint64_t buf_o
     r->irq_status |= status;
     r->ns += ns;
     r->commands++;
+    if (!done && edu.pci->intid) {
+        /*
+         * Still running: its completion interrupt would stay pending with
+         * nobody to acknowledge it and keep every later wfi from sleeping.
+         * Mask it at the GIC until the next command finds the device idle.
+         */
+        gic_disable_spi(edu.pci->intid);
+        edu.irq_off = true;
+    }
     return done ? kIOReturnSuccess : kIOReturnTimeout;
 }
 

@@ -317,7 +317,7 @@ paddr_t smmu_cd_address(uint32_t sid)
 
 /* ------------------------------------------------------------ invalidation */
 
-IOReturn smmu_invalidate(uint16_t asid, uint64_t iova, uint64_t size, uint64_t granule)
+IOReturn smmu_invalidate(uint32_t sid, uint16_t asid, uint64_t iova, uint64_t size, uint64_t granule)
 {
     uint64_t pages = granule ? (size + granule - 1) / granule : 0;
 
@@ -332,6 +332,9 @@ IOReturn smmu_invalidate(uint16_t asid, uint64_t iova, uint64_t size, uint64_t g
             cmdq_push(CMD_TLBI_NH_VA | (uint64_t)asid << 48, va & ~UINT64_C(0xfff));
         }
     }
+    /* And the StreamID's cached configuration (STE + CD), so nothing of the old state survives. */
+    if (sid < (1u << SMMU_STRTAB_LOG2))
+        cmdq_push(CMD_CFGI_STE | (uint64_t)sid << 32, 1);
     return cmdq_submit();
 }
 

@@ -39,11 +39,12 @@ bool smmu_present(void);
 IOReturn smmu_attach(uint32_t sid, uint64_t granule, unsigned ias_bits, paddr_t ttb0, uint16_t asid);
 
 /*
- * Invalidate the IOTLB for [iova, iova + size) of `asid` (TLBI_NH_VA per
- * page of `granule`, or TLBI_NH_ASID for large ranges), then CMD_SYNC: on
+ * After an unmap: invalidate the IOTLB for [iova, iova + size) of `asid`
+ * (TLBI_NH_VA per page of `granule`, or TLBI_NH_ASID for large ranges) and
+ * the configuration cached for StreamID `sid` (CFGI_STE), then CMD_SYNC: on
  * return no stale translation is left.
  */
-IOReturn smmu_invalidate(uint16_t asid, uint64_t iova, uint64_t size, uint64_t granule);
+IOReturn smmu_invalidate(uint32_t sid, uint16_t asid, uint64_t iova, uint64_t size, uint64_t granule);
 
 /*
  * Drain the event queue: one `! fault smmu ...` line per run of records

@@ -144,6 +144,7 @@ struct dma_domain_info {
     uint64_t root;      /* PA of the stage-1 root table */
     uint64_t ste, cd;   /* PAs */
     uint64_t iova_base, iova_end;
+    uint64_t iova_ranges, iova_bytes; /* booked now (guards excluded) */
 };
 void dma_domain_info(const IOService *device, struct dma_domain_info *out);
 

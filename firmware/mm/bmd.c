@@ -94,7 +94,17 @@ static IOReturn alloc_pages(IOBufferMemoryDescriptor *bmd, uint64_t alignment)
 {
     if (alignment > page_size()) {
         paddr_t run;
-        IOReturn rc = pages_alloc_contig(bmd->page_count, alignment, PAGE_OWNER_BUFFER, &run);
+        unsigned order = pages_order_for(bmd->page_count);
+        IOReturn rc = kIOReturnNoMemory;
+        /*
+         * dma-high: a power-of-two run aligned to no more than its size is one
+         * buddy block, exactly what pages_alloc_contig would record, so it can
+         * be taken above 4 GiB and still freed with pages_free_contig.
+         */
+        if (platform_dma_high() && is_power_of_two(bmd->page_count) && alignment <= (page_size() << order))
+            rc = pages_alloc_in(order, PAGE_OWNER_BUFFER, pa_init(DMA_HIGH_BASE), pa_init(UINT64_MAX), &run);
+        if (rc != kIOReturnSuccess)
+            rc = pages_alloc_contig(bmd->page_count, alignment, PAGE_OWNER_BUFFER, &run);
         if (rc == kIOReturnSuccess)
             bmd->contiguous = run;
         return rc;

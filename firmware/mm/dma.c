@@ -259,7 +259,7 @@ static void iommu_unmap(IODMACommand *cmd)
         return;
     iopt_unmap(&d->pt, cmd->iova, cmd->iova_size);
     /* The IOVA stops translating now: TLBI + CMD_SYNC before the range can be reused. */
-    (void)smmu_invalidate(d->asid, cmd->iova, cmd->iova_size, page_size());
+    (void)smmu_invalidate(d->sid, d->asid, cmd->iova, cmd->iova_size, page_size());
     rc = iova_free(&d->iova, cmd->iova);
     MM_ASSERT(rc == kIOReturnSuccess);
     cmd->iova = cmd->iova_size = 0;
@@ -464,8 +464,8 @@ kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_t options,
         return kIOReturnBadArgument;
     if (cmd->memory == NULL)
         return kIOReturnNotReady;
-    if (length > cmd->length)
-        return kIOReturnBadArgument;
+    if (length > cmd->memory->length)
+        return kIOReturnBadArgument; /* the command's descriptor, not the prepared range (§13.4) */
     if (options != kIODMACommandPerformOperationOptionZero && (!is_descriptor(data) || length > data->length))
         return kIOReturnBadArgument;
 
@@ -577,6 +577,10 @@ IOReturn dma_check(const char **error, uint64_t *at)
             *error = e;
             return kIOReturnInternalError;
         }
+        if (edu_domain.pt.pages * page_size() != edu_domain.iova.bytes) {
+            *error = "dma: IOMMU pages mapped do not match the booked IOVA ranges";
+            return kIOReturnInternalError;
+        }
         if (ranges != edu_domain.iova.count || iova_bytes != edu_domain.iova.bytes) {
             *error = "dma: IOVA ranges held by no command (leak)";
             return kIOReturnInternalError;
@@ -604,6 +608,8 @@ void dma_domain_info(const IOService *device, struct dma_domain_info *out)
     out->cd = pa_addr(smmu_cd_address(d->sid));
     out->iova_base = d->iova.base;
     out->iova_end = d->iova.end;
+    out->iova_ranges = d->iova.count;
+    out->iova_bytes = d->iova.bytes;
 }
 
 bool dma_translate(const IOService *device, uint64_t iova, uint64_t *pa, bool *writable)
