@@ -248,6 +248,12 @@ def test_perform_operation_moves_bytes_like_the_cpu(bench: DmaBench, profile: Pr
     if "length" in short:
         assert short.number("length") == 10
     buf.content[290:300] = bytes(10)
+    # LEN is checked against the descriptor (340 bytes), not the preparation (300): a copy that
+    # leaves the prepared range is short (Underrun), not a bad argument.
+    short = g.err(bench.dma.perform_line(c, "zero", 0, 320), "kIOReturnUnderrun")
+    if "length" in short:
+        assert short.number("length") == 300
+    buf.content[0:300] = bytes(300)
     bench.dma.complete(c)
     bench.check_bytes(buf)
     # data's window is [8, 208): the test wrote its first 40 bytes (data.offset = 8)
