@@ -27,6 +27,7 @@
 #include "OSObject.h"
 #include "agent/agent.h"
 #include "drivers/smmuv3.h"
+#include "mm/dma.h"
 
 static uint64_t held[OBJECT_MAX_LIVE]; /* command handles the caller holds (0: free slot) */
 

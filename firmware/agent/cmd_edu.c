@@ -24,12 +24,30 @@
 #include "agent/agent.h"
 #include "arch/arm64/timer.h"
 #include "drivers/edu.h"
+#include "drivers/gic.h"
 #include "drivers/pci.h"
 #include "drivers/smmuv3.h"
 
-static IOReturn reply_transfer(struct agent_call *call, IOReturn rc, const struct edu_result *r)
+static IOReturn edu_ioreturn(enum edu_status status)
+{
+    switch (status) {
+    case EDU_OK:
+        return kIOReturnSuccess;
+    case EDU_BAD_LENGTH:
+        return kIOReturnBadArgument;
+    case EDU_NO_DEVICE:
+        return kIOReturnNotReady;
+    case EDU_BUSY:
+        return kIOReturnBusy;
+    default:
+        return kIOReturnTimeout;
+    }
+}
+
+static IOReturn reply_transfer(struct agent_call *call, enum edu_status status, const struct edu_result *r)
 {
     unsigned faults = smmu_drain_events(); /* event lines go out before the reply */
+    IOReturn rc = edu_ioreturn(status);
 
     if (rc != kIOReturnSuccess) {
         agent_fail(call, rc, "edu DMA failed");
@@ -49,6 +67,7 @@ static IOReturn transfer(struct agent_call *call, enum edu_direction dir)
 {
     uint64_t addr, len, buf = 0;
     struct edu_result r = {0};
+    enum edu_status status;
     IOReturn rc;
 
     if ((rc = agent_arg_u64(call, 0, &addr)) || (rc = agent_arg_u64(call, 1, &len)) ||
@@ -60,8 +79,8 @@ static IOReturn transfer(struct agent_call *call, enum edu_direction dir)
         return agent_fail(call, kIOReturnBadArgument, "LEN must be 1..%u - buf (buf=%llu, LEN=%llu)", EDU_DMA_MAX,
                           (unsigned long long)buf, (unsigned long long)len);
     (void)smmu_drain_events(); /* report only this transfer's faults */
-    rc = edu_dma(dir, addr, buf, len, &r);
-    return reply_transfer(call, rc, &r);
+    status = edu_dma(dir, addr, buf, len, &r);
+    return reply_transfer(call, status, &r);
 }
 
 AGENT_COMMAND(cmd_edu_to_device, "edu to-device", "ADDR LEN [buf=N]") { return transfer(call, EDU_TO_DEVICE); }
@@ -72,6 +91,7 @@ AGENT_COMMAND(cmd_edu_copy, "edu copy", "SRC DST LEN")
 {
     uint64_t src, dst, len;
     struct edu_result r = {0};
+    enum edu_status status;
     IOReturn rc;
 
     if ((rc = agent_arg_u64(call, 0, &src)) || (rc = agent_arg_u64(call, 1, &dst)) || (rc = agent_arg_u64(call, 2, &len)))
@@ -81,8 +101,8 @@ AGENT_COMMAND(cmd_edu_copy, "edu copy", "SRC DST LEN")
     if (len == 0)
         return agent_fail(call, kIOReturnBadArgument, "LEN 0 is refused (QEMU 7.2 would abort)");
     (void)smmu_drain_events();
-    rc = edu_copy(src, dst, len, &r);
-    return reply_transfer(call, rc, &r);
+    status = edu_copy(src, dst, len, &r);
+    return reply_transfer(call, status, &r);
 }
 
 AGENT_COMMAND(cmd_edu_info, "edu info", "")
@@ -117,6 +137,7 @@ AGENT_COMMAND(cmd_wait, "wait", "NS")
         return rc;
     if (ns > UINT64_C(10000000000))
         return agent_fail(call, kIOReturnBadArgument, "NS above 10 s");
+    gic_enable_spi(TIMER_VIRT_INTID); /* idempotent; edu_init does it too */
     (void)timer_wait(never, NULL, ns, &waited);
     agent_reply_dec(call, "ns", waited);
     return kIOReturnSuccess;

@@ -62,6 +62,7 @@ bool edu_init(void)
     reg_write32(EDU_IRQ_ACK, 0xffffffffu);
     if (d->intid)
         gic_enable_spi(d->intid);
+    gic_enable_spi(TIMER_VIRT_INTID); /* the wait's deadline wakes wfi */
     return true;
 }
 
@@ -72,7 +73,7 @@ static bool dma_idle(void *ctx)
 }
 
 /* One command; the caller has checked the range. */
-static IOReturn run_command(enum edu_direction dir, uint64_t bus, uint64_t buf_offset, uint64_t len,
+static enum edu_status run_command(enum edu_direction dir, uint64_t bus, uint64_t buf_offset, uint64_t len,
                             struct edu_result *r)
 {
     uint64_t ns = 0;
@@ -80,7 +81,7 @@ static IOReturn run_command(enum edu_direction dir, uint64_t bus, uint64_t buf_o
     uint32_t status;
 
     if (!dma_idle(NULL))
-        return kIOReturnBusy;
+        return EDU_BUSY;
     if (edu.irq_off) {
         /* A timed-out command has finished since: drop its interrupt, listen again. */
         reg_write32(EDU_IRQ_ACK, reg_read32(EDU_IRQ_STATUS));
@@ -114,31 +115,31 @@ static IOReturn run_command(enum edu_direction dir, uint64_t bus, uint64_t buf_o
         gic_disable_spi(edu.pci->intid);
         edu.irq_off = true;
     }
-    return done ? kIOReturnSuccess : kIOReturnTimeout;
+    return done ? EDU_OK : EDU_TIMEOUT;
 }
 
-IOReturn edu_dma(enum edu_direction dir, uint64_t bus, uint64_t buf_offset, uint64_t len, struct edu_result *r)
+enum edu_status edu_dma(enum edu_direction dir, uint64_t bus, uint64_t buf_offset, uint64_t len, struct edu_result *r)
 {
     *r = (struct edu_result){0};
     if (edu.pci == NULL)
-        return kIOReturnNotReady;
+        return EDU_NO_DEVICE;
     if (len == 0 || buf_offset >= EDU_DMA_MAX || len > EDU_DMA_MAX - buf_offset)
-        return kIOReturnBadArgument;
+        return EDU_BAD_LENGTH;
     return run_command(dir, bus, buf_offset, len, r);
 }
 
-IOReturn edu_copy(uint64_t src, uint64_t dst, uint64_t len, struct edu_result *r)
+enum edu_status edu_copy(uint64_t src, uint64_t dst, uint64_t len, struct edu_result *r)
 {
-    IOReturn rc = kIOReturnSuccess;
+    enum edu_status rc = EDU_OK;
 
     *r = (struct edu_result){0};
     if (edu.pci == NULL)
-        return kIOReturnNotReady;
+        return EDU_NO_DEVICE;
     if (len == 0 || src + len < src || dst + len < dst)
-        return kIOReturnBadArgument;
-    for (uint64_t done = 0; done < len && rc == kIOReturnSuccess;) {
+        return EDU_BAD_LENGTH;
+    for (uint64_t done = 0; done < len && rc == EDU_OK;) {
         uint64_t n = len - done < EDU_DMA_MAX ? len - done : EDU_DMA_MAX;
-        if ((rc = run_command(EDU_TO_DEVICE, src + done, 0, n, r)) == kIOReturnSuccess)
+        if ((rc = run_command(EDU_TO_DEVICE, src + done, 0, n, r)) == EDU_OK)
             rc = run_command(EDU_FROM_DEVICE, dst + done, 0, n, r);
         done += n;
     }

@@ -18,8 +18,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "IOReturn.h"
-
 #define EDU_VENDOR_ID 0x1234
 #define EDU_DEVICE_ID 0x11e8
 #define EDU_BUFFER_ADDR UINT64_C(0x40000) /* device-side address of the buffer */
@@ -29,7 +27,19 @@
 
 struct pci_device;
 
-/* Find the edu by ID (after pci_init), check its ID register, enable its INTx at the GIC. */
+/* What a transfer came to (the agent maps these to IOReturn codes). */
+enum edu_status {
+    EDU_OK = 0,
+    EDU_BAD_LENGTH, /* 0 bytes, or beyond the buffer's usable 4095 bytes: QEMU 7.2 would abort */
+    EDU_NO_DEVICE,  /* no edu found */
+    EDU_BUSY,       /* a previous command is still running */
+    EDU_TIMEOUT,    /* RUN still set at the deadline */
+};
+
+/*
+ * Find the edu by ID (after pci_init), check its ID register, enable its
+ * INTx and the virtual timer's PPI (the wait's deadline) at the GIC.
+ */
 bool edu_init(void);
 
 /* The edu's PCI function, or NULL when there is none. */
@@ -48,19 +58,17 @@ struct edu_result {
 
 /*
  * One transfer of `len` bytes between bus address `bus` and buffer offset
- * `buf_offset`. Returns kIOReturnSuccess, kIOReturnBadArgument (len 0, or
- * buf_offset + len > EDU_DMA_MAX: QEMU would abort), kIOReturnNotReady (no
- * edu), kIOReturnBusy (a previous command is still running),
- * kIOReturnTimeout (RUN still set at the deadline).
+ * `buf_offset`: EDU_OK, EDU_BAD_LENGTH (len 0, or buf_offset + len >
+ * EDU_DMA_MAX), EDU_NO_DEVICE, EDU_BUSY, EDU_TIMEOUT.
  */
-IOReturn edu_dma(enum edu_direction dir, uint64_t bus, uint64_t buf_offset, uint64_t len, struct edu_result *r);
+enum edu_status edu_dma(enum edu_direction dir, uint64_t bus, uint64_t buf_offset, uint64_t len, struct edu_result *r);
 
 /*
  * Device-driven copy of `len` bytes (any length > 0) from bus address `src`
  * to bus address `dst` through the buffer, split into commands of at most
  * EDU_DMA_MAX bytes (to-device then from-device per piece).
  */
-IOReturn edu_copy(uint64_t src, uint64_t dst, uint64_t len, struct edu_result *r);
+enum edu_status edu_copy(uint64_t src, uint64_t dst, uint64_t len, struct edu_result *r);
 
 /* The raw register value at `offset` (32-bit registers below 0x80), for `edu info`. */
 uint32_t edu_read32(unsigned offset);

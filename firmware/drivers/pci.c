@@ -15,7 +15,7 @@
 #include "arch/arm64/platform.h"
 #include "drivers/mmio.h"
 #include "lib/fdt.h"
-#include "mm/vm.h"
+#include "arch/arm64/sysreg.h"
 
 #define PCI_VENDOR_ID 0x00
 #define PCI_CLASS_REV 0x08
@@ -51,6 +51,14 @@ void pci_cfg_write16(const struct pci_device *d, unsigned reg, uint16_t v) { mmi
 
 uint64_t pci_ecam_base(void) { return pci.ecam; }
 
+/* Physical address bits of the CPU (ID_AA64MMFR0_EL1.PARange), as vm_init decides what to map. */
+static unsigned cpu_pa_bits(void)
+{
+    static const unsigned bits[] = {32, 36, 40, 42, 44, 48};
+    uint64_t parange = field_get(read_sysreg(id_aa64mmfr0_el1), ID_AA64MMFR0_PARANGE_SHIFT, ID_AA64MMFR0_FIELD_MASK);
+    return parange < 6 ? bits[parange] : 48;
+}
+
 /* ECAM from the device tree's /pcie reg; false if absent or not mapped by vm_init. */
 static bool find_ecam(void)
 {
@@ -66,7 +74,7 @@ static bool find_ecam(void)
     pci.ecam_size = fdt_read_cells((const uint8_t *)value + 8, 2);
     /* vm_init maps exactly these two ECAM windows as Device memory. */
     if (!((pci.ecam == VIRT_HIGH_PCIE_ECAM_BASE && pci.ecam_size <= VIRT_HIGH_PCIE_ECAM_SIZE &&
-           VIRT_HIGH_PCIE_ECAM_BASE + VIRT_HIGH_PCIE_ECAM_SIZE <= (UINT64_C(1) << vm_pa_bits())) ||
+           VIRT_HIGH_PCIE_ECAM_BASE + VIRT_HIGH_PCIE_ECAM_SIZE <= (UINT64_C(1) << cpu_pa_bits())) ||
           (pci.ecam == VIRT_PCIE_ECAM_BASE && pci.ecam_size <= VIRT_PCIE_ECAM_SIZE))) {
         pci.ecam = 0;
         return false;

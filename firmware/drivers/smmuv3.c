@@ -6,8 +6,8 @@
  *
  * QEMU executes commands synchronously inside the CMDQ_PROD write; the
  * driver still waits (bounded) for CMDQ_CONS to reach PROD as hardware needs.
- * Queue, table and CD memory is identity-mapped RAM from the page allocator
- * (owner KERNEL); QEMU's SMMU walks are coherent (IDR0.COHACC), so no cache
+ * Queue, table and CD memory is identity-mapped RAM from the caller's
+ * allocator (mm/dma.c: the page allocator, owner KERNEL); QEMU's SMMU walks are coherent (IDR0.COHACC), so no cache
  * maintenance, only DSBs before doorbells.
  */
 #include "drivers/smmuv3.h"
@@ -15,14 +15,11 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "IOVMPageSize.h"
 #include "arch/arm64/platform.h"
 #include "arch/arm64/sysreg.h"
 #include "drivers/event.h"
 #include "drivers/mmio.h"
 #include "lib/fdt.h"
-#include "mm/pages.h"
-#include "mm/pte.h"
 
 /* Registers (page 0; the event queue's PROD/CONS live in page 1). */
 #define SMMU_IDR0 0x00
@@ -86,18 +83,19 @@ static struct {
     uint64_t base;
     uint32_t idr0, idr1, idr5;
     unsigned oas;
-    paddr_t strtab, cmdq, eventq;
+    smmu_alloc_fn alloc;
+    uint64_t strtab, cmdq, eventq;
     uint32_t cmdq_prod;
     uint32_t gerror_seen;
     uint64_t events, commands;
-    paddr_t cd[1u << SMMU_STRTAB_LOG2]; /* per StreamID, 0 when not translating */
+    uint64_t cd[1u << SMMU_STRTAB_LOG2]; /* per StreamID, 0 when not translating */
 } smmu;
 
 static inline uint32_t rd32(unsigned off) { return mmio_read32((uintptr_t)(smmu.base + off)); }
 static inline void wr32(unsigned off, uint32_t v) { mmio_write32((uintptr_t)(smmu.base + off), v); }
 static inline void wr64(unsigned off, uint64_t v) { *(volatile uint64_t *)(uintptr_t)(smmu.base + off) = v; }
 
-static inline void *pa_ptr(paddr_t pa) { return (void *)(uintptr_t)pa_addr(pa); }
+static inline void *pa_ptr(uint64_t pa) { return (void *)(uintptr_t)pa; }
 
 bool smmu_present(void) { return smmu.present; }
 
@@ -120,20 +118,12 @@ static bool find_smmu(uint64_t *base)
     return *base == VIRT_SMMU_BASE; /* the only window vm_init maps */
 }
 
-/* Zeroed, naturally aligned memory of at least `bytes` (a power of two). */
-static bool alloc_aligned(uint64_t bytes, paddr_t *out)
-{
-    uint64_t page = pages_page_size(), size = bytes < page ? page : bytes;
-
-    if (pages_alloc_contig(size / page, size, PAGE_OWNER_KERNEL, out) != kIOReturnSuccess)
-        return false;
-    memset(pa_ptr(*out), 0, size);
-    return true;
-}
+/* Zeroed, naturally aligned memory of `bytes` (a power of two). */
+static bool alloc_aligned(uint64_t bytes, uint64_t *out) { return smmu.alloc(bytes, out); }
 
 /* ------------------------------------------------------------ command queue */
 
-static IOReturn cmdq_wait(void)
+static enum smmu_status cmdq_wait(void)
 {
     for (unsigned i = 0; i < CMD_WAIT_POLLS; i++) {
         uint32_t cons = rd32(SMMU_CMDQ_CONS);
@@ -149,12 +139,12 @@ static IOReturn cmdq_wait(void)
             dsb_sy();
             wr32(SMMU_GERRORN, rd32(SMMU_GERRORN) ^ GERROR_CMDQ_ERR);
             smmu.gerror_seen = rd32(SMMU_GERROR);
-            return kIOReturnInternalError;
+            return SMMU_CMDQ_ERROR;
         }
         if ((cons & mask) == (smmu.cmdq_prod & mask))
-            return kIOReturnSuccess;
+            return SMMU_OK;
     }
-    return kIOReturnTimeout;
+    return SMMU_TIMEOUT;
 }
 
 /* Queue commands (each two 64-bit words) and ring the doorbell. */
@@ -169,7 +159,7 @@ static void cmdq_push(uint64_t w0, uint64_t w1)
     smmu.commands++;
 }
 
-static IOReturn cmdq_submit(void)
+static enum smmu_status cmdq_submit(void)
 {
     cmdq_push(CMD_SYNC, 0); /* CS = 0: completion seen by CONS */
     dsb_sy();
@@ -180,7 +170,7 @@ static IOReturn cmdq_submit(void)
 
 /* ------------------------------------------------------------ bring-up */
 
-bool smmu_init(void)
+bool smmu_init(smmu_alloc_fn alloc)
 {
     uint64_t base;
     uint32_t ttf;
@@ -191,6 +181,7 @@ bool smmu_init(void)
     if (!find_smmu(&base))
         return false;
     smmu.base = base;
+    smmu.alloc = alloc;
     smmu.idr0 = rd32(SMMU_IDR0);
     smmu.idr1 = rd32(SMMU_IDR1);
     smmu.idr5 = rd32(SMMU_IDR5);
@@ -215,12 +206,12 @@ bool smmu_init(void)
 
     wr32(SMMU_CR1, CR1_WBWA_ISH);
     wr32(SMMU_CR2, 0);
-    wr64(SMMU_STRTAB_BASE, pa_addr(smmu.strtab));
+    wr64(SMMU_STRTAB_BASE, smmu.strtab);
     wr32(SMMU_STRTAB_BASE_CFG, SMMU_STRTAB_LOG2); /* FMT 0: linear */
-    wr64(SMMU_CMDQ_BASE, pa_addr(smmu.cmdq) | CMDQ_LOG2);
+    wr64(SMMU_CMDQ_BASE, smmu.cmdq | CMDQ_LOG2);
     wr32(SMMU_CMDQ_PROD, 0);
     wr32(SMMU_CMDQ_CONS, 0);
-    wr64(SMMU_EVENTQ_BASE, pa_addr(smmu.eventq) | EVENTQ_LOG2);
+    wr64(SMMU_EVENTQ_BASE, smmu.eventq | EVENTQ_LOG2);
     wr32(SMMU_EVENTQ_PROD, 0);
     wr32(SMMU_EVENTQ_CONS, 0);
     wr32(SMMU_IRQ_CTRL, 0); /* polled: events are drained after each transfer */
@@ -231,7 +222,7 @@ bool smmu_init(void)
     (void)rd32(SMMU_CR0ACK);
     cmdq_push(CMD_CFGI_ALL, 31);
     cmdq_push(CMD_TLBI_NSNH_ALL, 0);
-    if (cmdq_submit() != kIOReturnSuccess)
+    if (cmdq_submit() != SMMU_OK)
         return false;
     wr32(SMMU_CR0, CR0_CMDQEN | CR0_EVENTQEN | CR0_SMMUEN);
     (void)rd32(SMMU_CR0ACK);
@@ -241,37 +232,38 @@ bool smmu_init(void)
 
 /* ------------------------------------------------------------ attach */
 
-IOReturn smmu_attach(uint32_t sid, uint64_t granule, unsigned ias_bits, paddr_t ttb0, uint16_t asid)
+enum smmu_status smmu_attach(uint32_t sid, uint64_t granule, unsigned ias_bits, uint64_t ttb0, uint16_t asid,
+                             uint64_t mair)
 {
     uint32_t *cd, *ste, tg0, ips;
-    paddr_t cd_pa;
+    uint64_t cd_pa;
 
     if (!smmu.present)
-        return kIOReturnNotReady;
+        return SMMU_NOT_PRESENT;
     if (sid >= (1u << SMMU_STRTAB_LOG2) || ias_bits < 25 || ias_bits > 48)
-        return kIOReturnBadArgument;
+        return SMMU_BAD_ARGUMENT;
     switch (granule) {
     case 4096:
         tg0 = 0;
         if (!(smmu.idr5 & IDR5_GRAN4K))
-            return kIOReturnBadArgument;
+            return SMMU_BAD_ARGUMENT;
         break;
     case 16384:
         tg0 = 2;
         if (!(smmu.idr5 & IDR5_GRAN16K))
-            return kIOReturnBadArgument;
+            return SMMU_BAD_ARGUMENT;
         break;
     case 65536:
         tg0 = 1;
         if (!(smmu.idr5 & IDR5_GRAN64K))
-            return kIOReturnBadArgument;
+            return SMMU_BAD_ARGUMENT;
         break;
     default:
-        return kIOReturnBadArgument;
+        return SMMU_BAD_ARGUMENT;
     }
     cd_pa = smmu.cd[sid];
-    if (pa_addr(cd_pa) == 0 && !alloc_aligned(CD_BYTES, &cd_pa))
-        return kIOReturnNoMemory;
+    if (cd_pa == 0 && !alloc_aligned(CD_BYTES, &cd_pa))
+        return SMMU_NO_MEMORY;
     smmu.cd[sid] = cd_pa;
 
     /* IPS: the largest encoding not above the SMMU's OAS (0 = 32 ... 5 = 48); never 6 (52). */
@@ -283,10 +275,10 @@ IOReturn smmu_attach(uint32_t sid, uint64_t granule, unsigned ias_bits, paddr_t 
     memset(cd, 0, CD_BYTES);
     cd[1] = ips | (1u << 9) /* AA64 */ | (1u << 13) /* R: record faults */ | (1u << 14) /* A */ |
             ((uint32_t)asid << 16);
-    cd[2] = (uint32_t)(pa_addr(ttb0) & 0xfffffff0u);
-    cd[3] = (uint32_t)(pa_addr(ttb0) >> 32) & 0x7ffffu;
-    cd[6] = (uint32_t)MAIR_EL1_VALUE;
-    cd[7] = (uint32_t)(MAIR_EL1_VALUE >> 32);
+    cd[2] = (uint32_t)(ttb0 & 0xfffffff0u);
+    cd[3] = (uint32_t)(ttb0 >> 32) & 0x7ffffu;
+    cd[6] = (uint32_t)mair;
+    cd[7] = (uint32_t)(mair >> 32);
     dsb_sy();
     cd[0] = (64u - ias_bits) | (tg0 << 6) | (1u << 8) /* IR0 WBWA */ | (1u << 10) /* OR0 WBWA */ |
             (3u << 12) /* SH0 inner */ | (1u << 30) /* EPD1 */ | (1u << 31) /* V */;
@@ -295,34 +287,33 @@ IOReturn smmu_attach(uint32_t sid, uint64_t granule, unsigned ias_bits, paddr_t 
     ste[0] = 0; /* invalid while it is rewritten */
     dsb_sy();
     memset(ste + 1, 0, STE_BYTES - 4);
-    ste[1] = (uint32_t)(pa_addr(cd_pa) >> 32) & 0xffffu;
+    ste[1] = (uint32_t)(cd_pa >> 32) & 0xffffu;
     dsb_sy();
-    ste[0] = ((uint32_t)pa_addr(cd_pa) & 0xffffffc0u) | 0xb; /* V, Config = S1 translate */
+    ste[0] = ((uint32_t)cd_pa & 0xffffffc0u) | 0xb; /* V, Config = S1 translate */
     dsb_sy();
 
     cmdq_push(CMD_CFGI_STE | (uint64_t)sid << 32, 1); /* SID in w1; Leaf */
     return cmdq_submit();
 }
 
-paddr_t smmu_ste_address(uint32_t sid)
+uint64_t smmu_ste_address(uint32_t sid)
 {
-    return smmu.present && sid < (1u << SMMU_STRTAB_LOG2) ? pa_add(smmu.strtab, (uint64_t)sid * STE_BYTES)
-                                                          : pa_init(0);
+    return smmu.present && sid < (1u << SMMU_STRTAB_LOG2) ? smmu.strtab + (uint64_t)sid * STE_BYTES : 0;
 }
 
-paddr_t smmu_cd_address(uint32_t sid)
+uint64_t smmu_cd_address(uint32_t sid)
 {
-    return smmu.present && sid < (1u << SMMU_STRTAB_LOG2) ? smmu.cd[sid] : pa_init(0);
+    return smmu.present && sid < (1u << SMMU_STRTAB_LOG2) ? smmu.cd[sid] : 0;
 }
 
 /* ------------------------------------------------------------ invalidation */
 
-IOReturn smmu_invalidate(uint32_t sid, uint16_t asid, uint64_t iova, uint64_t size, uint64_t granule)
+enum smmu_status smmu_invalidate(uint32_t sid, uint16_t asid, uint64_t iova, uint64_t size, uint64_t granule)
 {
     uint64_t pages = granule ? (size + granule - 1) / granule : 0;
 
     if (!smmu.present)
-        return kIOReturnNotReady;
+        return SMMU_NOT_PRESENT;
     if (pages == 0 || pages > TLBI_VA_PAGES_MAX) {
         cmdq_push(CMD_TLBI_NH_ASID | (uint64_t)asid << 48, 0); /* ASID in w1[31:16] */
     } else {
@@ -428,10 +419,10 @@ void smmu_get_info(struct smmu_info *out)
     if (!smmu.present)
         return;
     out->base = smmu.base;
-    out->strtab = pa_addr(smmu.strtab);
+    out->strtab = smmu.strtab;
     out->strtab_cfg = rd32(SMMU_STRTAB_BASE_CFG);
-    out->cmdq = pa_addr(smmu.cmdq);
-    out->eventq = pa_addr(smmu.eventq);
+    out->cmdq = smmu.cmdq;
+    out->eventq = smmu.eventq;
     out->gerror = rd32(SMMU_GERROR);
     out->events = smmu.events;
     out->commands = smmu.commands;

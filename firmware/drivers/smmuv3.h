@@ -19,24 +19,36 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "IOReturn.h"
-#include "mm/addr.h"
-
 #define SMMU_STRTAB_LOG2 8 /* 256 StreamIDs: all of bus 0 */
 
+enum smmu_status {
+    SMMU_OK = 0,
+    SMMU_BAD_ARGUMENT, /* StreamID beyond the table, unsupported granule or input size */
+    SMMU_NO_MEMORY,    /* the allocator gave no memory */
+    SMMU_NOT_PRESENT,  /* no SMMU (or smmu_init not called) */
+    SMMU_CMDQ_ERROR,   /* the command queue reported an error (it was recovered) */
+    SMMU_TIMEOUT,      /* the command queue did not drain */
+};
+
+/*
+ * Memory for tables, queues and CDs: `bytes` (a power of two) of zeroed,
+ * identity-mapped RAM aligned to `bytes`; false when there is none. The
+ * driver never frees it (everything it allocates lives until reset).
+ */
+typedef bool (*smmu_alloc_fn)(uint64_t bytes, uint64_t *pa);
+
 /* Find and bring up the SMMU. False (and nothing changed) when there is none. */
-bool smmu_init(void);
+bool smmu_init(smmu_alloc_fn alloc);
 bool smmu_present(void);
 
 /*
  * Translate StreamID `sid` through a stage-1 table: granule (4096, 16384,
- * 65536), input size `ias_bits` (25..48), the table root `ttb0`, `asid`.
- * Writes the CD and the STE, then CFGI_STE + CMD_SYNC. Returns
- * kIOReturnSuccess, kIOReturnBadArgument (sid beyond the table, bad
- * geometry), kIOReturnNoMemory (no page for the CD), kIOReturnNotReady (no
- * SMMU), kIOReturnInternalError (the command queue reported an error).
+ * 65536), input size `ias_bits` (25..48), the table root `ttb0` (PA),
+ * `asid`, `mair` (the CD's MAIR; QEMU ignores it). Writes the CD and the
+ * STE, then CFGI_STE + CMD_SYNC.
  */
-IOReturn smmu_attach(uint32_t sid, uint64_t granule, unsigned ias_bits, paddr_t ttb0, uint16_t asid);
+enum smmu_status smmu_attach(uint32_t sid, uint64_t granule, unsigned ias_bits, uint64_t ttb0, uint16_t asid,
+                             uint64_t mair);
 
 /*
  * After an unmap: invalidate the IOTLB for [iova, iova + size) of `asid`
@@ -44,7 +56,7 @@ IOReturn smmu_attach(uint32_t sid, uint64_t granule, unsigned ias_bits, paddr_t 
  * the configuration cached for StreamID `sid` (CFGI_STE), then CMD_SYNC: on
  * return no stale translation is left.
  */
-IOReturn smmu_invalidate(uint32_t sid, uint16_t asid, uint64_t iova, uint64_t size, uint64_t granule);
+enum smmu_status smmu_invalidate(uint32_t sid, uint16_t asid, uint64_t iova, uint64_t size, uint64_t granule);
 
 /*
  * Drain the event queue: one `! fault smmu ...` line per run of records
@@ -68,7 +80,7 @@ struct smmu_info {
 void smmu_get_info(struct smmu_info *out);
 
 /* PA of the STE of `sid` and of the CD it points to (0 when not translating). */
-paddr_t smmu_ste_address(uint32_t sid);
-paddr_t smmu_cd_address(uint32_t sid);
+uint64_t smmu_ste_address(uint32_t sid);
+uint64_t smmu_cd_address(uint32_t sid);
 
 #endif /* IOMEM_DRIVERS_SMMUV3_H */

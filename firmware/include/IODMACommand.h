@@ -48,23 +48,8 @@ typedef struct IODMACommandSpecification {
 /* The device a command is for: its DMA domain (IOMMU) or none. Opaque. */
 typedef struct IOService IOService;
 
-struct dma_domain;
-struct bounce;
-
-typedef struct IODMACommand {
-    OSObject base;
-    uint32_t initialized; /* 1 after Create (an `obj new` instance stays 0) */
-    uint32_t bits;        /* maxAddressBits as given */
-    uint64_t limit;       /* device addresses must end at or below this (UINT64_MAX: none) */
-    IOService *device;
-    struct dma_domain *domain; /* the device's IOMMU domain, NULL without an IOMMU */
-    struct IODMACommand *next; /* list of live commands (check) */
-    /* The preparation (memory != NULL while prepared). */
-    IOMemoryDescriptor *memory; /* retained */
-    uint64_t offset, length, flags;
-    uint64_t iova, iova_size;   /* IOMMU: the booked range (0 size: none) */
-    struct bounce *bounce;      /* no IOMMU, memory beyond the limit: the low copy */
-} IODMACommand;
+/* A command: an OSObject (retain/release through OSObject.h); its state is private to mm/dma.c (mm/dma.h). */
+typedef struct IODMACommand IODMACommand;
 
 extern const OSMetaClass IODMACommandMetaClass;
 

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "IOLib.h"
-#include "arch/arm64/dma_config.h"
+#include "drivers/dma_config.h"
 #include "mm/pages.h"
 #include "mm/vaspace.h"
 #include "mm/vm.h"

@@ -10,7 +10,7 @@
  * Prepare builds everything first and publishes the preparation last; any
  * failure undoes what was built, so a failed prepare leaves no state.
  */
-#include "IODMACommand.h"
+#include "mm/dma.h"
 
 #include <string.h>
 
@@ -59,9 +59,22 @@ static void setup_domain(struct dma_domain *d, const struct pci_device *pci, uin
     if ((rc = iopt_init(&d->pt, page_size(), DMA_IAS_BITS)) != kIOReturnSuccess)
         return;
     iova_init(&d->iova, page_size(), UINT64_C(1) << DMA_IAS_BITS, page_size());
-    if (smmu_attach(d->sid, page_size(), DMA_IAS_BITS, d->pt.root, asid) != kIOReturnSuccess)
+    if (smmu_attach(d->sid, page_size(), DMA_IAS_BITS, pa_addr(d->pt.root), asid, MAIR_EL1_VALUE) != SMMU_OK)
         return;
     d->ready = true;
+}
+
+/* The SMMU driver's memory: zeroed, aligned page-allocator runs (owner KERNEL), never freed. */
+static bool smmu_alloc(uint64_t bytes, uint64_t *pa)
+{
+    uint64_t page = page_size(), size = bytes < page ? page : bytes;
+    paddr_t run;
+
+    if (pages_alloc_contig(size / page, size, PAGE_OWNER_KERNEL, &run) != kIOReturnSuccess)
+        return false;
+    memset((void *)(uintptr_t)pa_addr(run), 0, size);
+    *pa = pa_addr(run);
+    return true;
 }
 
 void dma_init(void)
@@ -71,7 +84,7 @@ void dma_init(void)
     if (!pci_init() || !edu_init())
         return;
     edu_service.pci = edu_device();
-    if (smmu_init()) {
+    if (smmu_init(smmu_alloc)) {
         setup_domain(&edu_domain, edu_service.pci, 1);
         if (edu_domain.ready)
             edu_service.domain = &edu_domain;
@@ -572,6 +585,17 @@ IOReturn dma_check(const char **error, uint64_t *at)
         return kIOReturnInternalError;
     }
     if (edu_domain.ready) {
+        /* The SMMU still translates the domain's StreamID through its CD and root. */
+        const volatile uint32_t *ste = (const volatile uint32_t *)(uintptr_t)smmu_ste_address(edu_domain.sid);
+        const volatile uint32_t *cd = (const volatile uint32_t *)(uintptr_t)smmu_cd_address(edu_domain.sid);
+        uint64_t ste_cd = (ste[0] & 0xffffffc0u) | (uint64_t)(ste[1] & 0xffffu) << 32;
+        uint64_t ttb0 = (cd[2] & 0xfffffff0u) | (uint64_t)(cd[3] & 0x7ffffu) << 32;
+        if ((ste[0] & 0xf) != 0xb || ste_cd != (uint64_t)(uintptr_t)cd || ttb0 != pa_addr(edu_domain.pt.root) ||
+            (cd[1] >> 16) != edu_domain.asid) {
+            *at = (uint64_t)(uintptr_t)ste;
+            *error = "dma: the domain's STE/CD no longer point at its tables";
+            return kIOReturnInternalError;
+        }
         const char *e = iova_check(&edu_domain.iova, at);
         if (e) {
             *error = e;
@@ -604,8 +628,8 @@ void dma_domain_info(const IOService *device, struct dma_domain_info *out)
     out->granule = pt_granule(&d->pt.geo);
     out->ias_bits = d->pt.geo.va_bits;
     out->root = pa_addr(d->pt.root);
-    out->ste = pa_addr(smmu_ste_address(d->sid));
-    out->cd = pa_addr(smmu_cd_address(d->sid));
+    out->ste = smmu_ste_address(d->sid);
+    out->cd = smmu_cd_address(d->sid);
     out->iova_base = d->iova.base;
     out->iova_end = d->iova.end;
     out->iova_ranges = d->iova.count;

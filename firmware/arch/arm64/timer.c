@@ -4,7 +4,6 @@
 #include "arch/arm64/timer.h"
 
 #include "arch/arm64/sysreg.h"
-#include "drivers/gic.h"
 
 #define CNTV_CTL_ENABLE 1u
 #define CNTV_CTL_IMASK 2u
@@ -30,14 +29,9 @@ uint64_t timer_ns_to_ticks(uint64_t ns)
 
 bool timer_wait(bool (*done)(void *ctx), void *ctx, uint64_t timeout_ns, uint64_t *waited_ns)
 {
-    static bool ppi_enabled;
     uint64_t start = timer_count(), deadline = start + timer_ns_to_ticks(timeout_ns);
     bool ok;
 
-    if (!ppi_enabled) {
-        gic_enable_spi(TIMER_VIRT_INTID); /* level, as the timer output is */
-        ppi_enabled = true;
-    }
     write_sysreg(cntv_cval_el0, deadline);
     write_sysreg(cntv_ctl_el0, CNTV_CTL_ENABLE);
     isb();

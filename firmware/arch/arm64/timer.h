@@ -24,9 +24,10 @@ uint64_t timer_ns_to_ticks(uint64_t ns);
 
 /*
  * Wait until done(ctx) is true or `timeout_ns` has passed, sleeping in wfi
- * between checks. The virtual timer is armed at the deadline (and its PPI
- * enabled at the GIC) so that the CPU wakes up there even if no device
- * interrupt comes; it is disarmed again before returning. Returns done's
+ * between checks. The virtual timer is armed at the deadline so that the
+ * CPU wakes up there even if no device interrupt comes (the caller enables
+ * its PPI, TIMER_VIRT_INTID, at the GIC once); it is disarmed again before
+ * returning. Returns done's
  * last answer. *waited_ns (may be NULL) gets the time spent.
  */
 bool timer_wait(bool (*done)(void *ctx), void *ctx, uint64_t timeout_ns, uint64_t *waited_ns);

@@ -1,7 +1,7 @@
 /*
  * dma_config.c - fw_cfg opt/iomem/dma-high (dma_config.h).
  */
-#include "arch/arm64/dma_config.h"
+#include "drivers/dma_config.h"
 
 #include "arch/arm64/panic.h"
 #include "drivers/fw_cfg.h"
