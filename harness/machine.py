@@ -187,6 +187,7 @@ class Machine:
                 returncode=None,
             )
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.trace_path.unlink(missing_ok=True)  # QEMU appends to its trace file: start empty
         ours: list[socket.socket] = []
         theirs: list[socket.socket] = []
         for _ in range(3 if self.want_gdb else 2):
