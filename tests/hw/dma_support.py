@@ -5,6 +5,7 @@ over registers read through QEMU's monitor, QEMU's SMMU trace, the SMMU event qu
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -43,6 +44,8 @@ DMA_LEAK_KEYS = (
     "bounce_pages",
     "iopt_pages",
 )
+ORACLE_COUNTS: Counter[tuple[str, str]] = Counter()
+"""(profile, what) -> how many times an oracle agreed this session (printed by conftest.py)."""
 DIRS = {"in": DIRECTION_IN, "out": DIRECTION_OUT, "inout": DIRECTION_IN | DIRECTION_OUT}
 
 
@@ -201,6 +204,9 @@ class DmaBench:
         assert writable == {bool(DIRS[buf.direction] & DIRECTION_IN)}, (
             f"{buf.direction} buffer mapped with device write={writable}"
         )
+        ORACLE_COUNTS[(self.profile.name, "IOVA pages: SMMU walker == CPU walker")] += sum(
+            -(-r.length // self.page) for r in runs
+        )
         return runs
 
     def trace_agrees(self) -> qemu_trace.Agreement:
@@ -209,6 +215,7 @@ class DmaBench:
         agreement = qemu_trace.match_walker(records, self.smmu_walker(), sid=self.profile.edu_stream_id)
         self.agreement.merge(agreement)
         assert agreement.ok, "\n".join(agreement.mismatches)
+        ORACLE_COUNTS[(self.profile.name, "QEMU trace lines == SMMU walker")] += agreement.checked
         return agreement
 
     def trace_events(self) -> list[qemu_trace.TraceEvent]:
