@@ -109,11 +109,16 @@ $(HOST_LIB): $(HOST_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h) | $(DE
 # ---------------------------------------------------------------- tests
 .PHONY: test test-hw test-host lint console bench clean
 
+# Both use every core (pytest-xdist; the per-profile summary is exact across workers) and
+# list the ten slowest tests at the end. JOBS=1 runs in one process (e.g. to profile).
+JOBS ?= auto
+PYTEST_PAR := $(if $(filter 1,$(JOBS)),,-n $(JOBS)) --durations=10
+
 test-host: $(VENV_STAMP) $(HOST_LIB)
-	$(VENV)/bin/pytest tests/host -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/host -q $(PYTEST_PAR) $(PYTEST_ARGS)
 
 test-hw: $(VENV_STAMP) $(FW_ELF)
-	$(VENV)/bin/pytest tests/hw $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/hw $(PYTEST_PAR) $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check harness tests

@@ -11,15 +11,17 @@ import json
 import platform
 import statistics
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import profile as profiles
 from harness.addresses import PhysAddr, VirtAddr
-from harness.build import ensure_firmware
+from harness.errors import GuestError, OracleMismatch, StateError
 from harness.guest import Guest
-from harness.memory import PmemsaveRam
+from harness.image.build import ensure_firmware
+from harness.qemu import profile as profiles
+from harness.qemu.ram import PmemsaveRam
 
 
 @dataclass
@@ -94,14 +96,19 @@ def bench_memory_reads(out: Path, repeat: int) -> list[Result]:
     with Guest(profile, out / "logs" / "memory") as guest:
         scratch, _ = guest.scratch()
         pa = guest.phys(VirtAddr(scratch))
-        assert guest.machine.qmp is not None
+        if guest.machine.qmp is None:
+            raise StateError("the guest has no QMP connection")
         pmem = PmemsaveRam(guest.machine.qmp, profile.ram_base, profile.ram_size, guest.artifacts)
         try:
             for size, label in ((4096, "4 KiB"), (1 << 20, "1 MiB")):
                 shared = _time(functools.partial(guest.ram.read, PhysAddr(pa), size), repeat)
                 dumped = _time(functools.partial(pmem.read, PhysAddr(pa), size), max(repeat // 4, 5))
-                if guest.ram.read(PhysAddr(pa), size) != pmem.read(PhysAddr(pa), size):
-                    raise AssertionError("shared RAM and pmemsave disagree on the same bytes")
+                via_map, via_dump = guest.ram.read(PhysAddr(pa), size), pmem.read(PhysAddr(pa), size)
+                if via_map != via_dump:
+                    raise OracleMismatch(
+                        f"crc32 of {size} bytes at PA {pa:#x}",
+                        {"shared RAM": hex(zlib.crc32(via_map)), "pmemsave": hex(zlib.crc32(via_dump))},
+                    )
                 results.append(
                     Result(f"host read {label}: shared RAM file", "ms", [t * 1000 for t in shared])
                 )
@@ -127,7 +134,7 @@ def bench_guest_heap(out: Path, repeat: int, ops: int = 100_000) -> list[Result]
             for seed in range(1, repeat + 1):
                 r = guest.ok(f"bench heap {ops} max={max_request} seed={seed}", timeout=120)
                 if r.number("iomem_failed") or r.number("picolibc_failed"):
-                    raise AssertionError(f"bench heap: allocations failed: {r.line}")
+                    raise GuestError(f"bench heap: allocations failed: {r.line}", error="", command=r.line)
                 ns = 1e9 / r.number("freq") / r.number("calls")
                 stub = r.number("stub_ticks")
                 iomem.append((r.number("iomem_ticks") - stub) * ns)

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import profile as profiles
 from harness.bench import Result
-from harness.build import ensure_firmware
 from harness.guest import Guest
-from harness.guest_dma import EDU_MAX_TRANSFER, Dma, EduDirection
+from harness.guest.dma import EDU_MAX_TRANSFER, Dma, EduDirection
+from harness.image.build import ensure_firmware
+from harness.qemu import profile as profiles
 
 DMA_PROFILES = ("virt-4k-smmu", "virt-64k-smmu", "virt-4k-dma32", "virt-4k")
 

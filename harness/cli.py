@@ -17,14 +17,15 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from harness import profile as profiles
-from harness.build import ensure_firmware
-from harness.errors import IomemError
+from harness import PROJECT_ROOT
+from harness.errors import IomemError, StateError
 from harness.guest import Guest
-from harness.protocol import Event, Reply, check_request
+from harness.image.build import ensure_firmware
+from harness.link.protocol import Event, Reply, check_request
+from harness.qemu import profile as profiles
 
 EXIT_OK, EXIT_ERR, EXIT_HARNESS = 0, 1, 2
-LOG_ROOT = profiles.PROJECT_ROOT / "build" / "logs"
+LOG_ROOT = PROJECT_ROOT / "build" / "logs"
 
 
 def _log_dir(requested: str | None, what: str) -> Path:
@@ -118,8 +119,9 @@ def _console_loop(guest: Guest) -> None:
     history = Path.home() / ".iomem_history"
     with contextlib.suppress(OSError):
         readline.read_history_file(history)
-    assert guest.console is not None
     console = guest.console
+    if console is None:
+        raise StateError("the guest is not booted")
     busy = threading.Event()
     stop = threading.Event()
 
@@ -225,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="run the benchmarks (JSON + table + plots)")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--out", default=str(profiles.PROJECT_ROOT / "build" / "bench"))
+    p.add_argument("--out", default=str(PROJECT_ROOT / "build" / "bench"))
     p.set_defaults(func=cmd_bench)
     return top
 

@@ -1,7 +1,39 @@
 """One exception family for everything the harness can report.
 
 Every error carries what it was doing (the command or request) and, where a guest was
-involved, the tail of its console, so a failure report is readable on its own.
+involved, the tail of its console, so a failure report is readable on its own. Nothing in
+``harness/`` raises outside this tree (``tests/host/test_errors.py`` holds it to this
+drawing); the two members that also derive from a built-in (``NotFound``, ``InvalidInput``)
+do so only so that ``except KeyError``/``except ValueError`` callers keep working.
+
+The whole tree (classes defined elsewhere are marked with their module)::
+
+    IomemError
+    ├── ProfileError                a machine profile is malformed (file, field, reason)
+    ├── BuildError                  ``make firmware`` / ``make host-lib`` failed
+    ├── LaunchError                 QEMU could not start, or died before the guest was up
+    ├── StateError                  a machine/guest used in the wrong runstate
+    ├── ProtocolError               the guest broke the serial protocol
+    ├── GuestCrashed                ``! panic``, or QEMU stopped underneath a request
+    ├── GuestHung                   QEMU alive, guest silent (with the PC, if known)
+    ├── BuildIdMismatch             the banner's build-id is not the booted ELF's
+    ├── GuestError                  a request answered ``err`` where ``ok`` was required
+    ├── OracleMismatch              independent sources disagree (names them and their claims)
+    ├── ModelError                  a reference model was driven inconsistently (a test bug)
+    ├── NotFound (also KeyError)    no such symbol, section, DWARF type, reply key...
+    ├── InvalidInput (also ValueError)  a value handed to the harness is malformed
+    │   └── TraceFormatError        oracle/qemu_trace.py: a traced SMMU event in an unknown format
+    ├── QmpError                    qemu/qmp.py: QMP failed or answered an error
+    ├── GdbStubError                qemu/gdbstub.py: the gdbstub link failed
+    │   ├── GdbTimeout              qemu/gdbstub.py: no answer in time
+    │   └── MissingRegister         qemu/registers.py: QEMU does not expose a register
+    ├── RamOutOfRange               qemu/ram.py: a host access outside guest RAM
+    ├── EduClamped                  guest/dma.py: QEMU's edu masked a DMA address (stdout warning)
+    ├── SmmuError                   oracle/smmu.py: the SMMU walker cannot proceed
+    │   └── CorruptSmmuTable        oracle/smmu.py: an STE/CD/stream table the guest must never write
+    └── PagewalkError               oracle/pagewalk.py: the walker cannot proceed
+        ├── RegimeError             oracle/pagewalk.py: reserved/unsupported register setting
+        └── CorruptTable            oracle/pagewalk.py: a descriptor the guest must never write
 """
 
 from __future__ import annotations
@@ -128,3 +160,18 @@ class OracleMismatch(IomemError):
         super().__init__(f"{what}: sources disagree ({detail})", command=command)
         self.what = what
         self.claims = dict(claims)
+
+
+class ModelError(IomemError):
+    """A reference model (``harness.models``) was asked something inconsistent: a bug in the
+    test driving it, not in the guest."""
+
+
+class NotFound(IomemError, KeyError):
+    """A name is not there: an ELF symbol or section, a DWARF struct, member or enum, a reply
+    key. Also a ``KeyError``."""
+
+
+class InvalidInput(IomemError, ValueError):
+    """A value handed to the harness is malformed or out of range: a request line, a protocol
+    number, an address. Also a ``ValueError``."""

@@ -8,28 +8,59 @@
 
 Each test gets one artifact directory (console log, QEMU stderr, QMP trace, command line);
 on failure the paths and the console tail are added to the report.
+
+The per-profile summary at the end is built from pytest's own reports
+(``pytest_runtest_logreport``), which under pytest-xdist the controller receives from every
+worker: each test's report carries its profile and boot time as ``user_properties``, so the
+totals are exact whatever the number of workers. Nothing is kept in module globals.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import profile as profiles
-from harness.build import ensure_firmware
+from harness import PROJECT_ROOT
+from harness.errors import StateError
 from harness.guest import Guest
-from harness.profile import Profile
+from harness.image.build import ensure_firmware
+from harness.qemu import profile as profiles
+from harness.qemu.profile import Profile
 
-ARTIFACT_ROOT = profiles.PROJECT_ROOT / "build" / "test-artifacts"
+ARTIFACT_ROOT = PROJECT_ROOT / "build" / "test-artifacts"
 _GUESTS_KEY = pytest.StashKey[list[Guest]]()
-_results: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-_boot_times: dict[str, list[float]] = defaultdict(list)
+PROFILE_PROPERTY = "iomem_profile"
+BOOT_PROPERTY = "iomem_boot_seconds"
+
+
+@dataclass
+class Summary:
+    """Outcomes and boot times per profile, from the test reports (one per pytest session)."""
+
+    outcomes: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    boots: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, report: pytest.TestReport) -> None:
+        properties = dict(report.user_properties)
+        profile = properties.get(PROFILE_PROPERTY)
+        if not isinstance(profile, str):
+            return  # a host test
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.outcomes[profile][report.outcome] += 1
+        if report.when == "setup":
+            self.boots[profile].extend(
+                float(value)
+                for name, value in report.user_properties
+                if name == BOOT_PROPERTY and isinstance(value, int | float)
+            )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +76,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "profiles(*names): run only on the named machine profiles")
+    config.pluginmanager.register(SummaryReporter(config), "iomem-summary")
 
 
 def _selected(config: pytest.Config) -> list[str]:
@@ -67,8 +99,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("profile", [profiles.load(n) for n in names], ids=names, scope="function")
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    profile = getattr(getattr(item, "callspec", None), "params", {}).get("profile")
+    if isinstance(profile, Profile):
+        item.user_properties.append((PROFILE_PROPERTY, profile.name))
+
+
 def _artifact_dir(nodeid: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
+    """One directory per test id, so tests (and xdist workers) never share one; a long id is
+    cut and suffixed with a hash of the whole id so that cutting cannot merge two."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
+    if len(safe) > 150:
+        safe = safe[:140] + "-" + hashlib.sha1(nodeid.encode()).hexdigest()[:9]
     path = ARTIFACT_ROOT / safe
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -102,7 +144,8 @@ def make_guest(
     yield make
     for guest in made:
         guest.close()
-        assert not guest.machine.alive(), f"QEMU pid {guest.machine.pid} survived teardown"
+        if guest.machine.alive():
+            raise StateError(f"QEMU pid {guest.machine.pid} survived teardown")
     # edu silently redirects a DMA whose bus address its dma_mask changes; QEMU's only sign is
     # a line on its stdout. Any such line means a DMA went somewhere nobody asked for.
     clamps = {g.profile.name: g.machine.edu_clamps() for g in made}
@@ -111,10 +154,10 @@ def make_guest(
 
 
 @pytest.fixture
-def guest(profile: Profile, make_guest: Callable[..., Guest]) -> Guest:
+def guest(request: pytest.FixtureRequest, profile: Profile, make_guest: Callable[..., Guest]) -> Guest:
     """A freshly booted guest on ``profile``."""
     booted = make_guest(profile, name="guest").boot()
-    _boot_times[profile.name].append(booted.boot_seconds)
+    request.node.user_properties.append((BOOT_PROPERTY, booted.boot_seconds))
     return booted
 
 
@@ -122,10 +165,6 @@ def guest(profile: Profile, make_guest: Callable[..., Guest]) -> Guest:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
-    profile = getattr(getattr(item, "callspec", None), "params", {}).get("profile")
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        key = profile.name if isinstance(profile, Profile) else "(host)"
-        _results[key][report.outcome] += 1
     if report.failed:
         for guest in item.stash.get(_GUESTS_KEY, []):
             lines = [f"artifacts: {guest.artifacts}"]
@@ -138,18 +177,36 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append((f"iomem {guest.profile.name}", "\n".join(lines)))
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    rows = {k: v for k, v in _results.items() if k != "(host)"}
+class SummaryReporter:
+    """The per-profile table at the end of the run, registered as a plugin of the session.
+
+    ``pytest_runtest_logreport`` sees every report: the local ones, and on the xdist
+    controller those of every worker; a worker does not print its own partial table."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.summary = Summary()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.summary.add(report)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if hasattr(self.config, "workerinput"):
+            return
+        _write_summary(terminalreporter, self.summary)
+
+
+def _write_summary(tr: Any, summary: Summary) -> None:
+    rows = summary.outcomes
     if not rows:
         return
-    tr = terminalreporter
     tr.section("iomem hardware summary")
     tr.write_line(
         f"{'profile':<14} {'passed':>6} {'failed':>6} {'skipped':>7} {'boots':>5} {'boot ms (median)':>17}"
     )
     for name in sorted(rows):
         counts = rows[name]
-        boots = sorted(_boot_times.get(name, []))
+        boots = sorted(summary.boots.get(name, []))
         median = f"{boots[len(boots) // 2] * 1000:.0f}" if boots else "-"
         tr.write_line(
             f"{name:<14} {counts['passed']:>6} {counts['failed']:>6} {counts['skipped']:>7} "

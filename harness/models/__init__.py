@@ -1,5 +1,3 @@
-"""Reference models: what the guest should answer, written from the spec alone (pure Python,
-nothing of QEMU), driven by the hardware state machines and ``tests/host``.
-
-* :mod:`harness.models.dma_model`: IODMACommand (§13) and the edu DMA engine.
-"""
+"""Reference models written from the spec (heap and object verbs, memory descriptors,
+IODMACommand and the edu engine in :mod:`harness.models.dma_model`). Pure Python: they import
+nothing of QEMU, the serial link or the guest."""

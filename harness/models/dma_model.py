@@ -27,16 +27,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from harness.errors import ModelError
+
 MAX_SEGMENTS = 32
 EDU_BUFFER = 4096
 DIRECTION_IN = 0x1  # the device may write the memory
 DIRECTION_OUT = 0x2  # the device may read the memory
 PERFORM_READ, PERFORM_WRITE, PERFORM_ZERO = 0x1, 0x2, 0x4
 PERFORM_OPTIONS = {"read": PERFORM_READ, "write": PERFORM_WRITE, "zero": PERFORM_ZERO}
-
-
-class ModelError(AssertionError):
-    """The model was asked something inconsistent (a bug in the test, not in the guest)."""
 
 
 @dataclass
@@ -162,6 +160,12 @@ class Model:
             return None
         return offset, length
 
+    def _resolved(self, md: Memory, offset: int, length: int) -> tuple[int, int]:
+        resolved = self.resolve(md, offset, length)
+        if resolved is None:
+            raise ModelError(f"[{offset}, +{length}) is not a range of descriptor {md.handle:#x}")
+        return resolved
+
     def prepare_outcome(
         self, handle: int, md: Memory | None, offset: int, length: int, capacity: int, options: int = 0
     ) -> Outcome:
@@ -215,8 +219,7 @@ class Model:
     ) -> list[str]:
         """Everything §13.2 says about a successful prepare's answer; the list of violations."""
         command = self.commands[handle]
-        resolved = self.resolve(md, offset, length)
-        assert resolved is not None
+        resolved = self._resolved(md, offset, length)
         offset, length = resolved
         problems = []
         want_flags = md.direction & (DIRECTION_IN | DIRECTION_OUT)
@@ -263,8 +266,7 @@ class Model:
         """Record a successful prepare; returns the preparation it implicitly completed."""
         command = self.commands[handle]
         ended = [self._end(command)] if command.prepared is not None else []
-        resolved = self.resolve(md, offset, length)
-        assert resolved is not None
+        resolved = self._resolved(md, offset, length)
         offset, length = resolved
         bounce = bytearray(md.data[offset : offset + length]) if bounced else None
         command.prepared = Preparation(md, offset, length, flags, bounced, list(segments), bounce)
@@ -323,18 +325,19 @@ class Model:
     ) -> int:
         """Apply a PerformOperation (success or Underrun); returns the bytes copied."""
         prep = self.commands[handle].prepared
-        assert prep is not None
+        if prep is None:
+            raise ModelError(f"command {handle:#x} is not prepared")
         n = max(0, min(length, prep.length - dma_offset))
         view, base = self.view(prep)
         at = base + dma_offset
         if op == "zero":
             view[at : at + n] = bytes(n)
+        elif data is None:
+            raise ModelError(f"PerformOperation {op} needs a data descriptor")
         elif op == "read":
-            assert data is not None
             n = min(n, data.length - data_offset)
             data.data[data_offset : data_offset + n] = view[at : at + n]
         else:
-            assert data is not None
             n = min(n, data.length - data_offset)
             view[at : at + n] = data.data[data_offset : data_offset + n]
         return n

@@ -19,6 +19,9 @@ unit-tested against the real C code.
 * :func:`accounting` splits the page range into metadata, free, used and padding bytes that
   sum to its size; :meth:`Snapshot.live_blocks` is what a model compares against.
 
+The object registry's decoder and rules are in :mod:`harness.oracle.objects`, the page byte's
+format in :mod:`harness.oracle.pages`, struct reading in :mod:`harness.oracle.reader`.
+
 Constants that are C macros (not in DWARF) are stated here once, from ``heap.h``/``pages.h``;
 everything with a DWARF existence (sizes, offsets, array lengths, enum values) comes from it.
 """
@@ -27,25 +30,24 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from harness.elf import Dwarf, Firmware, StructLayout
 from harness.errors import OracleMismatch
+from harness.image.dwarf import Dwarf, StructLayout
+from harness.image.elf import Firmware
+from harness.oracle.objects import ObjectsView, decode_objects, object_problems
+from harness.oracle.pages import PAGES_NO_PAGE, page_order, page_state
+from harness.oracle.reader import Reader, ReadMemory, read_uint
 
-ReadMemory = Callable[[int, int], bytes]
-
-# heap.h / pages.h macros (not in DWARF)
+# heap.h macros (not in DWARF); the page byte's format is harness.oracle.pages'
 HEAP_ALIGN = 16
 HEAP_BLOCK_HEADER_SIZE = 16
 HEAP_MIN_BLOCK = 32
 HEAP_LARGE_MIN = 64 * 1024
 HEAP_CHUNK_MAGIC = 0x4B4E5548434D4F49  # "IOMCHUNK"
 HEAP_LARGE_MAGIC = 0x4752414C  # "LARG"
-PAGE_INFO_ORDER_MASK = 0x1F
-PAGE_INFO_STATE_SHIFT = 5
-PAGES_NO_PAGE = 0xFFFF_FFFF
 # heap.c header checksum: fields scaled by odd constants, folded with the address, one multiply.
 CHECK_MUL_A = 0x9E3779B97F4A7C15
 CHECK_MUL_B = 0xC2B2AE3D27D4EB4F
@@ -271,25 +273,6 @@ class HeapView:
 
 
 @dataclass(frozen=True)
-class LiveObject:
-    slot: int
-    handle: int
-    address: int
-    meta: int
-    refcount: int
-    class_name: str
-    instance_size: int
-
-
-@dataclass(frozen=True)
-class ObjectsView:
-    live_count: int
-    slots: tuple[tuple[int, int, int], ...]  # (object, generation, state) per slot
-    classes: tuple[tuple[int, str, int], ...]  # (metaclass address, name, instance size)
-    live: tuple[LiveObject, ...]
-
-
-@dataclass(frozen=True)
 class Snapshot:
     layouts: Layouts
     pages: PagesView
@@ -351,60 +334,7 @@ class Snapshot:
 # ---------------------------------------------------------------- decoding
 
 
-_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
-
-
-def _unpacker(layout: StructLayout, names: tuple[str, ...]) -> Callable[[bytes, int], tuple[int, ...]]:
-    """A fast reader of scalar members ``names`` of ``layout`` at an offset in a blob."""
-    fields = sorted((layout[n].offset, layout[n].size, i) for i, n in enumerate(names))
-    fmt, position, order = "<", 0, []
-    for offset, size, index in fields:
-        fmt += f"{offset - position}x{_FORMATS[size]}"
-        position = offset + size
-        order.append(index)
-    packed = struct.Struct(fmt)
-
-    def unpack(blob: bytes, offset: int) -> tuple[int, ...]:
-        values = packed.unpack_from(blob, offset)
-        out = [0] * len(names)
-        for value, index in zip(values, order, strict=True):
-            out[index] = value
-        return tuple(out)
-
-    return unpack
-
-
-def _u(blob: bytes, offset: int, size: int) -> int:
-    return int.from_bytes(blob[offset : offset + size], "little")
-
-
-class _Reader:
-    def __init__(self, read: ReadMemory) -> None:
-        self.read = read
-        self.problems: list[str] = []
-
-    def struct(self, layout: StructLayout, address: int) -> bytes:
-        return self.read(address, layout.size)
-
-    def maybe(self, address: int, length: int, what: str) -> bytes | None:
-        """Read memory whose address came from the state being decoded: a wild pointer is a
-        problem to report, not an exception."""
-        try:
-            data = self.read(address, length)
-        except Exception as exc:
-            self.problems.append(f"{what}: cannot read [{address:#x}, +{length:#x}): {exc}")
-            return None
-        if len(data) != length:
-            self.problems.append(f"{what}: short read at {address:#x}")
-            return None
-        return data
-
-    def cstring(self, address: int, limit: int = 64) -> str:
-        raw = self.maybe(address, limit, "string")
-        return raw.split(b"\0", 1)[0].decode("ascii", "replace") if raw is not None else f"<{address:#x}>"
-
-
-def _decode_pages(r: _Reader, lay: Layouts, address: int) -> PagesView:
+def _decode_pages(r: Reader, lay: Layouts, address: int) -> PagesView:
     s = lay.page_allocator
     blob = r.struct(s, address)
 
@@ -426,7 +356,7 @@ def _decode_pages(r: _Reader, lay: Layouts, address: int) -> PagesView:
     index = 0
     while index < page_count:
         byte = info[index]
-        order = byte & PAGE_INFO_ORDER_MASK
+        order = page_order(byte)
         span = 1 << order
         if (
             (base_pfn + index) % span
@@ -439,7 +369,7 @@ def _decode_pages(r: _Reader, lay: Layouts, address: int) -> PagesView:
             )
             index += 1
             continue
-        blocks.append(PageBlock(index, base + (index << page_shift), order, byte >> PAGE_INFO_STATE_SHIFT))
+        blocks.append(PageBlock(index, base + (index << page_shift), order, page_state(byte)))
         index += span
 
     free_head = tuple(s.read(blob, "free_head", i) for i in range(orders))
@@ -477,15 +407,15 @@ def _decode_block(lay: Layouts, blob: bytes, offset: int, address: int) -> Block
     hb = lay.heap_block
     return Block(
         address=address,
-        size=_u(blob, offset + hb["size"].offset, hb["size"].size),
-        prev_size=_u(blob, offset + hb["prev_size"].offset, hb["prev_size"].size),
-        requested=_u(blob, offset + hb["requested"].offset, hb["requested"].size),
-        state=_u(blob, offset + hb["state"].offset, hb["state"].size),
-        check=_u(blob, offset + hb["check"].offset, hb["check"].size),
+        size=read_uint(blob, offset + hb["size"].offset, hb["size"].size),
+        prev_size=read_uint(blob, offset + hb["prev_size"].offset, hb["prev_size"].size),
+        requested=read_uint(blob, offset + hb["requested"].offset, hb["requested"].size),
+        state=read_uint(blob, offset + hb["state"].offset, hb["state"].size),
+        check=read_uint(blob, offset + hb["check"].offset, hb["check"].size),
     )
 
 
-def _decode_chunk(r: _Reader, lay: Layouts, address: int) -> Chunk | None:
+def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
     size = lay.chunk_size
     blob = r.maybe(address, size, f"heap: chunk {address:#x}")
     if blob is None:
@@ -527,7 +457,7 @@ def _decode_chunk(r: _Reader, lay: Layouts, address: int) -> Chunk | None:
     )
 
 
-def _decode_heap(r: _Reader, lay: Layouts, address: int, pages: PagesView) -> HeapView:
+def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> HeapView:
     s = lay.heap_state
     blob = r.struct(s, address)
     counters = {
@@ -600,48 +530,12 @@ def _decode_heap(r: _Reader, lay: Layouts, address: int, pages: PagesView) -> He
     )
 
 
-def _decode_objects(r: _Reader, lay: Layouts, address: int) -> ObjectsView:
-    reg, slot_layout = lay.object_registry, lay.object_slot
-    blob = r.read(address, reg.size)
-    slots_field = reg["slots"]
-    unpack = _unpacker(slot_layout, ("object", "generation", "state"))
-    area = blob[slots_field.offset : slots_field.offset + slots_field.count * slot_layout.size]
-    slots = [
-        (o, g, st) for o, g, st in (unpack(area, i * slot_layout.size) for i in range(slots_field.count))
-    ]
-    meta_layout, obj_layout = lay.os_metaclass, lay.os_object
-    classes: list[tuple[int, str, int]] = []
-    for i in range(min(reg.read(blob, "class_count"), reg["classes"].count)):
-        meta = reg.read(blob, "classes", i)
-        meta_raw = r.maybe(meta, meta_layout.size, f"objects: class {i}")
-        if meta_raw is None:
-            continue
-        name = r.cstring(meta_layout.read(meta_raw, "name"))
-        classes.append((meta, name, meta_layout.read(meta_raw, "instance_size")))
-    by_meta = {meta: (name, size) for meta, name, size in classes}
-    live_state = lay.slot_state["OBJECT_SLOT_LIVE"]
-    live: list[LiveObject] = []
-    for i, (pointer, generation, state) in enumerate(slots):
-        if state != live_state:
-            continue
-        obj_raw = r.maybe(pointer, obj_layout.size, f"objects: slot {i}")
-        if obj_raw is None:
-            continue
-        meta = obj_layout.read(obj_raw, "meta")
-        count = int.from_bytes(
-            obj_raw[obj_layout["refcount"].offset : obj_layout["refcount"].offset + 4], "little", signed=True
-        )
-        name, size = by_meta.get(meta, (f"<unknown meta {meta:#x}>", -1))
-        live.append(LiveObject(i, generation << 32 | (i + 1), pointer, meta, count, name, size))
-    return ObjectsView(reg.read(blob, "live_count"), tuple(slots), tuple(classes), tuple(live))
-
-
 def decode(read: ReadMemory, layouts: Layouts, symbols: Symbols) -> Snapshot:
     """Read the page allocator, the heap and the object registry into one snapshot."""
-    r = _Reader(read)
+    r = Reader(read)
     pages = _decode_pages(r, layouts, symbols.pages_state)
     heap = _decode_heap(r, layouts, symbols.heap_state, pages)
-    objects = _decode_objects(r, layouts, symbols.object_registry)
+    objects = decode_objects(r, layouts, symbols.object_registry)
     return Snapshot(layouts, pages, heap, objects, tuple(r.problems))
 
 
@@ -868,31 +762,14 @@ def _heap_problems(snap: Snapshot) -> Iterable[str]:
         yield f"heap: blocks outside the page range [{p.base:#x}, {p.end:#x})"
 
 
-def _object_problems(snap: Snapshot) -> Iterable[str]:
-    o = snap.objects
-    live_blocks = snap.live_blocks()
-    if o.live_count != len(o.live):
-        yield f"objects: live_count {o.live_count}, {len(o.live)} live slots"
-    known = {meta for meta, _, _ in o.classes}
-    seen: set[int] = set()
-    for obj in o.live:
-        at = f"objects: slot {obj.slot} object {obj.address:#x}"
-        if obj.address in seen:
-            yield f"{at}: registered twice"
-        seen.add(obj.address)
-        if obj.meta not in known:
-            yield f"{at}: meta {obj.meta:#x} is not a registered class"
-        if live_blocks.get(obj.address) != obj.instance_size:
-            yield f"{at}: not a live heap block of {obj.instance_size} bytes ({live_blocks.get(obj.address)})"
-        if obj.refcount < 1:
-            yield f"{at}: count {obj.refcount}"
-        if obj.handle >> 32 == 0:
-            yield f"{at}: generation 0"
-
-
 def problems(snap: Snapshot) -> list[str]:
     """Every broken invariant of the three allocators (empty when the state is consistent)."""
-    return [*snap.problems, *_page_problems(snap), *_heap_problems(snap), *_object_problems(snap)]
+    return [
+        *snap.problems,
+        *_page_problems(snap),
+        *_heap_problems(snap),
+        *object_problems(snap.objects, snap.live_blocks()),
+    ]
 
 
 def verify(snap: Snapshot, *, command: str | None = None) -> Snapshot:

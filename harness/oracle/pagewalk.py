@@ -32,7 +32,33 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal, Protocol
 
-from harness.errors import IomemError
+from harness.errors import InvalidInput, IomemError
+from harness.oracle.pte import (
+    PT_LAST_LEVEL,
+    PT_OA_BITS_MAX,
+    PTE_AF,
+    PTE_AP_MASK,
+    PTE_AP_RO,
+    PTE_AP_SHIFT,
+    PTE_ATTRINDX_MASK,
+    PTE_ATTRINDX_SHIFT,
+    PTE_CONTIGUOUS,
+    PTE_LPA_OA_BIT,
+    PTE_LPA_OA_MASK,
+    PTE_LPA_OA_SHIFT,
+    PTE_NG,
+    PTE_PXN,
+    PTE_SH_MASK,
+    PTE_SH_SHIFT,
+    PTE_TABLE_ATTRS_SHIFT,
+    PTE_TABLE_OR_PAGE,
+    PTE_UXN,
+    PTE_VALID,
+    TABLE_AP_NO_EL0,
+    TABLE_AP_RO,
+    TABLE_PXN,
+    TABLE_UXN,
+)
 
 ReadPhys = Callable[[int, int], bytes]
 """``read_phys(pa, size) -> bytes``: exactly ``size`` bytes of guest physical memory at ``pa``.
@@ -108,7 +134,7 @@ def describe_memtype(mair_byte: int) -> str:
     """Arm memory type of a MAIR attribute byte: ``Device-nGnRnE``, ``Normal WB``,
     ``Normal inner WB, outer NC``... (allocation hints shown only when not RWA)."""
     if not 0 <= mair_byte <= 0xFF:
-        raise ValueError(f"MAIR attribute byte out of range: {mair_byte:#x}")
+        raise InvalidInput(f"MAIR attribute byte out of range: {mair_byte:#x}")
     outer, inner = mair_byte >> 4, mair_byte & 0xF
     if outer == 0:
         dtype = _DEVICE_TYPES[inner >> 2]
@@ -459,10 +485,10 @@ def _geometry(half: HalfRegime, lpa_implemented: bool) -> _Geometry:
     gs = half.granule_shift
     stride = gs - 3
     shifts = tuple(gs + stride * (3 - level) for level in range(4))
-    lpa_field = _bits(15, 12) if half.lpa else 0
+    lpa_field = (PTE_LPA_OA_MASK << PTE_LPA_OA_SHIFT) if half.lpa else 0
     low_res0 = _bits(gs - 1, 12) & ~lpa_field  # between bit 12 and the granule
     table_res0 = _bits(51, 48) | low_res0
-    leaf_addr = tuple(_bits(47, s) for s in shifts)
+    leaf_addr = tuple(_bits(PT_OA_BITS_MAX - 1, s) for s in shifts)
     leaf_res0 = tuple(
         _bits(49, 48) | (low_res0 if level == 3 else _bits(s - 1, 12) & ~lpa_field & ~(1 << 16))
         for level, s in enumerate(shifts)
@@ -476,7 +502,7 @@ def _geometry(half: HalfRegime, lpa_implemented: bool) -> _Geometry:
     return _Geometry(
         shifts=shifts,
         entries=1 << stride,
-        table_addr=_bits(47, gs),
+        table_addr=_bits(PT_OA_BITS_MAX - 1, gs),
         table_res0=table_res0,
         leaf_addr=leaf_addr,
         leaf_res0=leaf_res0,
@@ -557,30 +583,41 @@ class PageWalker:
     def _next_table(
         self, half: HalfRegime, geo: _Geometry, level: int, desc: int, dpa: int, va: int
     ) -> int | Fault:
-        if desc & geo.table_res0:
-            return self._bad(
-                f"table descriptor has RES0 bits {desc & geo.table_res0:#x} set",
-                FaultKind.TRANSLATION,
-                va=va,
-                half=half,
-                level=level,
-                dpa=dpa,
-                desc=desc,
-            )
         nxt = desc & geo.table_addr
         if half.lpa:
-            nxt |= ((desc >> 12) & 0xF) << 48
-        if nxt >> half.pa_bits:
-            return self._bad(
-                f"next-level table address {nxt:#x} is beyond the {half.pa_bits}-bit PA size",
-                FaultKind.ADDRESS_SIZE,
-                va=va,
-                half=half,
-                level=level,
-                dpa=dpa,
-                desc=desc,
+            nxt |= ((desc >> PTE_LPA_OA_SHIFT) & PTE_LPA_OA_MASK) << PTE_LPA_OA_BIT
+        if desc & geo.table_res0:
+            reason = f"table descriptor has RES0 bits {desc & geo.table_res0:#x} set"
+            kind = FaultKind.TRANSLATION
+        elif nxt >> half.pa_bits:
+            reason = f"next-level table address {nxt:#x} is beyond the {half.pa_bits}-bit PA size"
+            kind = FaultKind.ADDRESS_SIZE
+        else:
+            return nxt
+        return self._bad(reason, kind, va=va, half=half, level=level, dpa=dpa, desc=desc)
+
+    def _leaf_problem(
+        self, half: HalfRegime, geo: _Geometry, level: int, desc: int, out: int, sh: int
+    ) -> tuple[str, FaultKind] | None:
+        """Why a leaf descriptor is corrupt (in the order the walker checks), or None."""
+        if level == PT_LAST_LEVEL:
+            if not desc & PTE_TABLE_OR_PAGE:
+                return "descriptor type 0b01 is reserved at level 3", FaultKind.TRANSLATION
+        elif not geo.block_ok[level]:
+            return (
+                f"a block descriptor is not allowed at level {level} with the "
+                f"{half.granule // 1024}K granule",
+                FaultKind.TRANSLATION,
             )
-        return nxt
+        res0 = desc & geo.leaf_res0[level]
+        if res0:
+            kind = LeafKind.PAGE if level == PT_LAST_LEVEL else LeafKind.BLOCK
+            return f"{kind} descriptor has RES0 bits {res0:#x} set", FaultKind.TRANSLATION
+        if out >> half.pa_bits:
+            return f"output address {out:#x} is beyond the {half.pa_bits}-bit PA size", FaultKind.ADDRESS_SIZE
+        if sh == 1 and self.strict:  # not strict: reported as RESERVED, the hardware does not fault
+            return "SH=0b01 is a reserved shareability encoding", FaultKind.TRANSLATION
+        return None
 
     def _leaf(
         self,
@@ -593,73 +630,22 @@ class PageWalker:
         tattrs: int,
         whole: bool,
     ) -> Translation | Fault:
-        if level == 3:
-            if not desc & 2:
-                return self._bad(
-                    "descriptor type 0b01 is reserved at level 3",
-                    FaultKind.TRANSLATION,
-                    va=va,
-                    half=half,
-                    level=level,
-                    dpa=dpa,
-                    desc=desc,
-                )
-            kind = LeafKind.PAGE
-        else:
-            if not geo.block_ok[level]:
-                return self._bad(
-                    f"a block descriptor is not allowed at level {level} with the "
-                    f"{half.granule // 1024}K granule",
-                    FaultKind.TRANSLATION,
-                    va=va,
-                    half=half,
-                    level=level,
-                    dpa=dpa,
-                    desc=desc,
-                )
-            kind = LeafKind.BLOCK
-        res0 = desc & geo.leaf_res0[level]
-        if res0:
-            return self._bad(
-                f"{kind} descriptor has RES0 bits {res0:#x} set",
-                FaultKind.TRANSLATION,
-                va=va,
-                half=half,
-                level=level,
-                dpa=dpa,
-                desc=desc,
-            )
+        kind = LeafKind.PAGE if level == PT_LAST_LEVEL else LeafKind.BLOCK
         size = 1 << geo.shifts[level]
         out = desc & geo.leaf_addr[level]
         if half.lpa:
-            out |= ((desc >> 12) & 0xF) << 48
-        if out >> half.pa_bits:
-            return self._bad(
-                f"output address {out:#x} is beyond the {half.pa_bits}-bit PA size",
-                FaultKind.ADDRESS_SIZE,
-                va=va,
-                half=half,
-                level=level,
-                dpa=dpa,
-                desc=desc,
-            )
-        sh = (desc >> 8) & 3
-        if sh == 1 and self.strict:  # not strict: reported as RESERVED, the hardware does not fault
-            self._bad(
-                "SH=0b01 is a reserved shareability encoding",
-                FaultKind.TRANSLATION,
-                va=va,
-                half=half,
-                level=level,
-                dpa=dpa,
-                desc=desc,
-            )
-        ap = (desc >> 6) & 3
-        if tattrs & 0b0100:  # APTable[0]: no EL0 access below this table
-            ap &= 0b10
-        if tattrs & 0b1000:  # APTable[1]: read-only below this table
-            ap |= 0b10
-        index = (desc >> 2) & 7
+            out |= ((desc >> PTE_LPA_OA_SHIFT) & PTE_LPA_OA_MASK) << PTE_LPA_OA_BIT
+        sh = (desc >> PTE_SH_SHIFT) & PTE_SH_MASK
+        problem = self._leaf_problem(half, geo, level, desc, out, sh)
+        if problem is not None:
+            return self._bad(*problem, va=va, half=half, level=level, dpa=dpa, desc=desc)
+        ap = (desc >> PTE_AP_SHIFT) & PTE_AP_MASK
+        ap_ro = PTE_AP_RO >> PTE_AP_SHIFT
+        if tattrs & TABLE_AP_NO_EL0:
+            ap &= ap_ro
+        if tattrs & TABLE_AP_RO:
+            ap |= ap_ro
+        index = (desc >> PTE_ATTRINDX_SHIFT) & PTE_ATTRINDX_MASK
         byte, cache, memtype = self._attrs[index]
         if whole:
             va_out, pa_out = va & ~(size - 1), out
@@ -678,12 +664,12 @@ class PageWalker:
             ap=ap,
             el1=_EL1[ap],
             el0=_EL0[ap],
-            uxn=bool((desc >> 54) & 1 or tattrs & 0b10),
-            pxn=bool((desc >> 53) & 1 or tattrs & 0b01),
+            uxn=bool(desc & PTE_UXN or tattrs & TABLE_UXN),
+            pxn=bool(desc & PTE_PXN or tattrs & TABLE_PXN),
             sh=_SH[sh],
-            af=bool((desc >> 10) & 1),
-            ng=bool((desc >> 11) & 1),
-            contiguous=bool((desc >> 52) & 1),
+            af=bool(desc & PTE_AF),
+            ng=bool(desc & PTE_NG),
+            contiguous=bool(desc & PTE_CONTIGUOUS),
             attr_index=index,
             mair_byte=byte,
             cache=cache,
@@ -695,7 +681,7 @@ class PageWalker:
         """Translate one VA the way an EL1 data access would (permissions are reported, not
         checked). A miss is a :class:`Fault`; corruption raises unless ``strict=False``."""
         if not 0 <= va < VA_LIMIT:
-            raise ValueError(f"VA {va:#x} is not a 64-bit address")
+            raise InvalidInput(f"VA {va:#x} is not a 64-bit address")
         regime = self.regime
         if not regime.mmu_on:
             if va >> regime.pa_bits:
@@ -743,7 +729,7 @@ class PageWalker:
             index = (va >> shifts[level]) & (count - 1)
             desc = entries[index]
             dpa = table + 8 * index
-            if not desc & 1:
+            if not desc & PTE_VALID:
                 return Fault(
                     va,
                     FaultKind.TRANSLATION,
@@ -753,12 +739,12 @@ class PageWalker:
                     descriptor_pa=dpa,
                     descriptor=desc,
                 )
-            if level < 3 and desc & 2:
+            if level < PT_LAST_LEVEL and desc & PTE_TABLE_OR_PAGE:
                 nxt = self._next_table(half, geo, level, desc, dpa, va)
                 if isinstance(nxt, Fault):
                     return nxt
                 if not half.hpd:
-                    tattrs |= desc >> 59
+                    tattrs |= desc >> PTE_TABLE_ATTRS_SHIFT
                 level, table, count = level + 1, nxt, geo.entries
                 continue
             leaf = self._leaf(half, geo, level, desc, dpa, va, tattrs, whole=False)
@@ -780,7 +766,7 @@ class PageWalker:
         them; leaves with AF=0 are included (``af=False``). Canonical VAs only (no TBI tags).
         Corruption raises (strict) or the corrupt entry is skipped."""
         if not 0 <= start <= end <= VA_LIMIT:
-            raise ValueError(f"bad VA range [{start:#x}, {end:#x})")
+            raise InvalidInput(f"bad VA range [{start:#x}, {end:#x})")
         if not self.regime.mmu_on:
             raise RegimeError("SCTLR_EL1.M=0: the MMU is off, there are no mappings to enumerate")
         for half in (self.regime.ttbr0, self.regime.ttbr1):
@@ -817,15 +803,15 @@ class PageWalker:
         last = (e - 1 - table_va) >> shift
         for index in range(first, last + 1):
             desc = entries[index]
-            if not desc & 1:
+            if not desc & PTE_VALID:
                 continue
             va = table_va + (index << shift)
             dpa = table + 8 * index
-            if level < 3 and desc & 2:
+            if level < PT_LAST_LEVEL and desc & PTE_TABLE_OR_PAGE:
                 nxt = self._next_table(half, geo, level, desc, dpa, va)
                 if isinstance(nxt, Fault):
                     continue
-                sub = tattrs if half.hpd else tattrs | desc >> 59
+                sub = tattrs if half.hpd else tattrs | desc >> PTE_TABLE_ATTRS_SHIFT
                 span = 1 << shift
                 yield from self._iter_table(
                     half, geo, level + 1, nxt, geo.entries, va, max(s, va), min(e, va + span), sub

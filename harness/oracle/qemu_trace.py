@@ -1,5 +1,5 @@
 """QEMU's own record of what the SMMU did: the ``-trace`` log the harness asks for on SMMU
-profiles (``machine.SMMU_TRACE_EVENTS``), parsed, and matched against the host walker.
+profiles (``qemu/machine.SMMU_TRACE_EVENTS``), parsed, and matched against the host walker.
 
 QEMU 7.2's "log" trace backend writes one line per event (``hw/arm/trace-events``)::
 
@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import InvalidInput
 from harness.oracle.smmu import EventType, SmmuBypass, SmmuFault, SmmuTranslation, SmmuWalker
 
 _PREFIX = r"^(?:\d+@\d+\.\d+:)?"
@@ -77,7 +78,7 @@ class TraceEvent:
 TraceRecord = TraceTranslation | TraceAbort | TraceEvent
 
 
-class TraceFormatError(ValueError):
+class TraceFormatError(InvalidInput):
     """A line names a traced SMMU event but does not have the format this parser knows."""
 
 
@@ -170,8 +171,7 @@ def match_walker(records: Iterable[TraceRecord], walker: SmmuWalker, *, sid: int
                     f"trace line {record.line}: sid {record.sid:#x} IOVA {record.iova:#x} -> "
                     f"{record.pa:#x} perm {record.perm:#x}; host walker: {mine.pa:#x} perm {mine.perm:#x}"
                 )
-        else:
-            assert isinstance(mine, SmmuFault)
+        elif isinstance(mine, SmmuFault):
             out.mismatches.append(
                 f"trace line {record.line}: sid {record.sid:#x} IOVA {record.iova:#x} -> {record.pa:#x}; "
                 f"host walker: {mine.kind.name} ({mine.reason})"

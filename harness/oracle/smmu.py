@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
-from harness.errors import IomemError
+from harness.errors import InvalidInput, IomemError
 from harness.oracle.pagewalk import (
     Fault,
     FaultKind,
@@ -341,6 +341,7 @@ class SmmuWalker:
         self.registers = registers
         self.strict = strict
         self._walkers: dict[tuple[int, int], tuple[ContextDescriptor, PageWalker]] = {}
+        self._walk_abort: int | None = None
 
     def clear_cache(self) -> None:
         self._walkers.clear()
@@ -366,7 +367,7 @@ class SmmuWalker:
         """The PA of the STE for ``sid`` (linear or two-level), or the fault QEMU reports."""
         regs = self.registers
         if not 0 <= sid < 1 << 16:
-            raise ValueError(f"StreamID {sid:#x} is not 16 bits")
+            raise InvalidInput(f"StreamID {sid:#x} is not 16 bits")
         log2size = regs.strtab_log2size
         base = regs.strtab_base & _ADDR_MASK
         if not regs.strtab_two_level:
@@ -537,16 +538,19 @@ class SmmuWalker:
         return cached
 
     def _walk_read(self, pa: int, size: int) -> bytes:
+        """The stage-1 walker's reader: a table outside RAM reads as invalid descriptors and is
+        noted, so :meth:`lookup` reports F_WALK_EABT (and forgets the cached zeros)."""
         raw = self._read(pa, size)
         if raw is None:
-            raise _WalkAbort(pa)
+            self._walk_abort = pa
+            return bytes(size)
         return raw
 
     # ---- public
     def lookup(self, sid: int, iova: int) -> SmmuResult:
         """Translate ``iova`` for ``sid`` without an access check: the permission is reported."""
         if not 0 <= iova < 1 << 64:
-            raise ValueError(f"IOVA {iova:#x} is not a 64-bit address")
+            raise InvalidInput(f"IOVA {iova:#x} is not a 64-bit address")
         stage1 = self._stage1(sid, iova)
         if not isinstance(stage1, tuple):
             return stage1
@@ -554,18 +558,22 @@ class SmmuWalker:
         if cd.epd0 or iova >> cd.input_bits:
             why = "CD.EPD0 = 1" if cd.epd0 else f"IOVA beyond the CD's {cd.input_bits}-bit range"
             return SmmuFault(sid, iova, EventType.F_TRANSLATION, why, recorded=cd.record_faults, level=0)
+        self._walk_abort = None
         try:
             result = walker.walk(iova)
-        except _WalkAbort as exc:
-            return self._corrupt(
-                sid, iova, f"table read at {exc.pa:#x} outside RAM", EventType.F_WALK_EABT, exc.pa
-            )
         except RegimeError as exc:
             return self._corrupt(sid, iova, f"CD: {exc.message}", EventType.C_BAD_CD, cd.address)
+        aborted = self._walk_abort
+        if aborted is not None:
+            walker.clear_cache()
+            return self._corrupt(
+                sid, iova, f"table read at {aborted:#x} outside RAM", EventType.F_WALK_EABT, aborted
+            )
         if isinstance(result, Translation):
             writable = not result.ap & 0b10
             return SmmuTranslation(sid, iova, result.pa, writable, cd.asid, result, cd.record_faults)
-        assert isinstance(result, Fault)
+        if not isinstance(result, Fault):  # Identity: the CD regime always has the MMU on
+            raise SmmuError(f"the stage-1 walk of IOVA {iova:#x} gave {result!r}")
         kind = EventType.F_ADDR_SIZE if result.kind is FaultKind.ADDRESS_SIZE else EventType.F_TRANSLATION
         return SmmuFault(
             sid,
@@ -633,12 +641,6 @@ class SmmuWalker:
         return stage1[0] if isinstance(stage1, tuple) else None
 
 
-class _WalkAbort(Exception):
-    def __init__(self, pa: int) -> None:
-        super().__init__(f"read at {pa:#x} failed")
-        self.pa = pa
-
-
 # --------------------------------------------------------------------------- event queue
 @dataclass(frozen=True, slots=True)
 class SmmuEvent:
@@ -666,7 +668,7 @@ class SmmuEvent:
 
 def decode_event(raw: bytes, index: int = 0) -> SmmuEvent:
     if len(raw) != EVENT_SIZE:
-        raise ValueError(f"an event record is {EVENT_SIZE} bytes, not {len(raw)}")
+        raise InvalidInput(f"an event record is {EVENT_SIZE} bytes, not {len(raw)}")
     w = _words(raw)
     return SmmuEvent(
         index=index,

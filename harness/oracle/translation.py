@@ -9,8 +9,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from harness.errors import OracleMismatch
+from harness.link.protocol import Reply
 from harness.oracle.pagewalk import Fault, Identity, Translation, WalkResult
-from harness.protocol import Reply
 
 SOURCES = ("guest translate", "host walker", "QEMU gva2gpa")
 
@@ -72,7 +72,12 @@ def check(
             command=command,
         )
     if isinstance(walk, Translation):
-        assert guest_view.attr is not None
+        if guest_view.attr is None:
+            raise OracleMismatch(
+                f"memory attributes of VA {va:#x}",
+                {"guest": None, "host page walker": walk.mair_byte},
+                command=command,
+            )
         claims: dict[str, tuple[object, object]] = {}
         if guest_view.attr != walk.mair_byte:
             claims["MAIR byte"] = (guest_view.attr, walk.mair_byte)

@@ -12,7 +12,7 @@ import functools
 
 from hostlib import LIB_PATH, Arena, load
 
-from harness.elf import Dwarf
+from harness.image.dwarf import Dwarf
 from harness.oracle import heap as heap_oracle
 
 

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.build import run_make
+from harness.image.build import run_make
+from harness.oracle.pages import (  # the page byte's format: stated once, in the harness
+    PAGES_ORDER_COUNT,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # IOMEM_HOST_LIB names a library built some other way (e.g. with sanitizers); make is then skipped.
@@ -45,7 +48,7 @@ kIOReturnBadArgument = _io_return(0xE00002C2)
 kIOReturnInternalError = _io_return(0xE00002C9)
 kIOReturnNotReady = _io_return(0xE00002D8)
 
-# pages.h
+# pages.h (enum values; the page byte's format is harness.oracle.pages')
 PAGE_OWNER_KERNEL = 0
 PAGE_OWNER_HEAP_CHUNK = 1
 PAGE_OWNER_HEAP_LARGE = 2
@@ -56,10 +59,6 @@ PAGE_STATE_RESERVED = 0
 PAGE_STATE_FREE = 1
 PAGE_STATE_CONTINUATION = 2
 PAGE_STATE_OWNED = 3
-PAGE_INFO_ORDER_MASK = 0x1F
-PAGE_INFO_STATE_SHIFT = 5
-PAGES_ORDER_COUNT = 32
-PAGES_NO_PAGE = 2**32 - 1
 
 # heap.h
 HEAP_ALIGN = 16
@@ -192,7 +191,7 @@ class OSObject(ctypes.Structure):
 
 
 _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
-    # pages.h
+    # pages.h (enum values; the page byte's format is harness.oracle.pages')
     "pages_init": (ctypes.c_int32, [PhysAddr, ctypes.c_uint64, ctypes.c_uint64]),
     "pages_page_size": (ctypes.c_uint64, []),
     "pages_order_for": (ctypes.c_uint, [ctypes.c_uint64]),
@@ -267,15 +266,20 @@ def compile_shim(source: str) -> ctypes.CDLL:
     c_path = SHIM_DIR / f"shim_{digest}.c"
     so_path = SHIM_DIR / f"shim_{digest}.so"
     if not so_path.exists() or so_path.stat().st_mtime < LIB_PATH.stat().st_mtime:
-        c_path.write_text(source)
+        # Written and built under private names, then renamed: pytest-xdist workers may race.
+        c_partial = c_path.with_suffix(f".{os.getpid()}.c")
+        partial = so_path.with_suffix(f".{os.getpid()}.so")
+        c_partial.write_text(source)
         result = subprocess.run(
-            ["gcc", *HOST_CFLAGS, *INCLUDES, "-o", str(so_path), str(c_path)],
+            ["gcc", *HOST_CFLAGS, *INCLUDES, "-o", str(partial), str(c_partial)],
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
             raise RuntimeError("compiling a shim failed:\n" + result.stderr)
+        os.replace(c_partial, c_path)
+        os.replace(partial, so_path)
     del lib
     return ctypes.CDLL(str(so_path))
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.protocol import parse_number, parse_reply
+from harness.link.protocol import parse_number, parse_reply
 
 
 @pytest.fixture(scope="module")

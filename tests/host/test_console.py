@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.console import Console
 from harness.errors import GuestCrashed, GuestHung, IomemError, ProtocolError
+from harness.link.console import Console
 
 BANNER = b"iomem ready proto=1 build=00ff page=4096 ram=0x40000000+0x10000000\r\niomem> "
 

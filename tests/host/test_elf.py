@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from harness.elf import Firmware
+from harness.image.elf import Firmware
 
 SOURCE = r"""
 #include <stdint.h>

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.gdbstub import (
+from harness.oracle.pagewalk import Fault, Identity, PageWalker, Regime, Translation
+from harness.qemu.gdbstub import (
     GdbStub,
     GdbStubError,
     GdbTimeout,
@@ -37,8 +38,7 @@ from harness.gdbstub import (
     frame,
     parse_feature_regs,
 )
-from harness.oracle.pagewalk import Fault, Identity, PageWalker, Regime, Translation
-from harness.registers import SystemRegisters, read_registers, time_snapshot
+from harness.qemu.registers import SystemRegisters, read_registers, time_snapshot
 
 QEMU = shutil.which("qemu-system-aarch64")
 CROSS_CC = shutil.which("aarch64-linux-gnu-gcc")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from harness.errors import IomemError
-from harness.guest_dma import Dma, DmaSegment
-from harness.protocol import parse_reply
+from harness.guest.dma import Dma, DmaSegment
+from harness.link.protocol import parse_reply
 
 
 def _dma(smmu: bool) -> Dma:

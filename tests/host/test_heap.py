@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from harness.oracle import heap as heap_oracle
+from harness.oracle.pages import page_state
 
 MiB = 1024 * 1024
 CHUNK_USABLE_OFFSET = 2080  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
@@ -475,7 +476,8 @@ def test_an_outside_decoder_agrees_with_the_counters(arena: Arena) -> None:
     counters = snapshot.heap.counters | {"chunks": snapshot.heap.counters["chunk_count"]}
     assert {k: counters[k] for k in stats} == stats
     state = Arena.state()
-    assert PAGE_STATE_CONTINUATION in {byte >> 5 for byte in ctypes.string_at(state.info, state.page_count)}
+    page_bytes = ctypes.string_at(state.info, state.page_count)
+    assert PAGE_STATE_CONTINUATION in {page_state(byte) for byte in page_bytes}
     arena.check_all()
 
 

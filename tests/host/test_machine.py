@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import profile as profiles
 from harness.errors import StateError
-from harness.machine import SMMU_TRACE_EVENTS, Machine, Runstate, qemu_command
+from harness.qemu import profile as profiles
+from harness.qemu.machine import SMMU_TRACE_EVENTS, Machine, Runstate, qemu_command
 
 
 def _cmd(name: str) -> list[str]:

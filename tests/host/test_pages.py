@@ -7,8 +7,6 @@ import random
 
 import pytest
 from hostlib import (
-    PAGE_INFO_ORDER_MASK,
-    PAGE_INFO_STATE_SHIFT,
     PAGE_OWNER_BUFFER,
     PAGE_OWNER_COUNT,
     PAGE_OWNER_HEAP_CHUNK,
@@ -17,8 +15,6 @@ from hostlib import (
     PAGE_STATE_FREE,
     PAGE_STATE_OWNED,
     PAGE_STATE_RESERVED,
-    PAGES_NO_PAGE,
-    PAGES_ORDER_COUNT,
     Arena,
     PageBlock,
     PhysAddr,
@@ -30,6 +26,8 @@ from hostlib import (
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+
+from harness.oracle.pages import PAGES_NO_PAGE, PAGES_ORDER_COUNT, page_byte, page_order, page_state
 
 GRANULES = [4096, 16384, 65536]
 
@@ -87,7 +85,7 @@ def test_init_lays_out_metadata_then_free_pages(arena: Arena) -> None:
     assert stats["base"] == arena.base
     info = info_bytes()
     assert all(byte == PAGE_STATE_RESERVED for byte in info[: state.reserved_pages])
-    assert all(byte >> PAGE_INFO_STATE_SHIFT == PAGE_STATE_FREE for byte in info[state.reserved_pages :])
+    assert all(page_state(byte) == PAGE_STATE_FREE for byte in info[state.reserved_pages :])
     _check(arena)
 
 
@@ -119,9 +117,9 @@ def test_page_bytes_describe_every_page_of_a_block(arena: Arena) -> None:
     ret, pa = arena.pages_alloc(3, PAGE_OWNER_BUFFER)
     assert ret == kIOReturnSuccess
     first = (pa - Arena.state().base) // arena.page_size
-    expected = ((PAGE_STATE_OWNED + PAGE_OWNER_BUFFER) << PAGE_INFO_STATE_SHIFT) | 3
+    expected = page_byte(PAGE_STATE_OWNED + PAGE_OWNER_BUFFER, 3)
     assert info_bytes()[first : first + 8] == bytes([expected]) * 8
-    assert expected & PAGE_INFO_ORDER_MASK == 3
+    assert page_order(expected) == 3
 
 
 def test_exhaustion_then_free_restores_the_exact_state(arena: Arena) -> None:
@@ -216,7 +214,7 @@ def test_contig_takes_exactly_the_pages_asked_for(arena: Arena, count: int) -> N
     # Every page of the run is held; the page after it is not part of it.
     info = info_bytes()
     first = (pa - Arena.state().base) // arena.page_size
-    states = [byte >> PAGE_INFO_STATE_SHIFT for byte in info[first : first + count]]
+    states = [page_state(byte) for byte in info[first : first + count]]
     assert states[0] == PAGE_STATE_OWNED + PAGE_OWNER_KERNEL
     assert all(s in (PAGE_STATE_OWNED + PAGE_OWNER_KERNEL, PAGE_STATE_CONTINUATION) for s in states)
     assert arena.pages_free_contig(pa, count) == kIOReturnSuccess
@@ -292,7 +290,7 @@ def test_check_reports_a_corrupt_page_byte(arena: Arena) -> None:
     state = Arena.state()
     index = (pa - state.base) // arena.page_size + 1
     saved = state.info[index]
-    state.info[index] = (PAGE_STATE_FREE << PAGE_INFO_STATE_SHIFT) | 2
+    state.info[index] = page_byte(PAGE_STATE_FREE, 2)
     result = arena.pages_check()
     assert not result.ok
     assert result.error == "page byte differs from its block head"
@@ -319,7 +317,7 @@ def test_check_reports_uncoalesced_buddies(arena: Arena) -> None:
     assert ret == kIOReturnSuccess
     index = (pa - state.base) // arena.page_size
     # Mark both halves free order 0 by hand, without telling the lists.
-    state.info[index] = state.info[index + 1] = PAGE_STATE_FREE << PAGE_INFO_STATE_SHIFT
+    state.info[index] = state.info[index + 1] = page_byte(PAGE_STATE_FREE, 0)
     result = arena.pages_check()
     assert not result.ok
     assert result.error == "free buddies not coalesced"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import profile as profiles
 from harness.errors import ProfileError
+from harness.qemu import profile as profiles
 
 GOOD = """
 name = "{name}"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.protocol import (
+from harness.link.protocol import (
     check_request,
     format_request,
     parse_banner,

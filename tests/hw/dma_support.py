@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from harness.addresses import PhysAddr, VirtAddr
-from harness.descriptors import LEAK_KEYS, Descriptors, PageBytes, Segment, walk_runs
 from harness.guest import Guest
-from harness.guest_dma import DIRECTION_IN, DIRECTION_OUT, Dma, DmaSegment, Prepared
+from harness.guest.descriptors import LEAK_KEYS, Descriptors
+from harness.guest.dma import DIRECTION_IN, DIRECTION_OUT, Dma, DmaSegment, Prepared
+from harness.models.descriptors import Segment
 from harness.oracle import qemu_trace
+from harness.oracle.descriptors import walk_runs
+from harness.oracle.pages import PageBytes
 from harness.oracle.smmu import (
     SMMU_BASE,
     EventType,
@@ -27,7 +30,7 @@ from harness.oracle.smmu import (
     read_events,
     read_registers,
 )
-from harness.profile import Profile
+from harness.qemu.profile import Profile
 
 SMMU_PROFILES = ("virt-4k-smmu", "virt-64k-smmu")
 NO_IOMMU_PROFILES = ("virt-4k",)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.addresses import PhysAddr
 from harness.guest import Guest
-from harness.heap_model import HeapModel
+from harness.models.heap import HeapModel
 from harness.oracle import heap as heap_oracle
 
 HEAP_LARGE_MIN = heap_oracle.HEAP_LARGE_MIN

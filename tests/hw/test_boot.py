@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.elf import Firmware
 from harness.guest import Guest
-from harness.profile import Profile
+from harness.image.elf import Firmware
+from harness.qemu.profile import Profile
 
 TG0_GRANULE = {0b00: 4096, 0b01: 65536, 0b10: 16384}
 

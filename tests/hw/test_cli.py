@@ -10,7 +10,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from harness.profile import PROJECT_ROOT
+from harness import PROJECT_ROOT
 
 pytestmark = pytest.mark.profiles("virt-4k")
 IOMEM = [sys.executable, "-m", "harness"]

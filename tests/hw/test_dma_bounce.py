@@ -12,7 +12,7 @@ from dma_support import BOUNCE_PROFILES, DmaBaseline, DmaBench, device_segments
 
 from harness.addresses import PhysAddr
 from harness.guest import Guest
-from harness.profile import Profile
+from harness.qemu.profile import Profile
 
 pytestmark = pytest.mark.profiles(*BOUNCE_PROFILES)
 LOW = 1 << 32

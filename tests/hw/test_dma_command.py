@@ -17,7 +17,7 @@ from dma_support import (
 
 from harness.guest import Guest
 from harness.oracle.smmu import EventType, SmmuFault
-from harness.profile import Profile
+from harness.qemu.profile import Profile
 
 pytestmark = pytest.mark.profiles(*DMA_PROFILES)
 

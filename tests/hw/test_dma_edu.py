@@ -20,9 +20,9 @@ from dma_support import (
 
 from harness.errors import GuestCrashed
 from harness.guest import Guest
-from harness.guest_dma import EDU_MAX_TRANSFER, EduClamped, Prepared
+from harness.guest.dma import EDU_MAX_TRANSFER, EduClamped, Prepared
 from harness.oracle.smmu import EventType, SmmuFault, SmmuTranslation
-from harness.profile import Profile
+from harness.qemu.profile import Profile
 
 
 @pytest.fixture

@@ -32,11 +32,11 @@ from hypothesis.stateful import (
 from state_machine_settings import state_machine_settings
 
 from harness.guest import Guest
-from harness.guest_dma import EDU_MAX_TRANSFER
+from harness.guest.dma import EDU_MAX_TRANSFER
+from harness.link.protocol import Reply
 from harness.models.dma_model import Memory, Model, Outcome
 from harness.oracle.smmu import SmmuFault
-from harness.profile import Profile
-from harness.protocol import Reply
+from harness.qemu.profile import Profile
 
 STEPS = 30
 SETTINGS = state_machine_settings("DMA_SM_EXAMPLES", examples=20, steps=STEPS)

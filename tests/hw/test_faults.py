@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.guest import Guest
-from harness.profile import Profile
+from harness.qemu.profile import Profile
 
 ESR_EC_DATA_ABORT_SAME_EL = 0x25
 ESR_WNR = 1 << 6

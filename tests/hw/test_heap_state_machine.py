@@ -2,7 +2,7 @@
 
 Each example boots a fresh guest and runs a random sequence of alloc/zalloc/free/new/
 newzero/delete/safedelete/obj/check/stats requests, good and bad. Every reply is checked
-against :class:`harness.heap_model.HeapModel`, and after every step the allocators' state is
+against :class:`harness.models.heap.HeapModel`, and after every step the allocators' state is
 decoded from guest RAM by the host (``harness/oracle/heap.py``): all invariants must hold and
 the live blocks and objects must be exactly the model's. Block contents are written from the
 host at allocation and must be intact at free (nothing else writes into a live block);
@@ -33,9 +33,9 @@ from state_machine_settings import state_machine_settings
 
 from harness.addresses import PhysAddr
 from harness.guest import Guest
-from harness.heap_model import CLASS_SIZES, TYPE_SIZES, HeapModel
-from harness.profile import Profile
-from harness.protocol import Reply
+from harness.link.protocol import Reply
+from harness.models.heap import CLASS_SIZES, TYPE_SIZES, HeapModel
+from harness.qemu.profile import Profile
 
 STEPS = 25
 SETTINGS = state_machine_settings("HEAP_SM_EXAMPLES", examples=30, steps=STEPS)

@@ -26,9 +26,9 @@ from heap_support import (
 
 from harness.addresses import PhysAddr, VirtAddr
 from harness.guest import Guest
-from harness.heap_model import TYPE_SIZES, HeapModel
+from harness.models.heap import TYPE_SIZES, HeapModel
 from harness.oracle import heap as heap_oracle
-from harness.profile import Profile
+from harness.qemu.profile import Profile
 
 SPEC_STATS = ("heap_used", "heap_free", "pages_free", "allocs", "frees")
 

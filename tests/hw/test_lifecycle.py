@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.elf import Firmware
 from harness.errors import BuildIdMismatch, GuestCrashed, GuestHung, LaunchError
 from harness.guest import Guest
-from harness.machine import Runstate
-from harness.profile import Profile
+from harness.image.elf import Firmware
+from harness.qemu.machine import Runstate
+from harness.qemu.profile import Profile
 
 pytestmark = pytest.mark.profiles("virt-4k")
 

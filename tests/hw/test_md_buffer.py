@@ -13,10 +13,12 @@ import zlib
 import pytest
 
 from harness.addresses import PhysAddr, VirtAddr
-from harness.descriptors import Baseline, Descriptors, PageBytes, pages_of, unmapped, walk_runs
 from harness.guest import Guest
+from harness.guest.descriptors import Baseline, Descriptors
+from harness.oracle.descriptors import pages_of, unmapped, walk_runs
+from harness.oracle.pages import PageBytes
 from harness.oracle.pagewalk import Fault, FaultKind
-from harness.profile import Profile
+from harness.qemu.profile import Profile
 
 
 @pytest.fixture

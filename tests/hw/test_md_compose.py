@@ -10,19 +10,13 @@ import os
 import pytest
 
 from harness.addresses import PhysAddr, VirtAddr
-from harness.descriptors import (
-    MAX_PARTS,
-    Baseline,
-    Descriptors,
-    PageBytes,
-    Segment,
-    merge_runs,
-    pages_of,
-    walk_runs,
-)
 from harness.guest import Guest
+from harness.guest.descriptors import Baseline, Descriptors
+from harness.models.descriptors import MAX_PARTS, Segment, merge_runs
+from harness.oracle.descriptors import pages_of, walk_runs
+from harness.oracle.pages import PageBytes
 from harness.oracle.pagewalk import Translation
-from harness.profile import Profile
+from harness.qemu.profile import Profile
 
 MAX_DEPTH = 16
 

@@ -12,7 +12,9 @@ import os
 import pytest
 
 from harness.addresses import PhysAddr, VirtAddr
-from harness.descriptors import (
+from harness.guest import Guest
+from harness.guest.descriptors import Baseline, Descriptors, Mapping_
+from harness.models.descriptors import (
     CACHE_MODES,
     DK_CACHE_OPTIONS,
     DK_FIXED_ADDRESS,
@@ -22,19 +24,12 @@ from harness.descriptors import (
     DK_READ_ONLY,
     EXPECTED_MEMORY_TYPE,
     KERNEL_CACHE_SHIFT,
-    Baseline,
-    Descriptors,
-    Mapping_,
-    PageBytes,
-    pa_at,
-    pages_of,
-    unmapped,
-    walk_runs,
 )
-from harness.guest import Guest
+from harness.oracle.descriptors import pa_at, pages_of, unmapped, walk_runs
+from harness.oracle.pages import PageBytes
 from harness.oracle.pagewalk import Fault, FaultKind, PageWalker, Translation
 from harness.oracle.translation import perm_of
-from harness.profile import Profile
+from harness.qemu.profile import Profile
 
 FIXED_VA = 0x30_0000_0000  # inside the mapping area, far above what first fit hands out in a test
 AREA = (0x10_0000_0000, 0x40_0000_0000)

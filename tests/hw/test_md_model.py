@@ -3,7 +3,7 @@
 Each example boots a fresh guest and runs a random sequence of bmd create / md setlength /
 md sub / md multi / md map (both the DriverKit option word and the cache= extension) /
 map release / md release, plus writes and reads through buffers and mappings, good calls and
-bad. Every reply is checked against :class:`harness.descriptor_model.Model`, which is written
+bad. Every reply is checked against :class:`harness.models.descriptors.Model`, which is written
 from the spec alone. The model learns only what the hardware decides (the physical pages of
 a new buffer, from the host page walker); after that it predicts every segment list, every
 mapping's physical pages (checked with the walker), every byte (checked through the guest
@@ -33,20 +33,14 @@ from hypothesis.stateful import (
 from state_machine_settings import state_machine_settings
 
 from harness.addresses import VirtAddr
-from harness.descriptor_model import MapNode, Model
-from harness.descriptors import (
-    CACHE_MODES,
-    Baseline,
-    Descriptors,
-    PageBytes,
-    Segment,
-    unmapped,
-    walk_runs,
-)
 from harness.guest import Guest
+from harness.guest.descriptors import Baseline, Descriptors
+from harness.link.protocol import Reply
+from harness.models.descriptors import CACHE_MODES, MapNode, Model, Segment
+from harness.oracle.descriptors import unmapped, walk_runs
+from harness.oracle.pages import PageBytes
 from harness.oracle.pagewalk import PageWalker
-from harness.profile import Profile
-from harness.protocol import Reply
+from harness.qemu.profile import Profile
 
 STEPS = 50
 SETTINGS = state_machine_settings("MD_SM_EXAMPLES", examples=40, steps=STEPS)

@@ -17,7 +17,7 @@ from harness.errors import GuestCrashed
 from harness.guest import Guest
 from harness.oracle.pagewalk import Fault, FaultKind, PageWalker, Translation
 from harness.oracle.translation import perm_of
-from harness.profile import Profile
+from harness.qemu.profile import Profile
 
 TG0 = {0b00: 4096, 0b01: 65536, 0b10: 16384}
 MAIR_RECOMMENDED = 0x0C0804FF00BB44FF

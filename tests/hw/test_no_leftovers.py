@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import profile as profiles
 from harness.guest import Guest
+from harness.qemu import profile as profiles
 
 pytestmark = pytest.mark.profiles("virt-4k")
 
@@ -96,7 +96,7 @@ def test_failing_tests_leave_no_qemu(pytester: pytest.Pytester, profile: object)
 def test_killed_harness_takes_qemu_with_it() -> None:
     script = textwrap.dedent("""
         import sys, time
-        from harness import profile
+        from harness.qemu import profile
         from harness.guest import Guest
         g = Guest(profile.load("virt-4k")).boot()
         print(g.machine.pid, flush=True)

@@ -1,5 +1,7 @@
 """What tests and the CLI use: a booted guest (QEMU + console + independent eyes) behind
-typed calls, one per protocol verb.
+typed calls, one per protocol verb. The memory and translation verbs are here; the heap and
+object verbs come from :class:`~harness.guest.heap.HeapVerbs`, the descriptor verbs from
+:class:`~harness.guest.descriptors.Descriptors`.
 
 Every call returns parsed values; an ``err`` reply raises :class:`GuestError` unless the
 ``*_reply`` form is used to look at the error itself.
@@ -17,19 +19,19 @@ from pathlib import Path
 from typing import Self
 
 from harness.addresses import PhysAddr, VirtAddr
-from harness.build import ensure_firmware
-from harness.console import Console
-from harness.elf import Firmware
-from harness.errors import BuildIdMismatch, GuestCrashed, GuestError, GuestHung, IomemError
-from harness.gdbstub import GdbStub
-from harness.machine import Machine, Runstate, qemu_fatal_lines
-from harness.memory import SharedRam
-from harness.oracle import heap as heap_oracle
+from harness.errors import BuildIdMismatch, GuestCrashed, GuestError, GuestHung, IomemError, StateError
+from harness.guest.heap import HeapVerbs
+from harness.image.build import ensure_firmware
+from harness.image.elf import Firmware
+from harness.link.console import Console
+from harness.link.protocol import PROTO_VERSION, Banner, Reply
 from harness.oracle import translation
 from harness.oracle.pagewalk import PageWalker, Regime, WalkResult
-from harness.profile import Profile
-from harness.protocol import PROTO_VERSION, Banner, Reply
-from harness.registers import SystemRegisters, read_registers
+from harness.qemu.gdbstub import GdbStub
+from harness.qemu.machine import Machine, Runstate, qemu_fatal_lines
+from harness.qemu.profile import Profile
+from harness.qemu.ram import SharedRam
+from harness.qemu.registers import SystemRegisters, read_registers
 
 BOOT_TIMEOUT = 10.0
 
@@ -50,7 +52,7 @@ class Info:
     reply: Reply
 
 
-class Guest:
+class Guest(HeapVerbs):
     """A fresh guest for one profile. Use as a context manager: it is always reaped."""
 
     def __init__(
@@ -78,7 +80,8 @@ class Guest:
 
         t0 = time.monotonic()
         self.machine.start()
-        assert self.machine.serial is not None
+        if self.machine.serial is None:
+            raise StateError("the machine started without a serial line")
         self.console = Console(self.machine.serial, self.artifacts / "console.log", diagnose=self._diagnose)
         self.machine.cont()
         self.banner = self.console.wait_banner(BOOT_TIMEOUT)
@@ -149,7 +152,8 @@ class Guest:
     # ------------------------------------------------------------ raw requests
     @property
     def ram(self) -> SharedRam:
-        assert self.machine.ram is not None
+        if self.machine.ram is None:
+            raise StateError("guest RAM is not mapped: the machine is not started")
         return self.machine.ram
 
     def request(self, line: str, *, timeout: float | None = None) -> Reply:
@@ -162,12 +166,11 @@ class Guest:
         """One request that must succeed; an ``err`` raises :class:`GuestError`."""
         reply = self.request(line, timeout=timeout)
         if not reply.ok:
-            assert self.console is not None
             raise GuestError(
                 f"guest answered {reply.error} {reply.text}".rstrip(),
                 error=reply.error or "",
                 command=line,
-                console_tail=self.console.tail(),
+                console_tail=self.console.tail() if self.console else "",
             )
         return reply
 
@@ -175,13 +178,12 @@ class Guest:
         """One request that must fail (with ``error`` if given); success raises."""
         reply = self.request(line)
         if reply.ok or (error is not None and reply.error != error):
-            assert self.console is not None
             got = "ok" if reply.ok else reply.error
             raise GuestError(
                 f"expected {error or 'an error'}, guest answered {got}: {reply.line}",
                 error=reply.error or "",
                 command=line,
-                console_tail=self.console.tail(),
+                console_tail=self.console.tail() if self.console else "",
             )
         return reply
 
@@ -276,84 +278,3 @@ class Guest:
             self.machine.gva2gpa(int(va)),
             command=f"translate {va:#x}",
         )
-
-    # ------------------------------------------------------------ H1: heap and object verbs
-    # Typed calls for alloc/zalloc/free/new/newzero/delete/safedelete/obj/check/stats
-    # (docs/heap-verbs.md), and the host's own reading of the allocators' state
-    # (harness/oracle/heap.py) from guest RAM, the ELF's symbols and its DWARF.
-
-    def alloc(self, size: int) -> VirtAddr:
-        return VirtAddr(self.ok(f"alloc {size:#x}").number("va"))
-
-    def zalloc(self, size: int) -> VirtAddr:
-        return VirtAddr(self.ok(f"zalloc {size:#x}").number("va"))
-
-    def free(self, va: VirtAddr | int, size: int) -> None:
-        self.ok(f"free {va:#x} {size:#x}")
-
-    def new(self, type_name: str, count: int, *, zero: bool = False) -> VirtAddr:
-        verb = "newzero" if zero else "new"
-        return VirtAddr(self.ok(f"{verb} {type_name} {count:#x}").number("va"))
-
-    def delete(self, va: VirtAddr | int, type_name: str, count: int) -> tuple[int, bool]:
-        """IODelete: the pointer variable after the call (unchanged), and whether it freed
-        (False: a NULL pointer or an overflowing count, which IODelete ignores)."""
-        r = self.ok(f"delete {va:#x} {type_name} {count:#x}")
-        return r.number("ptr"), bool(r.number("freed"))
-
-    def safedelete(self, va: VirtAddr | int, type_name: str, count: int) -> tuple[int, bool]:
-        """IOSafeDeleteNULL: the pointer variable after the call, and whether it freed."""
-        r = self.ok(f"safedelete {va:#x} {type_name} {count:#x}")
-        return r.number("ptr"), bool(r.number("freed"))
-
-    def stats(self) -> dict[str, int]:
-        """Every ``stats`` key, parsed."""
-        return {k: v for k, v in self.ok("stats").parsed_keys().items() if isinstance(v, int)}
-
-    def check(self) -> dict[str, int]:
-        """The guest's own integrity walk (``check``); an ``err`` raises GuestError."""
-        return {k: v for k, v in self.ok("check").parsed_keys().items() if isinstance(v, int)}
-
-    def obj_new(self, class_name: str) -> Reply:
-        return self.ok(f"obj new {class_name}")
-
-    def obj_retain(self, handle: int) -> Reply:
-        return self.ok(f"obj retain {handle:#x}")
-
-    def obj_release(self, handle: int) -> Reply:
-        return self.ok(f"obj release {handle:#x}")
-
-    def obj_classes(self) -> dict[str, int]:
-        """Class name -> instance size, from ``obj classes``."""
-        r = self.ok("obj classes")
-        names, sizes = r.value("classes").split(","), r.value("sizes").split(",")
-        return {name: int(size) for name, size in zip(names, sizes, strict=True)}
-
-    @property
-    def heap_layouts(self) -> heap_oracle.Layouts:
-        """The allocators' struct layouts and enums, from the booted ELF's DWARF (cached)."""
-        return heap_oracle.layouts_for(self.elf)
-
-    @property
-    def heap_symbols(self) -> heap_oracle.Symbols:
-        """Addresses of pages_state, heap_state and object_registry (ELF symbols)."""
-        return heap_oracle.Symbols(
-            pages_state=self.elf.symbol("pages_state").address,
-            heap_state=self.elf.symbol("heap_state").address,
-            object_registry=self.elf.symbol("object_registry").address,
-        )
-
-    def heap_snapshot(self) -> heap_oracle.Snapshot:
-        """The page allocator, heap and object registry decoded from guest RAM by the host.
-
-        RAM is identity mapped (VA == PA), so the pointers stored in guest memory are PAs.
-        Call between requests: the agent is idle then and the state is quiescent.
-        """
-        ram = self.ram
-        return heap_oracle.decode(
-            lambda address, length: ram.read(PhysAddr(address), length), self.heap_layouts, self.heap_symbols
-        )
-
-    def heap_verify(self) -> heap_oracle.Snapshot:
-        """Decode and check every allocator invariant from the host; raises OracleMismatch."""
-        return heap_oracle.verify(self.heap_snapshot(), command="(host heap decoder)")

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import LaunchError, StateError
-from harness.memory import RamFile, SharedRam
-from harness.profile import EDU_SLOT, Profile
-from harness.qmp import QmpError, QmpSession
+from harness.qemu.profile import EDU_SLOT, Profile
+from harness.qemu.qmp import QmpError, QmpSession
+from harness.qemu.ram import RamFile, SharedRam
 
 QEMU_BINARY = "qemu-system-aarch64"
 PR_SET_PDEATHSIG = 1
@@ -239,16 +239,22 @@ class Machine:
 
     def _fail_launch(self, message: str) -> None:
         self.shutdown(graceful_timeout=0)
-        assert self.process is not None
         raise LaunchError(
-            message, cmdline=self.cmdline, stderr=self.stderr_text(), returncode=self.process.returncode
+            message,
+            cmdline=self.cmdline,
+            stderr=self.stderr_text(),
+            returncode=self.process.returncode if self.process else None,
         )
+
+    def _qmp(self) -> QmpSession:
+        if self.qmp is None:
+            raise StateError(f"machine is {self.state.value}: no QMP connection")
+        return self.qmp
 
     def cont(self) -> None:
         """Start the CPU: PAUSED -> RUNNING."""
         self._require(Runstate.PAUSED)
-        assert self.qmp is not None
-        self.qmp.execute("cont")
+        self._qmp().execute("cont")
         self.state = Runstate.RUNNING
 
     def shutdown(self, *, graceful_timeout: float = 2.0) -> int | None:
@@ -356,7 +362,6 @@ class Machine:
 
     def gva2gpa(self, va: int) -> int | None:
         """QEMU's own translation of a guest virtual address (HMP ``gva2gpa``); None if unmapped."""
-        assert self.qmp is not None
-        text = self.qmp.hmp(f"gva2gpa {va:#x}")
+        text = self._qmp().hmp(f"gva2gpa {va:#x}")
         match = re.search(r"gpa:\s*(0x[0-9a-fA-F]+)", text)
         return int(match.group(1), 16) if match else None

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import PROJECT_ROOT
 from harness.errors import ProfileError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILE_DIR = PROJECT_ROOT / "guest"
 DEFAULT_PROFILE = "virt-4k"
 

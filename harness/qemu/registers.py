@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 
-from harness.gdbstub import GdbStub, GdbStubError
+from harness.qemu.gdbstub import GdbStub, GdbStubError
 
 SYSREG_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {

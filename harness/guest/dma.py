@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.addresses import IOVA, PhysAddr
-from harness.errors import IomemError
-from harness.guest import Guest
-from harness.protocol import Event, Reply
+from harness.errors import IomemError, StateError
+from harness.guest.core import Guest
+from harness.link.protocol import Event, Reply
 
 DeviceAddress = IOVA | PhysAddr
 
@@ -197,7 +197,8 @@ class Dma:
         """Run one edu transfer: ``to-device`` = the device reads RAM at ``address`` into its
         buffer, ``from-device`` = it writes its buffer to RAM at ``address``."""
         console = self.guest.console
-        assert console is not None
+        if console is None:
+            raise StateError("guest not booted", command=self.edu_line(direction, address, length))
         before = len(console.events)
         line = self.edu_line(direction, address, length)
         r = self.guest.ok(line, timeout=timeout)

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from harness.addresses import PhysAddr
 from harness.errors import IomemError
-from harness.qmp import QmpSession
+from harness.qemu.qmp import QmpSession
 
 
 class RamOutOfRange(IomemError):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from harness.errors import InvalidInput, NotFound
+
 PROTO_VERSION = 1
 PROMPT = "iomem> "
 BANNER_PREFIX = "iomem ready "
@@ -23,7 +25,8 @@ _TAGGED = re.compile(r"^@([0-9]{1,10}) (.*)$")
 
 
 def parse_number(text: str) -> int:
-    """Parse a protocol number (decimal, or 0x hex), up to 64 bits; ValueError otherwise.
+    """Parse a protocol number (decimal, or 0x hex), up to 64 bits; :class:`~harness.errors.InvalidInput`
+    (a ``ValueError``) otherwise.
 
     Mirrors the firmware's rules: no sign, no spaces, no empty ``0x``, no value above 2^64-1.
     """
@@ -32,9 +35,9 @@ def parse_number(text: str) -> int:
     elif _HEX.match(text):
         value = int(text, 16)
     else:
-        raise ValueError(f"bad number {text!r}")
+        raise InvalidInput(f"bad number {text!r}")
     if value > 0xFFFF_FFFF_FFFF_FFFF:
-        raise ValueError(f"bad number {text!r}: above 2^64-1")
+        raise InvalidInput(f"bad number {text!r}: above 2^64-1")
     return value
 
 
@@ -67,7 +70,7 @@ class Reply:
         try:
             return self.keys[key]
         except KeyError:
-            raise KeyError(f"reply has no key {key!r}: {self.line!r}") from None
+            raise NotFound(f"reply has no key {key!r}: {self.line!r}") from None
 
     def number(self, key: str) -> int:
         """The value of ``key`` as a number (decimal or hex, per the protocol)."""
@@ -75,13 +78,13 @@ class Reply:
         try:
             return parse_number(raw)
         except ValueError:
-            raise ValueError(f"key {key!r} is not a number in {self.line!r}") from None
+            raise InvalidInput(f"key {key!r} is not a number in {self.line!r}") from None
 
     def span(self, key: str) -> tuple[int, int]:
         """A ``BASE+LEN`` value as (base, length)."""
         base, sep, length = self.value(key).partition("+")
         if not sep:
-            raise ValueError(f"key {key!r} is not BASE+LEN in {self.line!r}")
+            raise InvalidInput(f"key {key!r} is not BASE+LEN in {self.line!r}")
         return parse_number(base), parse_number(length)
 
     def parsed_keys(self) -> dict[str, object]:
@@ -189,25 +192,25 @@ def parse_event(line: str) -> Event | None:
 
 
 def check_request(line: str) -> str:
-    """Validate a request line a person or script typed; returns it or raises ValueError.
+    """Validate a request line a person or script typed; returns it or raises InvalidInput (a ``ValueError``).
 
     The harness tags every request itself, so a line may not carry its own tag.
     """
     if not line.strip():
-        raise ValueError("empty request")
+        raise InvalidInput("empty request")
     if "\n" in line or "\r" in line:
-        raise ValueError("a request is one line")
+        raise InvalidInput("a request is one line")
     bad = next((c for c in line if not (" " <= c <= "~")), None)
     if bad is not None:
-        raise ValueError(f"non-ASCII or control character {bad!r} in request")
+        raise InvalidInput(f"non-ASCII or control character {bad!r} in request")
     if line.lstrip().startswith("@"):
-        raise ValueError("requests are tagged by the harness; leave out the '@TAG'")
+        raise InvalidInput("requests are tagged by the harness; leave out the '@TAG'")
     if len(line) + 12 > MAX_LINE:
-        raise ValueError(f"request longer than {MAX_LINE - 12} bytes")
+        raise InvalidInput(f"request longer than {MAX_LINE - 12} bytes")
     return line.strip()
 
 
 def format_request(tag: int, line: str) -> bytes:
     if not 0 <= tag <= MAX_TAG:
-        raise ValueError(f"tag {tag} out of range")
+        raise InvalidInput(f"tag {tag} out of range")
     return f"@{tag} {line}\n".encode("ascii")

@@ -1,138 +1,19 @@
-"""The firmware ELF as an independent source: GNU build-id, sections, symbols (pyelftools).
+"""The firmware's DWARF: struct layouts, enum values and global variable types (pyelftools).
 
-DWARF struct layouts for decoding guest state are added here as the oracles need them.
+The oracles decode guest state with these layouts instead of restating the C structs.
+Parsing is slow (~0.3-0.8 s); :attr:`harness.image.elf.Firmware.dwarf` does it once per
+process per ELF (path + build-id).
 """
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import NoteSection, SymbolTableSection
 
-from harness.errors import IomemError
-
-SHF_WRITE = 0x1
-SHF_ALLOC = 0x2
-SHF_EXECINSTR = 0x4
-
-
-@dataclass(frozen=True)
-class Section:
-    name: str
-    address: int
-    size: int
-    flags: int
-
-    @property
-    def writable(self) -> bool:
-        return bool(self.flags & SHF_WRITE)
-
-    @property
-    def executable(self) -> bool:
-        return bool(self.flags & SHF_EXECINSTR)
-
-    @property
-    def end(self) -> int:
-        return self.address + self.size
-
-
-@dataclass(frozen=True)
-class Symbol:
-    name: str
-    address: int
-    size: int
-    kind: str
-
-
-class Firmware:
-    """Read-only view of one firmware ELF file; everything is read once and cached."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise IomemError(f"firmware ELF not found: {self.path}")
-
-    @cached_property
-    def build_id(self) -> str:
-        """The GNU build-id as lower-case hex; raises if the ELF has none."""
-        with self.path.open("rb") as handle:
-            elf = ELFFile(handle)
-            for section in elf.iter_sections():
-                if not isinstance(section, NoteSection):
-                    continue
-                for note in section.iter_notes():
-                    if note["n_type"] == "NT_GNU_BUILD_ID":
-                        return str(note["n_desc"]).lower()
-        raise IomemError(f"{self.path} has no GNU build-id note")
-
-    @cached_property
-    def entry(self) -> int:
-        with self.path.open("rb") as handle:
-            return int(ELFFile(handle).header["e_entry"])
-
-    @cached_property
-    def sections(self) -> tuple[Section, ...]:
-        """Allocated sections (those loaded into guest memory), by address."""
-        out: list[Section] = []
-        with self.path.open("rb") as handle:
-            for section in ELFFile(handle).iter_sections():
-                flags = int(section["sh_flags"])
-                if flags & SHF_ALLOC and section["sh_size"]:
-                    out.append(Section(section.name, int(section["sh_addr"]), int(section["sh_size"]), flags))
-        return tuple(sorted(out, key=lambda s: s.address))
-
-    def section(self, name: str) -> Section:
-        for section in self.sections:
-            if section.name == name:
-                return section
-        raise KeyError(f"{self.path.name} has no allocated section {name!r}")
-
-    @cached_property
-    def dwarf(self) -> Dwarf:
-        return Dwarf(self.path)
-
-    @cached_property
-    def symbols(self) -> dict[str, Symbol]:
-        out: dict[str, Symbol] = {}
-        with self.path.open("rb") as handle:
-            for section in ELFFile(handle).iter_sections():
-                if not isinstance(section, SymbolTableSection):
-                    continue
-                for sym in section.iter_symbols():
-                    kind = sym["st_info"]["type"]
-                    if sym.name and kind in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE"):
-                        out[sym.name] = Symbol(sym.name, int(sym["st_value"]), int(sym["st_size"]), kind)
-        return out
-
-    def symbol(self, name: str) -> Symbol:
-        try:
-            return self.symbols[name]
-        except KeyError:
-            raise KeyError(f"{self.path.name} has no symbol {name!r}") from None
-
-    @cached_property
-    def _functions(self) -> tuple[list[int], list[Symbol]]:
-        funcs = sorted((s for s in self.symbols.values() if s.kind == "STT_FUNC"), key=lambda s: s.address)
-        return [f.address for f in funcs], funcs
-
-    def symbolize(self, address: int) -> str:
-        """``function+0xoff`` for an address inside a function, else the bare hex address."""
-        starts, funcs = self._functions
-        index = bisect.bisect_right(starts, address) - 1
-        if index >= 0:
-            func = funcs[index]
-            if address < func.address + max(func.size, 1):
-                return f"{func.name}+{address - func.address:#x}"
-        return f"{address:#x}"
-
-
-# ---------------------------------------------------------------- DWARF
-
+from harness.errors import IomemError, NotFound
 
 Die = Any  # a pyelftools DIE (the library is untyped)
 
@@ -158,7 +39,7 @@ class StructLayout:
         try:
             return self.fields[name]
         except KeyError:
-            raise KeyError(
+            raise NotFound(
                 f"struct {self.name} has no member {name!r} (has {', '.join(self.fields)})"
             ) from None
 
@@ -183,6 +64,7 @@ class Dwarf:
         self._structs: dict[str, StructLayout] = {}
         self._enums: dict[str, dict[str, int]] = {}
         self._variables: dict[str, str] = {}
+        self._base_type_sizes: dict[str, int] | None = None
         self._load()
 
     def _load(self) -> None:
@@ -283,23 +165,25 @@ class Dwarf:
         try:
             return self._structs[name]
         except KeyError:
-            raise KeyError(f"{self.path.name}: no struct {name!r} in DWARF") from None
+            raise NotFound(f"{self.path.name}: no struct {name!r} in DWARF") from None
 
     def enum(self, name: str) -> dict[str, int]:
         try:
             return dict(self._enums[name])
         except KeyError:
-            raise KeyError(f"{self.path.name}: no enum {name!r} in DWARF") from None
+            raise NotFound(f"{self.path.name}: no enum {name!r} in DWARF") from None
 
     def variable_type(self, name: str) -> str:
         """The (typedef-stripped) type name of a global variable."""
         try:
             return self._variables[name]
         except KeyError:
-            raise KeyError(f"{self.path.name}: no global variable {name!r} in DWARF") from None
+            raise NotFound(f"{self.path.name}: no global variable {name!r} in DWARF") from None
 
     def base_type_sizes(self) -> dict[str, int]:
         """Sizes of every named typedef, as DWARF gives them (for the §0.1 width checks)."""
+        if self._base_type_sizes is not None:
+            return dict(self._base_type_sizes)
         out: dict[str, int] = {}
         with self.path.open("rb") as handle:
             for cu in ELFFile(handle).get_dwarf_info().iter_CUs():
@@ -311,4 +195,5 @@ class Dwarf:
                         out.setdefault(
                             die.attributes["DW_AT_name"].value.decode(), self._size_and_count(target)[0]
                         )
-        return out
+        self._base_type_sizes = out
+        return dict(out)

@@ -7,31 +7,121 @@ The model never talks to the guest. Tests feed it the facts only the hardware ca
 physical pages of a new buffer, read by the host page walker) and compare its predictions
 with the guest's replies, the walker and guest RAM. Pure Python, so ``tests/host`` could
 drive it too.
+
+The DriverKit constants the model (and the tests) use are restated at the top of this module
+from the spec (§9.2 option word, §9.3 memory types, §10.2 guards), not taken from the
+firmware, so a wrong table in the firmware shows up as a mismatch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
-from harness.descriptors import (
-    DK_CACHE_BITS,
-    DK_CACHE_OPTIONS,
-    DK_FIXED_ADDRESS,
-    DK_READ_ONLY,
-    MAX_PARTS,
-    Segment,
-    dk_guard_kind,
-    guard_bytes,
-    merge_runs,
+from harness.addresses import PhysAddr
+from harness.errors import ModelError
+
+# --------------------------------------------------------------------------- spec constants
+CACHE_MODES: tuple[str, ...] = (
+    "default",
+    "inhibit",
+    "writethru",
+    "copyback",
+    "writecombine",
+    "copybackinner",
+    "posted",
+    "realtime",
+    "postedreordered",
+    "postedcombinedreordered",
+)
+"""The ten IOCacheModes in value order (kIODefaultCache = 0 ... kIOPostedCombinedReordered = 9)."""
+
+
+@dataclass(frozen=True)
+class MemoryType:
+    """What §9.3's classic column (with the project's CopybackInner choice) says a mode maps to."""
+
+    mair: int
+    sh: str  # "outer" / "inner"
+    xn: bool  # UXN and PXN both set (device and non-cacheable)
+    cacheable: bool  # Normal Write-Back or Write-Through
+
+
+EXPECTED_MEMORY_TYPE: Mapping[str, MemoryType] = MappingProxyType(
+    {
+        "default": MemoryType(0xFF, "outer", False, True),
+        "inhibit": MemoryType(0x00, "outer", True, False),
+        "writethru": MemoryType(0xBB, "outer", False, True),
+        "copyback": MemoryType(0xFF, "outer", False, True),
+        "writecombine": MemoryType(0x44, "outer", True, False),
+        # Classic XNU: 0x4F in its own slot; iomem: Attr0 (0xFF) with SH=inner (pte.c, §9.3 [Rec]).
+        "copybackinner": MemoryType(0xFF, "inner", False, True),
+        "posted": MemoryType(0x04, "outer", True, False),
+        "realtime": MemoryType(0x00, "outer", True, False),
+        "postedreordered": MemoryType(0x08, "outer", True, False),
+        "postedcombinedreordered": MemoryType(0x0C, "outer", True, False),
+    }
 )
 
+DIRECTIONS: Mapping[str, int] = MappingProxyType({"none": 0, "in": 1, "out": 2, "inout": 3})
+
+# DriverKit CreateMapping option word (spec §9.2): NOT the kernel's kIOMap* encoding.
+DK_FIXED_ADDRESS = 0x1
+DK_READ_ONLY = 0x2
+DK_GUARD_MASK = 0x1C
+DK_GUARD_DEFAULT = 0x0
+DK_GUARD_NONE = 0x4
+DK_GUARD_SMALL = 0x8
+DK_GUARD_LARGE = 0xC
+DK_CACHE_BITS = 0xFF00
+DK_CACHE_OPTIONS: Mapping[int, str] = MappingProxyType(
+    {0x000: "default", 0x100: "inhibit", 0x200: "copyback", 0x400: "writethru", 0x800: "realtime"}
+)
+"""The five values the kernel accepts in ``options & 0xFF00`` and the IOCacheMode each means."""
+KERNEL_CACHE_SHIFT = 8
+"""The kernel's kIOMapCacheShift: what a wrong decoder would shift DriverKit options by."""
+
+GUARD_LARGE = 0x10000
+MAX_PARTS = 32
+
+
+def guard_bytes(kind: str, page: int) -> int:
+    """Bytes of guard on each side for a guard kind (§10.2): one VM page, 64 KiB, or none."""
+    return {"none": 0, "small": page, "default": page, "large": max(GUARD_LARGE, page)}[kind]
+
+
+def dk_guard_kind(options: int) -> str:
+    """The guard a DriverKit option word asks for (XNU: values not listed act as Small)."""
+    return {DK_GUARD_NONE: "none", DK_GUARD_LARGE: "large"}.get(options & DK_GUARD_MASK, "small")
+
+
+@dataclass(frozen=True)
+class Segment:
+    pa: PhysAddr
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.pa + self.length
+
+
+def merge_runs(pieces: Iterable[tuple[int, int]]) -> list[Segment]:
+    """(pa, length) pieces in order, merged where one continues the previous."""
+    out: list[Segment] = []
+    for pa, length in pieces:
+        if length == 0:
+            continue
+        if out and out[-1].end == pa:
+            out[-1] = Segment(out[-1].pa, out[-1].length + length)
+        else:
+            out.append(Segment(PhysAddr(pa), length))
+    return out
+
+
+# --------------------------------------------------------------------------- the model
 MAX_DEPTH = 16  # iomem's nesting limit (IOMEMORYDESCRIPTOR_MAX_DEPTH)
 U64 = (1 << 64) - 1
-
-
-class ModelError(AssertionError):
-    """The model was asked something inconsistent (a bug in the test, not in the guest)."""
 
 
 @dataclass(eq=False)
@@ -154,7 +244,8 @@ class Model:
             read_only = bool(options & DK_READ_ONLY)
             fixed = bool(options & DK_FIXED_ADDRESS)
             guard = dk_guard_kind(options)
-        assert cache is not None
+        if cache is None:
+            raise ModelError("predict_map needs cache= or options=")
         whole = node.length
         length = length or whole
         if whole == 0 or offset >= whole or length > whole - offset:
@@ -236,7 +327,8 @@ class Model:
 
     def add_map(self, handle: int, md: int, prediction: MapPrediction, fixed: bool = False) -> MapNode:
         node = self.held(md)
-        assert prediction.error is None
+        if prediction.error is not None:
+            raise ModelError(f"add_map with a failing prediction ({prediction.error})")
         m = MapNode(
             handle,
             node,
@@ -285,7 +377,8 @@ class Model:
                 raise ModelError("beyond the buffer's capacity")
             return [(node, offset, length)] if length else []
         if node.kind == "sub":
-            assert node.parent is not None
+            if node.parent is None:
+                raise ModelError(f"sub-descriptor {node.handle:#x} has no parent")
             return self._pieces(node.parent, node.offset + offset, length)
         out: list[tuple[Node, int, int]] = []
         for part, part_len in zip(node.parts, node.lengths, strict=True):

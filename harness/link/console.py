@@ -2,9 +2,10 @@
 bad patterns that fail at once (``! panic``, a second banner, a reply with the wrong tag).
 
 It runs on pexpect over the harness's end of the serial socketpair, with pexpect's 50 ms
-send delay off. Every byte the guest sends is teed to the console log, whether or not anyone
-is waiting for it. When the guest stops answering, ``diagnose`` (supplied by the owner, who
-can see QEMU) turns the timeout into :class:`GuestCrashed` or :class:`GuestHung`.
+send delay and its sleep after each read both off. Every byte the guest sends is teed to
+the console log, whether or not anyone is waiting for it. When the guest stops answering,
+``diagnose`` (supplied by the owner, who can see QEMU) turns the timeout into
+:class:`GuestCrashed` or :class:`GuestHung`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pexpect
 from pexpect import fdpexpect
 
 from harness.errors import GuestCrashed, IomemError, ProtocolError
-from harness.protocol import (
+from harness.link.protocol import (
     Banner,
     Event,
     Reply,
@@ -54,7 +55,8 @@ class Console:
         self._sock = sock
         self._log: BinaryIO = log_path.open("wb", buffering=0)  # every byte, at once
         self._child = fdpexpect.fdspawn(sock.fileno(), timeout=timeout, encoding=None, use_poll=True)
-        self._child.delaybeforesend = None
+        self._child.delaybeforesend = None  # pexpect sleeps 50 ms before every send otherwise
+        self._child.delayafterread = None  # ... and 0.1 ms after every read (20k+ reads a suite)
         self._child.logfile_read = self._log
         self._diagnose = diagnose
         self._lock = threading.RLock()

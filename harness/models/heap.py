@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.errors import OracleMismatch
+from harness.link.protocol import Reply
 from harness.oracle.heap import Snapshot
-from harness.protocol import Reply
 
 U64 = 1 << 64
 HEAP_ALIGN = 16  # [Rec] every pointer is 16-aligned (IOLib.h)

@@ -1,0 +1,1 @@
+"""The serial link to the guest's agent: the protocol's grammar and the console client."""

@@ -1,0 +1,69 @@
+"""Reading C structs out of memory through a ``read(address, length) -> bytes`` callback, as
+the decoders of :mod:`harness.oracle.heap` and :mod:`harness.oracle.objects` do: layouts come
+from DWARF, and a pointer found in the state being decoded that cannot be followed is a
+problem to report, not an exception.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from harness.image.dwarf import StructLayout
+
+ReadMemory = Callable[[int, int], bytes]
+
+
+_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def unpacker(layout: StructLayout, names: tuple[str, ...]) -> Callable[[bytes, int], tuple[int, ...]]:
+    """A fast reader of scalar members ``names`` of ``layout`` at an offset in a blob."""
+    fields = sorted((layout[n].offset, layout[n].size, i) for i, n in enumerate(names))
+    fmt, position, order = "<", 0, []
+    for offset, size, index in fields:
+        fmt += f"{offset - position}x{_FORMATS[size]}"
+        position = offset + size
+        order.append(index)
+    packed = struct.Struct(fmt)
+
+    def unpack(blob: bytes, offset: int) -> tuple[int, ...]:
+        values = packed.unpack_from(blob, offset)
+        out = [0] * len(names)
+        for value, index in zip(values, order, strict=True):
+            out[index] = value
+        return tuple(out)
+
+    return unpack
+
+
+def read_uint(blob: bytes, offset: int, size: int) -> int:
+    return int.from_bytes(blob[offset : offset + size], "little")
+
+
+class Reader:
+    """A read callback plus the problems met while following pointers."""
+
+    def __init__(self, read: ReadMemory) -> None:
+        self.read = read
+        self.problems: list[str] = []
+
+    def struct(self, layout: StructLayout, address: int) -> bytes:
+        return self.read(address, layout.size)
+
+    def maybe(self, address: int, length: int, what: str) -> bytes | None:
+        """Read memory whose address came from the state being decoded: a wild pointer is a
+        problem to report, not an exception."""
+        try:
+            data = self.read(address, length)
+        except Exception as exc:
+            self.problems.append(f"{what}: cannot read [{address:#x}, +{length:#x}): {exc}")
+            return None
+        if len(data) != length:
+            self.problems.append(f"{what}: short read at {address:#x}")
+            return None
+        return data
+
+    def cstring(self, address: int, limit: int = 64) -> str:
+        raw = self.maybe(address, limit, "string")
+        return raw.split(b"\0", 1)[0].decode("ascii", "replace") if raw is not None else f"<{address:#x}>"
