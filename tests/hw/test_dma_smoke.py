@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import pytest
 
-from harness import profile as profiles
 from harness.guest import Guest
-from harness.profile import Profile
+from harness.qemu import profile as profiles
+from harness.qemu.profile import Profile
 
 ICOUNT = ("-icount", "shift=0,sleep=off")
 DATA = bytes(range(0x40, 0x60))
