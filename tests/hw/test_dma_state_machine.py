@@ -311,6 +311,12 @@ class DmaMachine(RuleBasedStateMachine):
             assert not result.faults
             self.walks["transfers"] += 1
 
+    @precondition(lambda self: bool(self.model.prepared_handles()))
+    @rule(pick=PICK, at=st.integers(0, 2**14), size=st.integers(1, EDU_MAX_TRANSFER), to_device=st.booleans())
+    def edu_live(self, pick: int, at: int, size: int, to_device: bool) -> None:
+        """The common case, drawn more often: a transfer inside a live preparation."""
+        self.edu(pick, at, size, to_device or self.model.edu_known == 0, False)
+
     # ------------------------------------------------------------ after every step
     @invariant()
     def bytes_match(self) -> None:
@@ -323,9 +329,42 @@ class DmaMachine(RuleBasedStateMachine):
                 )
             slack = self.bench.host_read(buf, buf.capacity, buf.span - buf.capacity)
             assert slack == bytes([CANARY]) * len(slack), f"buffer {buf.md:#x}: canary after its end changed"
+        if self.profile.smmu:
+            self.smmu_maps_exactly_the_live_preparations()
         stats = self.guest.ok("stats")
         assert stats.number("dma_live") == len(self.model.commands)
         assert stats.number("dma_prepared") == len(self.model.prepared_handles())
+
+    def smmu_maps_exactly_the_live_preparations(self) -> None:
+        """Isolation, from the host: the edu's stage-1 tables map every page of every live
+        preparation to the buffer's own page, with the direction's permission, and nothing else."""
+        page = self.page
+        want: dict[int, tuple[int, bool]] = {}
+        for command in self.model.commands.values():
+            prep = command.prepared
+            if prep is None:
+                continue
+            writable = bool(prep.flags & 0x1)
+            at = prep.offset
+            for address, n in prep.segments:
+                for iova in range(address & -page, address + n, page):
+                    first = max(iova, address)
+                    pa = prep.md.pa_at(at + first - address) & -page
+                    want[iova] = (pa, writable)
+                at += n
+        walker = self.bench.smmu_walker()
+        got: dict[int, tuple[int, bool]] = {}
+        for leaf in walker.iter_mappings(self.profile.edu_stream_id):
+            for iova in range(leaf.iova, leaf.iova + leaf.size, page):
+                got[iova] = (leaf.pa + iova - leaf.iova, leaf.writable)
+        stray = sorted(set(got) - set(want))
+        missing = sorted(set(want) - set(got))
+        wrong = sorted(i for i in set(got) & set(want) if got[i] != want[i])
+        assert not (stray or missing or wrong), (
+            f"SMMU mappings: stray IOVA pages {[hex(i) for i in stray]}, "
+            f"missing {[hex(i) for i in missing]}, wrong {[(hex(i), got[i], want[i]) for i in wrong]}"
+        )
+        self.walks["IOVA pages swept by the SMMU walker"] += len(got)
 
 
 @pytest.mark.profiles(*SMMU_PROFILES, *BOUNCE_PROFILES)
