@@ -14,9 +14,9 @@
  * Handles: a command is an OSObject named by its handle; this file keeps the
  * references the caller holds (like cmd_md.c for descriptors): `dma create`
  * adds one, `dma release` gives it back; any other handle is
- * kIOReturnBadArgument. A descriptor argument is any live descriptor's
- * handle (`bmd create`, `md sub`, `md multi`); the command retains it while
- * prepared. `dma preparation` reports the descriptor's handle and gives the
+ * kIOReturnBadArgument. A descriptor argument is a descriptor handle the
+ * caller holds (agent/md_handles.h, as for the md verbs); the command
+ * retains it while prepared. `dma preparation` reports the descriptor's handle and gives the
  * +1 reference GetPreparation returns straight back.
  */
 #include <stdatomic.h>
@@ -27,7 +27,10 @@
 #include "OSObject.h"
 #include "agent/agent.h"
 #include "drivers/smmuv3.h"
+#include "agent/md_handles.h"
 #include "mm/dma.h"
+#include "mm/md.h"
+#include "mm/object.h"
 
 static uint64_t held[OBJECT_MAX_LIVE]; /* command handles the caller holds (0: free slot) */
 
@@ -65,25 +68,10 @@ static IOReturn dma_arg(struct agent_call *call, unsigned i, IODMACommand **out)
     return kIOReturnSuccess;
 }
 
-/* A live descriptor's handle (0: NULL, which the DriverKit call rejects itself). */
+/* A descriptor handle the caller holds (0: NULL, which the DriverKit call rejects itself). */
 static IOReturn md_arg(struct agent_call *call, unsigned i, IOMemoryDescriptor **out)
 {
-    uint64_t handle = 0;
-    OSObject *object;
-    IOReturn rc = agent_arg_u64(call, i, &handle);
-    const OSMetaClass *meta;
-
-    *out = NULL;
-    if (rc != kIOReturnSuccess || handle == 0)
-        return rc;
-    if (object_lookup(handle, &object) != kIOReturnSuccess)
-        return agent_fail(call, kIOReturnBadArgument, "0x%llx is not a live object", (unsigned long long)handle);
-    for (meta = object->meta; meta != NULL && meta != &IOMemoryDescriptorMetaClass; meta = meta->super)
-        ;
-    if (meta == NULL || ((IOMemoryDescriptor *)object)->kind == IOMD_KIND_NONE)
-        return agent_fail(call, kIOReturnBadArgument, "0x%llx is not a memory descriptor", (unsigned long long)handle);
-    *out = (IOMemoryDescriptor *)object;
-    return kIOReturnSuccess;
+    return held_md_arg(call, i, true, out);
 }
 
 AGENT_COMMAND(cmd_dma_create, "dma create", "[bits=N] [options=N]")

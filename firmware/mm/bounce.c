@@ -1,6 +1,7 @@
 /*
  * bounce.c - low-memory copies for devices without an IOMMU (bounce.h).
  */
+#include "lib/check.h"
 #include "mm/bounce.h"
 
 #include <string.h>
@@ -23,7 +24,7 @@ void bounce_free(struct bounce *b)
         if (pa_addr(b->pages[i]) == 0)
             continue;
         IOReturn rc = pages_free(b->pages[i], PAGE_OWNER_KERNEL);
-        MM_ASSERT(rc == kIOReturnSuccess);
+        ASSERT(rc == kIOReturnSuccess);
         live_pages--;
     }
     IOFree(b, struct_size(b->page_count));

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "IOReturn.h"
-#include "mm/addr.h"
+#include "lib/addr.h"
 
 struct bounce {
     uint64_t length;     /* bytes */

@@ -10,6 +10,7 @@
  * Prepare builds everything first and publishes the preparation last; any
  * failure undoes what was built, so a failed prepare leaves no state.
  */
+#include "lib/check.h"
 #include "mm/dma.h"
 
 #include <string.h>
@@ -22,6 +23,8 @@
 #include "mm/bounce.h"
 #include "mm/iopt.h"
 #include "mm/iova.h"
+#include "mm/md.h"
+#include "mm/object.h"
 #include "mm/pages.h"
 
 #define DMA_IAS_BITS 48 /* IOVA input size of every domain (CD.T0SZ = 16) */
@@ -80,7 +83,7 @@ static bool smmu_alloc(uint64_t bytes, uint64_t *pa)
 void dma_init(void)
 {
     IOReturn rc = object_class_register(&IODMACommandMetaClass);
-    MM_ASSERT(rc == kIOReturnSuccess);
+    ASSERT(rc == kIOReturnSuccess);
     if (!pci_init() || !edu_init())
         return;
     edu_service.pci = edu_device();
@@ -274,7 +277,7 @@ static void iommu_unmap(IODMACommand *cmd)
     /* The IOVA stops translating now: TLBI + CMD_SYNC before the range can be reused. */
     (void)smmu_invalidate(d->sid, d->asid, cmd->iova, cmd->iova_size, page_size());
     rc = iova_free(&d->iova, cmd->iova);
-    MM_ASSERT(rc == kIOReturnSuccess);
+    ASSERT(rc == kIOReturnSuccess);
     cmd->iova = cmd->iova_size = 0;
 }
 

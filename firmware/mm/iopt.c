@@ -4,6 +4,7 @@
  * (dma-facts.md §6); a DSB orders descriptor writes before the caller's
  * command-queue doorbell.
  */
+#include "lib/check.h"
 #include "mm/iopt.h"
 
 #include <string.h>
@@ -25,7 +26,7 @@ static IOReturn table_alloc(struct iopt *pt, paddr_t *out)
 static void table_free(struct iopt *pt, paddr_t table)
 {
     IOReturn rc = pages_free(table, PAGE_OWNER_PAGE_TABLE);
-    MM_ASSERT(rc == kIOReturnSuccess);
+    ASSERT(rc == kIOReturnSuccess);
     pt->tables--;
 }
 

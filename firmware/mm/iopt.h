@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "IOReturn.h"
-#include "mm/addr.h"
+#include "lib/addr.h"
 #include "mm/pte.h"
 
 struct iopt {
