@@ -12,6 +12,7 @@ import pytest
 from dma_support import (
     DMA_PROFILES,
     FAULT_EVENTS,
+    ORACLE_COUNTS,
     SMMU_PROFILES,
     Buffer,
     DmaBench,
@@ -126,6 +127,7 @@ def test_device_write_into_out_only_buffer_faults_and_changes_nothing(
     assert all(target <= e.iova < target + 256 for e in events)
     assert {e.kind for e in bench.trace_events()} == {EventType.F_PERMISSION}
     assert r.faults, "the guest did not report the SMMU fault (`! fault smmu ...`)"
+    ORACLE_COUNTS[(profile.name, "SMMU event records (isolation faults)")] += len(events)
     bench.dma.complete(c1)
     bench.dma.complete(c2)
     bench.check_bytes(out)
@@ -156,6 +158,7 @@ def test_dma_after_complete_faults_and_changes_nothing(
     assert {e.kind for e in events} == {EventType.F_TRANSLATION}
     assert all(e.read == (direction == "to-device") for e in events)
     assert r.faults, "the guest did not report the SMMU fault"
+    ORACLE_COUNTS[(profile.name, "SMMU event records (isolation faults)")] += len(events)
     assert not [t for t in bench.trace.new() if getattr(t, "iova", -1) == iova and hasattr(t, "pa")]
     bench.dma.complete(c_src)
     bench.check_bytes(buf)

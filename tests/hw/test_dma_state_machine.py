@@ -20,7 +20,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from dma_support import BOUNCE_PROFILES, CANARY, SMMU_PROFILES, Buffer, DmaBaseline, DmaBench, command_bits
+from dma_support import (
+    BOUNCE_PROFILES,
+    CANARY,
+    ORACLE_COUNTS,
+    SMMU_PROFILES,
+    Buffer,
+    DmaBaseline,
+    DmaBench,
+    command_bits,
+)
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -365,6 +374,7 @@ class DmaMachine(RuleBasedStateMachine):
             f"missing {[hex(i) for i in missing]}, wrong {[(hex(i), got[i], want[i]) for i in wrong]}"
         )
         self.walks["IOVA pages swept by the SMMU walker"] += len(got)
+        ORACLE_COUNTS[(self.profile.name, "IOVA pages swept: tables == live preps")] += len(got)
 
 
 @pytest.mark.profiles(*SMMU_PROFILES, *BOUNCE_PROFILES)
