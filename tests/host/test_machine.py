@@ -72,3 +72,19 @@ def test_runstate_guards(tmp_path: Path) -> None:
     assert machine.shutdown() is None  # idempotent
     with pytest.raises(StateError, match="off"):
         machine.start()
+
+
+def test_qemu_fatal_lines_and_edu_clamps_are_read_from_qemus_output(tmp_path: Path) -> None:
+    from harness.qemu.machine import qemu_fatal_lines
+
+    stderr = (
+        "EDU: clamping DMA 0x10001000 to 0x1000!\n"
+        "qemu: hardware error: EDU: DMA range 0x40000-0x41000 out of bounds (0x40000-0x40fff)!\n"
+        "CPU #0:\n PC=0000000040201134 X00=00000000ffffffff\n"
+    )
+    assert qemu_fatal_lines(stderr) == [
+        "qemu: hardware error: EDU: DMA range 0x40000-0x41000 out of bounds (0x40000-0x40fff)!"
+    ]
+    machine = Machine(profiles.load("virt-4k-smmu"), tmp_path / "fw.elf", tmp_path)
+    machine.stderr_path.write_text(stderr)
+    assert machine.edu_clamps() == [(0x1000_1000, 0x1000)]
