@@ -295,13 +295,12 @@ static void chunk_release(struct heap_chunk *chunk)
     ASSERT(ret == kIOReturnSuccess);
 }
 
-/* The chunk holding a block, from the page allocator's byte for its page. */
-static struct heap_chunk *chunk_of(const struct heap_block *block)
+/* The chunk holding a block: chunks are buddy blocks of HEAP_CHUNK_SIZE bytes,
+ * aligned to their size in physical (= virtual) addresses, so a mask finds it.
+ * Only for blocks already known to be in a chunk (resolve() asks the page byte). */
+static inline struct heap_chunk *chunk_of(const struct heap_block *block)
 {
-    struct page_block holder;
-    bool found = pages_block_containing(pages_ptr_to_pa(block), &holder);
-    ASSERT(found && page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK));
-    return pages_pa_to_ptr(holder.start);
+    return (struct heap_chunk *)((uintptr_t)block & ~(uintptr_t)(HEAP_CHUNK_SIZE - 1u));
 }
 
 /* ------------------------------------------------------------ init */
@@ -602,6 +601,23 @@ void heap_stats(struct heap_stats *out)
     out->allocs = h->allocs;
     out->frees = h->frees;
     out->alloc_failures = h->alloc_failures;
+}
+
+void heap_space(uint64_t *held, uint64_t *free_bytes, uint64_t *largest)
+{
+    const struct heap_state *h = &heap_state;
+    uint32_t top = 0;
+
+    *held = h->chunk_count * HEAP_CHUNK_SIZE + h->large_pages * pages_page_size();
+    *free_bytes = h->free_bytes;
+    if (h->fl_bitmap != 0) {
+        unsigned fl = floor_log2_32(h->fl_bitmap);
+        unsigned sl = floor_log2_32(h->sl_bitmap[fl]);
+        for (const struct heap_free_block *b = h->free_lists[fl][sl]; b != NULL; b = b->next_free) {
+            top = b->header.size > top ? b->header.size : top;
+        }
+    }
+    *largest = top > HEAP_BLOCK_HEADER_SIZE ? top - HEAP_BLOCK_HEADER_SIZE : 0;
 }
 
 /* ------------------------------------------------------------ integrity */
