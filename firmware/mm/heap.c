@@ -29,6 +29,12 @@
 
 struct heap_state heap_state;
 
+/* Set by heap_init (not part of the decoded state): the page-allocator order of
+ * a chunk, and the page byte every page of a chunk carries, so IOFree's lookup
+ * compares one byte instead of decoding it (resolve()). */
+static unsigned heap_chunk_order;
+static uint8_t heap_chunk_info;
+
 /* small_alloc's fallback: after chunk_add() the search must succeed. The
  * largest small block, rounded up to its class boundary (at most 1/32 more),
  * stays below HEAP_CHUNK_SIZE/2, while an empty chunk's block is at least that
@@ -232,10 +238,7 @@ static void free_remove(struct heap_free_block *block)
 /* ------------------------------------------------------------ chunks */
 
 /* The page-allocator order of a chunk: 256 KiB in pages of the current size. */
-static unsigned chunk_order(void)
-{
-    return HEAP_CHUNK_SHIFT - floor_log2_32((uint32_t)pages_page_size());
-}
+static inline unsigned chunk_order(void) { return heap_chunk_order; }
 
 /* Takes one more chunk from the page allocator and makes it one free block. */
 static IOReturn chunk_add(void)
@@ -315,12 +318,15 @@ IOReturn heap_init(void)
     }
     ASSERT(page_size <= HEAP_CHUNK_SIZE);
     memset(h, 0, sizeof(*h));
+    heap_chunk_order = HEAP_CHUNK_SHIFT - floor_log2_32((uint32_t)page_size);
     IOReturn ret = chunk_add();
     if (ret != kIOReturnSuccess) {
         memset(h, 0, sizeof(*h));
         return ret;
     }
     h->home_chunk = h->chunks;
+    bool known = pages_info_of(pages_ptr_to_pa(h->home_chunk), &heap_chunk_info);
+    ASSERT(known);
     h->initialized = 1;
     return kIOReturnSuccess;
 }
@@ -488,6 +494,26 @@ static bool resolve(const void *ptr, struct resolved_block *out)
         return false;
     }
     uintptr_t header_addr = addr - HEAP_BLOCK_HEADER_SIZE;
+    uint8_t info, head_info;
+    if (!pages_info_of(pa_init(header_addr), &info)) {
+        return false;
+    }
+    if (info == heap_chunk_info) {
+        /* A page of a chunk: the chunk starts at the address rounded down to its
+         * size (buddy blocks are naturally aligned), and its own page byte must
+         * say so too (a corrupt byte cannot send us below the range). */
+        struct heap_chunk *chunk = chunk_of((const struct heap_block *)header_addr);
+        struct heap_block *block = (struct heap_block *)header_addr;
+        if (!pages_info_of(pages_ptr_to_pa(chunk), &head_info) || head_info != heap_chunk_info ||
+            chunk->magic != HEAP_CHUNK_MAGIC || !used_bit(chunk, granule_of(chunk, block)) ||
+            !block_intact(block) || block->state != HEAP_BLOCK_USED) {
+            return false;
+        }
+        out->chunk = chunk;
+        out->block = block;
+        out->requested = block->requested;
+        return true;
+    }
     if (!pages_block_containing(pa_init(header_addr), &holder)) {
         return false;
     }
