@@ -543,7 +543,7 @@ static bool resolve(const void *ptr, struct resolved_block *out)
         struct heap_block *block = (struct heap_block *)header_addr;
         if (!pages_info_of(pages_ptr_to_pa(chunk), &head_info) || head_info != heap_chunk_info ||
             chunk->magic != HEAP_CHUNK_MAGIC || !used_bit(chunk, granule_of(chunk, block)) ||
-            !block_intact(block) || block->state != HEAP_BLOCK_USED) {
+            !block_intact(block) || !state_owner(block->state, &out->owner)) {
             return false;
         }
         out->chunk = chunk;
