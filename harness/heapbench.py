@@ -39,7 +39,9 @@ def _result(
 ) -> dict[str, object]:
     timer = int(f["timer"])
     measured = max(int(f["measured"]), 1)
-    mean_ticks = int(f["sum"]) / measured
+    # The mean of the fastest 99.9 % of calls when the runner gives it (the host preempts
+    # the emulator: one stall of milliseconds would otherwise be most of the mean).
+    mean_ticks = int(f["trim_x100"]) / 100 if "trim_x100" in f else int(f["sum"]) / measured
     net = max(mean_ticks - timer, 1e-9)
     out: dict[str, object] = {
         "where": where,
@@ -76,20 +78,30 @@ def _result(
 
 
 def guest_heap(out: Path, quick: bool) -> list[dict[str, object]]:
-    """Every trace against IOMalloc/IOFree and picolibc's malloc/free in one guest."""
-    ops = 2000 if quick else 20000
+    """Every trace against IOMalloc/IOFree and picolibc's malloc/free in one guest. Each
+    allocator runs the trace `repeat` times, alternately; the run with the lowest mean
+    cost per call is kept (the host preempts the emulator now and then: one 5 ms stall
+    moves the mean of 20,000 calls by a third)."""
+    ops, repeat = (2000, 1) if quick else (20000, 3)
     results: list[dict[str, object]] = []
     profile = profiles.load(profiles.DEFAULT_PROFILE)
     with Guest(profile, out / "logs" / "guest-heap-traces") as guest:
         for trace in TRACES:
-            for allocator in ("stub", *GUEST_ALLOCATORS):  # stub first: TCG translates the loop once
-                n = ops if trace != "large" else max(ops // 20, 50)
-                r = guest.ok(f"bench heap trace={trace} allocator={allocator} ops={n} seed=1", timeout=600)
-                f = _fields(r.line)
-                if int(f["failed"]):
-                    raise GuestError(f"bench heap: allocations failed: {r.line}", error="", command=r.line)
-                if allocator != "stub":
-                    results.append(_result("guest", trace, allocator, f, 1e9 / int(f["freq"])))
+            n = ops if trace != "large" else max(ops // 20, 50)
+            best: dict[str, dict[str, object]] = {}
+            for _ in range(repeat):
+                for allocator in ("stub", *GUEST_ALLOCATORS):  # stub first: TCG translates the loop once
+                    line = f"bench heap trace={trace} allocator={allocator} ops={n} seed=1"
+                    r = guest.ok(line, timeout=600)
+                    f = _fields(r.line)
+                    if int(f["failed"]):
+                        raise GuestError(f"bench heap: allocations failed: {r.line}", error="", command=line)
+                    if allocator == "stub":
+                        continue
+                    row = _result("guest", trace, allocator, f, 1e9 / int(f["freq"]))
+                    if allocator not in best or _num(row, "mean") < _num(best[allocator], "mean"):
+                        best[allocator] = row
+            results += [best[a] | {"runs": repeat} for a in GUEST_ALLOCATORS]
     return results
 
 

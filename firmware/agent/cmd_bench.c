@@ -98,7 +98,7 @@ static void *trace_ptrs[BENCH_TRACE_SLOTS];
 
 /* `bench heap trace=NAME allocator=iomem|picolibc|stub [ops=N] [seed=N]`:
  *   ok trace= allocator= calls= measured= failed= freq= timer= median= p99= max= sum=
- *      wall= frag_avg_ppm= frag_max_ppm= meta_x100= series= fill=
+ *      trim_x100= (mean of the fastest 99.9 %, x100) wall= frag_avg_ppm= frag_max_ppm= meta_x100= series= fill=
  * (ticks of CNTVCT_EL0; series: fragmentation ppm at up to 32 points; fill: per
  * heap-fill decile, mean ticks x100 or -) */
 static IOReturn bench_trace_verb(struct agent_call *call, const char *name, uint64_t ops, uint64_t seed)
@@ -142,6 +142,7 @@ static IOReturn bench_trace_verb(struct agent_call *call, const char *name, uint
     agent_reply_dec(call, "p99", bench_percentile(s, 990));
     agent_reply_dec(call, "max", s->max_ticks);
     agent_reply_dec(call, "sum", s->sum_ticks);
+    agent_reply_dec(call, "trim_x100", bench_trimmed_mean_x100(s, 999));
     agent_reply_dec(call, "wall", s->wall_ticks);
     agent_reply_dec(call, "frag_avg_ppm", s->probes ? s->frag_sum_ppm / s->probes : 0);
     agent_reply_dec(call, "frag_max_ppm", s->frag_max_ppm);
