@@ -173,7 +173,7 @@ def _plot(results: list[Result], path: Path, unit: str = "milliseconds") -> None
     plt.close(fig)
 
 
-def run_benchmarks(out: Path, *, quick: bool = False, heap_only: bool = False) -> int:
+def run_benchmarks(out: Path, *, quick: bool = False, heap_only: bool = False, readme: bool = False) -> int:
     from harness import heapbench
 
     out.mkdir(parents=True, exist_ok=True)
@@ -201,7 +201,10 @@ def run_benchmarks(out: Path, *, quick: bool = False, heap_only: bool = False) -
         "suite": None,  # tests / wall_s per test file: not measured yet (P1, left)
     }
     (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
-    table = (_table(results) + "\n\n" if results else "") + heapbench.tables(heap, sizes)
+    heap_md = heapbench.tables(heap, sizes)
+    table = (_table(results) + "\n\n" if results else "") + heap_md
+    if readme and not heapbench.update_readme(heapbench.ROOT / "README.md", heap_md):
+        print("README.md has no heap-bench markers: not updated")
     (out / "results.md").write_text(table + "\n")
     names = ["results.json", "results.md", "heap-fill-frag.png"]
     if results:
