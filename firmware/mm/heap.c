@@ -531,18 +531,17 @@ static bool resolve(const void *ptr, struct resolved_block *out)
         return false;
     }
     uintptr_t header_addr = addr - HEAP_BLOCK_HEADER_SIZE;
-    uint8_t info, head_info;
+    uint8_t info;
     if (!pages_info_of(pa_init(header_addr), &info)) {
         return false;
     }
     if (info == heap_chunk_info) {
         /* A page of a chunk: the chunk starts at the address rounded down to its
-         * size (buddy blocks are naturally aligned), and its own page byte must
-         * say so too (a corrupt byte cannot send us below the range). */
+         * size (buddy blocks are naturally aligned; pages_block_containing rounds
+         * the same way), never below the page range (a corrupt byte). */
         struct heap_chunk *chunk = chunk_of((const struct heap_block *)header_addr);
         struct heap_block *block = (struct heap_block *)header_addr;
-        if (!pages_info_of(pages_ptr_to_pa(chunk), &head_info) || head_info != heap_chunk_info ||
-            chunk->magic != HEAP_CHUNK_MAGIC || !used_bit(chunk, granule_of(chunk, block)) ||
+        if ((uintptr_t)chunk < pages_range_base() || chunk->magic != HEAP_CHUNK_MAGIC || !used_bit(chunk, granule_of(chunk, block)) ||
             !block_intact(block) || !state_owner(block->state, &out->owner)) {
             return false;
         }

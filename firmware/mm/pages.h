@@ -105,6 +105,9 @@ struct page_allocator {
 
 extern struct page_allocator pages_state;
 
+/* The first byte of the page range (0 before pages_init). */
+static inline uint64_t pages_range_base(void) { return pages_state.base; }
+
 /* The page byte of the page holding `pa` (false outside the range). O(1) and
  * inline for the heap's IOFree path, which compares it with a chunk's byte;
  * pages_block_containing() is the decoded form. */
