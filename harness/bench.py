@@ -173,7 +173,14 @@ def _plot(results: list[Result], path: Path, unit: str = "milliseconds") -> None
     plt.close(fig)
 
 
-def run_benchmarks(out: Path, *, quick: bool = False, heap_only: bool = False, readme: bool = False) -> int:
+def run_benchmarks(
+    out: Path,
+    *,
+    quick: bool = False,
+    heap_only: bool = False,
+    readme: bool = False,
+    junit: Path | None = None,
+) -> int:
     from harness import heapbench
 
     out.mkdir(parents=True, exist_ok=True)
@@ -198,8 +205,13 @@ def run_benchmarks(out: Path, *, quick: bool = False, heap_only: bool = False, r
         "results": [r.summary() | {"samples": asdict(r)["samples"]} for r in results],
         "heap": heap,
         "code_size": sizes,
-        "suite": None,  # tests / wall_s per test file: not measured yet (P1, left)
+        "suite": None,
     }
+    if junit is not None:  # tests and wall_s per file from a pytest --junitxml run
+        boots = [r.median for r in results if r.name.startswith("boot + power-off")]
+        suite = heapbench.suite_from_junit(junit, statistics.median(boots) if boots else None)
+        payload["suite"] = suite
+        heapbench.plot_suite(suite, out / "suite.png")
     (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     heap_md = heapbench.tables(heap, sizes)
     table = (_table(results) + "\n\n" if results else "") + heap_md

@@ -5,6 +5,7 @@ Never a timing assertion: only that every trace runs, frees everything and repor
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,20 @@ def test_the_check_names_every_missing_trace_and_allocator() -> None:
     problems = heapbench.check_results({"schema": heapbench.SCHEMA_VERSION, "heap": rows[1:]})
     assert problems == ["no heap result for guest small iomem"]
     assert heapbench.check_results({"heap": rows}) != []
+
+
+def test_suite_times_are_summed_per_test_file(tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.hw.test_a" name="one" time="1.5"/>'
+        '<testcase classname="tests.hw.test_a" name="two" time="0.5"/>'
+        '<testcase classname="tests.hw.test_b.TestX" name="three" time="2"/>'
+        "</testsuite></testsuites>"
+    )
+    suite = heapbench.suite_from_junit(junit, 66.0)
+    assert suite["boot_poweroff_median_ms"] == 66.0
+    assert suite["files"] == [
+        {"file": "tests/hw/test_a.py", "tests": 2, "wall_s": 2.0},
+        {"file": "tests/hw/test_b.py", "tests": 1, "wall_s": 2.0},
+    ]
