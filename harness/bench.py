@@ -191,6 +191,9 @@ def run_benchmarks(
         results = bench_boot(out, repeat) + bench_round_trips(out, repeat * 25)
         results += bench_memory_reads(out, repeat * 5)
         results += bench_guest_heap(out, repeat // 2)
+        from harness.bench_dma import bench_dma  # DMA (M1): edu transfers, prepare/complete, icount
+
+        results += bench_dma(out, repeat)
     heap = heapbench.guest_heap(out, quick) + heapbench.host_heap(quick)
     sizes = heapbench.code_size()
     meta = {
