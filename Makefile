@@ -108,6 +108,34 @@ HOST_CFLAGS := -std=c11 -O1 -g -Wall -Wextra -Werror -fPIC -shared -DIOMEM_HOST
 .PHONY: host-lib
 host-lib: $(HOST_LIB)
 
+# The host half of `make bench` (issue P1): the same heap and traces, -O2, one binary
+# that harness/bench.py runs against iomem and against malloc (glibc, or jemalloc /
+# mimalloc through LD_PRELOAD; their Debian packages are installed when missing).
+HEAPBENCH := $(HOST_OUT)/heapbench
+HEAPBENCH_SRCS := bench/heapbench.c $(wildcard firmware/lib/*.c) \
+	$(addprefix firmware/mm/,heap.c pages.c ioreturn.c iovmpagesize.c)
+BENCH_LIBS_STAMP := $(BUILD)/.bench-libs-ok
+
+$(HEAPBENCH): $(HEAPBENCH_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  HOSTCC  $@"
+	$(Q)gcc -std=c11 -O2 -g -Wall -Wextra -Werror -DIOMEM_HOST $(FW_CPPFLAGS) -o $@ $(HEAPBENCH_SRCS)
+
+$(BENCH_LIBS_STAMP):
+	@missing=""; \
+	test -n "$$(ldconfig -p | grep libjemalloc.so.2)" || missing="$$missing libjemalloc-dev"; \
+	test -n "$$(ldconfig -p | grep libmimalloc.so.2)" || missing="$$missing libmimalloc-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to apt-get install$$missing" >&2; exit 1; fi; \
+	  apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+	@mkdir -p $(@D) && touch $@
+
+.PHONY: heapbench
+heapbench: $(HEAPBENCH) $(BENCH_LIBS_STAMP)
+
 $(HOST_LIB): $(HOST_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h firmware/*/*/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@echo "  HOSTCC  $@"
@@ -148,7 +176,7 @@ test: lint test-host test-hw
 console: $(VENV_STAMP) $(FW_ELF)
 	$(VENV)/bin/iomem console --profile $(PROFILE)
 
-bench: $(VENV_STAMP) $(FW_ELF)
+bench: $(VENV_STAMP) $(FW_ELF) heapbench
 	$(VENV)/bin/iomem bench --out $(BUILD)/bench
 
 clean:

@@ -173,29 +173,65 @@ def _plot(results: list[Result], path: Path, unit: str = "milliseconds") -> None
     plt.close(fig)
 
 
-def run_benchmarks(out: Path, *, quick: bool = False) -> int:
+def run_benchmarks(
+    out: Path,
+    *,
+    quick: bool = False,
+    heap_only: bool = False,
+    readme: bool = False,
+    junit: Path | None = None,
+) -> int:
+    from harness import heapbench
+
     out.mkdir(parents=True, exist_ok=True)
     repeat = 5 if quick else 20
-    results = (
-        bench_boot(out, repeat) + bench_round_trips(out, repeat * 25) + bench_memory_reads(out, repeat * 5)
-    )
-    results += bench_guest_heap(out, repeat // 2)
-    from harness.bench_dma import bench_dma  # DMA (M1): edu transfers, prepare/complete, icount
+    heapbench.ensure_heapbench()
+    results: list[Result] = []
+    if not heap_only:
+        results = bench_boot(out, repeat) + bench_round_trips(out, repeat * 25)
+        results += bench_memory_reads(out, repeat * 5)
+        results += bench_guest_heap(out, repeat // 2)
+        from harness.bench_dma import bench_dma  # DMA (M1): edu transfers, prepare/complete, icount
 
-    results += bench_dma(out, repeat)
+        results += bench_dma(out, repeat)
+    heap = heapbench.guest_heap(out, quick) + heapbench.host_heap(quick)
+    sizes = heapbench.code_size()
     meta = {
         "host": platform.node(),
         "python": platform.python_version(),
         "quick": quick,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    payload = {"meta": meta, "results": [r.summary() | {"samples": asdict(r)["samples"]} for r in results]}
+    payload = {
+        "schema": heapbench.SCHEMA_VERSION,
+        "meta": meta,
+        "results": [r.summary() | {"samples": asdict(r)["samples"]} for r in results],
+        "heap": heap,
+        "code_size": sizes,
+        "suite": None,
+    }
+    if junit is not None:  # tests and wall_s per file from a pytest --junitxml run
+        boots = [r.median for r in results if r.name.startswith("boot + power-off")]
+        suite = heapbench.suite_from_junit(junit, statistics.median(boots) if boots else None)
+        payload["suite"] = suite
+        heapbench.plot_suite(suite, out / "suite.png")
     (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
-    table = _table(results)
+    heap_md = heapbench.tables(heap, sizes)
+    table = (_table(results) + "\n\n" if results else "") + heap_md
+    if readme and not heapbench.update_readme(heapbench.ROOT / "README.md", heap_md):
+        print("README.md has no heap-bench markers: not updated")
     (out / "results.md").write_text(table + "\n")
-    _plot([r for r in results if r.unit == "ms"], out / "results.png")
-    _plot([r for r in results if r.unit == "ns/op"], out / "heap.png", "ns per call")
+    names = ["results.json", "results.md", "heap-fill-frag.png"]
+    if results:
+        _plot([r for r in results if r.unit == "ms"], out / "results.png")
+        _plot([r for r in results if r.unit == "ns/op"], out / "heap.png", "ns per call")
+        names += ["results.png", "heap.png"]
+    heapbench.plots(heap, out)
     print(table)
-    written = ", ".join(str(out / name) for name in ("results.json", "results.md", "results.png", "heap.png"))
+    problems = heapbench.check_results(payload)
+    if problems:
+        print("\n".join(problems))
+        return 1
+    written = ", ".join(str(out / name) for name in names)
     print(f"\nwritten: {written}")
     return 0

@@ -196,7 +196,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness.bench import run_benchmarks
 
     try:
-        return run_benchmarks(Path(args.out), quick=args.quick)
+        if args.check:
+            from harness.heapbench import check_results
+
+            problems = check_results(json.loads(Path(args.check).read_text()))
+            print("\n".join(problems) if problems else f"{args.check}: every trace and allocator")
+            return 1 if problems else 0
+        return run_benchmarks(
+            Path(args.out),
+            quick=args.quick,
+            heap_only=args.heap_only,
+            readme=args.readme,
+            junit=Path(args.junit) if args.junit else None,
+        )
     except IomemError as exc:
         return _fail(str(exc))
 
@@ -227,6 +239,10 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="run the benchmarks (JSON + table + plots)")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--heap-only", action="store_true", help="only the allocator traces (guest and host)")
+    p.add_argument("--junit", metavar="XML", help="add tests and wall_s per test file from pytest --junitxml")
+    p.add_argument("--readme", action="store_true", help="rewrite README.md's heap tables from this run")
+    p.add_argument("--check", metavar="JSON", help="only check that JSON has every trace and allocator")
     p.add_argument("--out", default=str(PROJECT_ROOT / "build" / "bench"))
     p.set_defaults(func=cmd_bench)
 

@@ -29,6 +29,12 @@
 
 struct heap_state heap_state;
 
+/* Set by heap_init (not part of the decoded state): the page-allocator order of
+ * a chunk, and the page byte every page of a chunk carries, so IOFree's lookup
+ * compares one byte instead of decoding it (resolve()). */
+static unsigned heap_chunk_order;
+static uint8_t heap_chunk_info;
+
 /* small_alloc's fallback: after chunk_add() the search must succeed. The
  * largest small block, rounded up to its class boundary (at most 1/32 more),
  * stays below HEAP_CHUNK_SIZE/2, while an empty chunk's block is at least that
@@ -267,10 +273,7 @@ static void free_remove(struct heap_free_block *block)
 /* ------------------------------------------------------------ chunks */
 
 /* The page-allocator order of a chunk: 256 KiB in pages of the current size. */
-static unsigned chunk_order(void)
-{
-    return HEAP_CHUNK_SHIFT - floor_log2_32((uint32_t)pages_page_size());
-}
+static inline unsigned chunk_order(void) { return heap_chunk_order; }
 
 /* Takes one more chunk from the page allocator and makes it one free block. */
 static IOReturn chunk_add(void)
@@ -330,13 +333,12 @@ static void chunk_release(struct heap_chunk *chunk)
     ASSERT(ret == kIOReturnSuccess);
 }
 
-/* The chunk holding a block, from the page allocator's byte for its page. */
-static struct heap_chunk *chunk_of(const struct heap_block *block)
+/* The chunk holding a block: chunks are buddy blocks of HEAP_CHUNK_SIZE bytes,
+ * aligned to their size in physical (= virtual) addresses, so a mask finds it.
+ * Only for blocks already known to be in a chunk (resolve() asks the page byte). */
+static inline struct heap_chunk *chunk_of(const struct heap_block *block)
 {
-    struct page_block holder;
-    bool found = pages_block_containing(pages_ptr_to_pa(block), &holder);
-    ASSERT(found && page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK));
-    return pages_pa_to_ptr(holder.start);
+    return (struct heap_chunk *)((uintptr_t)block & ~(uintptr_t)(HEAP_CHUNK_SIZE - 1u));
 }
 
 /* ------------------------------------------------------------ init */
@@ -351,12 +353,15 @@ IOReturn heap_init(void)
     }
     ASSERT(page_size <= HEAP_CHUNK_SIZE);
     memset(h, 0, sizeof(*h));
+    heap_chunk_order = HEAP_CHUNK_SHIFT - floor_log2_32((uint32_t)page_size);
     IOReturn ret = chunk_add();
     if (ret != kIOReturnSuccess) {
         memset(h, 0, sizeof(*h));
         return ret;
     }
     h->home_chunk = h->chunks;
+    bool known = pages_info_of(pages_ptr_to_pa(h->home_chunk), &heap_chunk_info);
+    ASSERT(known);
     h->initialized = 1;
     return kIOReturnSuccess;
 }
@@ -526,6 +531,25 @@ static bool resolve(const void *ptr, struct resolved_block *out)
         return false;
     }
     uintptr_t header_addr = addr - HEAP_BLOCK_HEADER_SIZE;
+    uint8_t info;
+    if (!pages_info_of(pa_init(header_addr), &info)) {
+        return false;
+    }
+    if (info == heap_chunk_info) {
+        /* A page of a chunk: the chunk starts at the address rounded down to its
+         * size (buddy blocks are naturally aligned; pages_block_containing rounds
+         * the same way), never below the page range (a corrupt byte). */
+        struct heap_chunk *chunk = chunk_of((const struct heap_block *)header_addr);
+        struct heap_block *block = (struct heap_block *)header_addr;
+        if ((uintptr_t)chunk < pages_range_base() || chunk->magic != HEAP_CHUNK_MAGIC || !used_bit(chunk, granule_of(chunk, block)) ||
+            !block_intact(block) || !state_owner(block->state, &out->owner)) {
+            return false;
+        }
+        out->chunk = chunk;
+        out->block = block;
+        out->requested = block->requested;
+        return true;
+    }
     if (!pages_block_containing(pa_init(header_addr), &holder)) {
         return false;
     }
@@ -646,6 +670,23 @@ void heap_stats(struct heap_stats *out)
     out->allocs = h->allocs;
     out->frees = h->frees;
     out->alloc_failures = h->alloc_failures;
+}
+
+void heap_space(uint64_t *held, uint64_t *free_bytes, uint64_t *largest)
+{
+    const struct heap_state *h = &heap_state;
+    uint32_t top = 0;
+
+    *held = h->chunk_count * HEAP_CHUNK_SIZE + h->large_pages * pages_page_size();
+    *free_bytes = h->free_bytes;
+    if (h->fl_bitmap != 0) {
+        unsigned fl = floor_log2_32(h->fl_bitmap);
+        unsigned sl = floor_log2_32(h->sl_bitmap[fl]);
+        for (const struct heap_free_block *b = h->free_lists[fl][sl]; b != NULL; b = b->next_free) {
+            top = b->header.size > top ? b->header.size : top;
+        }
+    }
+    *largest = top > HEAP_BLOCK_HEADER_SIZE ? top - HEAP_BLOCK_HEADER_SIZE : 0;
 }
 
 /* ------------------------------------------------------------ integrity */

@@ -232,6 +232,13 @@ struct heap_check_report {
  */
 IOReturn heap_check(struct heap_check_report *report);
 
+/*
+ * For the benchmark (not timed): bytes the heap holds (chunks and large pages),
+ * free bytes in chunks (headers of free blocks included), and the largest
+ * request a free block holds without taking another chunk. Walks one free list.
+ */
+void heap_space(uint64_t *held, uint64_t *free_bytes, uint64_t *largest);
+
 #ifdef IOMEM_HOST
 /*
  * Host-only benchmark workload: `operations` random alloc/free steps over 64

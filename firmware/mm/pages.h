@@ -105,6 +105,28 @@ struct page_allocator {
 
 extern struct page_allocator pages_state;
 
+/* The first byte of the page range (0 before pages_init). */
+static inline uint64_t pages_range_base(void) { return pages_state.base; }
+
+/* The page byte of the page holding `pa` (false outside the range). O(1) and
+ * inline for the heap's IOFree path, which compares it with a chunk's byte;
+ * pages_block_containing() is the decoded form. */
+static inline bool pages_info_of(paddr_t pa, uint8_t *info)
+{
+    const struct page_allocator *st = &pages_state;
+    uint64_t addr = pa_addr(pa);
+
+    if (!st->initialized || addr < st->base) {
+        return false;
+    }
+    uint64_t index = (addr - st->base) >> st->page_shift;
+    if (index >= st->page_count) {
+        return false;
+    }
+    *info = st->info[index];
+    return true;
+}
+
 /* ------------------------------------------------------------ API */
 
 /*
