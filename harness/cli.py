@@ -18,11 +18,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from harness import PROJECT_ROOT
-from harness.errors import IomemError, StateError
+from harness.errors import InvalidInput, IomemError, StateError
 from harness.guest import Guest
 from harness.image.build import ensure_firmware
-from harness.link.protocol import Event, Reply, check_request
+from harness.link.protocol import Event, Reply
 from harness.qemu import profile as profiles
+from harness.tools.commands import Commands
+from harness.tools.lines import HarnessCommand, Line, Refused, bounded_lines, classify
 
 EXIT_OK, EXIT_ERR, EXIT_HARNESS = 0, 1, 2
 LOG_ROOT = PROJECT_ROOT / "build" / "logs"
@@ -80,16 +82,40 @@ def cmd_firmware(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _stdin_lines() -> Iterator[str]:
-    for raw in sys.stdin:
-        if raw.strip():
-            yield raw.rstrip("\n")
+def _checked_args(lines: list[str]) -> list[Line]:
+    """LINE arguments: a malformed one ends the command before any guest boots (exit 2)."""
+    out: list[Line] = []
+    for raw in lines:
+        kind = classify(raw)
+        if kind is None:
+            raise InvalidInput("empty request")
+        if isinstance(kind, Refused):
+            raise InvalidInput(f"bad request: {kind.reply.text}")
+        out.append(kind)
+    return out
+
+
+def _stdin_lines() -> Iterator[Line]:
+    """stdin as a co-process feeds it: a malformed line becomes a local ``err`` reply."""
+    for raw, dropped in bounded_lines(sys.stdin.buffer):
+        kind = classify(raw, overflow=dropped)
+        if kind is not None:
+            yield kind
+
+
+def run_line(guest: Guest, commands: Commands, kind: Line) -> list[Reply]:
+    """The replies to one filtered line: refused locally, a ``:`` command, or the guest's."""
+    if isinstance(kind, Refused):
+        return [kind.reply]
+    if isinstance(kind, HarnessCommand):
+        return commands.run(kind)
+    return [guest.request(kind.line)]
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
     try:
         profile = profiles.load(args.profile)
-        lines: Iterable[str] = [check_request(line) for line in args.lines] if args.lines else _stdin_lines()
+        lines: Iterable[Line] = _checked_args(args.lines) if args.lines else _stdin_lines()
         firmware = ensure_firmware(profile)
     except (IomemError, ValueError) as exc:
         return _fail(str(exc))
@@ -97,15 +123,12 @@ def cmd_exec(args: argparse.Namespace) -> int:
     guest = Guest(profile, _log_dir(args.log_dir, "exec"), firmware=firmware)
     try:
         with guest:
-            for line in lines:
-                try:
-                    line = check_request(line)
-                except ValueError as exc:
-                    return _fail(f"bad request {line!r}: {exc}")
-                reply = guest.request(line)
-                _show(reply, args.json)
-                if not reply.ok:
-                    status = EXIT_ERR
+            commands = Commands(guest)
+            for kind in lines:
+                for reply in run_line(guest, commands, kind):
+                    _show(reply, args.json)
+                    if not reply.ok:
+                        status = EXIT_ERR
     except IomemError as exc:
         return _fail(str(exc), guest)
     except KeyboardInterrupt:
@@ -141,11 +164,12 @@ def _console_loop(guest: Guest) -> None:
             time.sleep(0.05)
 
     console.on_event = show_event
+    commands = Commands(guest)
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     print(
         f"iomem console on {guest.profile.name} (page={guest.banner.page if guest.banner else '?'}); "
-        "`help` lists verbs, Ctrl-D or `quit` powers off."
+        "`help` lists verbs, `:help` the harness's commands, Ctrl-D or `quit` powers off."
     )
     try:
         while True:
@@ -158,17 +182,16 @@ def _console_loop(guest: Guest) -> None:
                 continue
             if line.strip() == "quit":
                 break
-            try:
-                check_request(line)
-            except ValueError as exc:
-                print(f"(not sent: {exc})")
+            kind = classify(line)
+            if kind is None:
                 continue
             busy.set()
             try:
-                reply = console.request(line)
+                replies = run_line(guest, commands, kind)
             finally:
                 busy.clear()
-            _show(reply, False)
+            for reply in replies:
+                _show(reply, False)
     finally:
         stop.set()
         with contextlib.suppress(OSError):

@@ -187,6 +187,31 @@ class Console:
         with self._lock:
             self._send(data, None)
 
+    def exchange_raw(self, data: bytes, *, timeout: float | None = None) -> tuple[list[Reply], Reply]:
+        """Send bytes as they are, then a tagged ``echo off`` to resynchronise; return the
+        replies the bytes provoked (in order) and the ``echo off`` reply. A half line is ended
+        with a newline first, so the harness's own request stands alone; whatever the bytes did
+        to echo, it is off again afterwards."""
+        if not data.endswith(b"\n"):
+            data += b"\n"
+        with self._lock:
+            tag = self._next_tag
+            self._next_tag = self._next_tag % 0xFFFF_FFFF + 1
+            self._send(data + format_request(tag, "echo off"), None)
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            provoked: list[Reply] = []
+            while True:
+                got = self._next_line(deadline, "(raw bytes) then echo off")
+                if not got or self._handle_unsolicited(got, None):
+                    continue
+                reply = parse_reply(got)
+                if reply is None:
+                    continue  # the echo of what was sent, if the bytes turned echo on
+                if reply.tag == tag and reply.ok:
+                    self.echo = False
+                    return provoked, reply
+                provoked.append(reply)
+
     def raw_exchange(self, data: bytes, *, timeout: float | None = None) -> Reply:
         """Send raw bytes and return the next reply, whatever its tag."""
         with self._lock:

@@ -1,0 +1,235 @@
+"""``:verify``: every host oracle over the guest's current state, in one call.
+
+* ``heap``: the page allocator, heap and object registry decoded from RAM by the ELF's DWARF
+  (:mod:`harness.oracle.heap`), every invariant;
+* ``pagewalk``: the host walker over every mapping of both halves (a corrupt descriptor is a
+  finding), and the layout the firmware must have: the image's text/rodata/data at rx/ro/rw,
+  the stack guard unmapped, RAM identity mapped (VA == PA), Normal write-back, never W+X,
+  devices Device-nGnRnE and never executable, run-time mappings only inside the map window
+  and onto RAM;
+* ``maps``: every live descriptor map's VA range is mapped, page by page, to the physical
+  pages the host walker finds behind the descriptor's own range.
+
+Nothing is asked of the guest: only RAM, the registers (gdbstub) and the ELF are read. Call
+it between requests, when the agent is idle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from harness.addresses import PhysAddr
+from harness.errors import IomemError
+from harness.oracle import heap as heap_oracle
+from harness.oracle.pagewalk import Fault, PageWalker, Translation
+from harness.oracle.translation import perm_of
+
+if TYPE_CHECKING:
+    from harness.guest import Guest
+
+MAP_WINDOW = (0x1_0000_0000, 0x40_0000_0000)  # firmware/mm/vm.h VM_MAP_WINDOW_BASE/END
+DEVICE_PAS = ((0x0800_0000, 0x0A00_0000), (0x1000_0000, 0x4000_0000), (0x40_0000_0000, 0x1_0000_0000_0000))
+NORMAL_WB = 0xFF
+DEVICE_NGNRNE = 0x00
+
+
+@dataclass(frozen=True)
+class Finding:
+    oracle: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.oracle}: {self.problem}"
+
+
+@dataclass
+class Verdict:
+    findings: list[Finding] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def oracles(self) -> list[str]:
+        """The oracles that found something, in order, once each."""
+        return list(dict.fromkeys(f.oracle for f in self.findings))
+
+
+def _run(verdict: Verdict, oracle: str, check: Callable[[], Iterable[str]]) -> None:
+    try:
+        for problem in check():
+            verdict.findings.append(Finding(oracle, problem))
+    except IomemError as exc:  # the oracle could not even read the state: that is a finding too
+        verdict.findings.append(Finding(oracle, exc.message if hasattr(exc, "message") else str(exc)))
+    except (ValueError, KeyError, IndexError, OverflowError) as exc:
+        verdict.findings.append(Finding(oracle, f"{type(exc).__name__}: {exc}"))
+
+
+def heap_problems(guest: Guest, counts: dict[str, int]) -> Iterator[str]:
+    snap = guest.heap_snapshot()
+    counts["heap_blocks"] = len(snap.live_blocks())
+    counts["objects"] = len(snap.objects.live)
+    yield from heap_oracle.problems(snap)
+
+
+def layout_problems(guest: Guest, walker: PageWalker, counts: dict[str, int]) -> Iterator[str]:
+    elf, banner = guest.elf, guest.banner
+    if banner is None:
+        raise IomemError("the guest has not booted")
+    ram = (banner.ram_base, banner.ram_base + banner.ram_size)
+    sym = {
+        n: elf.symbol(n).address
+        for n in (
+            "__text_start",
+            "__text_end",
+            "__rodata_start",
+            "__rodata_end",
+            "__data_start",
+            "__data_end",
+            "__stack_guard_start",
+            "__stack_guard_end",
+            "__exception_stack_guard_start",
+            "__exception_stack_guard_end",
+            "__exception_stack_top",
+        )
+    }
+    want_perm = (
+        (sym["__text_start"], sym["__text_end"], "rx"),
+        (sym["__rodata_start"], sym["__rodata_end"], "ro"),
+    )
+    guard = (sym["__stack_guard_start"], sym["__stack_guard_end"])
+    xguard = (sym["__exception_stack_guard_start"], sym["__exception_stack_guard_end"])
+    # Unmapped on purpose: both guards, and the padding between the exception stack and the
+    # stack's guard (iomem.ld aligns the guard to the largest granule).
+    may_be_unmapped = (xguard, (sym["__exception_stack_top"], guard[1]))
+    leaves = list(walker.iter_mappings())
+    counts["mappings"] = len(leaves)
+    covered: list[tuple[int, int]] = []
+    for leaf in leaves:
+        va, end = leaf.va, leaf.va + leaf.size
+        at = f"leaf {va:#x}+{leaf.size:#x} (descriptor {leaf.descriptor:#x} at {leaf.descriptor_pa:#x})"
+        if leaf.el1 == "rw" and not leaf.pxn:
+            yield f"{at}: writable and executable at EL1"
+        if not leaf.uxn:
+            yield f"{at}: executable at EL0"
+        if not leaf.af:
+            yield f"{at}: access flag clear"
+        if leaf.el0 != "none":
+            yield f"{at}: accessible from EL0 ({leaf.el0})"
+        if MAP_WINDOW[0] <= va < MAP_WINDOW[1]:
+            if end > MAP_WINDOW[1]:
+                yield f"{at}: runs past the map window"
+            in_ram = ram[0] <= leaf.pa and leaf.pa + leaf.size <= ram[1]
+            if not in_ram and not any(lo <= leaf.pa < hi for lo, hi in DEVICE_PAS):
+                yield f"{at}: output address {leaf.pa:#x} is neither RAM nor a device"
+            if not leaf.pxn:
+                yield f"{at}: a run-time mapping is executable"
+            continue
+        if leaf.pa != va:
+            yield f"{at}: output address {leaf.pa:#x}, the firmware maps VA == PA outside the map window"
+            continue
+        if ram[0] <= va < ram[1]:
+            covered.append((va, end))
+            for lo, hi in (guard, xguard):
+                if lo < end and va < hi:
+                    yield f"{at}: maps a stack guard [{lo:#x}, {hi:#x})"
+            if leaf.mair_byte != NORMAL_WB or (leaf.sh != "outer" and leaf.sh != "inner"):
+                yield f"{at}: RAM mapped as {leaf.memtype} (MAIR byte {leaf.mair_byte:#x}, SH {leaf.sh})"
+            want = "rw"
+            for lo, hi, perm in want_perm:
+                if lo < end and va < hi:
+                    want = perm
+            if perm_of(leaf) != want:
+                yield f"{at}: permissions {perm_of(leaf)}, the layout says {want}"
+        elif any(lo <= va < hi for lo, hi in DEVICE_PAS) or va < ram[0]:
+            if leaf.mair_byte != DEVICE_NGNRNE:
+                yield f"{at}: device mapped as {leaf.memtype} (MAIR byte {leaf.mair_byte:#x})"
+            if not leaf.pxn:
+                yield f"{at}: device memory executable"
+        else:
+            yield f"{at}: identity mapping of {va:#x}, neither RAM nor a device"
+    # RAM is mapped whole, except the stack guard.
+    holes: list[tuple[int, int]] = []
+    cursor = ram[0]
+    for lo, hi in sorted(covered):
+        if lo > cursor:
+            holes.append((cursor, lo))
+        cursor = max(cursor, hi)
+    if cursor < ram[1]:
+        holes.append((cursor, ram[1]))
+    for lo, hi in holes:
+        if not any(a <= lo and hi <= b for a, b in may_be_unmapped):
+            yield f"RAM [{lo:#x}, {hi:#x}) is not mapped"
+    for va in (guard[0], guard[1] - 8, xguard[0], xguard[1] - 8):
+        if not isinstance(walker.walk(va), Fault):
+            yield f"stack guard {va:#x} is mapped"
+
+
+def map_problems(guest: Guest, walker: PageWalker, counts: dict[str, int]) -> Iterator[str]:
+    """Each live map (object registry) against the walker: its pages are mapped and onto
+    the pages behind its descriptor's own range."""
+    from harness.tools.structs import VASPACE_BASE, live_maps, reservations
+
+    page = guest.profile.granule
+    booked = reservations(guest)
+    counts["reservations"] = len(booked)
+    end_before = VASPACE_BASE
+    for start, size, guard in booked:
+        at = f"reservation [{start:#x}+{size:#x}] guard {guard:#x}"
+        if start < end_before:
+            yield f"{at}: overlaps or is out of order with the one before"
+        if start % page or size % page or guard % page or size <= 2 * guard or start + size > MAP_WINDOW[1]:
+            yield f"{at}: not a page-aligned range inside the area with a usable part"
+        end_before = max(end_before, start + size)
+    maps = live_maps(guest)
+    counts["maps"] = len(maps)
+    for m in maps:
+        at = f"map {m.handle:#x} [{m.address:#x}+{m.length:#x}]"
+        if m.map_size == 0:
+            continue
+        if not (MAP_WINDOW[0] <= m.map_start and m.map_start + m.map_size <= MAP_WINDOW[1]):
+            yield f"{at}: pages [{m.map_start:#x}+{m.map_size:#x}] outside the map window"
+            continue
+        if not m.map_start <= m.address < m.map_start + m.map_size:
+            yield f"{at}: address outside its pages [{m.map_start:#x}+{m.map_size:#x}]"
+        if m.map_start >= VASPACE_BASE:
+            want = (m.map_start - m.guard, m.map_size + 2 * m.guard, m.guard)
+            if want not in booked:
+                yield f"{at}: no reservation [{want[0]:#x}+{want[1]:#x}] guard {want[2]:#x} in the VA table"
+        for offset in range(0, m.map_size, page):
+            result = walker.walk(m.map_start + offset)
+            if not isinstance(result, Translation):
+                yield f"{at}: page at +{offset:#x} is not mapped ({result})"
+                break
+            if m.source_pa is not None:
+                expect = m.source_pa(offset)
+                if expect is not None and result.pa != expect:
+                    yield f"{at}: page +{offset:#x} maps PA {result.pa:#x}, the descriptor says {expect:#x}"
+                    break
+        for va in (m.map_start - page, m.map_start + m.map_size):
+            if m.guard and isinstance(walker.walk(va), Translation):
+                yield f"{at}: guard page {va:#x} is mapped"
+
+
+def verify(guest: Guest) -> Verdict:
+    verdict = Verdict()
+    _run(verdict, "heap", lambda: heap_problems(guest, verdict.counts))
+    walker: PageWalker | None = None
+    try:
+        walker = guest.walker()
+    except IomemError as exc:
+        verdict.findings.append(Finding("pagewalk", f"no regime: {exc.message}"))
+    if walker is not None:
+        w = walker
+        _run(verdict, "pagewalk", lambda: layout_problems(guest, w, verdict.counts))
+        w.clear_cache()
+        _run(verdict, "maps", lambda: map_problems(guest, w, verdict.counts))
+    return verdict
+
+
+def read_phys(guest: Guest) -> Callable[[int, int], bytes]:
+    ram = guest.ram
+    return lambda pa, n: ram.read(PhysAddr(pa), n)
