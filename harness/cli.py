@@ -215,6 +215,23 @@ def cmd_console(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_inject(args: argparse.Namespace) -> int:
+    from harness.tools import inject
+
+    try:
+        profile = profiles.load(args.profile)
+        kinds = args.kind or list(inject.KINDS)
+        unknown = [k for k in kinds if k not in inject.KINDS]
+        if unknown:
+            raise InvalidInput(f"no injection kind {unknown[0]!r} (kinds: {', '.join(inject.KINDS)})")
+        ensure_firmware(profile)
+        outcomes = inject.run(profile, _log_dir(args.log_dir, "inject"), kinds)
+    except IomemError as exc:
+        return _fail(str(exc))
+    print(inject.table(outcomes))
+    return EXIT_OK if all(o.detected for o in outcomes) else EXIT_ERR
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness.bench import run_benchmarks
 
@@ -247,6 +264,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=profiles.DEFAULT_PROFILE)
     p.add_argument("--log-dir")
     p.set_defaults(func=cmd_console)
+
+    p = sub.add_parser("inject", help="corrupt guest RAM kind by kind; table of who detects each")
+    p.add_argument("--profile", default=profiles.DEFAULT_PROFILE)
+    p.add_argument("--kind", action="append", help="only this kind (repeatable)")
+    p.add_argument("--log-dir")
+    p.set_defaults(func=cmd_inject)
 
     p = sub.add_parser("bench", help="run the benchmarks (JSON + table + plots)")
     p.add_argument("--quick", action="store_true")

@@ -214,6 +214,62 @@ def map_problems(guest: Guest, walker: PageWalker, counts: dict[str, int]) -> It
                 yield f"{at}: guard page {va:#x} is mapped"
 
 
+def descriptor_problems(guest: Guest, walker: PageWalker, counts: dict[str, int]) -> Iterator[str]:
+    """Each live buffer descriptor: its length within its capacity, its page count, every
+    backing page owned by the buffer code in the page allocator's bytes, and its kernel VA
+    mapped onto exactly those pages; each sub-descriptor inside its parent."""
+    from harness.oracle.pages import PageBytes, page_state
+    from harness.tools.structs import md_pa
+
+    snap = guest.heap_snapshot()
+    dwarf, page = guest.elf.dwarf, guest.profile.granule
+    owner = snap.layouts.page_state["PAGE_STATE_OWNED"] + snap.layouts.page_owner["PAGE_OWNER_BUFFER"]
+    page_bytes = PageBytes(guest)
+    continuation = snap.layouts.page_state["PAGE_STATE_CONTINUATION"]
+    lengths: dict[int, int] = {}
+    buffers = [o for o in snap.objects.live if o.class_name == "IOBufferMemoryDescriptor"]
+    counts["buffers"] = len(buffers)
+    lay = dwarf.struct("IOBufferMemoryDescriptor")
+    md_lay = dwarf.struct("IOMemoryDescriptor")
+    for obj in snap.objects.live:
+        if obj.class_name.endswith("MemoryDescriptor"):
+            lengths[obj.address] = md_lay.read(guest.ram.read(PhysAddr(obj.address), md_lay.size), "length")
+    for obj in buffers:
+        blob = guest.ram.read(PhysAddr(obj.address), lay.size)
+        at = f"buffer {obj.handle:#x} at {obj.address:#x}"
+        capacity, count = lay.read(blob, "capacity"), lay.read(blob, "page_count")
+        length = lengths[obj.address]
+        if length > capacity:
+            yield f"{at}: length {length:#x} beyond its capacity {capacity:#x}"
+        if count != max(1, -(-capacity // page)) and count != -(-capacity // page):
+            yield f"{at}: {count} pages for a capacity of {capacity:#x}"
+        address = lay.read(blob, "address")
+        for index in range(min(count, 4096)):
+            pa = md_pa(guest, obj.address, index * page)
+            if pa is None:
+                break
+            state = page_state(page_bytes.byte(pa))
+            if state != owner and not (index and state == continuation):
+                yield f"{at}: page {index} at PA {pa:#x} is {page_bytes.owner(pa)}, not a buffer page"
+                break
+            if address:
+                leaf = walker.walk(address + index * page)
+                if not isinstance(leaf, Translation) or leaf.pa != pa:
+                    got = f"{leaf.pa:#x}" if isinstance(leaf, Translation) else "unmapped"
+                    yield f"{at}: its VA {address + index * page:#x} maps {got}, its page is {pa:#x}"
+                    break
+    sub = dwarf.struct("IOSubMemoryDescriptor")
+    for obj in snap.objects.live:
+        if obj.class_name != "IOSubMemoryDescriptor":
+            continue
+        blob = guest.ram.read(PhysAddr(obj.address), sub.size)
+        parent, offset = sub.read(blob, "parent"), sub.read(blob, "offset")
+        if parent not in lengths:
+            yield f"sub {obj.handle:#x}: parent {parent:#x} is not a live descriptor"
+        elif offset + lengths[obj.address] > lengths[parent]:
+            yield f"sub {obj.handle:#x}: [{offset:#x}+{lengths[obj.address]:#x}] outside its parent"
+
+
 def verify(guest: Guest) -> Verdict:
     verdict = Verdict()
     _run(verdict, "heap", lambda: heap_problems(guest, verdict.counts))
@@ -227,6 +283,7 @@ def verify(guest: Guest) -> Verdict:
         _run(verdict, "pagewalk", lambda: layout_problems(guest, w, verdict.counts))
         w.clear_cache()
         _run(verdict, "maps", lambda: map_problems(guest, w, verdict.counts))
+        _run(verdict, "descriptors", lambda: descriptor_problems(guest, w, verdict.counts))
     return verdict
 
 
