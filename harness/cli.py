@@ -232,6 +232,24 @@ def cmd_inject(args: argparse.Namespace) -> int:
     return EXIT_OK if all(o.detected for o in outcomes) else EXIT_ERR
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from harness.tools import fuzz
+
+    try:
+        profile = profiles.load(args.profile)
+        ensure_firmware(profile)
+        report = fuzz.run(profile, _log_dir(args.log_dir, "fuzz"), lines=args.lines, seed=args.seed)
+    except IomemError as exc:
+        return _fail(str(exc))
+    print(
+        f"{report.lines} lines ({report.raw_lines} raw) in {report.batches} batches, "
+        f"{report.rate:.0f} lines/s, seed {args.seed}: {len(report.findings)} findings"
+    )
+    for finding in report.findings:
+        print(f"  {finding}")
+    return EXIT_ERR if report.findings else EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness.bench import run_benchmarks
 
@@ -270,6 +288,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", action="append", help="only this kind (repeatable)")
     p.add_argument("--log-dir")
     p.set_defaults(func=cmd_inject)
+
+    p = sub.add_parser(
+        "fuzz", help="hostile lines and raw bytes; checks guest, oracles and markers per batch"
+    )
+    p.add_argument("--profile", default=profiles.DEFAULT_PROFILE)
+    p.add_argument("--lines", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--log-dir")
+    p.set_defaults(func=cmd_fuzz)
 
     p = sub.add_parser("bench", help="run the benchmarks (JSON + table + plots)")
     p.add_argument("--quick", action="store_true")

@@ -117,6 +117,11 @@ class _Decoder:
         return out
 
 
+def decoder(guest: Guest) -> _Decoder:
+    """One decoder (one heap snapshot) for many questions about the same state."""
+    return _Decoder(guest)
+
+
 def live_maps(guest: Guest) -> list[LiveMap]:
     return _Decoder(guest).maps()
 

@@ -219,12 +219,13 @@ def descriptor_problems(guest: Guest, walker: PageWalker, counts: dict[str, int]
     backing page owned by the buffer code in the page allocator's bytes, and its kernel VA
     mapped onto exactly those pages; each sub-descriptor inside its parent."""
     from harness.oracle.pages import PageBytes, page_state
-    from harness.tools.structs import md_pa
+    from harness.tools.structs import decoder
 
     snap = guest.heap_snapshot()
     dwarf, page = guest.elf.dwarf, guest.profile.granule
     owner = snap.layouts.page_state["PAGE_STATE_OWNED"] + snap.layouts.page_owner["PAGE_OWNER_BUFFER"]
     page_bytes = PageBytes(guest)
+    dec = decoder(guest)
     continuation = snap.layouts.page_state["PAGE_STATE_CONTINUATION"]
     lengths: dict[int, int] = {}
     buffers = [o for o in snap.objects.live if o.class_name == "IOBufferMemoryDescriptor"]
@@ -245,7 +246,7 @@ def descriptor_problems(guest: Guest, walker: PageWalker, counts: dict[str, int]
             yield f"{at}: {count} pages for a capacity of {capacity:#x}"
         address = lay.read(blob, "address")
         for index in range(min(count, 4096)):
-            pa = md_pa(guest, obj.address, index * page)
+            pa = dec.md_pa(obj.address, index * page)
             if pa is None:
                 break
             state = page_state(page_bytes.byte(pa))
