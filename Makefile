@@ -94,14 +94,19 @@ $(FW_OUT)/%.S.o: firmware/%.S | $(DEPS_STAMP)
 # library that tests/host loads with ctypes: same source, two builds.
 HOST_OUT := $(BUILD)/host
 HOST_LIB := $(HOST_OUT)/libiomem_host.so
+# The protocol core (agent/{number,reply,grammar,dispatch,session,cmd_proto}.c),
+# the host-only test verbs and ctypes entry points (agent/host/), lib/, and the
+# hardware-free parts of mm/ (allocators, descriptor encoding, format table).
+HOST_AGENT := number reply grammar dispatch session cmd_proto
+HOST_MM := ioreturn iovmpagesize pages heap object pte formats
 HOST_SRCS := $(wildcard $(addprefix firmware/,\
-	agent/proto.c lib/*.c mm/pages.c mm/heap.c mm/object.c mm/pte.c))
+	$(HOST_AGENT:%=agent/%.c) agent/host/*.c lib/*.c $(HOST_MM:%=mm/%.c)))
 HOST_CFLAGS := -std=c11 -O1 -g -Wall -Wextra -Werror -fPIC -shared -DIOMEM_HOST
 
 .PHONY: host-lib
 host-lib: $(HOST_LIB)
 
-$(HOST_LIB): $(HOST_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h) | $(DEPS_STAMP)
+$(HOST_LIB): $(HOST_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h firmware/*/*/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@echo "  HOSTCC  $@"
 	$(Q)gcc $(HOST_CFLAGS) $(FW_CPPFLAGS) -o $@ $(HOST_SRCS)

@@ -1,7 +1,7 @@
 /*
  * agent.h - how to write a verb of the serial protocol: registration,
  * arguments, replies. The protocol itself is ../shared/spec/protocol.md and
- * docs/protocol-notes.md; the dispatcher (proto.c) enforces the grammar so
+ * docs/protocol-notes.md; the dispatcher (dispatch.c, grammar.c) enforces the grammar so
  * that verbs only do their job.
  *
  * A verb in three steps (in any agent/cmd_*.c; no central table to edit):
@@ -47,7 +47,7 @@
  *     if (!fault_try(do_peek, &p, &fault))
  *         return agent_fail_fault(call, &fault);   // err kIOReturnNotReadable esr= far= fault= level=
  *
- * Everything here is hardware-free (proto.c is also built for the host).
+ * Everything here is hardware-free (the protocol core is also built for the host).
  */
 #ifndef IOMEM_AGENT_AGENT_H
 #define IOMEM_AGENT_AGENT_H
@@ -57,7 +57,7 @@
 #include <stdint.h>
 
 #include "IOReturn.h"
-#include "arch/arm64/fault.h"
+#include "lib/fault_info.h"
 
 #define AGENT_PROTO_VERSION 1
 #define AGENT_LINE_MAX 1024    /* request bytes, without the LF */

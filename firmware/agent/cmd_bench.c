@@ -3,10 +3,7 @@
  * allocation or free in the guest, IOMalloc/IOFree against picolibc's
  * malloc/free on the same workload in the same run.
  *
- * Workload (the host heap_bench's): OPS steps over 64 slots; each step picks
- * a slot at random (xorshift32, deterministic for a seed) and frees it if it
- * is full, else allocates a size uniform in [0, max]; everything is freed at
- * the end. It runs three times with direct calls: IOMalloc/IOFree, malloc/free,
+ * Workload: lib/bench.h (the same as the host heap_bench). It runs three times with direct calls: IOMalloc/IOFree, malloc/free,
  * and a stub pair that only hands out a constant pointer (the loop and the
  * random numbers), timed with CNTVCT_EL0. The host subtracts the stub and
  * divides by the number of calls (`calls`, the same for all three).
@@ -24,31 +21,15 @@
 #include "IOLib.h"
 #include "agent/agent.h"
 #include "arch/arm64/sysreg.h"
+#include "lib/bench.h"
 
-#define BENCH_SLOTS 64u
 #define BENCH_MAX_OPS UINT64_C(10000000)
-
-struct bench_result {
-    uint64_t ticks;
-    uint64_t calls;  /* allocation attempts + frees of non-NULL pointers */
-    uint64_t failed; /* allocations that returned NULL */
-};
 
 static inline uint64_t counter_now(void)
 {
     uint64_t value;
     __asm__ volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(value)::"memory");
     return value;
-}
-
-static inline uint32_t bench_next(uint32_t *state)
-{
-    uint32_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *state = x;
-    return x;
 }
 
 /* The stub allocator: a constant non-NULL pointer, free does nothing; kept out of line
@@ -71,41 +52,9 @@ static void libc_free(void *ptr, size_t size)
     free(ptr);
 }
 
-/* One workload body per allocator, with direct calls (no function pointer in the loop). */
-#define BENCH_WORKLOAD(name_, ALLOC, FREE)                                                     \
-    static struct bench_result name_(uint64_t ops, uint32_t seed, uint32_t max)               \
-    {                                                                                         \
-        void *slots[BENCH_SLOTS] = {NULL};                                                    \
-        size_t sizes[BENCH_SLOTS] = {0};                                                      \
-        uint32_t state = seed != 0 ? seed : 1u;                                               \
-        struct bench_result r = {0, 0, 0};                                                    \
-        uint64_t start = counter_now();                                                       \
-        for (uint64_t op = 0; op < ops; op++) {                                               \
-            uint32_t slot = bench_next(&state) % BENCH_SLOTS;                                 \
-            if (slots[slot] != NULL) {                                                        \
-                FREE(slots[slot], sizes[slot]);                                               \
-                slots[slot] = NULL;                                                           \
-                r.calls++;                                                                    \
-            } else {                                                                          \
-                sizes[slot] = (size_t)(bench_next(&state) % ((uint64_t)max + 1u));            \
-                slots[slot] = ALLOC(sizes[slot]);                                             \
-                r.failed += slots[slot] == NULL;                                              \
-                r.calls++;                                                                    \
-            }                                                                                 \
-        }                                                                                     \
-        for (uint32_t slot = 0; slot < BENCH_SLOTS; slot++) {                                 \
-            if (slots[slot] != NULL) {                                                        \
-                FREE(slots[slot], sizes[slot]);                                               \
-                r.calls++;                                                                    \
-            }                                                                                 \
-        }                                                                                     \
-        r.ticks = counter_now() - start;                                                      \
-        return r;                                                                             \
-    }
-
-BENCH_WORKLOAD(bench_iomem, IOMalloc, IOFree)
-BENCH_WORKLOAD(bench_libc, libc_alloc, libc_free)
-BENCH_WORKLOAD(bench_stub, stub_alloc, stub_free)
+BENCH_WORKLOAD(bench_iomem, IOMalloc, IOFree, counter_now)
+BENCH_WORKLOAD(bench_libc, libc_alloc, libc_free, counter_now)
+BENCH_WORKLOAD(bench_stub, stub_alloc, stub_free, counter_now)
 
 AGENT_COMMAND(cmd_bench_heap, "bench heap", "[OPS] [max=BYTES] [seed=N]")
 {

@@ -1,10 +1,10 @@
 /*
  * cmd_check.c - `check`: the allocators' own integrity walks, in layer
- * order (page allocator, heap, object registry), stopping at the first
- * problem. Reply formats: docs/heap-verbs.md.
+ * order (page allocator, heap, object registry, VA reservations), stopping
+ * at the first problem. Reply formats: docs/heap-verbs.md.
  *
  *   ok blocks=N free=N free_blocks=N chunks=N large=N objects=N pages_free=N pages_used=N
- *   err kIOReturnInternalError allocator=pages|heap|objects at=0x... <first problem>
+ *   err kIOReturnInternalError allocator=pages|heap|objects|vaspace at=0x... <first problem>
  *
  * blocks: live heap blocks (small and large); free: bytes of the free blocks
  * in the heap's chunks (headers included), as stats heap_free.
@@ -12,7 +12,9 @@
 #include "OSObject.h"
 #include "agent/agent.h"
 #include "mm/heap.h"
+#include "mm/object.h"
 #include "mm/pages.h"
+#include "mm/vaspace.h"
 
 static IOReturn check_failed(struct agent_call *call, const char *allocator, const char *error, uint64_t at)
 {
@@ -27,6 +29,7 @@ AGENT_COMMAND(cmd_check, "check", "")
     struct pages_check_report pages;
     struct heap_check_report heap;
     struct object_check_report objects;
+    struct vaspace_check_report vaspace;
 
     if (pages_check(&pages) != kIOReturnSuccess)
         return check_failed(call, "pages", pages.error ? pages.error : "?", pages.error_pa);
@@ -34,6 +37,8 @@ AGENT_COMMAND(cmd_check, "check", "")
         return check_failed(call, "heap", heap.error ? heap.error : "?", heap.error_address);
     if (object_check(&objects) != kIOReturnSuccess)
         return check_failed(call, "objects", objects.error ? objects.error : "?", objects.error_address);
+    if (vaspace_check(&vaspace) != kIOReturnSuccess)
+        return check_failed(call, "vaspace", vaspace.error ? vaspace.error : "?", vaspace.error_address);
     agent_reply_dec(call, "blocks", heap.blocks);
     agent_reply_dec(call, "free", heap.free_bytes);
     agent_reply_dec(call, "free_blocks", heap.free_blocks);

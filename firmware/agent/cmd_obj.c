@@ -14,20 +14,15 @@
  * verbs, which know what the caller holds, so `obj release` can never free
  * pages that are still mapped.
  */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "OSObject.h"
 #include "agent/agent.h"
+#include "mm/object.h"
 
 /* Makes the ELF's DWARF describe the test class's struct (the harness checks its size there). */
 __attribute__((used)) static const IOMemTestObject *const test_object_witness = NULL;
-
-static int32_t refs_of(const OSObject *object)
-{
-    return atomic_load_explicit(&((OSObject *)(uintptr_t)object)->refcount, memory_order_relaxed);
-}
 
 /* Handles `obj new` gave out and whose objects may still be alive. */
 static uint64_t issued[OBJECT_MAX_LIVE];
@@ -100,7 +95,7 @@ AGENT_COMMAND(cmd_obj_new, "obj new", "CLASS")
     agent_reply_hex(call, "obj", object_handle(object));
     agent_reply_str(call, "class", meta->name);
     agent_reply_dec(call, "size", meta->instance_size);
-    agent_reply_int(call, "refs", refs_of(object));
+    agent_reply_int(call, "refs", object_refs(object));
     agent_reply_hex(call, "ptr", (uint64_t)(uintptr_t)object);
     return kIOReturnSuccess;
 }
@@ -114,7 +109,7 @@ AGENT_COMMAND(cmd_obj_retain, "obj retain", "OBJ")
     if ((rc = handle_arg(call, &handle, &object)) != kIOReturnSuccess)
         return rc;
     OSObjectRetain(object);
-    agent_reply_int(call, "refs", refs_of(object));
+    agent_reply_int(call, "refs", object_refs(object));
     agent_reply_dec(call, "freed", 0);
     agent_reply_hex(call, "ptr", (uint64_t)(uintptr_t)object);
     return kIOReturnSuccess;
@@ -138,7 +133,7 @@ AGENT_COMMAND(cmd_obj_release, "obj release", "OBJ")
     size_t slot;
     if (object != NULL && !alive && issued_slot(handle, &slot))
         issued[slot] = 0;
-    agent_reply_int(call, "refs", alive ? refs_of(still) : 0);
+    agent_reply_int(call, "refs", alive ? object_refs(still) : 0);
     agent_reply_dec(call, "freed", object != NULL && !alive);
     agent_reply_hex(call, "ptr", alive ? (uint64_t)(uintptr_t)still : 0);
     agent_reply_hex(call, "inst", (uint64_t)(uintptr_t)inst);

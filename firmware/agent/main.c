@@ -19,9 +19,12 @@
 #include "arch/arm64/psci.h"
 #include "arch/arm64/sysreg.h"
 #include "drivers/gic.h"
+#include "drivers/granule.h"
 #include "drivers/pl011.h"
 #include "mm/heap.h"
 #include "mm/layout.h"
+#include "mm/md.h"
+#include "mm/object.h"
 #include "mm/pages.h"
 #include "mm/vm.h"
 
@@ -54,11 +57,14 @@ static void boot(void)
     uint64_t granule;
     struct platform_memory mem;
 
+    static const struct panic_console uart = {pl011_write, pl011_flush};
+
     pl011_init();
+    panic_set_console(&uart);
     if (current_el() != 1)
         panic("started at EL%u, need EL1", current_el());
     mem_layout_init();
-    granule = platform_granule();
+    granule = boot_granule();
     vm_init(granule); /* MMU on: normal memory from here */
 
     mem = platform_memory();

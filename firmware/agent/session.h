@@ -21,7 +21,7 @@
 
 typedef void (*agent_write_fn)(void *ctx, const char *s, size_t n);
 
-/* The reply being built for the current request (private to proto.c). */
+/* The reply being built for the current request (private to reply.c and session.c). */
 struct agent_reply {
     char keys[AGENT_REPLY_KEYS_MAX]; /* " k=v k=v" */
     size_t keys_len;
@@ -33,7 +33,7 @@ struct agent_reply {
     void *after_ctx;
 };
 
-/* Session state (fields private to proto.c; public only so it can be allocated statically). */
+/* Session state (fields private to the protocol core, agent/call.h; public only so it can be allocated statically). */
 struct agent_session {
     agent_write_fn write;
     void *write_ctx;
@@ -68,8 +68,8 @@ void agent_session_input(struct agent_session *s, uint8_t byte);
 
 /*
  * Host build only (-DIOMEM_HOST, build/host/libiomem_host.so), for tests/host
- * through ctypes. Besides the real protocol verbs of proto.c (help, echo on,
- * echo off), the host build registers test verbs that exercise the grammar:
+ * through ctypes. Besides the real protocol verbs of cmd_proto.c (help, echo on,
+ * echo off), the host build registers test verbs (agent/host/test_verbs.c):
  *   t-args A [B] [num=N] [name=S] [flag]  ok a=<A as number> [b=...] [num=...] [name=S] [flag=1]
  *   t-fam one / t-fam two                  ok sub=one / ok sub=two
  *   t-fault                                a canned fault reply (write, translation, level 3)

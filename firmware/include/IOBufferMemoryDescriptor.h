@@ -17,20 +17,12 @@
 #ifndef IOMEM_IOBUFFERMEMORYDESCRIPTOR_H
 #define IOMEM_IOBUFFERMEMORYDESCRIPTOR_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "IOMemoryDescriptor.h"
 
-typedef struct IOBufferMemoryDescriptor {
-    IOMemoryDescriptor md;
-    uint64_t capacity;   /* as requested */
-    uint64_t alignment;  /* as requested */
-    uint64_t page_count; /* ceil(capacity / IOVMPageSize) */
-    paddr_t contiguous;  /* first page of the run when pages == NULL */
-    paddr_t *pages;      /* page_count entries (heap), or NULL for a contiguous run */
-    vaddr_t address;     /* kernel VA of byte 0; 0 until mapped */
-} IOBufferMemoryDescriptor;
+/* Opaque to drivers: the layout is mm/bmd.h. */
+typedef struct IOBufferMemoryDescriptor IOBufferMemoryDescriptor;
 
 extern const OSMetaClass IOBufferMemoryDescriptorMetaClass;
 
@@ -49,11 +41,5 @@ kern_return_t IOBufferMemoryDescriptor_SetLength(IOBufferMemoryDescriptor *bmd, 
 
 /* §11.3 with the [Rec]: {kernel VA, current length}. */
 kern_return_t IOBufferMemoryDescriptor_GetAddressRange(IOBufferMemoryDescriptor *bmd, IOAddressSegment *range);
-
-/* The buffer behind `md`, or NULL when md is not an (initialised) buffer. */
-IOBufferMemoryDescriptor *iomd_as_buffer(IOMemoryDescriptor *md);
-
-/* Physical address of byte `offset` (< capacity) and the contiguous bytes from there. */
-bool bmd_physical_segment(const IOBufferMemoryDescriptor *bmd, uint64_t offset, paddr_t *pa, uint64_t *run);
 
 #endif /* IOMEM_IOBUFFERMEMORYDESCRIPTOR_H */

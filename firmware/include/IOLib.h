@@ -19,6 +19,7 @@
 
 #include "IOReturn.h"
 #include "IOTypes.h"
+#include "IOVMPageSize.h"
 
 _Static_assert(sizeof(size_t) == sizeof(uint64_t), "size_t is 64-bit, as in DriverKit on arm64");
 
@@ -37,11 +38,7 @@ void IOFree(void *address, size_t length);
  */
 IOReturn IOFreeChecked(void *address, size_t length);
 
-/*
- * The page size of the VM system: the stage-1 granule of the machine profile
- * (4096, 16384 or 65536), set once at boot (driverkit-memory.md §8).
- */
-extern uint64_t IOVMPageSize;
+/* IOVMPageSize, the page size of the VM system (driverkit-memory.md §8): IOVMPageSize.h. */
 
 /*
  * IONew / IONewZero / IODelete / IOSafeDeleteNULL (§3-§5).

@@ -17,7 +17,8 @@
  * SetLength does to a buffer later; both stay backed, since a buffer's
  * capacity and pages never change (docs/descriptors.md, "Composites").
  *
- * Implemented in firmware/mm/md.c (descriptors) and mm/map.c (mappings).
+ * Implemented in firmware/mm/md.c (descriptors) and mm/map.c (mappings);
+ * their internals (layouts, kinds, iomem extensions) are mm/md.h and mm/map.h.
  * Single CPU, interrupts masked: no locks.
  */
 #ifndef IOMEM_IOMEMORYDESCRIPTOR_H
@@ -29,7 +30,6 @@
 #include "IOReturn.h"
 #include "IOTypes.h"
 #include "OSObject.h"
-#include "mm/addr.h"
 
 /* ------------------------------------------------------------ options (IOMemoryDescriptor.iig) */
 
@@ -74,35 +74,8 @@ enum {
 
 /* ------------------------------------------------------------ objects */
 
-enum iomd_kind {
-    IOMD_KIND_NONE = 0, /* a zero-filled instance nobody initialised (obj new) */
-    IOMD_KIND_BUFFER,
-    IOMD_KIND_SUB,
-    IOMD_KIND_MULTI,
-};
-
-typedef struct IOMemoryDescriptor {
-    OSObject base;
-    uint32_t kind;      /* enum iomd_kind */
-    uint32_t direction; /* kIOMemoryDirection* */
-    uint64_t length;    /* GetLength */
-    uint32_t depth;     /* 1 for a buffer, 1 + the deepest part for a composite */
-    uint32_t reserved0;
-} IOMemoryDescriptor;
-
-typedef struct IOSubMemoryDescriptor {
-    IOMemoryDescriptor md;
-    IOMemoryDescriptor *parent; /* retained */
-    uint64_t offset;            /* in the parent */
-} IOSubMemoryDescriptor;
-
-typedef struct IOMultiMemoryDescriptor {
-    IOMemoryDescriptor md;
-    uint32_t count;
-    uint32_t reserved0;
-    IOMemoryDescriptor *parts[IOMEMORYDESCRIPTOR_MAX_PARTS]; /* retained, in order */
-    uint64_t lengths[IOMEMORYDESCRIPTOR_MAX_PARTS];          /* each part's length at creation */
-} IOMultiMemoryDescriptor;
+/* Opaque to drivers: the layouts are mm/md.h (kinds, composites). */
+typedef struct IOMemoryDescriptor IOMemoryDescriptor;
 
 extern const OSMetaClass IOMemoryDescriptorMetaClass;
 extern const OSMetaClass IOSubMemoryDescriptorMetaClass;
@@ -145,72 +118,5 @@ kern_return_t IOMemoryDescriptor_CreateSubMemoryDescriptor(uint64_t options, uin
 kern_return_t IOMemoryDescriptor_CreateWithMemoryDescriptors(uint64_t options, uint32_t count,
                                                              IOMemoryDescriptor *const descs[],
                                                              IOMemoryDescriptor **memory);
-
-/* ------------------------------------------------------------ iomem extensions */
-
-enum iomd_guard {
-    IOMD_GUARD_NONE = 0,
-    IOMD_GUARD_SMALL, /* one VM page each side (DriverKit's default) */
-    IOMD_GUARD_LARGE, /* 64 KiB each side */
-};
-
-/* What a mapping is asked for, once the option word is decoded. */
-struct iomd_map_request {
-    IOCacheMode cache;     /* any of the ten IOCacheModes */
-    bool read_only;        /* kIOMemoryMapReadOnly */
-    bool fixed;            /* kIOMemoryMapFixedAddress: `address` is where byte `offset` goes */
-    enum iomd_guard guard; /* ignored when fixed */
-    uint64_t address;
-    uint64_t offset;
-    uint64_t length; /* 0: the whole descriptor */
-};
-
-/*
- * Decode a DriverKit option word (explicit tables, §9.2): fills cache,
- * read_only, fixed and guard of *out (address/offset/length untouched).
- * Bits outside FixedAddress, ReadOnly, the guard field and 0xFF00 are ignored,
- * as XNU ignores them. Returns kIOReturnSuccess or kIOReturnBadArgument
- * (options & 0xFF00 is not one of 0x000 0x100 0x200 0x400 0x800).
- */
-IOReturn iomd_decode_map_options(uint64_t options, struct iomd_map_request *out);
-
-/*
- * CreateMapping with the request already decoded: the iomem entry point that
- * takes every IOCacheMode and reports finer codes than DriverKit's
- * kIOReturnError (docs/descriptors.md has the table):
- *   kIOReturnBadArgument   NULL md/map, unknown cache mode, a range outside
- *                          the descriptor's length, a zero-length descriptor
- *   kIOReturnNotAligned    a fixed address whose in-page part is not that of
- *                          the first byte; or a composite whose parts do not
- *                          meet on page boundaries (no contiguous VA can hold it)
- *   kIOReturnNotPermitted  a fixed range outside the mapping area
- *   kIOReturnNoSpace       a fixed range overlapping another reservation;
- *                          no free VA range large enough
- *   kIOReturnNoMemory      no memory for the map object or translation tables
- */
-IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_request *req,
-                             struct IOMemoryMap **map);
-
-/*
- * The physically contiguous run that starts at byte `offset` of `md`:
- * *pa is that byte's address, *run the bytes from there that are physically
- * contiguous within md (at least 1). False when offset is beyond md's extent
- * (a buffer's capacity, a composite's length). Resolves composites without
- * recursion.
- */
-bool iomd_physical_segment(const IOMemoryDescriptor *md, uint64_t offset, paddr_t *pa, uint64_t *run);
-
-/* Registers the descriptor and map classes (idempotent; object_init() forgets them). */
-void iomd_register_classes(void);
-
-/* Live descriptors and maps (for `stats`). */
-uint64_t iomd_live_descriptors(void);
-uint64_t iomd_live_maps(void);
-
-/* The name of a kind: "buffer", "sub", "multi", "none". */
-const char *iomd_kind_name(uint32_t kind);
-
-/* Internal to mm/: count a descriptor in or out of iomd_live_descriptors(). */
-void iomd_count_descriptor(int delta);
 
 #endif /* IOMEM_IOMEMORYDESCRIPTOR_H */

@@ -13,24 +13,12 @@
 #ifndef IOMEM_IOMEMORYMAP_H
 #define IOMEM_IOMEMORYMAP_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "IOMemoryDescriptor.h"
 
-typedef struct IOMemoryMap {
-    OSObject base;
-    IOMemoryDescriptor *memory; /* retained */
-    uint64_t address;           /* GetAddress: the VA of descriptor byte `offset` */
-    uint64_t offset;            /* GetOffset */
-    uint64_t length;            /* GetLength: as requested (the whole length for 0), not rounded */
-    uint64_t map_start;         /* page-aligned VA of the mapped pages; 0 when nothing is mapped */
-    uint64_t map_size;          /* bytes of mapped pages */
-    uint64_t guard;             /* bytes of unmapped guard on each side */
-    IOCacheMode cache;          /* the mode the pages were mapped with */
-    bool read_only;
-    bool fixed;
-} IOMemoryMap;
+/* Opaque to drivers: the layout is mm/map.h. */
+typedef struct IOMemoryMap IOMemoryMap;
 
 extern const OSMetaClass IOMemoryMapMetaClass;
 
@@ -38,8 +26,5 @@ extern const OSMetaClass IOMemoryMapMetaClass;
 uint64_t IOMemoryMap_GetAddress(IOMemoryMap *map);
 uint64_t IOMemoryMap_GetLength(IOMemoryMap *map);
 uint64_t IOMemoryMap_GetOffset(IOMemoryMap *map);
-
-/* Whether a cache mode's memory type is cacheable Normal memory (Write-Back or Write-Through). */
-bool iomd_cache_mode_is_cacheable(IOCacheMode mode);
 
 #endif /* IOMEM_IOMEMORYMAP_H */

@@ -12,18 +12,17 @@
  * The free hook undoes 5..3 for whatever was done, so a half-built buffer is
  * released like a whole one.
  */
-#include "IOBufferMemoryDescriptor.h"
+#include "mm/bmd.h"
 
 #include <string.h>
 
 #include "IOLib.h"
+#include "lib/bits.h"
 #include "mm/pages.h"
 #include "mm/vaspace.h"
 #include "mm/vm.h"
 
 static uint64_t page_size(void) { return IOVMPageSize; }
-
-static bool is_power_of_two(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 IOBufferMemoryDescriptor *iomd_as_buffer(IOMemoryDescriptor *md)
 {
@@ -69,13 +68,13 @@ static void free_pages(IOBufferMemoryDescriptor *bmd)
             if (pa_addr(bmd->pages[i]) == 0)
                 break; /* a Create that ran out of pages filled only a prefix */
             rc = pages_free(bmd->pages[i], PAGE_OWNER_BUFFER);
-            MM_ASSERT(rc == kIOReturnSuccess);
+            ASSERT(rc == kIOReturnSuccess);
         }
         IOFree(bmd->pages, bmd->page_count * sizeof(bmd->pages[0]));
         bmd->pages = NULL;
     } else if (pa_addr(bmd->contiguous) != 0) {
         rc = pages_free_contig(bmd->contiguous, bmd->page_count, PAGE_OWNER_BUFFER);
-        MM_ASSERT(rc == kIOReturnSuccess);
+        ASSERT(rc == kIOReturnSuccess);
         bmd->contiguous = pa_init(0);
     }
 }
@@ -111,9 +110,9 @@ static void unmap_buffer(IOBufferMemoryDescriptor *bmd)
     if (va_addr(bmd->address) == 0)
         return;
     rc = vm_unmap(bmd->address, bmd->page_count * page_size());
-    MM_ASSERT(rc == kIOReturnSuccess);
+    ASSERT(rc == kIOReturnSuccess);
     rc = vaspace_free(bmd->address);
-    MM_ASSERT(rc == kIOReturnSuccess);
+    ASSERT(rc == kIOReturnSuccess);
     bmd->address = va_init(0);
 }
 

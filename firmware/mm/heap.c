@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "IOLib.h"
+#include "lib/bench.h"
 #include "mm/pages.h"
 
 struct heap_state heap_state;
@@ -179,7 +180,7 @@ static struct heap_free_block *find_suitable(unsigned fl, unsigned sl)
         }
         fl = (unsigned)__builtin_ctz(fl_map);
         sl_map = h->sl_bitmap[fl];
-        MM_ASSERT(sl_map != 0);
+        ASSERT(sl_map != 0);
     }
     sl = (unsigned)__builtin_ctz(sl_map);
     return h->free_lists[fl][sl];
@@ -192,7 +193,7 @@ static void free_insert(struct heap_free_block *block)
     struct heap_state *h = &heap_state;
     unsigned fl, sl;
 
-    MM_ASSERT(block->header.state == HEAP_BLOCK_FREE);
+    ASSERT(block->header.state == HEAP_BLOCK_FREE);
     mapping_insert(block->header.size, &fl, &sl);
     struct heap_free_block *head = h->free_lists[fl][sl];
     block->next_free = head;
@@ -214,7 +215,7 @@ static void free_remove(struct heap_free_block *block)
     if (block->prev_free != NULL) {
         block->prev_free->next_free = block->next_free;
     } else {
-        MM_ASSERT(h->free_lists[fl][sl] == block);
+        ASSERT(h->free_lists[fl][sl] == block);
         h->free_lists[fl][sl] = block->next_free;
     }
     if (block->next_free != NULL) {
@@ -276,8 +277,8 @@ static void chunk_release(struct heap_chunk *chunk)
 {
     struct heap_state *h = &heap_state;
 
-    MM_ASSERT(chunk != h->home_chunk);
-    MM_ASSERT(chunk_first_block(chunk)->size == HEAP_CHUNK_USABLE);
+    ASSERT(chunk != h->home_chunk);
+    ASSERT(chunk_first_block(chunk)->size == HEAP_CHUNK_USABLE);
     if (chunk->prev != NULL) {
         chunk->prev->next = chunk->next;
     } else {
@@ -291,7 +292,7 @@ static void chunk_release(struct heap_chunk *chunk)
     h->free_bytes -= HEAP_CHUNK_USABLE;
     chunk->magic = 0;
     IOReturn ret = pages_free(pages_ptr_to_pa(chunk), PAGE_OWNER_HEAP_CHUNK);
-    MM_ASSERT(ret == kIOReturnSuccess);
+    ASSERT(ret == kIOReturnSuccess);
 }
 
 /* The chunk holding a block, from the page allocator's byte for its page. */
@@ -299,7 +300,7 @@ static struct heap_chunk *chunk_of(const struct heap_block *block)
 {
     struct page_block holder;
     bool found = pages_block_containing(pages_ptr_to_pa(block), &holder);
-    MM_ASSERT(found && page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK));
+    ASSERT(found && page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK));
     return pages_pa_to_ptr(holder.start);
 }
 
@@ -313,7 +314,7 @@ IOReturn heap_init(void)
     if (page_size == 0) {
         return kIOReturnNotReady;
     }
-    MM_ASSERT(page_size <= HEAP_CHUNK_SIZE);
+    ASSERT(page_size <= HEAP_CHUNK_SIZE);
     memset(h, 0, sizeof(*h));
     IOReturn ret = chunk_add();
     if (ret != kIOReturnSuccess) {
@@ -347,10 +348,10 @@ static void *small_alloc(size_t requested)
             return NULL;
         }
         found = find_suitable(fl, sl);
-        MM_ASSERT(found != NULL); /* a fresh chunk holds any small block */
+        ASSERT(found != NULL); /* a fresh chunk holds any small block */
     }
     struct heap_block *block = &found->header;
-    MM_ASSERT(block_intact(block) && block->state == HEAP_BLOCK_FREE && block->size >= need);
+    ASSERT(block_intact(block) && block->state == HEAP_BLOCK_FREE && block->size >= need);
     free_remove(found);
 
     /* Split off the tail when it can stand as a block of its own; it cannot
@@ -394,7 +395,7 @@ static void small_free(struct heap_chunk *chunk, struct heap_block *block)
 
     uint32_t size = block->size;
     struct heap_block *next = block_next(block);
-    MM_ASSERT(block_intact(next));
+    ASSERT(block_intact(next));
     if (next->state == HEAP_BLOCK_FREE) {
         free_remove((struct heap_free_block *)(void *)next);
         size += next->size;
@@ -402,7 +403,7 @@ static void small_free(struct heap_chunk *chunk, struct heap_block *block)
     }
     if (block->prev_size != 0) {
         struct heap_block *prev = block_prev(block);
-        MM_ASSERT(block_intact(prev) && prev->size == block->prev_size);
+        ASSERT(block_intact(prev) && prev->size == block->prev_size);
         if (prev->state == HEAP_BLOCK_FREE) {
             free_remove((struct heap_free_block *)(void *)prev);
             size += prev->size;
@@ -540,7 +541,7 @@ void *IOMalloc(size_t length)
     }
     void *ptr = length < HEAP_LARGE_MIN ? small_alloc(length) : large_alloc(length);
     if (ptr != NULL) {
-        MM_ASSERT((uintptr_t)ptr % HEAP_ALIGN == 0);
+        ASSERT((uintptr_t)ptr % HEAP_ALIGN == 0);
         h->allocs++;
     } else {
         h->alloc_failures++;
@@ -574,7 +575,7 @@ IOReturn IOFreeChecked(void *address, size_t length)
         uint64_t page_count = large_pages_for(found.requested);
         found.large->magic = 0; /* a stale copy of the pointer must not pass resolve() */
         IOReturn ret = pages_free_contig(pages_ptr_to_pa(found.large), page_count, PAGE_OWNER_HEAP_LARGE);
-        MM_ASSERT(ret == kIOReturnSuccess);
+        ASSERT(ret == kIOReturnSuccess);
         h->large_blocks--;
         h->large_pages -= page_count;
         h->used_bytes -= found.requested;
@@ -816,40 +817,12 @@ IOReturn heap_check(struct heap_check_report *report)
 /* ------------------------------------------------------------ host benchmark */
 
 #ifdef IOMEM_HOST
-#define HEAP_BENCH_SLOTS 64u
+static uint64_t no_clock(void) { return 0; }
 
-/* xorshift32: a cheap deterministic sequence, so runs are comparable. */
-static uint32_t bench_next(uint32_t *state)
-{
-    uint32_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *state = x;
-    return x;
-}
+BENCH_WORKLOAD(heap_bench_run, IOMalloc, IOFree, no_clock)
 
 uint64_t heap_bench(uint32_t operations, uint32_t seed, uint32_t max_request)
 {
-    void *slots[HEAP_BENCH_SLOTS] = { NULL };
-    size_t sizes[HEAP_BENCH_SLOTS] = { 0 };
-    uint32_t state = seed != 0 ? seed : 1u;
-    uint64_t failures = 0;
-
-    for (uint32_t op = 0; op < operations; op++) {
-        uint32_t slot = bench_next(&state) % HEAP_BENCH_SLOTS;
-        if (slots[slot] != NULL) {
-            IOFree(slots[slot], sizes[slot]);
-            slots[slot] = NULL;
-        } else {
-            sizes[slot] = (size_t)(bench_next(&state) % ((uint64_t)max_request + 1u));
-            slots[slot] = IOMalloc(sizes[slot]);
-            failures += slots[slot] == NULL;
-        }
-    }
-    for (uint32_t slot = 0; slot < HEAP_BENCH_SLOTS; slot++) {
-        IOFree(slots[slot], sizes[slot]);
-    }
-    return failures;
+    return heap_bench_run(operations, seed, max_request).failed;
 }
 #endif

@@ -6,6 +6,7 @@
 
 #include "arch/arm64/panic.h"
 #include "arch/arm64/platform.h"
+#include "lib/bits.h"
 
 /* iomem.ld */
 extern char __image_start[], __image_end[];
@@ -46,7 +47,7 @@ void mem_layout_set_ram(paddr_t base, uint64_t size, uint64_t granule)
     uint64_t ram_end = pa_addr(base) + size;
     uint64_t scratch = pa_addr(mem_range_end(layout.image));
     uint64_t heap = scratch + MEM_SCRATCH_SIZE;
-    uint64_t heap_end = ram_end & ~(granule - 1);
+    uint64_t heap_end = align_down(ram_end, granule);
 
     if (pa_addr(base) > pa_addr(layout.dtb.base) || heap > heap_end)
         panic("RAM 0x%llx+0x%llx does not hold the image 0x%llx..0x%llx and 1 MiB of scratch",

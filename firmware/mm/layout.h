@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#include "mm/addr.h"
+#include "lib/addr.h"
 
 struct mem_range {
     paddr_t base;

@@ -16,7 +16,7 @@
  *      first (arch/arm64/cache.h);
  *   5. vm_map per extent; a failure unmaps what was mapped and frees the VA.
  */
-#include "IOMemoryMap.h"
+#include "mm/map.h"
 
 #include "arch/arm64/cache.h"
 #include "mm/pages.h"
@@ -24,6 +24,7 @@
 #include "mm/vm.h"
 
 #include "IOVMPageSize.h"
+#include "lib/bits.h"
 
 #define GUARD_LARGE_BYTES UINT64_C(0x10000) /* 64 KiB: a whole number of pages for every granule */
 
@@ -32,8 +33,8 @@ static uint64_t live_maps;
 uint64_t iomd_live_maps(void) { return live_maps; }
 
 static uint64_t page_mask(void) { return IOVMPageSize - 1; }
-static uint64_t round_down(uint64_t x) { return x & ~page_mask(); }
-static uint64_t round_up(uint64_t x) { return (x + page_mask()) & ~page_mask(); }
+static uint64_t round_down(uint64_t x) { return align_down(x, IOVMPageSize); }
+static uint64_t round_up(uint64_t x) { return align_up(x, IOVMPageSize); }
 
 bool iomd_cache_mode_is_cacheable(IOCacheMode mode)
 {
@@ -113,7 +114,7 @@ static bool extent_next(struct extent_iter *it, struct extent *e)
         return false;
     /* The range was checked against the descriptor's length, so every byte resolves. */
     bool resolved = iomd_physical_segment(it->md, it->pos, &pa, &run);
-    MM_ASSERT(resolved);
+    ASSERT(resolved);
     e->pa = pa;
     e->len = run < it->end - it->pos ? run : it->end - it->pos;
     it->pos += e->len;
@@ -197,11 +198,11 @@ static void map_free(OSObject *object)
     if (map->map_size == 0)
         return; /* never initialised */
     rc = vm_unmap(va_init(map->map_start), map->map_size); /* break-before-make, TLBI (vm.c) */
-    MM_ASSERT(rc == kIOReturnSuccess);
+    ASSERT(rc == kIOReturnSuccess);
     if (!iomd_cache_mode_is_cacheable(map->cache))
         clean_range(map->memory, map->offset, map->length);
     rc = vaspace_free(va_init(map->map_start));
-    MM_ASSERT(rc == kIOReturnSuccess);
+    ASSERT(rc == kIOReturnSuccess);
     map->map_size = 0;
     live_maps--;
     OSSafeReleaseNULL(map->memory);
@@ -243,7 +244,7 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
     if (out == NULL)
         return kIOReturnBadArgument;
     *out = NULL;
-    if (md == NULL || req == NULL || md->kind < IOMD_KIND_BUFFER || md->kind > IOMD_KIND_MULTI ||
+    if (req == NULL || !iomd_kind_valid(md) ||
         cache_mode_info(req->cache) == NULL)
         return kIOReturnBadArgument;
 

@@ -7,10 +7,11 @@
  * of composites is released recursively; IOMEMORYDESCRIPTOR_MAX_DEPTH bounds
  * that recursion (a few hundred bytes of stack per level).
  */
-#include "IOMemoryDescriptor.h"
+#include "mm/md.h"
 
-#include "IOBufferMemoryDescriptor.h"
 #include "IOMemoryMap.h"
+#include "mm/bmd.h"
+#include "mm/object.h"
 #include "mm/pages.h"
 
 static uint64_t live_descriptors;
@@ -71,7 +72,7 @@ void iomd_register_classes(void)
     };
     for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
         IOReturn rc = object_class_register(classes[i]);
-        MM_ASSERT(rc == kIOReturnSuccess); /* fixed names, room for 32 classes */
+        ASSERT(rc == kIOReturnSuccess); /* fixed names, room for 32 classes */
     }
 }
 
@@ -146,11 +147,6 @@ bool iomd_physical_segment(const IOMemoryDescriptor *md, uint64_t offset, paddr_
 
 /* ------------------------------------------------------------ composites */
 
-static bool is_descriptor(const IOMemoryDescriptor *md)
-{
-    return md != NULL && md->kind >= IOMD_KIND_BUFFER && md->kind <= IOMD_KIND_MULTI;
-}
-
 kern_return_t IOMemoryDescriptor_CreateSubMemoryDescriptor(uint64_t options, uint64_t offset, uint64_t length,
                                                            IOMemoryDescriptor *of, IOMemoryDescriptor **memory)
 {
@@ -161,7 +157,7 @@ kern_return_t IOMemoryDescriptor_CreateSubMemoryDescriptor(uint64_t options, uin
         return kIOReturnBadArgument;
     *memory = NULL;
     /* The checks in XNU's order (IOUserServer.cpp, CreateSubMemoryDescriptor_Impl). */
-    if (!is_descriptor(of))
+    if (!iomd_kind_valid(of))
         return kIOReturnBadArgument;
     if (options & ~(uint64_t)kIOMemoryDirectionOutIn)
         return kIOReturnBadArgument;
@@ -205,7 +201,7 @@ kern_return_t IOMemoryDescriptor_CreateWithMemoryDescriptors(uint64_t options, u
     if (options & ~(uint64_t)kIOMemoryDirectionOutIn)
         return kIOReturnBadArgument;
     for (uint32_t i = 0; i < count; i++)
-        if (!is_descriptor(descs[i]))
+        if (!iomd_kind_valid(descs[i]))
             return kIOReturnBadArgument;
     /* The kernel's init: failures are kIOReturnNoMemory. Directions may differ (XNU only asserts). */
     for (uint32_t i = 0; i < count; i++) {

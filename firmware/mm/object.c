@@ -14,7 +14,7 @@
  *   R2. A pointer is in at most one LIVE slot.
  *   R3. live_count is the number of LIVE slots.
  */
-#include "OSObject.h"
+#include "mm/object.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -68,7 +68,7 @@ volatile uint64_t iomem_test_object_frees;
 static void test_object_free(OSObject *object)
 {
     /* The hook runs before poisoning: the object must still be intact. */
-    MM_ASSERT(object->meta == &IOMemTestObjectMetaClass);
+    ASSERT(object->meta == &IOMemTestObjectMetaClass);
     iomem_test_object_frees++;
 }
 
@@ -166,8 +166,8 @@ static void slot_insert(const OSObject *object)
     struct object_registry *reg = &object_registry;
     uint32_t index = slot_home(object);
 
-    MM_ASSERT(reg->live_count < OBJECT_MAX_LIVE);
-    MM_ASSERT(slot_find(object) < 0);
+    ASSERT(reg->live_count < OBJECT_MAX_LIVE);
+    ASSERT(slot_find(object) < 0);
     while (reg->slots[index].state == OBJECT_SLOT_LIVE) {
         index = (index + 1u) % OBJECT_REGISTRY_SLOTS;
     }
@@ -184,7 +184,7 @@ static void slot_remove(uint32_t index)
 {
     struct object_slot *slot = &object_registry.slots[index];
 
-    MM_ASSERT(slot->state == OBJECT_SLOT_LIVE);
+    ASSERT(slot->state == OBJECT_SLOT_LIVE);
     slot->object = NULL;
     slot->state = OBJECT_SLOT_TOMBSTONE;
     /* Generation 0 is never handed out, so a handle always has a non-zero high half. */
@@ -196,9 +196,9 @@ IOReturn object_init(void)
 {
     memset(&object_registry, 0, sizeof(object_registry));
     IOReturn ret = object_class_register(&OSObjectMetaClass);
-    MM_ASSERT(ret == kIOReturnSuccess);
+    ASSERT(ret == kIOReturnSuccess);
     ret = object_class_register(&IOMemTestObjectMetaClass);
-    MM_ASSERT(ret == kIOReturnSuccess);
+    ASSERT(ret == kIOReturnSuccess);
     return kIOReturnSuccess;
 }
 
@@ -334,7 +334,7 @@ static void object_free(OSObject *object, uint32_t slot)
     memset(object, OBJECT_POISON_BYTE, size);
     object->meta = NULL;
     IOReturn ret = IOFreeChecked(object, size);
-    MM_ASSERT(ret == kIOReturnSuccess);
+    ASSERT(ret == kIOReturnSuccess);
 }
 
 IOReturn object_retain(const OSObject *object, int32_t *refs)
@@ -345,7 +345,7 @@ IOReturn object_retain(const OSObject *object, int32_t *refs)
     OSObject *live = (OSObject *)(uintptr_t)object;
     int32_t count = atomic_load_explicit(&live->refcount, memory_order_relaxed);
     do {
-        MM_ASSERT(count >= 1); /* R1 */
+        ASSERT(count >= 1); /* R1 */
         if (count == OBJECT_REFCOUNT_PEGGED) {
             break;
         }
@@ -366,7 +366,7 @@ IOReturn object_release(const OSObject *object, int32_t *refs)
     OSObject *live = (OSObject *)(uintptr_t)object;
     int32_t count = atomic_load_explicit(&live->refcount, memory_order_relaxed);
     do {
-        MM_ASSERT(count >= 1); /* R1 */
+        ASSERT(count >= 1); /* R1 */
         if (count == OBJECT_REFCOUNT_PEGGED) {
             break;
         }

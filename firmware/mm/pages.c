@@ -18,10 +18,7 @@
 
 #include <string.h>
 
-#ifdef IOMEM_HOST
-#include <stdio.h>
-#include <stdlib.h>
-#endif
+#include "lib/bits.h"
 
 struct page_allocator pages_state;
 
@@ -34,25 +31,6 @@ struct page_allocator pages_state;
 /* Bytes of metadata per page: info byte + next link + prev link. */
 #define PAGE_META_BYTES (sizeof(uint8_t) + 2u * sizeof(uint32_t))
 
-/* ------------------------------------------------------------ assertions */
-
-__attribute__((weak)) _Noreturn void mm_assert_failed(const char *file, int line, const char *expr)
-{
-#ifdef IOMEM_HOST
-    fprintf(stderr, "%s:%d: mm assertion failed: %s\n", file, line, expr);
-    abort();
-#else
-    /* The platform's strong definition prints `! panic`; this default at least
-     * stops on a BRK whose ELR points here. */
-    (void)file;
-    (void)line;
-    (void)expr;
-    for (;;) {
-        __builtin_trap();
-    }
-#endif
-}
-
 /* ------------------------------------------------------------ small helpers */
 
 static inline uint8_t info_make(enum page_state state, unsigned order)
@@ -64,7 +42,7 @@ static inline unsigned info_order(uint8_t info) { return info & PAGE_INFO_ORDER_
 
 static inline enum page_state info_state(uint8_t info)
 {
-    return (enum page_state)(info >> PAGE_INFO_STATE_SHIFT);
+    return (enum page_state)((info >> PAGE_INFO_STATE_SHIFT) & PAGE_INFO_STATE_MASK);
 }
 
 static inline uint64_t order_pages(unsigned order) { return UINT64_C(1) << order; }
@@ -81,10 +59,6 @@ static inline bool index_aligned(uint64_t index, unsigned order)
 {
     return ((base_pfn() + index) & (order_pages(order) - 1u)) == 0;
 }
-
-static inline unsigned floor_log2(uint64_t value) { return 63u - (unsigned)__builtin_clzll(value); }
-
-static inline bool is_power_of_two(uint64_t value) { return value != 0 && (value & (value - 1u)) == 0; }
 
 unsigned pages_order_for(uint64_t page_count)
 {
@@ -105,7 +79,7 @@ static enum page_state owned_state(enum page_owner owner)
 
 static void mark_block(uint64_t index, unsigned order, enum page_state state)
 {
-    MM_ASSERT(index + order_pages(order) <= pages_state.page_count);
+    ASSERT(index + order_pages(order) <= pages_state.page_count);
     memset(&pages_state.info[index], info_make(state, order), (size_t)order_pages(order));
 }
 
@@ -139,9 +113,9 @@ static void free_list_remove(uint32_t index, unsigned order)
     uint32_t next = st->free_next[index];
     uint32_t prev = st->free_prev[index];
 
-    MM_ASSERT(st->free_blocks[order] > 0);
+    ASSERT(st->free_blocks[order] > 0);
     if (prev == PAGES_NO_PAGE) {
-        MM_ASSERT(st->free_head[order] == index);
+        ASSERT(st->free_head[order] == index);
         st->free_head[order] = next;
     } else {
         st->free_next[prev] = next;
@@ -169,8 +143,8 @@ static void release_block(uint64_t index, unsigned order)
 {
     struct page_allocator *st = &pages_state;
 
-    MM_ASSERT(index_aligned(index, order));
-    MM_ASSERT(index + order_pages(order) <= st->page_count);
+    ASSERT(index_aligned(index, order));
+    ASSERT(index + order_pages(order) <= st->page_count);
     st->free_pages += order_pages(order);
 
     while (order < PAGES_MAX_ORDER) {
@@ -205,7 +179,7 @@ static uint32_t take_block(unsigned order)
     }
     unsigned found = (unsigned)__builtin_ctz(candidates);
     uint32_t index = st->free_head[found];
-    MM_ASSERT(is_free_head(index, found));
+    ASSERT(is_free_head(index, found));
     free_list_remove(index, found);
 
     while (found > order) {

@@ -31,12 +31,13 @@
 #include <stdint.h>
 
 #include "IOReturn.h"
-#include "mm/addr.h"
+#include "lib/addr.h"
+#include "lib/check.h"
 
 /* ------------------------------------------------------------ addresses */
 
 /*
- * Physical addresses are paddr_t (mm/addr.h, shared with the MMU code), a
+ * Physical addresses are paddr_t (lib/addr.h, shared with the MMU code), a
  * one-field struct so that physical and virtual addresses cannot be mixed up.
  */
 
@@ -54,6 +55,7 @@ static inline paddr_t pages_ptr_to_pa(const void *ptr) { return pa_init((uint64_
 
 #define PAGE_INFO_ORDER_MASK 0x1fu  /* bits 0..4 */
 #define PAGE_INFO_STATE_SHIFT 5u    /* bits 5..7 */
+#define PAGE_INFO_STATE_MASK 0x7u   /* after the shift */
 #define PAGES_ORDER_COUNT 32u       /* orders 0..31 fit the 5-bit field */
 #define PAGES_NO_PAGE UINT32_MAX    /* end of a free list */
 
@@ -75,19 +77,7 @@ enum page_state {
     PAGE_STATE_CONTINUATION = 2, /* a later block of a pages_alloc_contig() run */
     PAGE_STATE_OWNED = 3,        /* first owned state: PAGE_STATE_OWNED + owner */
 };
-_Static_assert(PAGE_STATE_OWNED + PAGE_OWNER_COUNT - 1 <= 7, "page states fit in 3 bits");
-
-/* ------------------------------------------------------------ assertions */
-
-/*
- * Always-on invariant check for the mm allocators (kvm-unit-tests style). A
- * failure means allocator memory is corrupt; continuing would spread the
- * damage. Bad input from callers never asserts: it returns an IOReturn.
- * mm_assert_failed() has a weak default in pages.c (trap on the guest, abort
- * on the host); the platform may override it with one that prints `! panic`.
- */
-_Noreturn void mm_assert_failed(const char *file, int line, const char *expr);
-#define MM_ASSERT(cond) ((cond) ? (void)0 : mm_assert_failed(__FILE__, __LINE__, #cond))
+_Static_assert(PAGE_STATE_OWNED + PAGE_OWNER_COUNT - 1 <= PAGE_INFO_STATE_MASK, "page states fit in 3 bits");
 
 /* ------------------------------------------------------------ state layout */
 

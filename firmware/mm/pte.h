@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "IOTypes.h"
-#include "mm/addr.h"
+#include "lib/addr.h"
 
 #define PT_VA_BITS 48        /* TCR_EL1.T0SZ = 64 - PT_VA_BITS */
 #define PT_OA_BITS_MAX 48    /* output addresses without FEAT_LPA */

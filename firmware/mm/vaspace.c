@@ -6,12 +6,14 @@
  *   V2. every range lies inside [VASPACE_BASE, VASPACE_END), page-aligned,
  *       size = usable + 2 * guard with usable > 0.
  *   V3. bytes = sum of the sizes.
+ * vaspace_check() verifies all three.
  */
 #include "mm/vaspace.h"
 
 #include <string.h>
 
 #include "IOVMPageSize.h"
+#include "lib/bits.h"
 
 static struct {
     struct vaspace_range ranges[VASPACE_MAX_RANGES];
@@ -19,7 +21,7 @@ static struct {
     uint64_t bytes;
 } vas;
 
-static bool page_aligned(uint64_t x) { return (x & (IOVMPageSize - 1)) == 0; }
+static bool page_aligned(uint64_t x) { return is_aligned(x, IOVMPageSize); }
 
 /* Insert at index i (the caller found the gap); assumes room. */
 static void insert_at(uint64_t i, struct vaspace_range r)
@@ -104,3 +106,39 @@ bool vaspace_find(vaddr_t va, struct vaspace_range *out)
 
 uint64_t vaspace_count(void) { return vas.count; }
 uint64_t vaspace_bytes(void) { return vas.bytes; }
+
+static IOReturn check_fail(struct vaspace_check_report *report, const char *error, uint64_t at)
+{
+    report->error = error;
+    report->error_address = at;
+    return kIOReturnInternalError;
+}
+
+IOReturn vaspace_check(struct vaspace_check_report *report)
+{
+    uint64_t bytes = 0, prev_end = VASPACE_BASE;
+
+    *report = (struct vaspace_check_report){0};
+    if (vas.count > VASPACE_MAX_RANGES)
+        return check_fail(report, "reservation count above the table", vas.count);
+    for (uint64_t i = 0; i < vas.count; i++) {
+        const struct vaspace_range r = vas.ranges[i];
+        report->ranges++;
+        /* V2 */
+        if (r.start < VASPACE_BASE || r.start >= VASPACE_END || r.size > VASPACE_END - r.start)
+            return check_fail(report, "reservation outside the mapping area", r.start);
+        if (!page_aligned(r.start) || !page_aligned(r.size) || !page_aligned(r.guard))
+            return check_fail(report, "reservation not page-aligned", r.start);
+        if (r.size == 0 || r.guard > (r.size - 1) / 2) /* 2 * guard < size: usable > 0 */
+            return check_fail(report, "reservation has no usable bytes between its guards", r.start);
+        /* V1: sorted by start and disjoint (prev_end is the end of the one before). */
+        if (r.start < prev_end)
+            return check_fail(report, "reservations out of order or overlapping", r.start);
+        prev_end = r.start + r.size;
+        bytes += r.size;
+    }
+    /* V3 */
+    if (bytes != vas.bytes)
+        return check_fail(report, "byte count disagrees with the reservations", vas.bytes);
+    return kIOReturnSuccess;
+}

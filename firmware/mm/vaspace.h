@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "IOReturn.h"
-#include "mm/addr.h"
+#include "lib/addr.h"
 
 #define VASPACE_BASE UINT64_C(0x1000000000) /* 64 GiB */
 #define VASPACE_END UINT64_C(0x4000000000)  /* 256 GiB = VM_MAP_WINDOW_END */
@@ -65,5 +65,19 @@ bool vaspace_find(vaddr_t va, struct vaspace_range *out);
 /* Reservations live and bytes they cover (guards included). */
 uint64_t vaspace_count(void);
 uint64_t vaspace_bytes(void);
+
+/*
+ * Integrity walk of the reservation table (the agent's `check`), invariants
+ * V1-V3 of vaspace.c: sorted and pairwise disjoint, inside the area,
+ * page-aligned, size = usable + 2 * guard with usable > 0, the byte count
+ * equal to the sum of the sizes. Returns kIOReturnSuccess, or
+ * kIOReturnInternalError with report->error set to the first problem.
+ */
+struct vaspace_check_report {
+    uint64_t ranges;        /* reservations walked */
+    const char *error;      /* NULL when consistent */
+    uint64_t error_address; /* start of the reservation where it was found */
+};
+IOReturn vaspace_check(struct vaspace_check_report *report);
 
 #endif /* IOMEM_MM_VASPACE_H */

@@ -24,6 +24,8 @@
 #include "arch/arm64/panic.h"
 #include "arch/arm64/platform.h"
 #include "arch/arm64/sysreg.h"
+#include "lib/bits.h"
+#include "lib/check.h"
 
 enum vm_op {
     VM_OP_MAP,
@@ -76,9 +78,9 @@ static void pool_free(paddr_t table)
     uint64_t offset = pa_addr(table) - pa_addr(mem_layout()->page_tables.base);
     unsigned i = (unsigned)(offset >> vm.geo.granule_shift);
 
-    if (offset >= mem_layout()->page_tables.size || (offset & (pt_granule(&vm.geo) - 1)) != 0 ||
-        !(pool_used[i / 64] & (UINT64_C(1) << (i % 64))))
-        panic("vm: freeing 0x%llx, not a page-table pool table in use", (unsigned long long)pa_addr(table));
+    /* Only tables this pool handed out come back here (table_free checks in_pool). */
+    ASSERT(offset < mem_layout()->page_tables.size && is_aligned(offset, pt_granule(&vm.geo)) &&
+           (pool_used[i / 64] & (UINT64_C(1) << (i % 64))) != 0);
     pool_used[i / 64] &= ~(UINT64_C(1) << (i % 64));
     pool_in_use--;
 }
@@ -235,8 +237,7 @@ static paddr_t reserve_take(struct vm_edit *e)
 {
     paddr_t table = e->reserve;
 
-    if (pa_addr(table) == 0)
-        panic("vm: commit ran out of prepared tables");
+    ASSERT(pa_addr(table) != 0); /* the prepare step counted every table the commit takes */
     e->reserve = pa_init(table_at(table)[0]);
     table_zero(table);
     return table;
@@ -329,8 +330,7 @@ static IOReturn edit(struct vm_edit *e)
         e->reserve = table;
     }
     commit(e, table_at(vm.root), vm.geo.start_level, e->va, e->end, true);
-    if (pa_addr(e->reserve) != 0)
-        panic("vm: prepared more tables than the commit used");
+    ASSERT(pa_addr(e->reserve) == 0); /* ... and no more */
     return kIOReturnSuccess;
 }
 
@@ -340,7 +340,7 @@ static IOReturn check_range(uint64_t va, uint64_t size)
     uint64_t granule = pt_granule(&vm.geo);
     const struct mem_range image = mem_layout()->image;
 
-    if ((va | size) & (granule - 1))
+    if (!is_aligned(va | size, granule))
         return kIOReturnNotAligned;
     if (size == 0 || va >= (UINT64_C(1) << vm.geo.va_bits) || size > (UINT64_C(1) << vm.geo.va_bits) - va)
         return kIOReturnBadArgument;
@@ -357,7 +357,7 @@ IOReturn vm_map(vaddr_t va, paddr_t pa, uint64_t size, struct vm_attrs attrs)
 
     if (rc != kIOReturnSuccess)
         return rc;
-    if (pa_addr(pa) & (pt_granule(&vm.geo) - 1))
+    if (!is_aligned(pa_addr(pa), pt_granule(&vm.geo)))
         return kIOReturnNotAligned;
     if (pa_addr(pa) >= (UINT64_C(1) << vm.pa_bits) || size > (UINT64_C(1) << vm.pa_bits) - pa_addr(pa))
         return kIOReturnBadArgument;
@@ -460,8 +460,8 @@ static uint64_t tcr_value(unsigned ips)
 static void map_identity(const char *what, uint64_t base, uint64_t size, IOCacheMode cache, unsigned prot)
 {
     uint64_t granule = pt_granule(&vm.geo);
-    uint64_t start = base & ~(granule - 1);
-    uint64_t end = (base + size + granule - 1) & ~(granule - 1);
+    uint64_t start = align_down(base, granule);
+    uint64_t end = align_up(base + size, granule);
     IOReturn rc = vm_map(va_init(start), pa_init(start), end - start, (struct vm_attrs){cache, prot});
 
     if (rc != kIOReturnSuccess)

@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "IOReturn.h"
-#include "mm/addr.h"
+#include "lib/addr.h"
 #include "mm/layout.h"
 #include "mm/pte.h"
 

@@ -1,4 +1,5 @@
-"""The firmware's protocol code (firmware/agent/proto.c) built for the host: the same source
+"""The firmware's protocol code (firmware/agent/: number.c, grammar.c,
+dispatch.c, reply.c, session.c) built for the host: the same source
 the guest runs, tested in milliseconds, and differentially against the harness's parser."""
 
 from __future__ import annotations

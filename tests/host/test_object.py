@@ -229,6 +229,7 @@ def test_count_pegs_at_int32_max(arena: Arena) -> None:
 
 SHIM = r"""
 #include "OSObject.h"
+#include "mm/object.h" /* the test class IOMemTestObject */
 
 void *shim_type_alloc(void) { return OSTypeAlloc(IOMemTestObject); }
 void *shim_safe_release(void *pointer)

@@ -2,8 +2,9 @@
  * fault.h - recoverable memory faults: run a memory access and learn whether
  * (and how) it faulted, instead of crashing.
  *
- * Hardware-free on purpose: the agent's protocol code (built for the host too)
- * formats struct fault_info; only fault.c touches the CPU.
+ * The record of a fault, struct fault_info, is lib/fault_info.h (hardware-free:
+ * the agent's protocol code formats it, on the host too); only fault.c touches
+ * the CPU.
  */
 #ifndef IOMEM_ARCH_FAULT_H
 #define IOMEM_ARCH_FAULT_H
@@ -11,19 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Level value for fault kinds that have no translation level. */
-#define FAULT_NO_LEVEL (-2)
-
-/* What a caught synchronous data abort looked like. */
-struct fault_info {
-    uint64_t esr;     /* ESR_EL1 */
-    uint64_t far;     /* FAR_EL1: the faulting virtual address */
-    uint64_t elr;     /* the faulting instruction */
-    const char *kind; /* translation, access-flag, permission, alignment, address-size,
-                         external-abort, tlb-conflict or other */
-    int level;        /* translation level (-1..3) or FAULT_NO_LEVEL */
-    bool write;       /* ESR.WnR: the access was a write */
-};
+#include "lib/fault_info.h"
 
 /*
  * Run fn(ctx) with fault recovery armed. A synchronous data abort at EL1 inside

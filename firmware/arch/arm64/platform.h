@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "mm/addr.h"
+#include "lib/addr.h"
 
 #define VIRT_GIC_DIST_BASE UINT64_C(0x08000000)
 #define VIRT_GIC_DIST_SIZE UINT64_C(0x00010000)
@@ -43,13 +43,6 @@ enum psci_conduit {
     PSCI_CONDUIT_HVC,
     PSCI_CONDUIT_SMC,
 };
-
-/*
- * The translation granule this boot uses: fw_cfg file opt/iomem/granule
- * (decimal 4096, 16384 or 65536), 4096 when the file is absent. Panics on any
- * other value. Safe with the MMU off (device accesses only).
- */
-uint64_t platform_granule(void);
 
 struct platform_memory {
     paddr_t ram_base;

@@ -1,5 +1,5 @@
 /*
- * iovmpagesize.c - the one definition of IOVMPageSize. It lives in lib/ so the
+ * iovmpagesize.c - the one definition of IOVMPageSize. It is in HOST_SRCS so the
  * host build (build/host/libiomem_host.so) has it too: host tests of the
  * allocators set it through ctypes. On the firmware, vm_init() sets it.
  */

@@ -3,8 +3,8 @@
  * virtual addresses are distinct one-field structs, so passing one where the
  * other is expected is a compile error, not a silent bug.
  */
-#ifndef IOMEM_MM_ADDR_H
-#define IOMEM_MM_ADDR_H
+#ifndef IOMEM_LIB_ADDR_H
+#define IOMEM_LIB_ADDR_H
 
 #include <stdint.h>
 
@@ -37,4 +37,4 @@ static inline vaddr_t va_from_ptr(const void *p) { return (vaddr_t){(uint64_t)(u
 static inline vaddr_t va_from_pa_identity(paddr_t pa) { return (vaddr_t){pa.pa}; }
 static inline paddr_t pa_from_va_identity(vaddr_t va) { return (paddr_t){va.va}; }
 
-#endif /* IOMEM_MM_ADDR_H */
+#endif /* IOMEM_LIB_ADDR_H */

@@ -1,0 +1,112 @@
+/*
+ * cmd_map.c - CreateMapping and IOMemoryMap: md map, map info, map release
+ * (protocol.md, docs/descriptors.md). Handles: md_handles.h.
+ *
+ * Two entry points for CreateMapping:
+ *   options=N  the DriverKit option word, decoded by the firmware's table;
+ *              failures are DriverKit's codes (BadArgument for cache bits,
+ *              kIOReturnError for everything else);
+ *   otherwise  the iomem extension: cache=NAME (any of the ten modes),
+ *              [ro], [guard=none|small|large], [address=N] for a fixed
+ *              address; finer error codes (mm/map.h).
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include "IOMemoryDescriptor.h"
+#include "IOMemoryMap.h"
+#include "agent/agent.h"
+#include "agent/md_handles.h"
+#include "mm/map.h"
+#include "mm/md.h"
+#include "mm/object.h"
+#include "mm/pte.h"
+
+static void reply_map(struct agent_call *call, IOMemoryMap *map, bool with_handle)
+{
+    if (with_handle)
+        agent_reply_hex(call, "map", object_handle(&map->base));
+    agent_reply_hex(call, "va", IOMemoryMap_GetAddress(map));
+    agent_reply_dec(call, "offset", IOMemoryMap_GetOffset(map));
+    agent_reply_dec(call, "length", IOMemoryMap_GetLength(map));
+    agent_reply_str(call, "cache", cache_mode_info(map->cache)->name);
+    agent_reply_str(call, "perm", map->read_only ? "ro" : "rw");
+    agent_reply_dec(call, "guard", map->guard);
+}
+
+static IOReturn guard_key(struct agent_call *call, enum iomd_guard *guard)
+{
+    static const struct {
+        const char *name;
+        enum iomd_guard guard;
+    } names[] = {{"none", IOMD_GUARD_NONE}, {"small", IOMD_GUARD_SMALL}, {"large", IOMD_GUARD_LARGE},
+                 {"default", IOMD_GUARD_SMALL}};
+    const char *text = agent_key(call, "guard");
+
+    *guard = IOMD_GUARD_SMALL;
+    if (text == NULL)
+        return kIOReturnSuccess;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(text, names[i].name) == 0) {
+            *guard = names[i].guard;
+            return kIOReturnSuccess;
+        }
+    }
+    return agent_fail(call, kIOReturnBadArgument, "bad guard '%s' (none, small, large, default)", text);
+}
+
+AGENT_COMMAND(cmd_md_map, "md map",
+              "MD [cache=MODE] [options=N] [offset=N] [length=N] [address=N] [guard=G] [ro]")
+{
+    struct iomd_map_request req = {.cache = kIODefaultCache, .guard = IOMD_GUARD_SMALL};
+    const char *cache = agent_key(call, "cache");
+    IOMemoryDescriptor *md;
+    IOMemoryMap *map;
+    uint64_t address = 0, options = 0;
+    IOReturn rc;
+
+    if ((rc = held_md_arg(call, 0, false, &md)) || (rc = agent_key_u64(call, "offset", &req.offset)) ||
+        (rc = agent_key_u64(call, "length", &req.length)) || (rc = agent_key_u64(call, "address", &address)) ||
+        (rc = agent_key_u64(call, "options", &options)))
+        return rc;
+
+    if (agent_key(call, "options") != NULL) {
+        /* The DriverKit-faithful path: everything comes from the option word. */
+        if (cache != NULL || agent_flag(call, "ro") || agent_key(call, "guard") != NULL)
+            return agent_fail(call, kIOReturnBadArgument, "options= carries the cache mode, ro and guard itself");
+        rc = IOMemoryDescriptor_CreateMapping(md, options, address, req.offset, req.length, 0, &map);
+        if (rc != kIOReturnSuccess)
+            return agent_fail(call, rc, "CreateMapping(options=0x%llx) failed", (unsigned long long)options);
+    } else {
+        if (cache != NULL && !cache_mode_from_name(cache, &req.cache))
+            return agent_fail(call, kIOReturnBadArgument, "unknown cache mode '%s'", cache);
+        if ((rc = guard_key(call, &req.guard)) != kIOReturnSuccess)
+            return rc;
+        if (agent_key(call, "address") != NULL) {
+            if (agent_key(call, "guard") != NULL)
+                return agent_fail(call, kIOReturnBadArgument, "guard= needs a kernel-chosen address");
+            req.fixed = true;
+            req.address = address;
+        }
+        req.read_only = agent_flag(call, "ro");
+        if ((rc = iomd_create_mapping(md, &req, &map)) != kIOReturnSuccess)
+            return agent_fail(call, rc, "CreateMapping failed");
+    }
+    held_add(&map->base, HELD_MAP);
+    reply_map(call, map, true);
+    return kIOReturnSuccess;
+}
+
+AGENT_COMMAND(cmd_map_info, "map info", "MAP")
+{
+    IOMemoryMap *map;
+    IOReturn rc;
+
+    if ((rc = held_map_arg(call, 0, &map)) != kIOReturnSuccess)
+        return rc;
+    reply_map(call, map, false);
+    agent_reply_hex(call, "md", object_handle(&map->memory->base));
+    return kIOReturnSuccess;
+}
+
+AGENT_COMMAND(cmd_map_release, "map release", "MAP") { return held_release(call, HELD_MAP); }

@@ -1,0 +1,139 @@
+/*
+ * reply.c - building the reply of one request: `ok k=v ...` keys in the
+ * verb's order, or `err kIOReturnX [k=v ...] [text]` (agent_fail), the fault
+ * reply, the after-reply hook and the session counters. session.c writes the
+ * line out. See agent.h for the contracts.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "agent/call.h"
+#include "agent/session.h"
+
+void agent_reply_reset(struct agent_reply *r)
+{
+    r->keys_len = 0;
+    r->keys[0] = '\0';
+    r->text[0] = '\0';
+    r->status = kIOReturnSuccess;
+    r->failed = false;
+    r->overflow = false;
+    r->after = NULL;
+    r->after_ctx = NULL;
+}
+
+/* Append " key=" + formatted value to the keys. */
+static void reply_key(struct agent_call *call, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void reply_key(struct agent_call *call, const char *key, const char *fmt, ...)
+{
+    struct agent_reply *r = reply_of(call);
+    size_t room = sizeof(r->keys) - r->keys_len;
+    va_list ap;
+    int n;
+
+    if (r->overflow)
+        return;
+    n = snprintf(r->keys + r->keys_len, room, " %s=", key);
+    if (n < 0 || (size_t)n >= room) {
+        r->overflow = true;
+        return;
+    }
+    r->keys_len += (size_t)n;
+    room -= (size_t)n;
+    va_start(ap, fmt);
+    n = vsnprintf(r->keys + r->keys_len, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= room) {
+        r->overflow = true;
+        return;
+    }
+    r->keys_len += (size_t)n;
+}
+
+void agent_reply_hex(struct agent_call *call, const char *key, uint64_t value)
+{
+    reply_key(call, key, "0x%llx", (unsigned long long)value);
+}
+
+void agent_reply_dec(struct agent_call *call, const char *key, uint64_t value)
+{
+    reply_key(call, key, "%llu", (unsigned long long)value);
+}
+
+void agent_reply_int(struct agent_call *call, const char *key, int64_t value)
+{
+    reply_key(call, key, "%lld", (long long)value);
+}
+
+void agent_reply_str(struct agent_call *call, const char *key, const char *value)
+{
+    reply_key(call, key, "%s", value);
+}
+
+void agent_reply_range(struct agent_call *call, const char *key, uint64_t base, uint64_t size)
+{
+    reply_key(call, key, "0x%llx+0x%llx", (unsigned long long)base, (unsigned long long)size);
+}
+
+void agent_reply_hexdata(struct agent_call *call, const char *key, const void *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    struct agent_reply *r = reply_of(call);
+    const uint8_t *bytes = data;
+
+    reply_key(call, key, "%s", "");
+    if (r->overflow || 2 * len >= sizeof(r->keys) - r->keys_len) {
+        r->overflow = true;
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        r->keys[r->keys_len++] = digits[bytes[i] >> 4];
+        r->keys[r->keys_len++] = digits[bytes[i] & 0xf];
+    }
+    r->keys[r->keys_len] = '\0';
+}
+
+IOReturn agent_fail(struct agent_call *call, IOReturn code, const char *fmt, ...)
+{
+    struct agent_reply *r = reply_of(call);
+    va_list ap;
+
+    r->failed = true;
+    r->status = code;
+    r->keys_len = 0; /* keys of the abandoned success path */
+    r->keys[0] = '\0';
+    r->overflow = false;
+    r->text[0] = '\0';
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(r->text, sizeof(r->text), fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+IOReturn agent_fail_fault(struct agent_call *call, const struct fault_info *fault)
+{
+    IOReturn code = fault->write ? kIOReturnNotWritable : kIOReturnNotReadable;
+
+    call->session->counters.faults++;
+    agent_fail(call, code, NULL);
+    agent_reply_hex(call, "esr", fault->esr);
+    agent_reply_hex(call, "far", fault->far);
+    agent_reply_str(call, "fault", fault->kind);
+    if (fault->level != FAULT_NO_LEVEL)
+        agent_reply_int(call, "level", fault->level);
+    return code;
+}
+
+void agent_after_reply(struct agent_call *call, void (*fn)(void *ctx), void *ctx)
+{
+    reply_of(call)->after = fn;
+    reply_of(call)->after_ctx = ctx;
+}
+
+const struct agent_counters *agent_counters(const struct agent_call *call) { return &call->session->counters; }
