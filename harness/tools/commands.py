@@ -185,7 +185,8 @@ class Commands:
             ]
         if isinstance(result, Identity):
             return [local_reply(None, "", va=f"{va:#x}", pa=f"{result.pa:#x}", mmu="off")]
-        assert isinstance(result, Fault)
+        if not isinstance(result, Fault):  # pragma: no cover - WalkResult has three kinds
+            raise IomemError(f"walker answered {result!r}")
         return [
             local_reply("kIOReturnNotReadable", result.reason, fault=result.kind.value, level=result.level)
         ]

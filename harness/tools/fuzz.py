@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.addresses import PhysAddr, VirtAddr
-from harness.errors import GuestError, IomemError
+from harness.errors import GuestError, IomemError, StateError
 from harness.guest import Guest
 from harness.link.protocol import Reply
 from harness.qemu.profile import Profile
@@ -111,7 +111,8 @@ class Fuzzer:
         self.marker_handles |= {md, mapped.number("map")}
         for index in range(2):
             pa = md_pa(g, _object(g, md), index * self.page)
-            assert pa is not None
+            if pa is None:
+                raise IomemError(f"fuzz: marker buffer {md:#x} has no page {index}")
             self.markers.append(Marker(f"buffer page {index}", pa, b"\x3c" * self.page))
 
     def markers_hold(self) -> list[str]:
@@ -262,7 +263,8 @@ class Fuzzer:
     # ------------------------------------------------------------ batches
     def batch(self, count: int, report: Report) -> None:
         console = self.guest.console
-        assert console is not None
+        if console is None:
+            raise StateError("the guest is not booted")
         for _ in range(count):
             if self.rng.random() < 0.15:
                 data = self.raw()

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.addresses import PhysAddr
-from harness.errors import GuestCrashed, GuestError, GuestHung, IomemError
+from harness.errors import GuestCrashed, GuestError, GuestHung, IomemError, StateError
 from harness.guest import Guest
+from harness.link.protocol import Banner
 from harness.oracle.pages import PageBytes
 from harness.oracle.pagewalk import PageWalker, Translation
 from harness.qemu.profile import Profile
@@ -102,9 +103,15 @@ def _leaf(guest: Guest, va: int) -> Translation:
     return result
 
 
+def _banner(guest: Guest) -> Banner:
+    if guest.banner is None:
+        raise StateError("the guest is not booted")
+    return guest.banner
+
+
 def _top_leaf(guest: Guest) -> Translation:
-    assert guest.banner is not None
-    return _leaf(guest, guest.banner.ram_base + guest.banner.ram_size - guest.profile.granule)
+    banner = _banner(guest)
+    return _leaf(guest, banner.ram_base + banner.ram_size - guest.profile.granule)
 
 
 def _pte(guest: Guest, leaf: Translation, set_bits: int = 0, clear_bits: int = 0, flip: int = 0) -> Target:
@@ -117,8 +124,8 @@ def _table_pointer(guest: Guest, w: Workload) -> Target:
     the tables for the value (next table | table | valid)."""
     leaf = _leaf(guest, w.map_va)
     table = leaf.descriptor_pa & ~(guest.profile.granule - 1)
-    assert guest.banner is not None
-    ram = guest.ram.read(PhysAddr(guest.banner.ram_base), guest.banner.ram_size)
+    banner = _banner(guest)
+    ram = guest.ram.read(PhysAddr(banner.ram_base), banner.ram_size)
     needle = struct.pack("<Q", table | 3)
     start = guest.elf.symbol("__page_tables_start").address
     end = guest.elf.symbol("__page_tables_end").address
@@ -133,11 +140,11 @@ def _table_pointer(guest: Guest, w: Workload) -> Target:
             return False
 
     at = ram.find(needle)
-    while at >= 0 and (at % 8 or not is_table(guest.banner.ram_base + at)):
+    while at >= 0 and (at % 8 or not is_table(banner.ram_base + at)):
         at = ram.find(needle, at + 1)
     if at < 0:
         raise IomemError("inject: no table descriptor points at the map's last-level table")
-    pa = guest.banner.ram_base + at
+    pa = banner.ram_base + at
     # Point it at a page of zeros-or-data that is not that table: the next granule.
     return Target(pa, _le(table + guest.profile.granule | 3), f"table descriptor at {pa:#x}")
 

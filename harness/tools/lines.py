@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from harness.errors import InvalidInput
 from harness.link.protocol import MAX_LINE, Reply, parse_reply
 
 QUOTE = 60
@@ -57,7 +58,7 @@ def local_reply(error: str | None, message: str = "", **keys: object) -> Reply:
     line = " ".join(words) + (f" {message}" if message else "")
     reply = parse_reply(line)
     if reply is None:  # pragma: no cover - the words above always parse
-        raise AssertionError(line)
+        raise InvalidInput(f"not a reply: {line!r}")
     return reply
 
 
