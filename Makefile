@@ -5,6 +5,7 @@
 #   make test       everything: lint, types, host tests, hardware tests
 #   make console    interactive console on a fresh guest (PROFILE=virt-4k)
 #   make bench      benchmarks: JSON + table + plots in build/bench
+#   make chaos      200 guests killed, aborted, hung, crashed, starved of disk (not in CI)
 #
 # Every target installs what it needs on a fresh Debian machine (run as root):
 # the apt packages below when their commands are missing, and .venv from pyproject.toml.
@@ -112,7 +113,7 @@ $(HOST_LIB): $(HOST_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h firmwar
 	$(Q)gcc $(HOST_CFLAGS) $(FW_CPPFLAGS) -o $@ $(HOST_SRCS)
 
 # ---------------------------------------------------------------- tests
-.PHONY: test test-hw test-host lint console bench clean
+.PHONY: test test-hw test-host lint console bench clean chaos
 
 # Both use every core (pytest-xdist; the per-profile summary is exact across workers) and
 # list the ten slowest tests at the end. JOBS=1 runs in one process (e.g. to profile).
@@ -130,6 +131,11 @@ lint: $(VENV_STAMP)
 	$(VENV)/bin/mypy
 
 test: lint test-host test-hw
+
+# 200 guests dying every way they can (harness/tools/chaos.py); CI runs one of each in test-hw.
+CHAOS_GUESTS ?= 200
+chaos: $(VENV_STAMP) $(FW_ELF)
+	IOMEM_CHAOS_GUESTS=$(CHAOS_GUESTS) $(VENV)/bin/pytest tests/hw/test_chaos.py $(PYTEST_PAR) $(PYTEST_ARGS)
 
 console: $(VENV_STAMP) $(FW_ELF)
 	$(VENV)/bin/iomem console --profile $(PROFILE)

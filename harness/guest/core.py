@@ -10,6 +10,7 @@ Every call returns parsed values; an ``err`` reply raises :class:`GuestError` un
 from __future__ import annotations
 
 import contextlib
+import signal
 import tempfile
 import time
 import zlib
@@ -18,7 +19,16 @@ from pathlib import Path
 from typing import Self
 
 from harness.addresses import PhysAddr, VirtAddr
-from harness.errors import BuildIdMismatch, GuestCrashed, GuestError, GuestHung, IomemError, StateError
+from harness.errors import (
+    BuildIdMismatch,
+    GuestCrashed,
+    GuestError,
+    GuestHung,
+    IomemError,
+    QemuAborted,
+    QemuKilled,
+    StateError,
+)
 from harness.guest.heap import HeapVerbs
 from harness.image.build import ensure_firmware
 from harness.image.elf import Firmware
@@ -123,7 +133,12 @@ class Guest(HeapVerbs):
         runstate = self.machine.qemu_status()
         if runstate == "gone":
             status = self.machine.wait_exit(2.0)  # the socket can close before the exit is reaped
-            return GuestCrashed(
+            crashed = GuestCrashed
+            if status == -signal.SIGKILL:
+                crashed = QemuKilled
+            elif status == -signal.SIGABRT or "hardware error" in self.machine.stderr_text():
+                crashed = QemuAborted
+            return crashed(
                 f"{what}: QEMU exited with status {status}",
                 reason="qemu exited",
                 command=command,

@@ -11,6 +11,7 @@ the console log, whether or not anyone is waiting for it. When the guest stops a
 from __future__ import annotations
 
 import collections
+import errno
 import socket
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import BinaryIO
 import pexpect
 from pexpect import fdpexpect
 
-from harness.errors import GuestCrashed, IomemError, ProtocolError
+from harness.errors import ArtifactsUnwritable, GuestPanic, IomemError, ProtocolError
 from harness.link.protocol import (
     Banner,
     Event,
@@ -85,6 +86,9 @@ class Console:
         try:
             index = self._child.expect([b"\n", pexpect.TIMEOUT, pexpect.EOF], timeout=max(remaining, 0))
         except OSError as exc:  # ECONNRESET when QEMU dies with bytes unread
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                what = f"cannot write {self.log_path} ({exc.strerror})"
+                raise ArtifactsUnwritable(what, command=command, console_tail=self.tail()) from exc
             raise self._fail(f"the serial line closed ({exc.strerror})", command) from exc
         if index == 1:
             raise self._fail("no reply from the guest", command)
@@ -102,7 +106,7 @@ class Console:
         if event is not None:
             self.events.append(event)
             if event.kind == "panic":
-                raise GuestCrashed(
+                raise GuestPanic(
                     f"guest panic: {event.text}",
                     reason=event.text,
                     command=command,
