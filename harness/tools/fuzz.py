@@ -288,6 +288,21 @@ class Fuzzer:
                 self.track(line, reply)
             report.lines += 1
 
+    def release_all(self) -> None:
+        """Give back everything the batch made (maps first), so the state stays bounded; the
+        handles become stale ones for the next batch."""
+        s, g = self.state, self.guest
+        for line in (
+            [f"map release {h:#x}" for h in s.maps]
+            + [f"md release {h:#x}" for h in reversed(s.mds)]
+            + [f"obj release {h:#x}" for h in s.objects]
+            + [f"free {va:#x} {size:#x}" for va, size in s.pointers]
+        ):
+            g.request(line)
+        s.stale = (s.stale + s.maps + s.mds + s.objects)[-64:]
+        s.freed = (s.freed + s.pointers)[-64:]
+        s.maps, s.mds, s.objects, s.pointers = [], [], [], []
+
     def after_batch(self, report: Report) -> None:
         g = self.guest
         if g.pagesize() != self.page:
@@ -318,5 +333,6 @@ def run(profile: Profile, artifacts: Path, *, lines: int, seed: int, batch: int 
         while report.lines < lines and not report.findings:
             fuzzer.batch(min(batch, lines - report.lines), report)
             fuzzer.after_batch(report)
+            fuzzer.release_all()
         report.seconds = time.monotonic() - start
     return report
