@@ -113,7 +113,7 @@ $(HOST_LIB): $(HOST_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h firmwar
 	$(Q)gcc $(HOST_CFLAGS) $(FW_CPPFLAGS) -o $@ $(HOST_SRCS)
 
 # ---------------------------------------------------------------- tests
-.PHONY: test test-hw test-host lint console bench clean chaos
+.PHONY: test test-hw test-host lint console bench clean chaos mutate
 
 # Both use every core (pytest-xdist; the per-profile summary is exact across workers) and
 # list the ten slowest tests at the end. JOBS=1 runs in one process (e.g. to profile).
@@ -136,6 +136,11 @@ test: lint test-host test-hw
 CHAOS_GUESTS ?= 200
 chaos: $(VENV_STAMP) $(FW_ELF)
 	IOMEM_CHAOS_GUESTS=$(CHAOS_GUESTS) $(VENV)/bin/pytest tests/hw/test_chaos.py $(PYTEST_PAR) $(PYTEST_ARGS)
+
+# Mutation testing of firmware/mm and the agent's parser (harness/tools/mutate.py; slow, not in CI).
+MUTATE_SAMPLE ?= 20
+mutate: $(VENV_STAMP) $(FW_ELF) $(HOST_LIB)
+	$(PY) -m harness.tools.mutate --sample $(MUTATE_SAMPLE) $(MUTATE_ARGS)
 
 console: $(VENV_STAMP) $(FW_ELF)
 	$(VENV)/bin/iomem console --profile $(PROFILE)
