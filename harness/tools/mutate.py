@@ -94,6 +94,8 @@ def describe(original: str, mutant: str) -> tuple[int, str]:
         if tag != "equal":
             before = " ".join(original.splitlines()[i1:i2]).strip()
             after = " ".join(mutant.splitlines()[j1:j2]).strip()
+            if not before:
+                return i1, f"after line {i1}, insert  {after}"
             return i1 + 1, f"{before}  ->  {after}"
     return 0, "(no change)"
 
