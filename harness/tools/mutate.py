@@ -40,7 +40,7 @@ SELECTION: dict[str, tuple[list[str], list[str]]] = {
         ["tests/hw/test_heap_verbs.py", "tests/hw/test_md_buffer.py"],
     ),
     "firmware/mm/pte.c": (
-        ["tests/host/test_pagewalk.py", "tests/host/test_formats.py"],
+        ["tests/host/test_pte.py", "tests/host/test_formats.py"],
         ["tests/hw/test_mmu.py", "tests/hw/test_md_map.py"],
     ),
     "firmware/mm/vm.c": (
