@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,31 @@ def test_verify_accepts_a_sub_past_its_parents_shrunk_length(guest: Guest) -> No
     guest.ok(f"md setlength {md:#x} 0x10")
     reply = _one(guest, ":verify")
     assert reply.ok, reply.line
+
+
+def test_console_takes_harness_commands_and_refuses_bad_lines(profile: object, tmp_path: Path) -> None:
+    import pexpect
+
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "harness", "console", "--log-dir", str(tmp_path)],
+        cwd=str(PROJECT_ROOT),
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        encoding="utf-8",
+        timeout=20,
+    )
+    try:
+        child.expect_exact("iomem> ")
+        child.sendline(":walk 0x40000000")
+        child.expect_exact("ok va=0x40000000 pa=0x40000000")
+        child.sendline("@7 pagesize")
+        child.expect_exact("err kIOReturnBadArgument by=harness")
+        child.sendline(":verify")
+        child.expect_exact("ok oracles=heap,pagewalk,maps,descriptors")
+        child.sendline("pagesize")
+        child.expect_exact("ok page=4096")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
