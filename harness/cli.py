@@ -220,10 +220,11 @@ def cmd_inject(args: argparse.Namespace) -> int:
 
     try:
         profile = profiles.load(args.profile)
-        kinds = args.kind or list(inject.KINDS)
-        unknown = [k for k in kinds if k not in inject.KINDS]
+        known = inject.kinds_for(profile)
+        kinds = args.kind or list(known)
+        unknown = [k for k in kinds if k not in known]
         if unknown:
-            raise InvalidInput(f"no injection kind {unknown[0]!r} (kinds: {', '.join(inject.KINDS)})")
+            raise InvalidInput(f"no injection kind {unknown[0]!r} on {profile.name} ({', '.join(known)})")
         ensure_firmware(profile)
         outcomes = inject.run(profile, _log_dir(args.log_dir, "inject"), kinds)
     except IomemError as exc:

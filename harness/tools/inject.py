@@ -42,6 +42,7 @@ class Workload:
     sub: int
     map_handle: int
     map_va: int
+    dma: int | None = None  # a prepared IODMACommand, on profiles with the SMMU
 
 
 @dataclass
@@ -80,7 +81,11 @@ def workload(guest: Guest) -> Workload:
     md = guest.ok(f"bmd create {3 * page:#x}").number("md")
     sub = guest.ok(f"md sub {md:#x} {page:#x} {page:#x}").number("md")
     mapped = guest.ok(f"md map {md:#x}")
-    return Workload(small, freed, large, handle, md, sub, mapped.number("map"), mapped.number("va"))
+    w = Workload(small, freed, large, handle, md, sub, mapped.number("map"), mapped.number("va"))
+    if guest.profile.iommu != "none":
+        w.dma = guest.ok("dma create bits=32").number("dma")
+        guest.ok(f"dma prepare {w.dma:#x} {md:#x}")
+    return w
 
 
 # ------------------------------------------------------------ finding targets
@@ -278,6 +283,79 @@ KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
 }
 
 
+# ------------------------------------------------------------ SMMU (M1's DMA layer)
+def _domain(guest: Guest) -> tuple[int, int, int]:
+    """(address of edu_domain, its iopt root PA, address of its iova_space)."""
+    dwarf = guest.elf.dwarf
+    base = guest.elf.symbol("edu_domain").address
+    dom, pt = dwarf.struct("dma_domain"), dwarf.struct("iopt")
+    root = _u64(guest, base + dom["pt"].offset + pt["root"].offset)
+    return base, root, base + dom["iova"].offset
+
+
+def _find_u64(guest: Guest, want: Callable[[int], bool], step: int = 8) -> list[int]:
+    banner = _banner(guest)
+    ram = guest.ram.read(PhysAddr(banner.ram_base), banner.ram_size)
+    view = memoryview(ram).cast("Q")
+    return [banner.ram_base + i * 8 for i in range(0, len(view), step // 8) if want(view[i])]
+
+
+def _smmu_cd(guest: Guest) -> int:
+    _, root, _ = _domain(guest)
+    # CD words 2-3 (bytes 8-15) hold TTB0[51:4] (smmuv3.c)
+    hits = _find_u64(guest, lambda v: v & 0x7_FFFF_FFFF_FFF0 == root, step=8)
+    hits = [h - 8 for h in hits if (h - 8) % 64 == 0]
+    if not hits:
+        raise IomemError("inject: no context descriptor holds the domain's root")
+    return hits[0]
+
+
+def _smmu_ste(guest: Guest) -> int:
+    cd = _smmu_cd(guest)
+    hits = [h for h in _find_u64(guest, lambda v: v & 0xFFFF_FFFF_FFC0 == cd and v & 0xF == 0xB, 64)]
+    if not hits:
+        raise IomemError("inject: no stream table entry points at the context descriptor")
+    return hits[0]
+
+
+def _smmu_leaf(guest: Guest, w: Workload) -> Target:
+    """The IO page-table leaf of the buffer's last page (the one `check` translates)."""
+    from harness.tools.structs import md_pa
+
+    pa = md_pa(guest, _object(guest, w.md), 2 * guest.profile.granule)
+    if pa is None:
+        raise IomemError("inject: the buffer has no third page")
+    cpu = {_leaf(guest, w.map_va + 2 * guest.profile.granule).descriptor_pa}
+    buffer_va = guest.ok(f"md info {w.md:#x}")  # the buffer's own kernel mapping
+    if "va" in buffer_va:
+        cpu.add(_leaf(guest, buffer_va.number("va") + 2 * guest.profile.granule).descriptor_pa)
+    hits = [h for h in _find_u64(guest, lambda v: v & 0xFFFF_FFFF_F003 == pa | 3) if h not in cpu]
+    if not hits:
+        raise IomemError("inject: no IO page-table leaf maps the buffer's last page")
+    return Target(hits[0], _le(_u64(guest, hits[0]) & ~1), f"IO leaf at {hits[0]:#x}")
+
+
+SMMU_KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
+    "smmu-ste": lambda g, w: Target(_smmu_ste(g), _le(_u64(g, _smmu_ste(g)) ^ 0x6), "STE config"),
+    "smmu-cd": lambda g, w: Target(
+        _smmu_cd(g) + 8, _le(_u64(g, _smmu_cd(g) + 8) + g.profile.granule), "CD TTB0"
+    ),
+    "smmu-stage1-entry": _smmu_leaf,
+    "iova-allocator-bytes": lambda g, w: _bump(g, "iova_space", _domain(g)[2], "bytes", g.profile.granule),
+    "iova-allocator-range": lambda g, w: _bump(
+        g,
+        "iova_range",
+        _domain(g)[2] + g.elf.dwarf.struct("iova_space")["ranges"].offset,
+        "size",
+        g.profile.granule,
+    ),
+}
+
+
+def kinds_for(profile: Profile) -> dict[str, Callable[[Guest, Workload], Target]]:
+    return {**KINDS, **SMMU_KINDS} if profile.iommu != "none" else dict(KINDS)
+
+
 def _guest_check(guest: Guest) -> str | None:
     try:
         guest.ok("check")
@@ -296,7 +374,7 @@ def run_kind(profile: Profile, kind: str, artifacts: Path) -> Outcome:
             raise IomemError(
                 f"inject {kind}: the workload is not clean before injecting: {before.findings[:3]}"
             )
-        target = KINDS[kind](guest, w)
+        target = kinds_for(profile)[kind](guest, w)
         Commands(guest).poke_ram(target.pa, target.data)
         guest_said = _guest_check(guest)
         verdict = verify(guest) if guest.machine.alive() else None
@@ -306,7 +384,7 @@ def run_kind(profile: Profile, kind: str, artifacts: Path) -> Outcome:
 
 
 def run(profile: Profile, artifacts: Path, kinds: list[str] | None = None) -> list[Outcome]:
-    return [run_kind(profile, k, artifacts) for k in (kinds or list(KINDS))]
+    return [run_kind(profile, k, artifacts) for k in (kinds or list(kinds_for(profile)))]
 
 
 def table(outcomes: list[Outcome]) -> str:

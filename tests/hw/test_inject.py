@@ -64,3 +64,11 @@ def test_inject_command_prints_the_table(profile: Profile, tmp_path: Path) -> No
         check=False,
     )
     assert bad.returncode == 2
+
+
+@pytest.mark.profiles("virt-4k-smmu")
+@pytest.mark.parametrize("kind", list(inject.SMMU_KINDS))
+def test_smmu_corruption_is_detected(profile: Profile, kind: str, tmp_path: Path) -> None:
+    """STE, CD, the IO page table and the IOVA allocator (M1's DMA layer): the guest's `check`."""
+    outcome = inject.run_kind(profile, kind, tmp_path)
+    assert outcome.guest is not None, outcome
