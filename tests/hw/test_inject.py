@@ -21,15 +21,8 @@ HEAP_KINDS = [k for k in inject.KINDS if k.startswith(("heap-", "page-", "object
 def test_injected_corruption_is_detected(profile: Profile, kind: str, tmp_path: Path) -> None:
     outcome = inject.run_kind(profile, kind, tmp_path)
     assert outcome.detected, f"{kind} ({outcome.target}) went unnoticed"
-
-
-@pytest.mark.profiles("virt-4k")
-@pytest.mark.parametrize("kind", HEAP_KINDS)
-def test_allocator_corruption_is_seen_by_both_guest_and_host(
-    profile: Profile, kind: str, tmp_path: Path
-) -> None:
-    outcome = inject.run_kind(profile, kind, tmp_path)
-    assert outcome.guest is not None and "heap" in outcome.oracles, outcome
+    if kind in HEAP_KINDS:  # the allocators are checked twice: by the guest and by the host
+        assert outcome.guest is not None and "heap" in outcome.oracles, outcome
 
 
 @pytest.mark.profiles("virt-4k")
