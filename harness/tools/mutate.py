@@ -33,7 +33,7 @@ from harness import PROJECT_ROOT
 SELECTION: dict[str, tuple[list[str], list[str]]] = {
     "firmware/mm/heap.c": (
         ["tests/host/test_heap.py", "tests/host/test_heap_oracle.py"],
-        ["tests/hw/test_heap_verbs.py", "tests/hw/test_heap_regressions.py"],
+        ["tests/hw/test_heap_verbs.py", "tests/hw/test_heap_regressions.py", "tests/hw/test_inject.py"],
     ),
     "firmware/mm/pages.c": (
         ["tests/host/test_pages.py", "tests/host/test_heap.py"],
@@ -45,7 +45,7 @@ SELECTION: dict[str, tuple[list[str], list[str]]] = {
     ),
     "firmware/mm/vm.c": (
         [],
-        ["tests/hw/test_mmu.py", "tests/hw/test_md_map.py", "tests/hw/test_harness_commands.py"],
+        ["tests/hw/test_mmu.py", "tests/hw/test_vm_edges.py", "tests/hw/test_md_map.py"],
     ),
     "firmware/mm/object.c": (
         ["tests/host/test_object.py"],
