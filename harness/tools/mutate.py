@@ -37,7 +37,7 @@ SELECTION: dict[str, tuple[list[str], list[str]]] = {
     ),
     "firmware/mm/pages.c": (
         ["tests/host/test_pages.py", "tests/host/test_heap.py"],
-        ["tests/hw/test_heap_verbs.py", "tests/hw/test_md_buffer.py"],
+        ["tests/hw/test_heap_verbs.py", "tests/hw/test_md_buffer.py", "tests/hw/test_inject.py"],
     ),
     "firmware/mm/pte.c": (
         ["tests/host/test_pte.py", "tests/host/test_formats.py"],
@@ -49,7 +49,7 @@ SELECTION: dict[str, tuple[list[str], list[str]]] = {
     ),
     "firmware/mm/object.c": (
         ["tests/host/test_object.py"],
-        ["tests/hw/test_objects.py", "tests/hw/test_heap_verbs.py"],
+        ["tests/hw/test_objects.py", "tests/hw/test_heap_verbs.py", "tests/hw/test_inject.py"],
     ),
     "firmware/agent/proto.c": (
         ["tests/host/test_agent_proto.py"],
