@@ -253,6 +253,8 @@ KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
     "table-next-level": _table_pointer,
     "heap-block-size": lambda g, w: _bump(g, "heap_block", _block(g, w.small), "size", 16),
     "heap-block-checksum": lambda g, w: _bump(g, "heap_block", _block(g, w.small), "check", 1),
+    "heap-sentinel-forged": lambda g, w: _forged_header(g, "sentinel", 16),
+    "heap-block-size-forged": lambda g, w: _forged_header(g, "size", 16),
     "heap-block-state": lambda g, w: _bump(g, "heap_block", _block(g, w.small), "state", 1),
     "heap-free-list-link": lambda g, w: _set(g, "heap_free_block", _free_entry(g), "next_free", w.small),
     "heap-fl-bitmap": lambda g, w: _bump(g, "heap_state", _heap_state(g), "fl_bitmap", 1 << _empty_fl_bit(g)),
@@ -333,6 +335,23 @@ def _smmu_leaf(guest: Guest, w: Workload) -> Target:
     if not hits:
         raise IomemError("inject: no IO page-table leaf maps the buffer's last page")
     return Target(hits[0], _le(_u64(guest, hits[0]) & ~1), f"IO leaf at {hits[0]:#x}")
+
+
+def _forged_header(guest: Guest, which: str, delta: int) -> Target:
+    """A block header whose field is wrong but whose checksum is recomputed to match: only a
+    structural check (sizes chain, sentinel) can see it, not the checksum."""
+    from harness.oracle.heap import block_check
+
+    snap = guest.heap_snapshot()
+    chunk = snap.heap.chunks[0]
+    block = chunk.sentinel if which == "sentinel" else chunk.blocks[0]
+    if block is None:
+        raise IomemError("inject: the home chunk has no sentinel")
+    prev = block.prev_size + (delta if which == "sentinel" else 0)
+    size = block.size + (delta if which == "size" else 0)
+    check = block_check(block.address, size, prev, block.requested, block.state)
+    data = struct.pack("<IIIHH", size, prev, block.requested, block.state, check)
+    return Target(block.address, data, f"forged {which} of the header at {block.address:#x}")
 
 
 SMMU_KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
