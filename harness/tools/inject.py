@@ -255,6 +255,7 @@ KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
     "heap-block-checksum": lambda g, w: _bump(g, "heap_block", _block(g, w.small), "check", 1),
     "heap-sentinel-forged": lambda g, w: _forged_header(g, "sentinel", 16),
     "heap-block-size-forged": lambda g, w: _forged_header(g, "size", 16),
+    "heap-chunk-list-emptied": lambda g, w: _chunk_list_emptied(g),
     "heap-block-state": lambda g, w: _bump(g, "heap_block", _block(g, w.small), "state", 1),
     "heap-free-list-link": lambda g, w: _set(g, "heap_free_block", _free_entry(g), "next_free", w.small),
     "heap-fl-bitmap": lambda g, w: _bump(g, "heap_state", _heap_state(g), "fl_bitmap", 1 << _empty_fl_bit(g)),
@@ -352,6 +353,18 @@ def _forged_header(guest: Guest, which: str, delta: int) -> Target:
     check = block_check(block.address, size, prev, block.requested, block.state)
     data = struct.pack("<IIIHH", size, prev, block.requested, block.state, check)
     return Target(block.address, data, f"forged {which} of the header at {block.address:#x}")
+
+
+def _chunk_list_emptied(guest: Guest) -> Target:
+    """heap_state.chunks = NULL and chunk_count = 0 together (consistent with each other): the
+    heap then claims to hold no chunk at all, although its home chunk is never given back."""
+    lay = guest.elf.dwarf.struct("heap_state")
+    base = _heap_state(guest)
+    first, count = lay["chunks"].offset, lay["chunk_count"].offset
+    blob = bytearray(guest.ram.read(PhysAddr(base + first), count + 8 - first))
+    blob[0:8] = bytes(8)
+    blob[count - first : count - first + 8] = bytes(8)
+    return Target(base + first, bytes(blob), "heap_state.chunks and chunk_count")
 
 
 SMMU_KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
