@@ -157,7 +157,7 @@ def test_console_takes_harness_commands_and_refuses_bad_lines(profile: object, t
         cwd=str(PROJECT_ROOT),
         env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
         encoding="utf-8",
-        timeout=20,
+        timeout=60,  # boots, a gdbstub read and :verify: slow only on a loaded machine
     )
     try:
         child.expect_exact("iomem> ")
