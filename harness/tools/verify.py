@@ -275,6 +275,47 @@ def descriptor_problems(guest: Guest, walker: PageWalker, counts: dict[str, int]
             yield f"sub {obj.handle:#x}: [{offset:#x}+{lengths[obj.address]:#x}] outside its parent"
 
 
+def smmu_problems(guest: Guest, counts: dict[str, int]) -> Iterator[str]:
+    """The edu device's SMMU domain through M1's SMMU walker (registers by QEMU's monitor,
+    tables from RAM): its STE and CD resolve, the IO pages mapped are the count the domain
+    keeps, and every booked IOVA range is mapped page by page."""
+    from harness.oracle.smmu import SmmuTranslation, SmmuWalker
+    from harness.oracle.smmu import read_registers as smmu_registers
+
+    qmp = guest.machine.qmp
+    if qmp is None:
+        raise IomemError("no QMP connection to read the SMMU's registers")
+    dwarf = guest.elf.dwarf
+    dom, pt, space, rng = (dwarf.struct(n) for n in ("dma_domain", "iopt", "iova_space", "iova_range"))
+    base = guest.elf.symbol("edu_domain").address
+    blob = guest.ram.read(PhysAddr(base), dom.size)
+    if not dom.read(blob, "ready"):
+        return
+    sid = dom.read(blob, "sid")
+    pages = int.from_bytes(blob[dom["pt"].offset + pt["pages"].offset :][:8], "little")
+    iova_at = dom["iova"].offset
+    count = int.from_bytes(blob[iova_at + space["count"].offset :][:4], "little")
+    ranges = [
+        (
+            int.from_bytes(blob[iova_at + space["ranges"].offset + i * rng.size :][:8], "little"),
+            int.from_bytes(blob[iova_at + space["ranges"].offset + i * rng.size + 8 :][:8], "little"),
+        )
+        for i in range(min(count, space["ranges"].count))
+    ]
+    walker = SmmuWalker(read_phys(guest), smmu_registers(qmp.hmp))
+    leaves = list(walker.iter_mappings(sid))
+    page = guest.profile.granule
+    mapped = sum(leaf.size for leaf in leaves) // page
+    counts["smmu_pages"] = mapped
+    if mapped != pages:
+        yield f"StreamID {sid:#x}: {mapped} IO pages mapped, the domain counts {pages}"
+    for start, size in ranges:
+        for offset in range(0, size, page):
+            if not isinstance(walker.lookup(sid, start + offset), SmmuTranslation):
+                yield f"StreamID {sid:#x}: booked IOVA {start + offset:#x} is not mapped"
+                break
+
+
 def verify(guest: Guest) -> Verdict:
     verdict = Verdict()
     _run(verdict, "heap", lambda: heap_problems(guest, verdict.counts))
@@ -289,6 +330,8 @@ def verify(guest: Guest) -> Verdict:
         w.clear_cache()
         _run(verdict, "maps", lambda: map_problems(guest, w, verdict.counts))
         _run(verdict, "descriptors", lambda: descriptor_problems(guest, w, verdict.counts))
+    if guest.profile.iommu != "none":
+        _run(verdict, "smmu", lambda: smmu_problems(guest, verdict.counts))
     return verdict
 
 
