@@ -105,7 +105,15 @@ class Commands:
         verdict = verify(self.guest)
         counts = {k: v for k, v in verdict.counts.items()}
         if verdict.ok:
-            return [local_reply(None, "", oracles="heap,pagewalk,maps,descriptors", **counts)]
+            return [
+                local_reply(
+                    None,
+                    "",
+                    oracles="heap,pagewalk,maps,descriptors"
+                    + (",smmu" if self.guest.profile.iommu != "none" else ""),
+                    **counts,
+                )
+            ]
         shown = "; ".join(str(f) for f in verdict.findings[:4])
         return [
             local_reply(
