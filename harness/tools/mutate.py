@@ -37,7 +37,12 @@ SELECTION: dict[str, tuple[list[str], list[str]]] = {
     ),
     "firmware/mm/pages.c": (
         ["tests/host/test_pages.py", "tests/host/test_heap.py"],
-        ["tests/hw/test_heap_verbs.py", "tests/hw/test_md_buffer.py", "tests/hw/test_inject.py"],
+        [
+            "tests/hw/test_heap_verbs.py",
+            "tests/hw/test_md_buffer.py",
+            "tests/hw/test_inject.py",
+            "tests/hw/test_dma_bounce.py",
+        ],
     ),
     "firmware/mm/pte.c": (
         ["tests/host/test_pte.py", "tests/host/test_formats.py"],
@@ -70,12 +75,14 @@ class Mutant:
     seconds: float = 0.0
 
 
-def generate(file: str, out: Path) -> list[Path]:
+def generate(tree: Path, file: str, out: Path) -> list[Path]:
+    """Every mutant of ``tree/file``: the scratch copy, so that the mutants are of the same
+    commit as the rest of the tree they are built in (not of a work tree that moved on)."""
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
             str(Path(sys.executable).parent / "mutate"),
-            str(PROJECT_ROOT / file),
+            str(tree / file),
             "--noCheck",
             "--mutantDir",
             str(out),
@@ -172,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Mutant] = []
     try:
         for file in files:
-            candidates = generate(file, out / "mutants" / Path(file).stem)
-            original = (PROJECT_ROOT / file).read_text()
+            candidates = generate(tree, file, out / "mutants" / Path(file).stem)
+            original = (tree / file).read_text()
             rng = random.Random(f"{args.seed}:{file}")
             rng.shuffle(candidates)
             valid = 0
