@@ -7,6 +7,7 @@
 #   make test       everything: lint, types, host tests, hardware tests
 #   make console    interactive console on a fresh guest (PROFILE=virt-4k)
 #   make bench      benchmarks: JSON + table + plots in build/bench
+#   make chaos      200 guests killed, aborted, hung, crashed, starved of disk (not in CI)
 #
 # Every target installs what it needs on a fresh Debian machine (run as root):
 # the apt packages below when their commands are missing, and .venv from pyproject.toml.
@@ -142,7 +143,7 @@ $(HOST_LIB): $(HOST_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h firmwar
 	$(Q)gcc $(HOST_CFLAGS) $(FW_CPPFLAGS) -o $@ $(HOST_SRCS)
 
 # ---------------------------------------------------------------- tests
-.PHONY: test test-hw test-host test-durations lint console bench clean
+.PHONY: test test-hw test-host test-durations lint console bench clean chaos mutate
 
 # Both use every core (pytest-xdist; the per-profile summary is exact across workers) and
 # list the ten slowest tests at the end. JOBS=1 runs in one process (e.g. to profile).
@@ -172,6 +173,16 @@ lint: $(VENV_STAMP)
 	$(VENV)/bin/mypy
 
 test: lint test-host test-hw
+
+# 200 guests dying every way they can (harness/tools/chaos.py); CI runs one of each in test-hw.
+CHAOS_GUESTS ?= 200
+chaos: $(VENV_STAMP) $(FW_ELF)
+	IOMEM_CHAOS_GUESTS=$(CHAOS_GUESTS) $(VENV)/bin/pytest tests/hw/test_chaos.py $(PYTEST_PAR) $(PYTEST_ARGS)
+
+# Mutation testing of firmware/mm and the agent's parser (harness/tools/mutate.py; slow, not in CI).
+MUTATE_SAMPLE ?= 20
+mutate: $(VENV_STAMP) $(FW_ELF) $(HOST_LIB)
+	$(PY) -m harness.tools.mutate --sample $(MUTATE_SAMPLE) $(MUTATE_ARGS)
 
 console: $(VENV_STAMP) $(FW_ELF)
 	$(VENV)/bin/iomem console --profile $(PROFILE)

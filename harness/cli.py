@@ -18,11 +18,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from harness import PROJECT_ROOT, keep
-from harness.errors import IomemError, StateError
+from harness.errors import InvalidInput, IomemError, StateError
 from harness.guest import Guest
 from harness.image.build import ensure_firmware
-from harness.link.protocol import Event, Reply, check_request
+from harness.link.protocol import Event, Reply
 from harness.qemu import profile as profiles
+from harness.tools.commands import Commands
+from harness.tools.lines import HarnessCommand, Line, Refused, bounded_lines, classify
 
 EXIT_OK, EXIT_ERR, EXIT_HARNESS = 0, 1, 2
 LOG_ROOT = PROJECT_ROOT / "build" / "logs"
@@ -80,16 +82,40 @@ def cmd_firmware(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _stdin_lines() -> Iterator[str]:
-    for raw in sys.stdin:
-        if raw.strip():
-            yield raw.rstrip("\n")
+def _checked_args(lines: list[str]) -> list[Line]:
+    """LINE arguments: a malformed one ends the command before any guest boots (exit 2)."""
+    out: list[Line] = []
+    for raw in lines:
+        kind = classify(raw)
+        if kind is None:
+            raise InvalidInput("empty request")
+        if isinstance(kind, Refused):
+            raise InvalidInput(f"bad request: {kind.reply.text}")
+        out.append(kind)
+    return out
+
+
+def _stdin_lines() -> Iterator[Line]:
+    """stdin as a co-process feeds it: a malformed line becomes a local ``err`` reply."""
+    for raw, dropped in bounded_lines(sys.stdin.buffer):
+        kind = classify(raw, overflow=dropped)
+        if kind is not None:
+            yield kind
+
+
+def run_line(guest: Guest, commands: Commands, kind: Line) -> list[Reply]:
+    """The replies to one filtered line: refused locally, a ``:`` command, or the guest's."""
+    if isinstance(kind, Refused):
+        return [kind.reply]
+    if isinstance(kind, HarnessCommand):
+        return commands.run(kind)
+    return [guest.request(kind.line)]
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
     try:
         profile = profiles.load(args.profile)
-        lines: Iterable[str] = [check_request(line) for line in args.lines] if args.lines else _stdin_lines()
+        lines: Iterable[Line] = _checked_args(args.lines) if args.lines else _stdin_lines()
         firmware = ensure_firmware(profile)
     except (IomemError, ValueError) as exc:
         return _fail(str(exc))
@@ -97,15 +123,12 @@ def cmd_exec(args: argparse.Namespace) -> int:
     guest = Guest(profile, _log_dir(args.log_dir, "exec"), firmware=firmware)
     try:
         with guest:
-            for line in lines:
-                try:
-                    line = check_request(line)
-                except ValueError as exc:
-                    return _fail(f"bad request {line!r}: {exc}")
-                reply = guest.request(line)
-                _show(reply, args.json)
-                if not reply.ok:
-                    status = EXIT_ERR
+            commands = Commands(guest)
+            for kind in lines:
+                for reply in run_line(guest, commands, kind):
+                    _show(reply, args.json)
+                    if not reply.ok:
+                        status = EXIT_ERR
     except IomemError as exc:
         return _fail(str(exc), guest)
     except KeyboardInterrupt:
@@ -141,11 +164,12 @@ def _console_loop(guest: Guest) -> None:
             time.sleep(0.05)
 
     console.on_event = show_event
+    commands = Commands(guest)
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     print(
         f"iomem console on {guest.profile.name} (page={guest.banner.page if guest.banner else '?'}); "
-        "`help` lists verbs, Ctrl-D or `quit` powers off."
+        "`help` lists verbs, `:help` the harness's commands, Ctrl-D or `quit` powers off."
     )
     try:
         while True:
@@ -158,17 +182,16 @@ def _console_loop(guest: Guest) -> None:
                 continue
             if line.strip() == "quit":
                 break
-            try:
-                check_request(line)
-            except ValueError as exc:
-                print(f"(not sent: {exc})")
+            kind = classify(line)
+            if kind is None:
                 continue
             busy.set()
             try:
-                reply = console.request(line)
+                replies = run_line(guest, commands, kind)
             finally:
                 busy.clear()
-            _show(reply, False)
+            for reply in replies:
+                _show(reply, False)
     finally:
         stop.set()
         with contextlib.suppress(OSError):
@@ -190,6 +213,42 @@ def cmd_console(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print()
     return EXIT_OK
+
+
+def cmd_inject(args: argparse.Namespace) -> int:
+    from harness.tools import inject
+
+    try:
+        profile = profiles.load(args.profile)
+        known = inject.kinds_for(profile)
+        kinds = args.kind or list(known)
+        unknown = [k for k in kinds if k not in known]
+        if unknown:
+            raise InvalidInput(f"no injection kind {unknown[0]!r} on {profile.name} ({', '.join(known)})")
+        ensure_firmware(profile)
+        outcomes = inject.run(profile, _log_dir(args.log_dir, "inject"), kinds)
+    except IomemError as exc:
+        return _fail(str(exc))
+    print(inject.table(outcomes))
+    return EXIT_OK if all(o.detected for o in outcomes) else EXIT_ERR
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from harness.tools import fuzz
+
+    try:
+        profile = profiles.load(args.profile)
+        ensure_firmware(profile)
+        report = fuzz.run(profile, _log_dir(args.log_dir, "fuzz"), lines=args.lines, seed=args.seed)
+    except IomemError as exc:
+        return _fail(str(exc))
+    print(
+        f"{report.lines} lines ({report.raw_lines} raw) in {report.batches} batches, "
+        f"{report.rate:.0f} lines/s, seed {args.seed}: {len(report.findings)} findings"
+    )
+    for finding in report.findings:
+        print(f"  {finding}")
+    return EXIT_ERR if report.findings else EXIT_OK
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -236,6 +295,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=profiles.DEFAULT_PROFILE)
     p.add_argument("--log-dir")
     p.set_defaults(func=cmd_console)
+
+    p = sub.add_parser("inject", help="corrupt guest RAM kind by kind; table of who detects each")
+    p.add_argument("--profile", default=profiles.DEFAULT_PROFILE)
+    p.add_argument("--kind", action="append", help="only this kind (repeatable)")
+    p.add_argument("--log-dir")
+    p.set_defaults(func=cmd_inject)
+
+    p = sub.add_parser(
+        "fuzz", help="hostile lines and raw bytes; checks guest, oracles and markers per batch"
+    )
+    p.add_argument("--profile", default=profiles.DEFAULT_PROFILE)
+    p.add_argument("--lines", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--log-dir")
+    p.set_defaults(func=cmd_fuzz)
 
     p = sub.add_parser("bench", help="run the benchmarks (JSON + table + plots)")
     p.add_argument("--quick", action="store_true")

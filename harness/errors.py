@@ -15,7 +15,11 @@ The whole tree (classes defined elsewhere are marked with their module)::
     ├── StateError                  a machine/guest used in the wrong runstate
     ├── ProtocolError               the guest broke the serial protocol
     ├── GuestCrashed                ``! panic``, or QEMU stopped underneath a request
+    │   ├── GuestPanic              the guest printed ``! panic`` (ESR/FAR/ELR, symbolized)
+    │   ├── QemuKilled              QEMU died of a signal it cannot catch (SIGKILL)
+    │   └── QemuAborted             QEMU aborted (SIGABRT, ``hw_error``, an assertion)
     ├── GuestHung                   QEMU alive, guest silent (with the PC, if known)
+    ├── ArtifactsUnwritable         the artifact directory cannot be written (full, read-only)
     ├── BuildIdMismatch             the banner's build-id is not the booted ELF's
     ├── GuestError                  a request answered ``err`` where ``ok`` was required
     ├── OracleMismatch              independent sources disagree (names them and their claims)
@@ -119,6 +123,22 @@ class GuestCrashed(IomemError):
         super().__init__(message, command=command, console_tail=console_tail)
         self.reason = reason
         self.registers = dict(registers or {})
+
+
+class GuestPanic(GuestCrashed):
+    """The guest reported ``! panic`` (``registers`` holds ESR/FAR/ELR when it printed them)."""
+
+
+class QemuKilled(GuestCrashed):
+    """QEMU was killed by a signal (SIGKILL: the OOM killer, a person, a chaos test)."""
+
+
+class QemuAborted(GuestCrashed):
+    """QEMU aborted: SIGABRT from ``hw_error()``, an assertion, or a hardware model's fatal error."""
+
+
+class ArtifactsUnwritable(IomemError):
+    """Logs could not be written where the harness keeps them (a full or read-only filesystem)."""
 
 
 class GuestHung(IomemError):

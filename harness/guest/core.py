@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Self
 
 from harness.addresses import PhysAddr, VirtAddr
-from harness.errors import BuildIdMismatch, GuestCrashed, GuestError, GuestHung, IomemError, StateError
+from harness.errors import (
+    BuildIdMismatch,
+    GuestCrashed,
+    GuestError,
+    GuestHung,
+    IomemError,
+    QemuAborted,
+    QemuKilled,
+    StateError,
+)
 from harness.guest.heap import HeapVerbs
 from harness.image.build import ensure_firmware
 from harness.image.elf import Firmware
@@ -129,7 +138,12 @@ class Guest(HeapVerbs):
                 with contextlib.suppress(ValueError):
                     how += f" ({signal.Signals(-status).name})"
             said = qemu_fatal_lines(self.machine.stderr_text())
-            return GuestCrashed(
+            crashed = GuestCrashed
+            if status == -signal.SIGKILL:
+                crashed = QemuKilled
+            elif status == -signal.SIGABRT or said or "hardware error" in self.machine.stderr_text():
+                crashed = QemuAborted
+            return crashed(
                 f"{what}: QEMU exited with {how}" + (": " + "; ".join(said) if said else ""),
                 reason="qemu exited",
                 command=command,

@@ -11,6 +11,7 @@ the console log, whether or not anyone is waiting for it. When the guest stops a
 from __future__ import annotations
 
 import collections
+import errno
 import socket
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import BinaryIO
 import pexpect
 from pexpect import fdpexpect
 
-from harness.errors import GuestCrashed, IomemError, ProtocolError
+from harness.errors import ArtifactsUnwritable, GuestPanic, IomemError, ProtocolError
 from harness.link.protocol import (
     Banner,
     Event,
@@ -85,6 +86,9 @@ class Console:
         try:
             index = self._child.expect([b"\n", pexpect.TIMEOUT, pexpect.EOF], timeout=max(remaining, 0))
         except OSError as exc:  # ECONNRESET when QEMU dies with bytes unread
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                what = f"cannot write {self.log_path} ({exc.strerror})"
+                raise ArtifactsUnwritable(what, command=command, console_tail=self.tail()) from exc
             raise self._fail(f"the serial line closed ({exc.strerror})", command) from exc
         if index == 1:
             raise self._fail("no reply from the guest", command)
@@ -102,7 +106,7 @@ class Console:
         if event is not None:
             self.events.append(event)
             if event.kind == "panic":
-                raise GuestCrashed(
+                raise GuestPanic(
                     f"guest panic: {event.text}",
                     reason=event.text,
                     command=command,
@@ -186,6 +190,31 @@ class Console:
         """Send bytes as they are (for testing the guest's handling of bad input)."""
         with self._lock:
             self._send(data, None)
+
+    def exchange_raw(self, data: bytes, *, timeout: float | None = None) -> tuple[list[Reply], Reply]:
+        """Send bytes as they are, then a tagged ``echo off`` to resynchronise; return the
+        replies the bytes provoked (in order) and the ``echo off`` reply. A half line is ended
+        with a newline first, so the harness's own request stands alone; whatever the bytes did
+        to echo, it is off again afterwards."""
+        if not data.endswith(b"\n"):
+            data += b"\n"
+        with self._lock:
+            tag = self._next_tag
+            self._next_tag = self._next_tag % 0xFFFF_FFFF + 1
+            self._send(data + format_request(tag, "echo off"), None)
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            provoked: list[Reply] = []
+            while True:
+                got = self._next_line(deadline, "(raw bytes) then echo off")
+                if not got or self._handle_unsolicited(got, None):
+                    continue
+                reply = parse_reply(got)
+                if reply is None:
+                    continue  # the echo of what was sent, if the bytes turned echo on
+                if reply.tag == tag and reply.ok:
+                    self.echo = False
+                    return provoked, reply
+                provoked.append(reply)
 
     def raw_exchange(self, data: bytes, *, timeout: float | None = None) -> Reply:
         """Send raw bytes and return the next reply, whatever its tag."""

@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import ctypes
 import enum
+import errno
 import os
 import re
 import shutil
@@ -24,7 +25,7 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.errors import LaunchError, StateError
+from harness.errors import ArtifactsUnwritable, LaunchError, StateError
 from harness.qemu.profile import EDU_SLOT, Profile
 from harness.qemu.qmp import QmpError, QmpSession
 from harness.qemu.ram import RamFile, SharedRam
@@ -40,6 +41,13 @@ class Runstate(enum.Enum):
     PAUSED = "paused"
     RUNNING = "running"
     OFF = "off"
+
+
+_UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _unwritable(where: Path, exc: OSError) -> ArtifactsUnwritable:
+    return ArtifactsUnwritable(f"cannot write the artifacts in {where} ({exc.strerror})")
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -188,42 +196,54 @@ class Machine:
                 stderr="",
                 returncode=None,
             )
-        self.artifacts.mkdir(parents=True, exist_ok=True)
-        self.trace_path.unlink(missing_ok=True)  # QEMU appends to its trace file: start empty
+        try:
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            self.trace_path.unlink(missing_ok=True)  # QEMU appends to its trace file: start empty
+        except OSError as exc:
+            raise _unwritable(self.artifacts, exc) from exc
         ours: list[socket.socket] = []
         theirs: list[socket.socket] = []
-        for _ in range(3 if self.want_gdb else 2):
-            a, b = socket.socketpair()
-            ours.append(a)
-            theirs.append(b)
-        serial, qmp_sock = ours[0], ours[1]
-        self._ram_file = RamFile(self.profile.ram_size)
-        self.cmdline = qemu_command(
-            self.profile,
-            self.firmware,
-            ram_path=self._ram_file.qemu_path,
-            serial_fd=theirs[0].fileno(),
-            qmp_fd=theirs[1].fileno(),
-            gdb_fd=theirs[2].fileno() if self.want_gdb else None,
-            extra_args=self.extra_args,
-            trace_path=str(self.trace_path),
-        )
-        (self.artifacts / "cmdline.txt").write_text(" ".join(self.cmdline) + "\n")
-        pass_fds = [s.fileno() for s in theirs] + [self._ram_file.fd]
-        # Line-buffer QEMU's stdout (it shares the log with stderr): edu's clamp warning is a
-        # printf to stdout, otherwise block-buffered and lost if QEMU is killed.
-        stdbuf = shutil.which("stdbuf")
-        argv = [stdbuf, "-oL", *self.cmdline] if stdbuf else self.cmdline
-        with self.stderr_path.open("wb") as stderr:
-            self.process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                pass_fds=pass_fds,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,
+        try:
+            for _ in range(3 if self.want_gdb else 2):
+                a, b = socket.socketpair()
+                ours.append(a)
+                theirs.append(b)
+            serial, qmp_sock = ours[0], ours[1]
+            self._ram_file = RamFile(self.profile.ram_size)
+            self.cmdline = qemu_command(
+                self.profile,
+                self.firmware,
+                ram_path=self._ram_file.qemu_path,
+                serial_fd=theirs[0].fileno(),
+                qmp_fd=theirs[1].fileno(),
+                gdb_fd=theirs[2].fileno() if self.want_gdb else None,
+                extra_args=self.extra_args,
+                trace_path=str(self.trace_path),
             )
+            (self.artifacts / "cmdline.txt").write_text(" ".join(self.cmdline) + "\n")
+            pass_fds = [s.fileno() for s in theirs] + [self._ram_file.fd]
+            # Line-buffer QEMU's stdout (it shares the log with stderr): edu's clamp warning is a
+            # printf to stdout, otherwise block-buffered and lost if QEMU is killed.
+            stdbuf = shutil.which("stdbuf")
+            argv = [stdbuf, "-oL", *self.cmdline] if stdbuf else self.cmdline
+            with self.stderr_path.open("wb") as stderr:
+                self.process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=stderr,
+                    stderr=stderr,
+                    pass_fds=pass_fds,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if self.die_with_parent else None,
+                )
+        except BaseException as exc:  # nothing of ours may outlive a failed start
+            for sock in ours + theirs:
+                sock.close()
+            if self._ram_file is not None:
+                self._ram_file.close()
+            if isinstance(exc, OSError) and exc.errno in _UNWRITABLE:
+                raise _unwritable(self.artifacts, exc) from exc
+            raise
         _live.add(self)
         self.started_at = time.monotonic()
         for s in theirs:

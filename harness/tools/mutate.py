@@ -1,0 +1,223 @@
+"""``make mutate``: mutation testing of the firmware's C with universalmutator (regexp
+mutants for C), over firmware/mm/ and the agent's parser.
+
+For each file: ``mutate FILE --noCheck`` writes every mutant; a seeded sample of ``--sample``
+of them per file is taken (the full count is in the thousands; the sample is uniform over the
+mutant files, seed in the report). Each sampled mutant goes into a scratch copy of the tree
+(``git archive HEAD``); one that does not build (``make host-lib firmware``) is *invalid*
+and does not count. A valid mutant is run against the host tests, then the hardware tests
+(on virt-4k, plus virt-64k for granule-dependent files) that exercise its file; the first
+failing test kills it. A survivor is listed with its diff line.
+
+Not in CI (minutes per mutant); the score per file goes in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness import PROJECT_ROOT
+
+# file -> (host tests, hardware tests) that exercise it
+SELECTION: dict[str, tuple[list[str], list[str]]] = {
+    "firmware/mm/heap.c": (
+        ["tests/host/test_heap.py", "tests/host/test_heap_oracle.py"],
+        ["tests/hw/test_heap_verbs.py", "tests/hw/test_heap_regressions.py", "tests/hw/test_inject.py"],
+    ),
+    "firmware/mm/pages.c": (
+        ["tests/host/test_pages.py", "tests/host/test_heap.py"],
+        [
+            "tests/hw/test_heap_verbs.py",
+            "tests/hw/test_md_buffer.py",
+            "tests/hw/test_inject.py",
+            "tests/hw/test_dma_bounce.py",
+        ],
+    ),
+    "firmware/mm/pte.c": (
+        ["tests/host/test_pte.py", "tests/host/test_formats.py"],
+        ["tests/hw/test_mmu.py", "tests/hw/test_md_map.py"],
+    ),
+    "firmware/mm/vm.c": (
+        [],
+        ["tests/hw/test_mmu.py", "tests/hw/test_vm_edges.py", "tests/hw/test_md_map.py"],
+    ),
+    "firmware/mm/object.c": (
+        ["tests/host/test_object.py"],
+        ["tests/hw/test_objects.py", "tests/hw/test_heap_verbs.py", "tests/hw/test_inject.py"],
+    ),
+    "firmware/agent/proto.c": (
+        ["tests/host/test_agent_proto.py"],
+        ["tests/hw/test_bad_input.py", "tests/hw/test_memory_verbs.py"],
+    ),
+}
+GRANULE_DEPENDENT = {"firmware/mm/pte.c", "firmware/mm/vm.c", "firmware/mm/pages.c"}
+
+
+@dataclass
+class Mutant:
+    file: str
+    name: str
+    line: int
+    change: str
+    status: str = "pending"  # invalid, killed, survived
+    killed_by: str = ""
+    seconds: float = 0.0
+
+
+def generate(tree: Path, file: str, out: Path) -> list[Path]:
+    """Every mutant of ``tree/file``: the scratch copy, so that the mutants are of the same
+    commit as the rest of the tree they are built in (not of a work tree that moved on)."""
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "mutate"),
+            str(tree / file),
+            "--noCheck",
+            "--mutantDir",
+            str(out),
+        ],
+        capture_output=True,
+        check=True,
+        cwd=out,
+    )
+    stem = Path(file).stem
+    return sorted(p for p in out.iterdir() if p.name.startswith(stem + ".mutant."))
+
+
+def describe(original: str, mutant: str) -> tuple[int, str]:
+    for group in difflib.SequenceMatcher(None, original.splitlines(), mutant.splitlines()).get_opcodes():
+        tag, i1, i2, j1, j2 = group
+        if tag != "equal":
+            before = " ".join(original.splitlines()[i1:i2]).strip()
+            after = " ".join(mutant.splitlines()[j1:j2]).strip()
+            if not before:
+                return i1, f"after line {i1}, insert  {after}"
+            return i1 + 1, f"{before}  ->  {after}"
+    return 0, "(no change)"
+
+
+def scratch_tree() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="iomem-mutate-"))
+    archive = subprocess.run(
+        ["git", "archive", "HEAD"], capture_output=True, check=True, cwd=PROJECT_ROOT
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    (root / "build").mkdir(exist_ok=True)
+    (root / "build" / ".deps-ok").touch()
+    venv = root / ".venv"
+    venv.symlink_to(PROJECT_ROOT / ".venv")
+    return root
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float) -> bool:
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    try:
+        return (
+            subprocess.run(
+                cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout, check=False
+            ).returncode
+            == 0
+        )
+    except subprocess.TimeoutExpired:
+        return False  # a hang is a kill: the tests noticed
+
+
+def try_mutant(tree: Path, mutant: Mutant, source: Path) -> None:
+    start = time.monotonic()
+    target = tree / mutant.file
+    original = target.read_bytes()
+    target.write_bytes(source.read_bytes())
+    try:
+        make = ["make", "-s", "host-lib", "firmware"]
+        if not _run(make, tree, 300):
+            mutant.status = "invalid"
+            return
+        host, hw = SELECTION[mutant.file]
+        py = str(PROJECT_ROOT / ".venv" / "bin" / "python")
+        if host and not _run(
+            [py, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--timeout", "120", *host], tree, 600
+        ):
+            mutant.status, mutant.killed_by = "killed", "host tests"
+            return
+        profiles = ["--profile", "virt-4k"] + (
+            ["--profile", "virt-64k"] if mutant.file in GRANULE_DEPENDENT else []
+        )
+        if hw and not _run(
+            [py, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--timeout", "120", *profiles, *hw],
+            tree,
+            900,
+        ):
+            mutant.status, mutant.killed_by = "killed", "hardware tests"
+            return
+        mutant.status = "survived"
+    finally:
+        target.write_bytes(original)
+        mutant.seconds = time.monotonic() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mutate", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--file", action="append", help="only this file (repeatable)")
+    parser.add_argument("--sample", type=int, default=20, help="valid mutants per file at most")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "build" / "mutate"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    files = args.file or list(SELECTION)
+    tree = scratch_tree()
+    results: list[Mutant] = []
+    try:
+        for file in files:
+            candidates = generate(tree, file, out / "mutants" / Path(file).stem)
+            original = (tree / file).read_text()
+            rng = random.Random(f"{args.seed}:{file}")
+            rng.shuffle(candidates)
+            valid = 0
+            print(f"{file}: {len(candidates)} mutants, sampling until {args.sample} build", flush=True)
+            for path in candidates:
+                if valid >= args.sample:
+                    break
+                line, change = describe(original, path.read_text(errors="replace"))
+                mutant = Mutant(file, path.name, line, change)
+                try_mutant(tree, mutant, path)
+                if mutant.status != "invalid":
+                    valid += 1
+                    results.append(mutant)
+                    print(
+                        f"  {mutant.status:<8} {path.name} :{line} {change[:90]} ({mutant.seconds:.0f} s)",
+                        flush=True,
+                    )
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps([asdict(m) for m in results], indent=1))
+    print(report(results))
+    return 0
+
+
+def report(results: list[Mutant]) -> str:
+    lines = ["| file | valid mutants | killed | score |", "|---|---:|---:|---:|"]
+    for file in dict.fromkeys(m.file for m in results):
+        mine = [m for m in results if m.file == file]
+        killed = sum(m.status == "killed" for m in mine)
+        lines.append(f"| {file} | {len(mine)} | {killed} | {100 * killed / len(mine):.0f} % |")
+    survivors = [m for m in results if m.status == "survived"]
+    if survivors:
+        lines.append("\nsurvivors:")
+        lines += [f"- {m.file}:{m.line} `{m.change}`" for m in survivors]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
