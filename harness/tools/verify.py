@@ -29,7 +29,9 @@ from harness.oracle.translation import perm_of
 if TYPE_CHECKING:
     from harness.guest import Guest
 
-MAP_WINDOW = (0x1_0000_0000, 0x40_0000_0000)  # firmware/mm/vm.h VM_MAP_WINDOW_BASE/END
+# firmware/mm/vm.h VM_MAP_WINDOW_BASE/END; the base moves up past RAM that reaches beyond 4 GiB
+# (struct vm_state.window_base, read from guest RAM by map_window).
+MAP_WINDOW = (0x1_0000_0000, 0x40_0000_0000)
 DEVICE_PAS = ((0x0800_0000, 0x0A00_0000), (0x1000_0000, 0x4000_0000), (0x40_0000_0000, 0x1_0000_0000_0000))
 NORMAL_WB = 0xFF
 DEVICE_NGNRNE = 0x00
@@ -58,6 +60,15 @@ class Verdict:
         return list(dict.fromkeys(f.oracle for f in self.findings))
 
 
+def map_window(guest: Guest) -> tuple[int, int]:
+    """The firmware's run-time mapping window [base, end): its base as ``vm.window_base`` holds
+    it in guest RAM (0 until RAM above 4 GiB moves it), found through the ELF and DWARF."""
+    layout = guest.elf.dwarf.struct("vm_state")
+    blob = guest.ram.read(PhysAddr(guest.elf.symbol("vm").address), layout.size)
+    base = layout.read(blob, "window_base")
+    return (base or MAP_WINDOW[0], MAP_WINDOW[1])
+
+
 def _run(verdict: Verdict, oracle: str, check: Callable[[], Iterable[str]]) -> None:
     try:
         for problem in check():
@@ -80,6 +91,7 @@ def layout_problems(guest: Guest, walker: PageWalker, counts: dict[str, int]) ->
     if banner is None:
         raise IomemError("the guest has not booted")
     ram = (banner.ram_base, banner.ram_base + banner.ram_size)
+    window = map_window(guest)
     sym = {
         n: elf.symbol(n).address
         for n in (
@@ -119,8 +131,8 @@ def layout_problems(guest: Guest, walker: PageWalker, counts: dict[str, int]) ->
             yield f"{at}: access flag clear"
         if leaf.el0 != "none":
             yield f"{at}: accessible from EL0 ({leaf.el0})"
-        if MAP_WINDOW[0] <= va < MAP_WINDOW[1]:
-            if end > MAP_WINDOW[1]:
+        if window[0] <= va < window[1]:
+            if end > window[1]:
                 yield f"{at}: runs past the map window"
             in_ram = ram[0] <= leaf.pa and leaf.pa + leaf.size <= ram[1]
             if not in_ram and not any(lo <= leaf.pa < hi for lo, hi in DEVICE_PAS):

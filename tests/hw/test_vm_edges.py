@@ -8,9 +8,8 @@ import pytest
 
 from harness.guest import Guest
 from harness.oracle.pagewalk import Fault, Translation
-from harness.tools.verify import verify
-
-WINDOW = (0x1_0000_0000, 0x10_0000_0000)  # the raw `vm map` part of the map window (vaspace.h)
+from harness.tools.structs import VASPACE_BASE
+from harness.tools.verify import map_window, verify
 
 
 def _pt_used(guest: Guest) -> int:
@@ -19,11 +18,12 @@ def _pt_used(guest: Guest) -> int:
 
 def test_unmapping_what_is_not_mapped_changes_nothing(guest: Guest) -> None:
     page = guest.profile.granule
-    base = WINDOW[0] + 64 * page
+    window = map_window(guest)  # the raw `vm map` part starts here (above RAM past 4 GiB)
+    base = window[0] + 64 * page
     guest.ok(f"vm map {base:#x} 0x40000000 {3 * page:#x}")
     before = list(guest.walker().iter_mappings())
     used = _pt_used(guest)
-    guest.ok(f"vm unmap {WINDOW[0]:#x} {page:#x}")  # never mapped
+    guest.ok(f"vm unmap {window[0]:#x} {page:#x}")  # never mapped
     guest.ok(f"vm unmap {base + 8 * page:#x} {4 * page:#x}")  # beyond the mapping
     assert list(guest.walker().iter_mappings()) == before and _pt_used(guest) == used
     guest.ok(f"vm unmap {base + page:#x} {page:#x}")  # the middle page only
@@ -45,7 +45,7 @@ def test_running_out_of_page_table_pages_is_an_error_and_leaves_no_trace(guest: 
     baseline = _pt_used(guest)
     mapped: list[int] = []
     failure = None
-    for va in range(WINDOW[0], WINDOW[1], step):
+    for va in range(map_window(guest)[0], VASPACE_BASE, step):  # the raw `vm map` part
         reply = guest.request(f"vm map {va:#x} 0x40000000 {page:#x}")
         if not reply.ok:
             failure = (va, reply)
