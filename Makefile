@@ -97,7 +97,7 @@ HOST_LIB := $(HOST_OUT)/libiomem_host.so
 # The protocol core (agent/{number,reply,grammar,dispatch,session,cmd_proto}.c),
 # the host-only test verbs and ctypes entry points (agent/host/), lib/, and the
 # hardware-free parts of mm/ (allocators, descriptor encoding, format table).
-HOST_AGENT := number reply grammar dispatch session cmd_proto
+HOST_AGENT := number reply grammar dispatch session cmd_proto describe
 HOST_MM := ioreturn iovmpagesize pages heap object pte formats
 HOST_SRCS := $(wildcard $(addprefix firmware/,\
 	$(HOST_AGENT:%=agent/%.c) agent/host/*.c lib/*.c $(HOST_MM:%=mm/%.c)))

@@ -56,7 +56,7 @@ BENCH_WORKLOAD(bench_iomem, IOMalloc, IOFree, counter_now)
 BENCH_WORKLOAD(bench_libc, libc_alloc, libc_free, counter_now)
 BENCH_WORKLOAD(bench_stub, stub_alloc, stub_free, counter_now)
 
-AGENT_COMMAND(cmd_bench_heap, "bench heap", "[OPS] [max=BYTES] [seed=N]")
+AGENT_COMMAND(cmd_bench_heap, "bench heap", "[OPS] [max=BYTES] [seed=N]", "ops max seed calls freq iomem_ticks picolibc_ticks stub_ticks iomem_failed picolibc_failed stub_calls picolibc_calls", "")
 {
     uint64_t ops = 100000, max = 512, seed = 1;
     IOReturn rc;

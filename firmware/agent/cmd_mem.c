@@ -122,7 +122,7 @@ static void do_crc(void *ctx)
 
 /* ---------------------------------------------------------------- verbs */
 
-AGENT_COMMAND(cmd_peek, "peek", "VA [WIDTH]")
+AGENT_COMMAND(cmd_peek, "peek", "VA [WIDTH]", "value", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;
@@ -138,7 +138,7 @@ AGENT_COMMAND(cmd_peek, "peek", "VA [WIDTH]")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_poke, "poke", "VA VALUE [WIDTH]")
+AGENT_COMMAND(cmd_poke, "poke", "VA VALUE [WIDTH]", "value", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;
@@ -158,7 +158,7 @@ AGENT_COMMAND(cmd_poke, "poke", "VA VALUE [WIDTH]")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_read, "read", "VA LEN")
+AGENT_COMMAND(cmd_read, "read", "VA LEN", "data crc32 len", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;
@@ -180,7 +180,7 @@ AGENT_COMMAND(cmd_read, "read", "VA LEN")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_write, "write", "VA [HEX] [data=HEX] [crc32=X]")
+AGENT_COMMAND(cmd_write, "write", "VA [HEX] [data=HEX] [crc32=X]", "len crc32", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;
@@ -233,7 +233,7 @@ static uint32_t crc_of_fill(uint8_t byte, uint64_t len)
     return crc;
 }
 
-AGENT_COMMAND(cmd_fill, "fill", "VA LEN BYTE")
+AGENT_COMMAND(cmd_fill, "fill", "VA LEN BYTE", "len crc32", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;
@@ -253,7 +253,7 @@ AGENT_COMMAND(cmd_fill, "fill", "VA LEN BYTE")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_crc, "crc", "VA LEN")
+AGENT_COMMAND(cmd_crc, "crc", "VA LEN", "len crc32", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;
