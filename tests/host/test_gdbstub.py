@@ -238,6 +238,10 @@ def test_handshake_reads_xml_includes_and_restores_run_state() -> None:
     assert list(stub.xml_files) == ["target.xml", "core.xml", "sys.xml"]
     assert (stub.register("pc").regnum, stub.register("cpsr").bitsize) == (32, 32)
     assert stub.register("sctlr").regnum == 68 + SYS_NAMES.index("SCTLR")
+    # 'c' has no reply: give the fake's thread a moment to read it before looking.
+    deadline = time.monotonic() + 2.0
+    while not server.running and time.monotonic() < deadline:
+        time.sleep(0.001)
     assert server.running                      # was running: resumed with 'c'
     assert server.log[-1] == b"c"
     assert stub.stop_replies == [b"T02thread:01;"]
