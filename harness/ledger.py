@@ -159,6 +159,12 @@ def checked(verb: str, key: str, oracle: str) -> None:
         _current.add((verb, key, oracle))
 
 
+def undeclared(verb: str, key: str) -> None:
+    """Record a reply key that the firmware's table does not declare for ``verb``."""
+    if _current is not None:
+        _current.add((verb, key, "undeclared"))
+
+
 def compare(verb: str, key: str, claimed: object, truth: object, oracle: str, *, what: str = "") -> None:
     """Assert that the guest's claim equals the oracle's value, and record the check."""
     if claimed != truth:

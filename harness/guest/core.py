@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from harness import ledger
 from harness.addresses import PhysAddr, VirtAddr
 from harness.errors import BuildIdMismatch, GuestCrashed, GuestError, GuestHung, IomemError, StateError
 from harness.guest.heap import HeapVerbs
 from harness.image.build import ensure_firmware
 from harness.image.elf import Firmware
 from harness.link.console import Console
+from harness.link.describe import Description, undeclared_keys
+from harness.link.describe import from_elf as describe_elf
 from harness.link.protocol import PROTO_VERSION, Banner, Reply
 from harness.oracle import translation
 from harness.oracle.pagewalk import PageWalker, Regime, WalkResult
@@ -151,10 +154,21 @@ class Guest(HeapVerbs):
         return self.machine.ram
 
     def request(self, line: str, *, timeout: float | None = None) -> Reply:
-        """One request; returns the reply whatever its status."""
+        """One request; returns the reply whatever its status. Reply keys that the firmware's
+        verb table does not declare for the verb are recorded in the claims ledger."""
         if self.console is None:
             raise IomemError("guest not booted", command=line)
-        return self.console.request(line, timeout=timeout)
+        reply = self.console.request(line, timeout=timeout)
+        verb = self.description.verb_of(line)
+        if verb is not None and reply.keys:
+            for key in undeclared_keys(self.description.verbs[verb], reply.keys, error=not reply.ok):
+                ledger.undeclared(verb, key if reply.ok else f"err.{key}")
+        return reply
+
+    @property
+    def description(self) -> Description:
+        """The protocol's description: the booted ELF's verb table (harness.link.describe)."""
+        return describe_elf(self.elf.path)
 
     def ok(self, line: str, *, timeout: float | None = None) -> Reply:
         """One request that must succeed; an ``err`` raises :class:`GuestError`."""
@@ -171,6 +185,8 @@ class Guest(HeapVerbs):
     def err(self, line: str, error: str | None = None) -> Reply:
         """One request that must fail (with ``error`` if given); success raises."""
         reply = self.request(line)
+        if error is not None and reply.error == error and (verb := self.description.verb_of(line)):
+            ledger.checked(verb, ledger.ERROR, "spec")  # the code the spec's table names
         if reply.ok or (error is not None and reply.error != error):
             got = "ok" if reply.ok else reply.error
             raise GuestError(
