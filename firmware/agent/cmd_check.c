@@ -9,6 +9,7 @@
  * blocks: live heap blocks (small and large); free: bytes of the free blocks
  * in the heap's chunks (headers included), as stats heap_free.
  */
+#include "IODMACommand.h"
 #include "OSObject.h"
 #include "agent/agent.h"
 #include "mm/heap.h"
@@ -29,6 +30,8 @@ AGENT_COMMAND(cmd_check, "check", "", "blocks free free_blocks chunks large obje
     struct pages_check_report pages;
     struct heap_check_report heap;
     struct object_check_report objects;
+    const char *dma_error;
+    uint64_t dma_at;
     struct vaspace_check_report vaspace;
 
     if (pages_check(&pages) != kIOReturnSuccess)
@@ -37,6 +40,8 @@ AGENT_COMMAND(cmd_check, "check", "", "blocks free free_blocks chunks large obje
         return check_failed(call, "heap", heap.error ? heap.error : "?", heap.error_address);
     if (object_check(&objects) != kIOReturnSuccess)
         return check_failed(call, "objects", objects.error ? objects.error : "?", objects.error_address);
+    if (dma_check(&dma_error, &dma_at) != kIOReturnSuccess)
+        return check_failed(call, "dma", dma_error ? dma_error : "?", dma_at);
     if (vaspace_check(&vaspace) != kIOReturnSuccess)
         return check_failed(call, "vaspace", vaspace.error ? vaspace.error : "?", vaspace.error_address);
     agent_reply_dec(call, "blocks", heap.blocks);

@@ -9,6 +9,7 @@
  */
 #include <stdint.h>
 
+#include "IODMACommand.h"
 #include "IOReturn.h"
 #include "IOMemoryDescriptor.h"
 #include "OSObject.h"
@@ -75,6 +76,7 @@ static void boot(void)
 
     gic_init();
     gic_enable_spi(VIRT_UART_INTID);
+    dma_init(); /* PCIe, edu, SMMUv3: docs/dma.md */
     /* Asynchronous aborts become panics; IRQ/FIQ stay masked (wfi still wakes on them). */
     __asm__ volatile("msr daifclr, #%0" ::"i"(DAIF_SERROR) : "memory");
 }

@@ -15,6 +15,7 @@
 /* Distributor registers (IHI 0048B, table 4-1). */
 #define GICD_CTLR 0x000
 #define GICD_ISENABLER(n) (0x100 + 4 * (n))
+#define GICD_ICENABLER(n) (0x180 + 4 * (n))
 #define GICD_IPRIORITYR(intid) (0x400 + (intid))   /* byte-accessible */
 #define GICD_ITARGETSR(intid) (0x800 + (intid))    /* byte-accessible */
 #define GICD_ICFGR(n) (0xc00 + 4 * (n))
@@ -62,4 +63,9 @@ void gic_enable_spi(unsigned intid)
     gicd_write8(GICD_IPRIORITYR(intid), IRQ_PRIORITY);
     gicd_write8(GICD_ITARGETSR(intid), TARGET_CPU0);
     gicd_write(GICD_ISENABLER(intid / 32), 1u << (intid % 32));
+}
+
+void gic_disable_spi(unsigned intid)
+{
+    gicd_write(GICD_ICENABLER(intid / 32), 1u << (intid % 32));
 }

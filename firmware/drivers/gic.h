@@ -13,4 +13,7 @@ void gic_init(void);
 /* Route shared peripheral interrupt `intid` (level-sensitive) to CPU 0 and enable it. */
 void gic_enable_spi(unsigned intid);
 
+/* Stop `intid` from being signalled (and from waking wfi) until enabled again. */
+void gic_disable_spi(unsigned intid);
+
 #endif /* IOMEM_DRIVERS_GIC_H */

@@ -28,6 +28,7 @@ typedef kern_return_t IOReturn;
     X(kIOReturnNotAligned, 0xE00002D0)         \
     X(kIOReturnDMAError, 0xE00002D4)           \
     X(kIOReturnBusy, 0xE00002D5)               \
+    X(kIOReturnTimeout, 0xE00002D6)            \
     X(kIOReturnNotReady, 0xE00002D8)           \
     X(kIOReturnNoSpace, 0xE00002DB)            \
     X(kIOReturnMessageTooLarge, 0xE00002E1)    \

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "IOLib.h"
+#include "drivers/dma_config.h"
 #include "lib/bits.h"
 #include "mm/pages.h"
 #include "mm/vaspace.h"
@@ -79,11 +80,30 @@ static void free_pages(IOBufferMemoryDescriptor *bmd)
     }
 }
 
+/* One buffer page: above 4 GiB first when fw_cfg opt/iomem/dma-high asks for it (docs/dma.md). */
+static IOReturn alloc_buffer_page(paddr_t *out)
+{
+    if (platform_dma_high() &&
+        pages_alloc_in(0, PAGE_OWNER_BUFFER, pa_init(DMA_HIGH_BASE), pa_init(UINT64_MAX), out) == kIOReturnSuccess)
+        return kIOReturnSuccess;
+    return pages_alloc(0, PAGE_OWNER_BUFFER, out);
+}
+
 static IOReturn alloc_pages(IOBufferMemoryDescriptor *bmd, uint64_t alignment)
 {
     if (alignment > page_size()) {
         paddr_t run;
-        IOReturn rc = pages_alloc_contig(bmd->page_count, alignment, PAGE_OWNER_BUFFER, &run);
+        unsigned order = pages_order_for(bmd->page_count);
+        IOReturn rc = kIOReturnNoMemory;
+        /*
+         * dma-high: a power-of-two run aligned to no more than its size is one
+         * buddy block, exactly what pages_alloc_contig would record, so it can
+         * be taken above 4 GiB and still freed with pages_free_contig.
+         */
+        if (platform_dma_high() && is_power_of_two(bmd->page_count) && alignment <= (page_size() << order))
+            rc = pages_alloc_in(order, PAGE_OWNER_BUFFER, pa_init(DMA_HIGH_BASE), pa_init(UINT64_MAX), &run);
+        if (rc != kIOReturnSuccess)
+            rc = pages_alloc_contig(bmd->page_count, alignment, PAGE_OWNER_BUFFER, &run);
         if (rc == kIOReturnSuccess)
             bmd->contiguous = run;
         return rc;
@@ -94,7 +114,7 @@ static IOReturn alloc_pages(IOBufferMemoryDescriptor *bmd, uint64_t alignment)
     if (bmd->pages == NULL)
         return kIOReturnNoMemory;
     for (uint64_t i = 0; i < bmd->page_count; i++) {
-        IOReturn rc = pages_alloc(0, PAGE_OWNER_BUFFER, &bmd->pages[i]);
+        IOReturn rc = alloc_buffer_page(&bmd->pages[i]);
         if (rc != kIOReturnSuccess)
             return kIOReturnNoMemory; /* the free hook returns the prefix */
     }

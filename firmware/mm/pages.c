@@ -301,6 +301,63 @@ IOReturn pages_alloc(unsigned order, enum page_owner owner, paddr_t *out)
     return kIOReturnSuccess;
 }
 
+/*
+ * Take the free block of `found` order at `index` out of its list and split
+ * it down to the block of `order` that starts at page `target` (inside it,
+ * aligned to its order); the other halves go back to the free lists.
+ */
+static void carve_block(uint32_t index, unsigned found, uint64_t target, unsigned order)
+{
+    free_list_remove(index, found);
+    while (found > order) {
+        found--;
+        uint32_t upper = index + (uint32_t)order_pages(found);
+        if (target >= upper) {
+            mark_block(index, found, PAGE_STATE_FREE);
+            free_list_push(index, found);
+            index = upper;
+        } else {
+            mark_block(upper, found, PAGE_STATE_FREE);
+            free_list_push(upper, found);
+        }
+    }
+    ASSERT(index == target);
+    pages_state.free_pages -= order_pages(order);
+}
+
+IOReturn pages_alloc_in(unsigned order, enum page_owner owner, paddr_t low, paddr_t high, paddr_t *out)
+{
+    struct page_allocator *st = &pages_state;
+
+    if (order > PAGES_MAX_ORDER || !owner_valid(owner) || out == NULL) {
+        return kIOReturnBadArgument;
+    }
+    if (!st->initialized) {
+        return kIOReturnNoMemory;
+    }
+    uint64_t block_bytes = st->page_size << order;
+    for (unsigned k = order; k <= PAGES_MAX_ORDER; k++) {
+        if (!(st->nonempty_orders & (1u << k))) {
+            continue;
+        }
+        for (uint32_t index = st->free_head[k]; index != PAGES_NO_PAGE; index = st->free_next[index]) {
+            uint64_t start = index_to_pa(index), end = start + (st->page_size << k);
+            uint64_t from = start > pa_addr(low) ? start : pa_addr(low);
+            uint64_t candidate = (from + block_bytes - 1) & ~(block_bytes - 1);
+            if (candidate < from || candidate + block_bytes > end || candidate + block_bytes > pa_addr(high) ||
+                candidate + block_bytes < candidate) {
+                continue;
+            }
+            uint64_t target = (candidate - st->base) >> st->page_shift;
+            carve_block(index, k, target, order);
+            mark_block(target, order, owned_state(owner));
+            *out = pa_init(candidate);
+            return kIOReturnSuccess;
+        }
+    }
+    return kIOReturnNoMemory;
+}
+
 /* Whether a continuation block starts right after the block at index/order. */
 static bool followed_by_continuation(uint64_t index, unsigned order)
 {

@@ -158,6 +158,14 @@ IOReturn pages_alloc_contig(uint64_t page_count, uint64_t alignment, enum page_o
  */
 IOReturn pages_free_contig(paddr_t pa, uint64_t page_count, enum page_owner owner);
 
+/*
+ * As pages_alloc, but the block must lie inside [low, high) (physical): for
+ * memory a device with a limited address reach can use (bounce pages below
+ * 2^bits) or memory kept away from it (buffers above 4 GiB). Scans the free
+ * lists, smallest order first. kIOReturnNoMemory when no free block fits.
+ */
+IOReturn pages_alloc_in(unsigned order, enum page_owner owner, paddr_t low, paddr_t high, paddr_t *out);
+
 /* A block as seen by the queries below. */
 struct page_block {
     paddr_t start;      /* first byte of the block */

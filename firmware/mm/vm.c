@@ -47,7 +47,13 @@ static struct {
     unsigned pa_bits;
     bool booted; /* after vm_init: the public API refuses edits of the image */
     struct vm_table_source source;
+    uint64_t window_base; /* 0 until vm_init_ram moves it: VM_MAP_WINDOW_BASE */
 } vm;
+
+/* The raw window must stay below the descriptor mapping area (mm/vaspace.h, 64 GiB). */
+#define VM_RAW_WINDOW_LIMIT UINT64_C(0x1000000000)
+
+vaddr_t vm_map_window_base(void) { return va_init(vm.window_base ? vm.window_base : VM_MAP_WINDOW_BASE); }
 
 /* ---------------------------------------------------------------- table pool */
 
@@ -535,8 +541,11 @@ void vm_init_ram(const struct mem_layout *layout)
     uint64_t start = pa_addr(layout->scratch.base);
     uint64_t end = pa_addr(mem_range_end(layout->heap));
 
+    /* RAM beyond 4 GiB (DMA profiles): the raw `vm map` window moves up past it. */
     if (end > VM_MAP_WINDOW_BASE)
-        panic("RAM up to 0x%llx overlaps the mapping window at 0x%llx", (unsigned long long)end,
-              (unsigned long long)VM_MAP_WINDOW_BASE);
+        vm.window_base = (end + (UINT64_C(1) << 30) - 1) & ~((UINT64_C(1) << 30) - 1);
+    if (vm.window_base > VM_MAP_WINDOW_BASE && vm.window_base >= VM_RAW_WINDOW_LIMIT)
+        panic("RAM up to 0x%llx overlaps the mapping area at 0x%llx", (unsigned long long)end,
+              (unsigned long long)VM_RAW_WINDOW_LIMIT);
     map_identity("scratch and heap", start, end - start, kIOCopybackCache, VM_PROT_READ | VM_PROT_WRITE);
 }

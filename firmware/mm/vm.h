@@ -86,9 +86,13 @@ const struct pt_geometry *vm_geometry(void);
 /* Physical address bits the tables may output (TCR_EL1.IPS). */
 unsigned vm_pa_bits(void);
 
-/* The VA range reserved for run-time mappings: [VM_MAP_WINDOW_BASE, VM_MAP_WINDOW_END). */
-static inline vaddr_t vm_map_window_base(void) { return va_init(VM_MAP_WINDOW_BASE); }
-static inline uint64_t vm_map_window_size(void) { return VM_MAP_WINDOW_END - VM_MAP_WINDOW_BASE; }
+/*
+ * The VA range reserved for run-time mappings: [VM_MAP_WINDOW_BASE, VM_MAP_WINDOW_END),
+ * except that with RAM reaching beyond 4 GiB (identity mapped) the window starts
+ * at the end of RAM rounded up to 1 GiB (set by vm_init_ram; docs/dma.md).
+ */
+vaddr_t vm_map_window_base(void);
+static inline uint64_t vm_map_window_size(void) { return VM_MAP_WINDOW_END - va_addr(vm_map_window_base()); }
 
 /*
  * Where new translation tables come from. Default: the page-table pool in
