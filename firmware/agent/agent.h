@@ -83,8 +83,10 @@ struct agent_command {
     const char *name;  /* "peek", or "md map" for a family verb */
     const char *usage; /* argument grammar, see above */
     IOReturn (*handler)(struct agent_call *call);
-    const char *replies; /* keys of the ok reply, see above (NULL: not declared) */
-    const char *errors;  /* keys an err reply may carry (NULL: not declared) */
+    struct agent_reply_keys {
+        const char *ok;  /* keys of the ok reply, see above (NULL: not declared) */
+        const char *err; /* keys an err reply may carry (NULL: not declared) */
+    } replies;
 };
 
 /* The keys of the fault reply (agent_fail_fault). */
@@ -98,8 +100,8 @@ struct agent_command {
 #define AGENT_COMMAND(handler_, name_, usage_, ...)                                                  \
     static IOReturn handler_(struct agent_call *call);                                               \
     static const struct agent_command agent_command_##handler_                                       \
-        __attribute__((used, section("agent_commands"), aligned(8))) = {name_, usage_, handler_,    \
-                                                                        __VA_ARGS__};               \
+        __attribute__((used, section("agent_commands"), aligned(8))) = {                           \
+            .name = name_, .usage = usage_, .handler = handler_, .replies = {__VA_ARGS__}};          \
     static IOReturn handler_(__attribute__((unused)) struct agent_call *call)
 
 /* ---------------------------------------------------------------- arguments */
@@ -190,12 +192,14 @@ const struct agent_counters *agent_counters(const struct agent_call *call);
  */
 struct agent_stats_hook {
     void (*fn)(struct agent_call *call);
-    const char *keys; /* the keys fn adds, as a verb's reply keys (NULL: not declared) */
+    struct {
+        const char *ok; /* the keys fn adds, as a verb's reply keys (NULL: not declared) */
+    } keys;
 };
 #define AGENT_STATS(fn_, ...)                                                               \
     static void fn_(struct agent_call *call);                                               \
     static const struct agent_stats_hook agent_stats_##fn_                                  \
-        __attribute__((used, section("agent_stats"), aligned(8))) = {fn_, __VA_ARGS__}; \
+        __attribute__((used, section("agent_stats"), aligned(8))) = {.fn = fn_, .keys = {__VA_ARGS__}}; \
     static void fn_(__attribute__((unused)) struct agent_call *call)
 
 /* ---------------------------------------------------------------- choices */

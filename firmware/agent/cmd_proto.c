@@ -67,7 +67,7 @@ AGENT_COMMAND(cmd_help, "help", "[WORD] [SUB]",
         agent_reply_str(call, "subverb", sub);
     agent_reply_str(call, "usage", agent_describe_words(c->usage, words, sizeof(words)));
     agent_reply_str(call, "keys", agent_describe_replies(c, words, sizeof(words)));
-    agent_reply_str(call, "errkeys", agent_describe_words(c->errors, words, sizeof(words)));
+    agent_reply_str(call, "errkeys", agent_describe_words(c->replies.err, words, sizeof(words)));
     agent_describe_choices(call, c->usage);
     return kIOReturnSuccess;
 }

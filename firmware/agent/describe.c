@@ -87,12 +87,12 @@ const char *agent_describe_replies(const struct agent_command *c, char *out, siz
 {
     size_t used;
 
-    agent_describe_words(c->replies, out, cap);
+    agent_describe_words(c->replies.ok, out, cap);
     used = strlen(out);
     if (strcmp(c->name, "stats") == 0 && __start_agent_stats != NULL) {
         for (const struct agent_stats_hook *h = __start_agent_stats; h < __stop_agent_stats; h++) {
             char keys[AGENT_LINE_MAX];
-            agent_describe_words(h->keys, keys, sizeof(keys));
+            agent_describe_words(h->keys.ok, keys, sizeof(keys));
             if (keys[0] != '\0')
                 append(out, cap, &used, keys, strlen(keys), true);
         }
