@@ -253,3 +253,58 @@ def format_table(figure: Mapping[str, Any]) -> list[str]:
 def write_json(figure: Mapping[str, object], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(figure, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- the README's table
+README_BEGIN = "<!-- claims table: generated from harness/link/claims.toml (python -m harness.ledger) -->"
+README_END = "<!-- end of claims table -->"
+SHORT = {
+    "ram": "guest RAM",
+    "walker": "page walker",
+    "gva2gpa": "QEMU gva2gpa",
+    "gdbstub": "gdbstub registers",
+    "elf": "ELF/DWARF",
+    "heap-decoder": "heap decoder",
+    "model": "reference model",
+    "spec": "spec table",
+    "profile": "machine profile",
+    "smmu": "SMMU walker",
+    "trace": "QEMU trace",
+    "edu": "edu bytes",
+}
+
+
+def readme_table(description: Description, claims: Mapping[str, Mapping[str, Claim]]) -> str:
+    """The README's "what the tests check" table, one row per verb, from the annotations."""
+    rows = [
+        README_BEGIN,
+        "| verb | facts it states (reply keys) | checked against | not facts |",
+        "|---|---|---|---|",
+    ]
+    for verb in sorted(description.verbs):
+        annotated = claims.get(verb, {})
+        keys = ledger_keys(description, verb)
+        facts = [k for k in keys if (c := annotated.get(k)) is not None and c.fact]
+        others = [k for k in keys if (c := annotated.get(k)) is not None and not c.fact]
+        oracles: list[str] = []
+        for k in facts:
+            for o in annotated[k].oracles:
+                if SHORT[o] not in oracles:
+                    oracles.append(SHORT[o])
+        shown = " ".join(f"`{k}`" for k in facts) or "-"
+        rest = " ".join(f"`{k}`" for k in others) or "-"
+        rows.append(f"| `{verb}` | {shown} | {', '.join(oracles) or '-'} | {rest} |")
+    rows.append(README_END)
+    return "\n".join(rows)
+
+
+def main() -> int:
+    from harness.image.build import ensure_firmware
+    from harness.link.describe import from_elf
+
+    print(readme_table(from_elf(ensure_firmware()), load_claims()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

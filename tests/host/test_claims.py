@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hostlib import load
@@ -99,3 +100,11 @@ def test_error_texts_name_the_valid_choices() -> None:
     assert _host_reply(lib, "t-fault x=1").endswith("unknown key 'x' ('t-fault' takes no keys)")
     unknown = _host_reply(lib, "nosuch")
     assert unknown.startswith("err kIOReturnUnsupported unknown verb 'nosuch' (echo,help,t-args")
+
+
+def test_the_readme_table_is_generated_from_the_annotations(description: Description) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    begin, end = readme.index(ledger.README_BEGIN), readme.index(ledger.README_END) + len(ledger.README_END)
+    assert readme[begin:end] == ledger.readme_table(description, ledger.load_claims()), (
+        "README.md's claims table is stale: paste the output of `python -m harness.ledger`"
+    )
