@@ -79,7 +79,8 @@ AGENT_COMMAND(cmd_md_map, "md map",
     if (agent_key(call, "options") != NULL) {
         /* The DriverKit-faithful path: everything comes from the option word. */
         if (cache != NULL || agent_flag(call, "ro") || agent_key(call, "guard") != NULL)
-            return agent_fail(call, kIOReturnBadArgument, "options= carries the cache mode, ro and guard itself");
+            return agent_fail(call, kIOReturnBadArgument,
+                              "the option word carries the cache mode, ro and guard itself: give options= alone");
         rc = IOMemoryDescriptor_CreateMapping(md, options, address, req.offset, req.length, 0, &map);
         if (rc != kIOReturnSuccess)
             return agent_fail(call, rc, "CreateMapping(options=0x%llx) failed", (unsigned long long)options);
@@ -90,7 +91,7 @@ AGENT_COMMAND(cmd_md_map, "md map",
             return rc;
         if (agent_key(call, "address") != NULL) {
             if (agent_key(call, "guard") != NULL)
-                return agent_fail(call, kIOReturnBadArgument, "guard= needs a kernel-chosen address");
+                return agent_fail(call, kIOReturnBadArgument, "a guard (guard=) needs a kernel-chosen address");
             req.fixed = true;
             req.address = address;
         }
