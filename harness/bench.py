@@ -180,6 +180,9 @@ def run_benchmarks(out: Path, *, quick: bool = False) -> int:
         bench_boot(out, repeat) + bench_round_trips(out, repeat * 25) + bench_memory_reads(out, repeat * 5)
     )
     results += bench_guest_heap(out, repeat // 2)
+    from harness.bench_dma import bench_dma  # DMA (M1): edu transfers, prepare/complete, icount
+
+    results += bench_dma(out, repeat)
     meta = {
         "host": platform.node(),
         "python": platform.python_version(),

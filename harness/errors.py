@@ -22,11 +22,15 @@ The whole tree (classes defined elsewhere are marked with their module)::
     ├── ModelError                  a reference model was driven inconsistently (a test bug)
     ├── NotFound (also KeyError)    no such symbol, section, DWARF type, reply key...
     ├── InvalidInput (also ValueError)  a value handed to the harness is malformed
+    │   └── TraceFormatError        oracle/qemu_trace.py: a traced SMMU event in an unknown format
     ├── QmpError                    qemu/qmp.py: QMP failed or answered an error
     ├── GdbStubError                qemu/gdbstub.py: the gdbstub link failed
     │   ├── GdbTimeout              qemu/gdbstub.py: no answer in time
     │   └── MissingRegister         qemu/registers.py: QEMU does not expose a register
     ├── RamOutOfRange               qemu/ram.py: a host access outside guest RAM
+    ├── EduClamped                  guest/dma.py: QEMU's edu masked a DMA address (stdout warning)
+    ├── SmmuError                   oracle/smmu.py: the SMMU walker cannot proceed
+    │   └── CorruptSmmuTable        oracle/smmu.py: an STE/CD/stream table the guest must never write
     └── PagewalkError               oracle/pagewalk.py: the walker cannot proceed
         ├── RegimeError             oracle/pagewalk.py: reserved/unsupported register setting
         └── CorruptTable            oracle/pagewalk.py: a descriptor the guest must never write

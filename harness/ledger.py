@@ -298,13 +298,12 @@ def readme_table(description: Description, claims: Mapping[str, Mapping[str, Cla
     return "\n".join(rows)
 
 
-def main() -> int:
+def main() -> None:
     from harness.image.build import ensure_firmware
     from harness.link.describe import from_elf
 
     print(readme_table(from_elf(ensure_firmware()), load_claims()))
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

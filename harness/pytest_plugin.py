@@ -157,6 +157,11 @@ def make_guest(
         guest.close()
         if guest.machine.alive():
             raise StateError(f"QEMU pid {guest.machine.pid} survived teardown")
+    # edu silently redirects a DMA whose bus address its dma_mask changes; QEMU's only sign is
+    # a line on its stdout. Any such line means a DMA went somewhere nobody asked for.
+    clamps = {g.profile.name: g.machine.edu_clamps() for g in made}
+    if any(clamps.values()):
+        pytest.fail(f"QEMU's edu clamped DMA addresses (asked, used): {clamps}", pytrace=False)
 
 
 @pytest.fixture

@@ -131,11 +131,21 @@ static uint64_t heap_frees(void)
  */
 static IOReturn reject_free(struct agent_call *call, uint64_t va, uint64_t size)
 {
+    static const char *const owners[HEAP_OWNER_COUNT] = {
+        [HEAP_OWNER_CALLER] = "IOMalloc",
+        [HEAP_OWNER_OBJECT] = "an OSObject",
+        [HEAP_OWNER_FIRMWARE] = "the firmware's own metadata",
+    };
     size_t requested;
+    enum heap_owner owner;
 
-    if (heap_lookup((const void *)(uintptr_t)va, &requested) != kIOReturnSuccess)
+    if (heap_lookup_owner((const void *)(uintptr_t)va, &requested, &owner) != kIOReturnSuccess)
         return agent_fail(call, kIOReturnBadArgument, "0x%llx is not the start of a live block; nothing freed",
                           (unsigned long long)va);
+    if (owner != HEAP_OWNER_CALLER)
+        return agent_fail(call, kIOReturnBadArgument,
+                          "block 0x%llx belongs to %s, not to IOMalloc/IONew; nothing freed",
+                          (unsigned long long)va, owners[owner]);
     return agent_fail(call, kIOReturnBadArgument, "block 0x%llx holds %llu bytes, not %llu; nothing freed",
                       (unsigned long long)va, (unsigned long long)requested, (unsigned long long)size);
 }

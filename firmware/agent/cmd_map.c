@@ -117,3 +117,28 @@ AGENT_COMMAND(cmd_map_info, "map info", "MAP", "va offset length cache perm guar
 }
 
 AGENT_COMMAND(cmd_map_release, "map release", "MAP", "refs freed", "") { return held_release(call, HELD_MAP); }
+/* ---------------------------------------------------------------- tasks (§10.2 [Rec]) */
+
+/*
+ * `task` says which task the calls run in; `task N` switches to task N (> 0).
+ * Task 1 is the driver (the default). A buffer records the task that created
+ * it, a mapping the task it is made in: the read-only rule and mapping reuse
+ * depend on them. Handles stay usable across tasks (the bench has one caller).
+ */
+AGENT_COMMAND(cmd_task, "task", "[N]", "task", "")
+{
+    uint64_t task;
+    IOReturn rc;
+
+    if (agent_arg_count(call) > 0) {
+        if ((rc = agent_arg_u64(call, 0, &task)) != kIOReturnSuccess)
+            return rc;
+        if (task == 0 || task > UINT32_MAX)
+            return agent_fail(call, kIOReturnBadArgument, "task %llu: tasks are 1..%u", (unsigned long long)task,
+                              UINT32_MAX);
+        iomd_set_current_task((uint32_t)task);
+    }
+    agent_reply_dec(call, "task", iomd_current_task());
+    return kIOReturnSuccess;
+}
+

@@ -31,7 +31,7 @@ AGENT_COMMAND(cmd_md_length, "md length", "MD", "length", "")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_md_info, "md info", "MD", "kind dir length depth refs [capacity] [va] [pages] [contiguous]", "")
+AGENT_COMMAND(cmd_md_info, "md info", "MD", "kind dir length depth refs [capacity] [va] [pages] [contiguous] [creator]", "")
 {
     IOMemoryDescriptor *md;
     IOBufferMemoryDescriptor *bmd;
@@ -49,6 +49,7 @@ AGENT_COMMAND(cmd_md_info, "md info", "MD", "kind dir length depth refs [capacit
         agent_reply_hex(call, "va", va_addr(bmd->address));
         agent_reply_dec(call, "pages", bmd->page_count);
         agent_reply_dec(call, "contiguous", bmd->pages == NULL);
+        agent_reply_dec(call, "creator", bmd->creator);
     }
     return kIOReturnSuccess;
 }
@@ -87,10 +88,11 @@ AGENT_COMMAND(cmd_md_segments, "md segments", "MD [first=N]", "count [seg<N>] [n
 
     if ((rc = held_md_arg(call, 0, false, &md)) || (rc = agent_key_u64(call, "first", &first)))
         return rc;
-    /* Count first (the reply starts with count=), then list. */
-    for (offset = 0; offset < md->length; count++)
-        if (!next_segment(md, &offset, &start, &len))
-            return agent_fail(call, kIOReturnInternalError, "byte %llu does not resolve", (unsigned long long)offset);
+    /* Count first (the reply starts with count=), then list. The segments end at the first
+     * byte that does not resolve (a sub past its parent's current length, a multi whose part
+     * shrank: XNU's getPhysicalSegment returns nothing there). */
+    for (offset = 0; offset < md->length && next_segment(md, &offset, &start, &len); count++)
+        ;
     agent_reply_dec(call, "count", count);
     offset = 0;
     for (uint64_t index = 0; index < count; index++) {

@@ -30,7 +30,8 @@ extern const OSMetaClass IOBufferMemoryDescriptorMetaClass;
  * §11.1. options: direction bits only (0..3), else kIOReturnBadArgument.
  * alignment above IOVMPageSize and not a power of two: kIOReturnBadArgument
  * ([Rec]). capacity 0, capacity + alignment or the page rounding overflowing,
- * no pages, no VA or no translation tables: kIOReturnNoMemory. Length =
+ * no pages, no VA or no translation tables: kIOReturnNoMemory. The object
+ * registry full (OBJECT_MAX_LIVE live objects): kIOReturnNoResources. Length =
  * capacity. *memory is NULL on failure.
  */
 kern_return_t IOBufferMemoryDescriptor_Create(uint64_t options, uint64_t capacity, uint64_t alignment,

@@ -5,9 +5,11 @@
  *   - every pointer IOMalloc returns is 16-byte aligned;
  *   - IOMalloc(0) returns a unique, valid minimum block, freed with IOFree(p, 0);
  *   - IOFree checks its length against the size the block was requested with;
- *     a mismatch, a pointer that is not the start of a live block, or a double
- *     free is rejected (IOFreeChecked reports kIOReturnBadArgument) and the heap
- *     is left exactly as it was;
+ *     a mismatch, a pointer that is not the start of a live block, a double
+ *     free, or a block of another kind of allocation (an object's memory, a
+ *     descriptor's metadata: anything IOMalloc did not hand out) is rejected
+ *     (IOFreeChecked reports kIOReturnBadArgument) and the heap is left
+ *     exactly as it was;
  *   - IOFree(NULL, n) does nothing.
  * Implemented in firmware/mm/heap.c.
  */

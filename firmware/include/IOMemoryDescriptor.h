@@ -11,11 +11,15 @@
  * A composite holds a reference on each descriptor it is built from; an
  * IOMemoryMap holds one on the descriptor it maps (IOMemoryMap.h).
  *
- * Bytes are resolved through the composites down to a buffer's pages. The
- * layout of a composite is fixed when it is created: a sub-descriptor keeps
- * its range and a multi-descriptor the lengths its parts had then, whatever
- * SetLength does to a buffer later; both stay backed, since a buffer's
- * capacity and pages never change (docs/descriptors.md, "Composites").
+ * Bytes are resolved through the composites down to a buffer's pages, at
+ * every level through current lengths, as XNU's getPhysicalSegment does: a
+ * buffer's bytes end at its current length, a sub-descriptor's at its
+ * parent's (§10.3), and a multi-descriptor walks its parts' current lengths
+ * (§10.4): after a part shrinks, later bytes shift to the next part and the
+ * tail resolves to nothing (no segments, no mapping). A composite's own
+ * length stays what it was at creation. A sub-descriptor is mapped by its
+ * parent (docs/descriptors.md, "Composites"). Every descriptor and map is an
+ * object: a full registry is kIOReturnNoResources.
  *
  * Implemented in firmware/mm/md.c (descriptors) and mm/map.c (mappings);
  * their internals (layouts, kinds, iomem extensions) are mm/md.h and mm/map.h.

@@ -64,6 +64,20 @@ kern_return_t OSObjectAllocate(const OSMetaClass *meta, OSObject **out);
             : (T *)NULL;                                                           \
     })
 
+/*
+ * iomem: OSTypeAlloc that says why it failed. Sets `var` (a T *) to the new
+ * instance or NULL and yields OSObjectAllocate's code: kIOReturnNoResources
+ * when the registry of live objects is full, kIOReturnNoMemory when the heap
+ * is, so the callers can report the two apart.
+ */
+#define OSTypeAllocWithCode(T, var)                                                \
+    __extension__({                                                                \
+        OSObject *ostypealloc_object_ = NULL;                                      \
+        kern_return_t ostypealloc_rc_ = OSObjectAllocate(&T##MetaClass, &ostypealloc_object_); \
+        (var) = (T *)(void *)ostypealloc_object_;                                  \
+        ostypealloc_rc_;                                                           \
+    })
+
 /* +1 / -1; the release that reaches 0 frees the object. A pointer that is not
  * a live object is ignored (object_retain/object_release report it). */
 void OSObjectRetain(const OSObject *object);

@@ -19,6 +19,7 @@
 #include "IOLib.h"
 #include "drivers/dma_config.h"
 #include "lib/bits.h"
+#include "mm/heap.h"
 #include "mm/pages.h"
 #include "mm/vaspace.h"
 #include "mm/vm.h"
@@ -41,20 +42,21 @@ bool bmd_physical_segment(const IOBufferMemoryDescriptor *bmd, uint64_t offset, 
 {
     uint64_t page = page_size(), index = offset / page, bytes;
 
-    if (offset >= bmd->capacity || index >= bmd->page_count)
+    /* Bytes beyond the current length do not resolve (XNU getPhysicalSegment: offset >= _length). */
+    if (offset >= bmd->md.length || index >= bmd->page_count)
         return false;
     *pa = pa_add(page_at(bmd, index), offset % page);
     if (bmd->pages == NULL) {
-        bytes = bmd->capacity - offset;
+        bytes = bmd->md.length - offset;
     } else {
         bytes = page - offset % page;
         while (index + 1 < bmd->page_count &&
-               pa_addr(bmd->pages[index + 1]) == pa_addr(bmd->pages[index]) + page && bytes < bmd->capacity - offset) {
+               pa_addr(bmd->pages[index + 1]) == pa_addr(bmd->pages[index]) + page && bytes < bmd->md.length - offset) {
             bytes += page;
             index++;
         }
-        if (bytes > bmd->capacity - offset)
-            bytes = bmd->capacity - offset;
+        if (bytes > bmd->md.length - offset)
+            bytes = bmd->md.length - offset;
     }
     *run = bytes;
     return true;
@@ -71,7 +73,8 @@ static void free_pages(IOBufferMemoryDescriptor *bmd)
             rc = pages_free(bmd->pages[i], PAGE_OWNER_BUFFER);
             ASSERT(rc == kIOReturnSuccess);
         }
-        IOFree(bmd->pages, bmd->page_count * sizeof(bmd->pages[0]));
+        rc = heap_free(bmd->pages, bmd->page_count * sizeof(bmd->pages[0]), HEAP_OWNER_FIRMWARE);
+        ASSERT(rc == kIOReturnSuccess);
         bmd->pages = NULL;
     } else if (pa_addr(bmd->contiguous) != 0) {
         rc = pages_free_contig(bmd->contiguous, bmd->page_count, PAGE_OWNER_BUFFER);
@@ -110,7 +113,7 @@ static IOReturn alloc_pages(IOBufferMemoryDescriptor *bmd, uint64_t alignment)
     }
     if (bmd->page_count > SIZE_MAX / sizeof(bmd->pages[0]))
         return kIOReturnNoMemory;
-    bmd->pages = IOMallocZero(bmd->page_count * sizeof(bmd->pages[0]));
+    bmd->pages = heap_alloc(bmd->page_count * sizeof(bmd->pages[0]), HEAP_OWNER_FIRMWARE, true);
     if (bmd->pages == NULL)
         return kIOReturnNoMemory;
     for (uint64_t i = 0; i < bmd->page_count; i++) {
@@ -205,12 +208,13 @@ kern_return_t IOBufferMemoryDescriptor_Create(uint64_t options, uint64_t capacit
         return kIOReturnNoMemory;
     (void)sum;
 
-    bmd = OSTypeAlloc(IOBufferMemoryDescriptor);
-    if (bmd == NULL)
-        return kIOReturnNoMemory;
+    /* A full registry is kIOReturnNoResources, told apart from memory (C1). */
+    if ((rc = OSTypeAllocWithCode(IOBufferMemoryDescriptor, bmd)) != kIOReturnSuccess)
+        return rc == kIOReturnNoResources ? rc : kIOReturnNoMemory;
     bmd->md.kind = IOMD_KIND_BUFFER;
     bmd->md.direction = (uint32_t)options;
     bmd->md.depth = 1;
+    bmd->creator = iomd_current_task(); /* XNU Create_Impl: reserved->creator = current_task() */
     bmd->capacity = capacity;
     bmd->alignment = alignment;
     bmd->page_count = rounded / page;

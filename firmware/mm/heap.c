@@ -96,6 +96,41 @@ static void block_set_prev_size(struct heap_block *block, uint32_t prev_size)
 
 static inline bool block_intact(const struct heap_block *block) { return block->check == block_check(block); }
 
+/* The used state of each owner's small blocks and the magic of its large blocks. */
+static const uint16_t owner_state[HEAP_OWNER_COUNT] = {
+    [HEAP_OWNER_CALLER] = HEAP_BLOCK_USED,
+    [HEAP_OWNER_OBJECT] = HEAP_BLOCK_USED_OBJECT,
+    [HEAP_OWNER_FIRMWARE] = HEAP_BLOCK_USED_FIRMWARE,
+};
+static const uint32_t owner_magic[HEAP_OWNER_COUNT] = {
+    [HEAP_OWNER_CALLER] = HEAP_LARGE_MAGIC,
+    [HEAP_OWNER_OBJECT] = HEAP_LARGE_MAGIC_OBJECT,
+    [HEAP_OWNER_FIRMWARE] = HEAP_LARGE_MAGIC_FIRMWARE,
+};
+
+/* The owner of a used small block's state; false for any other state. */
+static bool state_owner(uint16_t state, enum heap_owner *owner)
+{
+    for (unsigned i = 0; i < HEAP_OWNER_COUNT; i++) {
+        if (owner_state[i] == state) {
+            *owner = (enum heap_owner)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool magic_owner(uint32_t magic, enum heap_owner *owner)
+{
+    for (unsigned i = 0; i < HEAP_OWNER_COUNT; i++) {
+        if (owner_magic[i] == magic) {
+            *owner = (enum heap_owner)i;
+            return true;
+        }
+    }
+    return false;
+}
+
 static inline struct heap_block *block_next(struct heap_block *block)
 {
     return (struct heap_block *)(void *)((uint8_t *)block + block->size);
@@ -335,7 +370,7 @@ static uint32_t small_block_size(size_t requested)
     return size < HEAP_MIN_BLOCK ? HEAP_MIN_BLOCK : size;
 }
 
-static void *small_alloc(size_t requested)
+static void *small_alloc(size_t requested, enum heap_owner owner)
 {
     struct heap_state *h = &heap_state;
     uint32_t need = small_block_size(requested);
@@ -368,7 +403,7 @@ static void *small_alloc(size_t requested)
         h->free_bytes -= block->size;
         h->free_blocks--;
     }
-    block_write(block, block->size, block->prev_size, (uint32_t)requested, HEAP_BLOCK_USED);
+    block_write(block, block->size, block->prev_size, (uint32_t)requested, (enum heap_block_state)owner_state[owner]);
 
     struct heap_chunk *chunk = chunk_of(block);
     used_bit_set(chunk, granule_of(chunk, block), true);
@@ -433,7 +468,7 @@ static uint64_t large_pages_for(uint64_t requested)
     return (requested + HEAP_BLOCK_HEADER_SIZE + page_size - 1u) / page_size;
 }
 
-static void *large_alloc(size_t requested)
+static void *large_alloc(size_t requested, enum heap_owner owner)
 {
     struct heap_state *h = &heap_state;
     uint64_t page_count = large_pages_for(requested);
@@ -444,7 +479,7 @@ static void *large_alloc(size_t requested)
     }
     struct heap_large_header *header = pages_pa_to_ptr(pa);
     header->requested = requested;
-    header->magic = HEAP_LARGE_MAGIC;
+    header->magic = owner_magic[owner];
     header->check = large_check(header);
     h->large_blocks++;
     h->large_pages += page_count;
@@ -454,7 +489,8 @@ static void *large_alloc(size_t requested)
 
 static bool large_intact(const struct heap_large_header *header)
 {
-    return header->magic == HEAP_LARGE_MAGIC && header->check == large_check(header) &&
+    enum heap_owner owner;
+    return magic_owner(header->magic, &owner) && header->check == large_check(header) &&
            header->requested >= HEAP_LARGE_MIN;
 }
 
@@ -466,6 +502,7 @@ struct resolved_block {
     struct heap_block *block;          /* small: its header */
     struct heap_large_header *large;   /* large: its header */
     size_t requested;
+    enum heap_owner owner;
 };
 
 /*
@@ -497,7 +534,7 @@ static bool resolve(const void *ptr, struct resolved_block *out)
         struct heap_block *block = (struct heap_block *)header_addr;
         if (holder.order != chunk_order() || chunk->magic != HEAP_CHUNK_MAGIC ||
             !used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) ||
-            block->state != HEAP_BLOCK_USED) {
+            !state_owner(block->state, &out->owner)) {
             return false;
         }
         out->chunk = chunk;
@@ -507,7 +544,7 @@ static bool resolve(const void *ptr, struct resolved_block *out)
     }
     if (page_state_is_owner(holder.state, PAGE_OWNER_HEAP_LARGE)) {
         struct heap_large_header *large = (struct heap_large_header *)header_addr;
-        if (pa_addr(holder.start) != header_addr || !large_intact(large)) {
+        if (pa_addr(holder.start) != header_addr || !large_intact(large) || !magic_owner(large->magic, &out->owner)) {
             return false;
         }
         out->large = large;
@@ -517,7 +554,7 @@ static bool resolve(const void *ptr, struct resolved_block *out)
     return false;
 }
 
-IOReturn heap_lookup(const void *ptr, size_t *requested)
+IOReturn heap_lookup_owner(const void *ptr, size_t *requested, enum heap_owner *owner)
 {
     struct resolved_block found;
 
@@ -527,38 +564,41 @@ IOReturn heap_lookup(const void *ptr, size_t *requested)
     if (requested != NULL) {
         *requested = found.requested;
     }
+    if (owner != NULL) {
+        *owner = found.owner;
+    }
     return kIOReturnSuccess;
 }
 
+IOReturn heap_lookup(const void *ptr, size_t *requested) { return heap_lookup_owner(ptr, requested, NULL); }
+
 /* ------------------------------------------------------------ IOLib.h */
 
-void *IOMalloc(size_t length)
+void *heap_alloc(size_t length, enum heap_owner owner, bool zero)
 {
     struct heap_state *h = &heap_state;
 
-    if (!h->initialized) {
+    if (!h->initialized || (unsigned)owner >= HEAP_OWNER_COUNT) {
         return NULL;
     }
-    void *ptr = length < HEAP_LARGE_MIN ? small_alloc(length) : large_alloc(length);
+    void *ptr = length < HEAP_LARGE_MIN ? small_alloc(length, owner) : large_alloc(length, owner);
     if (ptr != NULL) {
         ASSERT((uintptr_t)ptr % HEAP_ALIGN == 0);
         h->allocs++;
+        if (zero) {
+            memset(ptr, 0, length);
+        }
     } else {
         h->alloc_failures++;
     }
     return ptr;
 }
 
-void *IOMallocZero(size_t length)
-{
-    void *ptr = IOMalloc(length);
-    if (ptr != NULL) {
-        memset(ptr, 0, length);
-    }
-    return ptr;
-}
+void *IOMalloc(size_t length) { return heap_alloc(length, HEAP_OWNER_CALLER, false); }
 
-IOReturn IOFreeChecked(void *address, size_t length)
+void *IOMallocZero(size_t length) { return heap_alloc(length, HEAP_OWNER_CALLER, true); }
+
+IOReturn heap_free(void *address, size_t length, enum heap_owner owner)
 {
     struct heap_state *h = &heap_state;
     struct resolved_block found;
@@ -566,7 +606,9 @@ IOReturn IOFreeChecked(void *address, size_t length)
     if (address == NULL) {
         return kIOReturnSuccess;
     }
-    if (!resolve(address, &found) || found.requested != length) {
+    /* Another owner's block is refused like a foreign pointer: IOFree must not take an
+     * object's memory or a descriptor's metadata, whatever size the caller names. */
+    if (!resolve(address, &found) || found.requested != length || found.owner != owner) {
         return kIOReturnBadArgument;
     }
     if (found.block != NULL) {
@@ -583,6 +625,8 @@ IOReturn IOFreeChecked(void *address, size_t length)
     h->frees++;
     return kIOReturnSuccess;
 }
+
+IOReturn IOFreeChecked(void *address, size_t length) { return heap_free(address, length, HEAP_OWNER_CALLER); }
 
 void IOFree(void *address, size_t length) { (void)IOFreeChecked(address, length); }
 
@@ -643,7 +687,8 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
             block->size > (uint32_t)((uint8_t *)sentinel - (uint8_t *)block)) {
             return check_fail(report, "block size out of range", block);
         }
-        bool used = block->state == HEAP_BLOCK_USED;
+        enum heap_owner owner;
+        bool used = state_owner(block->state, &owner);
         if (used != used_bit(chunk, granule_of(chunk, block))) {
             return check_fail(report, "used_map disagrees with the block state", block);
         }

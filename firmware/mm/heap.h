@@ -63,8 +63,24 @@
  * looks like a header even before the checksum is tested. */
 enum heap_block_state {
     HEAP_BLOCK_FREE = 0xF4EE,
-    HEAP_BLOCK_USED = 0xA110,
-    HEAP_BLOCK_SENTINEL = 0x5E47, /* the header that closes a chunk */
+    HEAP_BLOCK_USED = 0xA110,          /* used, the caller's: from IOMalloc/IONew (HEAP_OWNER_CALLER) */
+    HEAP_BLOCK_USED_OBJECT = 0xA0B1,   /* used, an OSObject instance (HEAP_OWNER_OBJECT) */
+    HEAP_BLOCK_USED_FIRMWARE = 0xA1F3, /* used, firmware metadata (HEAP_OWNER_FIRMWARE) */
+    HEAP_BLOCK_SENTINEL = 0x5E47,      /* the header that closes a chunk */
+};
+
+/*
+ * Who a used block belongs to. IOFree/IODelete take only HEAP_OWNER_CALLER
+ * blocks (what IOMalloc/IONew handed out); an object's memory or a
+ * descriptor's metadata is refused however its pointer and size were
+ * obtained (driverkit-memory.md §2 [Rec]). A small block says it in its
+ * state, a large block in its magic.
+ */
+enum heap_owner {
+    HEAP_OWNER_CALLER = 0, /* IOMalloc / IOMallocZero (and so IONew / IONewZero) */
+    HEAP_OWNER_OBJECT,     /* OSObjectAllocate (object.c) */
+    HEAP_OWNER_FIRMWARE,   /* the firmware's own tables (a buffer's page list, the object registry) */
+    HEAP_OWNER_COUNT,
 };
 
 /*
@@ -92,7 +108,9 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 
 /* "IOMCHUNK" and "LARG" as they read in a little-endian memory dump. */
 #define HEAP_CHUNK_MAGIC UINT64_C(0x4b4e5548434d4f49)
-#define HEAP_LARGE_MAGIC UINT32_C(0x4752414c)
+#define HEAP_LARGE_MAGIC UINT32_C(0x4752414c)          /* "LARG": HEAP_OWNER_CALLER */
+#define HEAP_LARGE_MAGIC_OBJECT UINT32_C(0x4a424f4c)   /* "LOBJ": HEAP_OWNER_OBJECT */
+#define HEAP_LARGE_MAGIC_FIRMWARE UINT32_C(0x4d57464c) /* "LFWM": HEAP_OWNER_FIRMWARE */
 
 /* The head of a chunk. used_map has one bit per 16-byte granule of the chunk:
  * bit g is set exactly when a used block's header starts at chunk + 16 g.
@@ -114,7 +132,7 @@ struct heap_chunk {
 /* The 16 bytes at the start of a large block's page run. */
 struct heap_large_header {
     uint64_t requested; /* the caller's length */
-    uint32_t magic;     /* HEAP_LARGE_MAGIC */
+    uint32_t magic;     /* HEAP_LARGE_MAGIC* of its owner */
     uint32_t check;     /* checksum of requested and the header's address */
 };
 _Static_assert(sizeof(struct heap_large_header) == HEAP_BLOCK_HEADER_SIZE, "16-byte large header");
@@ -164,6 +182,23 @@ IOReturn heap_init(void);
  * Returns kIOReturnSuccess or kIOReturnBadArgument.
  */
 IOReturn heap_lookup(const void *ptr, size_t *requested);
+
+/* heap_lookup that also says who the block belongs to (*owner may be NULL). */
+IOReturn heap_lookup_owner(const void *ptr, size_t *requested, enum heap_owner *owner);
+
+/*
+ * The allocator behind IOMalloc for the firmware's own memory: `owner` tags
+ * the block (never HEAP_OWNER_CALLER from inside the firmware). `zero`: every
+ * byte reads 0. NULL when there is no memory. Counted in allocs like IOMalloc.
+ */
+void *heap_alloc(size_t length, enum heap_owner owner, bool zero);
+
+/*
+ * Frees a block of `owner` allocated with `length`. Returns kIOReturnSuccess
+ * (or for NULL) or kIOReturnBadArgument: not a live block start, another
+ * size, or a block of another owner; nothing changes then.
+ */
+IOReturn heap_free(void *address, size_t length, enum heap_owner owner);
 
 struct heap_stats {
     uint64_t used_bytes;

@@ -18,6 +18,8 @@
  */
 #include "mm/map.h"
 
+#include "mm/bmd.h"
+
 #include "arch/arm64/cache.h"
 #include "mm/pages.h"
 #include "mm/vaspace.h"
@@ -102,6 +104,7 @@ struct extent {
 struct extent_iter {
     const IOMemoryDescriptor *md;
     uint64_t pos, end;
+    bool short_; /* stopped at a byte that does not resolve */
 };
 
 /* The next maximal physically contiguous run of [pos, end); false at the end. */
@@ -112,9 +115,12 @@ static bool extent_next(struct extent_iter *it, struct extent *e)
 
     if (it->pos >= it->end)
         return false;
-    /* The range was checked against the descriptor's length, so every byte resolves. */
-    bool resolved = iomd_physical_segment(it->md, it->pos, &pa, &run);
-    ASSERT(resolved);
+    /* Every level resolves through current lengths (§10.3, §10.4): a byte past a part
+     * that shrank resolves to nothing. layout() runs first and reports that. */
+    if (!iomd_physical_segment(it->md, it->pos, &pa, &run)) {
+        it->short_ = true;
+        return false;
+    }
     e->pa = pa;
     e->len = run < it->end - it->pos ? run : it->end - it->pos;
     it->pos += e->len;
@@ -134,10 +140,10 @@ static bool extent_next(struct extent_iter *it, struct extent *e)
 static IOReturn layout(const IOMemoryDescriptor *md, uint64_t offset, uint64_t length, uint64_t *first,
                        uint64_t *size)
 {
-    struct extent_iter it = {md, offset, offset + length};
+    struct extent_iter it = {md, offset, offset + length, false};
     struct extent e;
     uint64_t v = 0;
-    bool start = true;
+    bool start = true, misaligned = false;
 
     while (extent_next(&it, &e)) {
         if (start) {
@@ -145,10 +151,16 @@ static IOReturn layout(const IOMemoryDescriptor *md, uint64_t offset, uint64_t l
             *first = v;
             start = false;
         } else if ((v & page_mask()) != 0 || (pa_addr(e.pa) & page_mask()) != 0) {
-            return kIOReturnNotAligned;
+            misaligned = true;
         }
         v += e.len;
     }
+    /* XNU IOMultiMemoryDescriptor::doMap: the parts' current lengths end before the range.
+     * That is reported first, whatever the parts' alignment. */
+    if (it.short_)
+        return kIOReturnUnderrun;
+    if (misaligned)
+        return kIOReturnNotAligned;
     *size = round_up(v);
     return kIOReturnSuccess;
 }
@@ -156,7 +168,7 @@ static IOReturn layout(const IOMemoryDescriptor *md, uint64_t offset, uint64_t l
 /* Step 4 (and again after the unmap): clean + invalidate the pages of the range to PoC. */
 static void clean_range(const IOMemoryDescriptor *md, uint64_t offset, uint64_t length)
 {
-    struct extent_iter it = {md, offset, offset + length};
+    struct extent_iter it = {md, offset, offset + length, false};
     struct extent e;
 
     while (extent_next(&it, &e)) {
@@ -171,7 +183,7 @@ static void clean_range(const IOMemoryDescriptor *md, uint64_t offset, uint64_t 
 static IOReturn map_extents(const IOMemoryDescriptor *md, uint64_t offset, uint64_t length, uint64_t map_start,
                             uint64_t first, struct vm_attrs attrs)
 {
-    struct extent_iter it = {md, offset, offset + length};
+    struct extent_iter it = {md, offset, offset + length, false};
     struct extent e;
     uint64_t v = first;
 
@@ -190,21 +202,69 @@ static IOReturn map_extents(const IOMemoryDescriptor *md, uint64_t offset, uint6
 
 /* ------------------------------------------------------------ IOMemoryMap */
 
+/* The live maps, oldest first: where CreateMapping looks for a compatible one (reuse). */
+static IOMemoryMap *map_list;
+
+static void list_append(IOMemoryMap *map)
+{
+    IOMemoryMap **link = &map_list;
+    while (*link != NULL)
+        link = &(*link)->next;
+    map->next = NULL;
+    *link = map;
+}
+
+static void list_remove(IOMemoryMap *map)
+{
+    for (IOMemoryMap **link = &map_list; *link != NULL; link = &(*link)->next) {
+        if (*link == map) {
+            *link = map->next;
+            map->next = NULL;
+            return;
+        }
+    }
+}
+
+/* Unmap [start, start + size) and, for an uncached alias, clean + invalidate its pages to PoC
+ * afterwards; the PAs come from the tables themselves (vm_translate), so this holds whatever
+ * happened to the descriptor's length since. */
+static void unmap_pages(uint64_t start, uint64_t size, bool cacheable)
+{
+    IOReturn rc;
+
+    if (cacheable) {
+        rc = vm_unmap(va_init(start), size); /* break-before-make, TLBI (vm.c) */
+        ASSERT(rc == kIOReturnSuccess);
+        return;
+    }
+    for (uint64_t va = start; va < start + size; va += IOVMPageSize) {
+        struct vm_translation t;
+        bool mapped = vm_translate(va_init(va), &t);
+        ASSERT(mapped);
+        rc = vm_unmap(va_init(va), IOVMPageSize);
+        ASSERT(rc == kIOReturnSuccess);
+        uintptr_t pa = (uintptr_t)round_down(pa_addr(t.pa));
+        uintptr_t id = (uintptr_t)va_addr(va_from_pa_identity(pa_init(pa)));
+        (void)dcache_clean_invalidate_poc(id, id + IOVMPageSize);
+    }
+}
+
 static void map_free(OSObject *object)
 {
     IOMemoryMap *map = (IOMemoryMap *)object;
     IOReturn rc;
 
-    if (map->map_size == 0)
+    if (map->memory == NULL)
         return; /* never initialised */
-    rc = vm_unmap(va_init(map->map_start), map->map_size); /* break-before-make, TLBI (vm.c) */
-    ASSERT(rc == kIOReturnSuccess);
-    if (!iomd_cache_mode_is_cacheable(map->cache))
-        clean_range(map->memory, map->offset, map->length);
-    rc = vaspace_free(va_init(map->map_start));
-    ASSERT(rc == kIOReturnSuccess);
+    list_remove(map);
+    if (map->super == NULL) {
+        unmap_pages(map->map_start, map->map_size, iomd_cache_mode_is_cacheable(map->cache));
+        rc = vaspace_free(va_init(map->map_start));
+        ASSERT(rc == kIOReturnSuccess);
+    }
     map->map_size = 0;
     live_maps--;
+    OSSafeReleaseNULL(map->super); /* a shared VA goes with its last user */
     OSSafeReleaseNULL(map->memory);
 }
 
@@ -233,11 +293,95 @@ static uint64_t guard_bytes(enum iomd_guard guard)
     }
 }
 
+/*
+ * XNU CreateMapping_Impl (IOUserServer.cpp): ReadOnly asked for, or an Out-only
+ * descriptor, makes the mapping read-only only when the caller is not the
+ * buffer's creator: `if (!reserved || current_task() != reserved->creator)`.
+ * Only a buffer records a creator; a sub or multi descriptor has none, so for
+ * it the rule always applies. A driver mapping its own buffer with ReadOnly
+ * gets a writable mapping.
+ */
+bool iomd_map_read_only(const IOMemoryDescriptor *md, bool asked, uint32_t task)
+{
+    const IOBufferMemoryDescriptor *bmd =
+        md->kind == IOMD_KIND_BUFFER ? (const IOBufferMemoryDescriptor *)md : NULL;
+
+    if (!asked && md->direction != kIOMemoryDirectionOut)
+        return false;
+    return bmd == NULL || task != bmd->creator;
+}
+
+/*
+ * XNU IOMemoryMap::copyCompatible: whether `old` can stand for a new mapping of
+ * [offset, offset + length) of the same descriptor in the same task. Read-only
+ * and the guard class must match; a Default request takes any cache mode, any
+ * other must be the old one's; a fixed request must name the old address; the
+ * range must lie inside the old one.
+ */
+static bool compatible(const IOMemoryMap *old, const struct iomd_map_request *req, uint32_t task, bool read_only,
+                       uint64_t offset, uint64_t length)
+{
+    if (old->task != task || old->read_only != read_only || old->guard_class != req->guard)
+        return false;
+    if (req->cache != kIODefaultCache && req->cache != old->cache)
+        return false;
+    if (req->fixed && req->address != old->address)
+        return false;
+    return offset >= old->offset && offset - old->offset <= old->length &&
+           length <= old->length - (offset - old->offset);
+}
+
+/* A live compatible map of `md` (the oldest), or NULL. */
+static IOMemoryMap *find_compatible(const IOMemoryDescriptor *md, const struct iomd_map_request *req, uint32_t task,
+                                    bool read_only, uint64_t offset, uint64_t length)
+{
+    for (IOMemoryMap *m = map_list; m != NULL; m = m->next)
+        if (m->memory == md && compatible(m, req, task, read_only, offset, length))
+            return m;
+    return NULL;
+}
+
+/* Reuse `old`: itself +1 for the same range, else a new map sharing its VA (XNU's sub-map). */
+static IOReturn reuse(IOMemoryMap *old, IOMemoryDescriptor *md, uint64_t offset, uint64_t length, IOMemoryMap **out)
+{
+    IOMemoryMap *map;
+
+    if (offset == old->offset && length == old->length) {
+        OSObjectRetain(&old->base);
+        *out = old;
+        return kIOReturnSuccess;
+    }
+    IOReturn rc = OSTypeAllocWithCode(IOMemoryMap, map);
+    if (rc != kIOReturnSuccess)
+        return rc == kIOReturnNoResources ? rc : kIOReturnNoMemory;
+    OSObjectRetain(&old->base);
+    OSObjectRetain(&md->base);
+    map->super = old;
+    map->memory = md;
+    map->address = old->address + (offset - old->offset);
+    map->offset = offset;
+    map->length = length;
+    map->map_start = old->map_start;
+    map->map_size = 0; /* nothing of its own to unmap */
+    map->guard = old->guard;
+    map->cache = old->cache;
+    map->guard_class = old->guard_class;
+    map->task = old->task;
+    map->read_only = old->read_only;
+    map->fixed = old->fixed;
+    list_append(map);
+    live_maps++;
+    *out = map;
+    return kIOReturnSuccess;
+}
+
 IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_request *req, IOMemoryMap **out)
 {
-    uint64_t len, length, first = 0, size = 0, start, guard = 0;
+    uint64_t len, length, offset, first = 0, size = 0, start, guard = 0;
     struct vm_attrs attrs;
-    IOMemoryMap *map;
+    IOMemoryMap *map, *old;
+    uint32_t task = iomd_current_task();
+    bool read_only;
     vaddr_t usable;
     IOReturn rc;
 
@@ -251,21 +395,40 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
     /* Length 0 is the whole descriptor, not "the rest after offset": offset > 0 then fails. */
     len = md->length;
     length = req->length != 0 ? req->length : len;
-    if (len == 0 || req->offset >= len || length > len - req->offset)
+    offset = req->offset;
+    if (len == 0 || offset >= len || length > len - offset)
         return kIOReturnBadArgument;
-    if ((rc = layout(md, req->offset, length, &first, &size)) != kIOReturnSuccess)
+
+    /* The read-only rule looks at the descriptor asked for (a sub has no creator). */
+    read_only = iomd_map_read_only(md, req->read_only, task);
+
+    /* §10.3, XNU IOSubMemoryDescriptor::makeMapping: a sub-descriptor is mapped by its parent,
+     * at _start + offset. The range is checked against the parent's current length, the map's
+     * offset is parent-relative and the map holds the parent (not the sub). */
+    while (md->kind == IOMD_KIND_SUB) {
+        const IOSubMemoryDescriptor *sub = (const IOSubMemoryDescriptor *)md;
+        offset += sub->offset;
+        md = sub->parent;
+        if (offset >= md->length || length > md->length - offset)
+            return kIOReturnBadArgument;
+    }
+
+    /* XNU's makeMapping looks for a compatible existing mapping first (§10.2 Reuse). */
+    if ((old = find_compatible(md, req, task, read_only, offset, length)) != NULL)
+        return reuse(old, md, offset, length, out);
+
+    if ((rc = layout(md, offset, length, &first, &size)) != kIOReturnSuccess)
         return rc;
 
-    map = OSTypeAlloc(IOMemoryMap);
-    if (map == NULL)
-        return kIOReturnNoMemory;
+    if ((rc = OSTypeAllocWithCode(IOMemoryMap, map)) != kIOReturnSuccess)
+        return rc == kIOReturnNoResources ? rc : kIOReturnNoMemory;
 
     if (req->fixed) {
-        if ((req->address & page_mask()) != first) {
-            OSObjectRelease(&map->base);
-            return kIOReturnNotAligned;
-        }
-        start = req->address - first;
+        /* XNU does not refuse an address whose in-page part is not the first byte's:
+         * memoryReferenceMap only logs it and the VM layer truncates the start to its page
+         * (vm_map_enter_mem_object_sanitize, realign-start). So the pages go at the page of
+         * `address`, and GetAddress is that page plus the first byte's in-page offset (§10.2). */
+        start = round_down(req->address);
         rc = vaspace_reserve(va_init(start), size);
     } else {
         guard = guard_bytes(req->guard);
@@ -277,17 +440,15 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
         return rc;
     }
 
-    /* Read-only on request, or for an Out-only descriptor that is not a buffer: only a buffer
-     * records its creator, and the creator is the one task allowed to write an Out buffer (§10.2). */
     attrs.cache = req->cache;
     attrs.prot = VM_PROT_READ;
-    map->read_only = req->read_only || (md->direction == kIOMemoryDirectionOut && md->kind != IOMD_KIND_BUFFER);
+    map->read_only = read_only;
     if (!map->read_only)
         attrs.prot |= VM_PROT_WRITE;
 
     if (!iomd_cache_mode_is_cacheable(req->cache))
-        clean_range(md, req->offset, length);
-    rc = map_extents(md, req->offset, length, start, first, attrs);
+        clean_range(md, offset, length);
+    rc = map_extents(md, offset, length, start, first, attrs);
     if (rc != kIOReturnSuccess) {
         (void)vaspace_free(va_init(start));
         OSObjectRelease(&map->base);
@@ -297,13 +458,16 @@ IOReturn iomd_create_mapping(IOMemoryDescriptor *md, const struct iomd_map_reque
     OSObjectRetain(&md->base);
     map->memory = md;
     map->address = start + first;
-    map->offset = req->offset;
+    map->offset = offset;
     map->length = length;
     map->map_start = start;
     map->map_size = size;
     map->guard = guard;
     map->cache = req->cache;
+    map->guard_class = req->guard;
+    map->task = task;
     map->fixed = req->fixed;
+    list_append(map);
     live_maps++;
     *out = map;
     return kIOReturnSuccess;

@@ -16,6 +16,13 @@
 
 static uint64_t live_descriptors;
 
+/* The task the calls run in (§10.2 [Rec]): 1, the driver, until `task N` changes it. */
+static uint32_t current_task = IOMD_TASK_DRIVER;
+
+uint32_t iomd_current_task(void) { return current_task; }
+
+void iomd_set_current_task(uint32_t task) { current_task = task; }
+
 void iomd_count_descriptor(int delta) { live_descriptors += (uint64_t)(int64_t)delta; }
 
 uint64_t iomd_live_descriptors(void) { return live_descriptors; }
@@ -107,7 +114,13 @@ bool iomd_physical_segment(const IOMemoryDescriptor *md, uint64_t offset, paddr_
     /* Bytes left in the innermost composite seen so far: a part never lends more than its range. */
     uint64_t limit = UINT64_MAX;
 
+    /* Every level walks current lengths, as XNU's getPhysicalSegment does: a buffer's bytes end
+     * at its length, a sub's at its parent's (§10.3), a multi's parts at theirs (§10.4). */
     while (md != NULL) {
+        if (offset >= md->length)
+            return false;
+        if (md->length - offset < limit)
+            limit = md->length - offset;
         switch (md->kind) {
         case IOMD_KIND_BUFFER: {
             uint64_t bytes;
@@ -118,10 +131,6 @@ bool iomd_physical_segment(const IOMemoryDescriptor *md, uint64_t offset, paddr_
         }
         case IOMD_KIND_SUB: {
             const IOSubMemoryDescriptor *sub = (const IOSubMemoryDescriptor *)md;
-            if (offset >= sub->md.length)
-                return false;
-            if (sub->md.length - offset < limit)
-                limit = sub->md.length - offset;
             offset += sub->offset;
             md = sub->parent;
             break;
@@ -129,12 +138,10 @@ bool iomd_physical_segment(const IOMemoryDescriptor *md, uint64_t offset, paddr_
         case IOMD_KIND_MULTI: {
             const IOMultiMemoryDescriptor *multi = (const IOMultiMemoryDescriptor *)md;
             uint32_t i = 0;
-            while (i < multi->count && offset >= multi->lengths[i])
-                offset -= multi->lengths[i++];
+            while (i < multi->count && offset >= multi->parts[i]->length)
+                offset -= multi->parts[i++]->length;
             if (i == multi->count)
                 return false;
-            if (multi->lengths[i] - offset < limit)
-                limit = multi->lengths[i] - offset;
             md = multi->parts[i];
             break;
         }
@@ -167,9 +174,9 @@ kern_return_t IOMemoryDescriptor_CreateSubMemoryDescriptor(uint64_t options, uin
         return kIOReturnBadArgument;
     if (of->depth >= IOMEMORYDESCRIPTOR_MAX_DEPTH)
         return kIOReturnNoMemory;
-    sub = OSTypeAlloc(IOSubMemoryDescriptor);
-    if (sub == NULL)
-        return kIOReturnNoMemory;
+    kern_return_t rc = OSTypeAllocWithCode(IOSubMemoryDescriptor, sub);
+    if (rc != kIOReturnSuccess)
+        return rc == kIOReturnNoResources ? rc : kIOReturnNoMemory;
     OSObjectRetain(&of->base);
     sub->parent = of;
     sub->offset = offset;
@@ -212,9 +219,9 @@ kern_return_t IOMemoryDescriptor_CreateWithMemoryDescriptors(uint64_t options, u
     }
     if (depth >= IOMEMORYDESCRIPTOR_MAX_DEPTH)
         return kIOReturnNoMemory;
-    multi = OSTypeAlloc(IOMultiMemoryDescriptor);
-    if (multi == NULL)
-        return kIOReturnNoMemory;
+    kern_return_t rc = OSTypeAllocWithCode(IOMultiMemoryDescriptor, multi);
+    if (rc != kIOReturnSuccess)
+        return rc == kIOReturnNoResources ? rc : kIOReturnNoMemory;
     for (uint32_t i = 0; i < count; i++) {
         OSObjectRetain(&descs[i]->base);
         multi->parts[i] = descs[i];

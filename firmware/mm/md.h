@@ -40,7 +40,7 @@ typedef struct IOMultiMemoryDescriptor {
     uint32_t count;
     uint32_t reserved0;
     IOMemoryDescriptor *parts[IOMEMORYDESCRIPTOR_MAX_PARTS]; /* retained, in order */
-    uint64_t lengths[IOMEMORYDESCRIPTOR_MAX_PARTS];          /* each part's length at creation */
+    uint64_t lengths[IOMEMORYDESCRIPTOR_MAX_PARTS];          /* each part's length at creation (info only) */
 } IOMultiMemoryDescriptor;
 
 /* A live descriptor of one of the three kinds (not NULL, not an uninitialised instance). */
@@ -52,11 +52,21 @@ static inline bool iomd_kind_valid(const IOMemoryDescriptor *md)
 /*
  * The physically contiguous run that starts at byte `offset` of `md`:
  * *pa is that byte's address, *run the bytes from there that are physically
- * contiguous within md (at least 1). False when offset is beyond md's extent
- * (a buffer's capacity, a composite's length). Resolves composites without
- * recursion.
+ * contiguous within md (at least 1). False when the byte does not resolve:
+ * beyond md's length or, through the composites, beyond a current length (a
+ * buffer's, a sub's parent's, a multi's parts': XNU's getPhysicalSegment at
+ * every level, §10.3, §10.4). Resolves composites without recursion.
  */
 bool iomd_physical_segment(const IOMemoryDescriptor *md, uint64_t offset, paddr_t *pa, uint64_t *run);
+
+/*
+ * Tasks ([Rec] §10.2): the calls run in a current task, 1 (the driver) by
+ * default; a buffer records the task that created it, a mapping the task it
+ * is in. Tasks are numbers > 0; the agent's `task N` switches.
+ */
+#define IOMD_TASK_DRIVER 1u
+uint32_t iomd_current_task(void);
+void iomd_set_current_task(uint32_t task);
 
 /* Registers the descriptor and map classes (idempotent; object_init() forgets them). */
 void iomd_register_classes(void);

@@ -9,7 +9,7 @@
  * probe is short on average; it is bounded by the table size in any case.
  *
  * Invariants:
- *   R1. A LIVE slot holds a pointer returned by IOMallocZero whose meta is a
+ *   R1. A LIVE slot holds a pointer returned by heap_alloc(HEAP_OWNER_OBJECT) whose meta is a
  *       registered class and whose count is >= 1.
  *   R2. A pointer is in at most one LIVE slot.
  *   R3. live_count is the number of LIVE slots.
@@ -249,6 +249,7 @@ IOReturn object_check(struct object_check_report *report)
     for (uint32_t index = 0; index < OBJECT_REGISTRY_SLOTS; index++) {
         const struct object_slot *slot = &reg->slots[index];
         size_t requested;
+        enum heap_owner owner;
 
         if (slot->state == OBJECT_SLOT_EMPTY || slot->state == OBJECT_SLOT_TOMBSTONE) {
             if (slot->object != NULL) {
@@ -264,8 +265,11 @@ IOReturn object_check(struct object_check_report *report)
         if (object == NULL || slot->generation == 0) {
             return object_check_fail(report, "live slot without an object or a generation", slot);
         }
-        if (heap_lookup(object, &requested) != kIOReturnSuccess) {
+        if (heap_lookup_owner(object, &requested, &owner) != kIOReturnSuccess) {
             return object_check_fail(report, "live object is not a live heap block", object);
+        }
+        if (owner != HEAP_OWNER_OBJECT) {
+            return object_check_fail(report, "live object's block is not tagged as object memory", object);
         }
         const OSMetaClass *meta = object->meta;
         if (meta == NULL || !class_registered(meta)) {
@@ -301,7 +305,7 @@ kern_return_t OSObjectAllocate(const OSMetaClass *meta, OSObject **out)
     if (object_registry.live_count >= OBJECT_MAX_LIVE) {
         return kIOReturnNoResources;
     }
-    OSObject *object = IOMallocZero(meta->instance_size);
+    OSObject *object = heap_alloc(meta->instance_size, HEAP_OWNER_OBJECT, true);
     if (object == NULL) {
         return kIOReturnNoMemory;
     }
@@ -333,7 +337,7 @@ static void object_free(OSObject *object, uint32_t slot)
     }
     memset(object, OBJECT_POISON_BYTE, size);
     object->meta = NULL;
-    IOReturn ret = IOFreeChecked(object, size);
+    IOReturn ret = heap_free(object, size, HEAP_OWNER_OBJECT);
     ASSERT(ret == kIOReturnSuccess);
 }
 

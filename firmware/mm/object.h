@@ -16,7 +16,7 @@
 /* ------------------------------------------------------------ iomem: registry */
 
 #define OBJECT_POISON_BYTE 0xDEu      /* fills a freed object */
-#define OBJECT_REGISTRY_SLOTS 1024u   /* hash table of live objects */
+#define OBJECT_REGISTRY_SLOTS 16384u  /* hash table of live objects (C1: was 1024) */
 #define OBJECT_MAX_LIVE (OBJECT_REGISTRY_SLOTS / 2u) /* keeps probe chains short */
 #define OBJECT_MAX_CLASSES 32u
 

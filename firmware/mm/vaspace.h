@@ -27,7 +27,7 @@
 
 #define VASPACE_BASE UINT64_C(0x1000000000) /* 64 GiB */
 #define VASPACE_END UINT64_C(0x4000000000)  /* 256 GiB = VM_MAP_WINDOW_END */
-#define VASPACE_MAX_RANGES 1024u
+#define VASPACE_MAX_RANGES 16384u /* two per live object at most (OBJECT_MAX_LIVE) */
 
 /* One reservation: [start, start + size) is the whole range, guards included. */
 struct vaspace_range {

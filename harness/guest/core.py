@@ -10,6 +10,7 @@ Every call returns parsed values; an ``err`` reply raises :class:`GuestError` un
 from __future__ import annotations
 
 import contextlib
+import signal
 import tempfile
 import time
 import zlib
@@ -30,7 +31,7 @@ from harness.link.protocol import PROTO_VERSION, Banner, Reply
 from harness.oracle import translation
 from harness.oracle.pagewalk import PageWalker, Regime, WalkResult
 from harness.qemu.gdbstub import GdbStub
-from harness.qemu.machine import Machine, Runstate
+from harness.qemu.machine import Machine, Runstate, qemu_fatal_lines
 from harness.qemu.profile import Profile
 from harness.qemu.ram import SharedRam
 from harness.qemu.registers import SystemRegisters, read_registers
@@ -126,8 +127,13 @@ class Guest(HeapVerbs):
         runstate = self.machine.qemu_status()
         if runstate == "gone":
             status = self.machine.wait_exit(2.0)  # the socket can close before the exit is reaped
+            how = f"status {status}"
+            if status is not None and status < 0:
+                with contextlib.suppress(ValueError):
+                    how += f" ({signal.Signals(-status).name})"
+            said = qemu_fatal_lines(self.machine.stderr_text())
             return GuestCrashed(
-                f"{what}: QEMU exited with status {status}",
+                f"{what}: QEMU exited with {how}" + (": " + "; ".join(said) if said else ""),
                 reason="qemu exited",
                 command=command,
                 console_tail=tail + "\n" + self.machine.stderr_text(),

@@ -146,9 +146,13 @@ class HeapModel:
 
     # ------------------------------------------------------------ §2 IOFree
     def _free_outcome(self, va: int, size: int) -> bool:
-        """Whether IOFree(va, size) frees; False means rejected (or NULL, see callers)."""
+        """Whether IOFree(va, size) frees; False means rejected (or NULL, see callers).
+
+        Only a block IOMalloc/IONew handed out, with its size: an object's memory (``obj new``)
+        is refused even with its own pointer and instance size (§2 [Rec]; the block belongs to
+        another kind of allocation)."""
         block = self.live.get(va)
-        return block is not None and block.size == size
+        return block is not None and block.size == size and not block.handle
 
     def free(self, va: int, size: int, reply: Reply) -> None:
         what = f"free {va:#x} {size}"
@@ -292,6 +296,10 @@ class HeapModel:
                 {"decoded (not in model)": extra, "model (not decoded)": missing},
                 command=command,
             )
+        owners = snapshot.block_owners()
+        want_owners = {va: "object" if block.handle else "caller" for va, block in self.live.items()}
+        if owners != want_owners:
+            raise OracleMismatch("block owners", {"decoded": owners, "model": want_owners}, command=command)
         want_objects = {o.ptr: (o.handle, o.class_name, o.refs) for o in self.objects.values()}
         got_objects = {o.address: (o.handle, o.class_name, o.refcount) for o in snapshot.objects.live}
         if got_objects != want_objects:

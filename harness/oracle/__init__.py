@@ -11,4 +11,6 @@ hand-built inputs and a disagreement with the guest means something.
 * :mod:`harness.oracle.heap`: page allocator, heap and (:mod:`harness.oracle.objects`)
   object registry decoded from memory (:mod:`harness.oracle.reader`), and their invariants.
 * :mod:`harness.oracle.descriptors`: the physical runs behind a VA range, unmapped ranges.
+* :mod:`harness.oracle.smmu`: SMMUv3 walker (stream table, CD, stage-1 tables) and event records.
+* :mod:`harness.oracle.qemu_trace`: QEMU's SMMU trace events, matched against the SMMU walker.
 """

@@ -47,7 +47,20 @@ HEAP_BLOCK_HEADER_SIZE = 16
 HEAP_MIN_BLOCK = 32
 HEAP_LARGE_MIN = 64 * 1024
 HEAP_CHUNK_MAGIC = 0x4B4E5548434D4F49  # "IOMCHUNK"
-HEAP_LARGE_MAGIC = 0x4752414C  # "LARG"
+HEAP_LARGE_MAGIC = 0x4752414C  # "LARG": IOMalloc's (the caller's)
+HEAP_LARGE_MAGIC_OBJECT = 0x4A424F4C  # "LOBJ": an OSObject's
+HEAP_LARGE_MAGIC_FIRMWARE = 0x4D57464C  # "LFWM": the firmware's own metadata
+# Who a used block belongs to (heap.h enum heap_owner): IOFree takes only "caller" blocks.
+LARGE_MAGIC_OWNER = {
+    HEAP_LARGE_MAGIC: "caller",
+    HEAP_LARGE_MAGIC_OBJECT: "object",
+    HEAP_LARGE_MAGIC_FIRMWARE: "firmware",
+}
+USED_STATE_OWNER = {
+    "HEAP_BLOCK_USED": "caller",
+    "HEAP_BLOCK_USED_OBJECT": "object",
+    "HEAP_BLOCK_USED_FIRMWARE": "firmware",
+}
 # heap.c header checksum: fields scaled by odd constants, folded with the address, one multiply.
 CHECK_MUL_A = 0x9E3779B97F4A7C15
 CHECK_MUL_B = 0xC2B2AE3D27D4EB4F
@@ -123,6 +136,11 @@ class Layouts:
         )
 
     # Geometry that follows from the layouts.
+    @cached_property
+    def used_states(self) -> dict[int, str]:
+        """The used block states (enum heap_block_state) and the owner each one means."""
+        return {self.block_state[name]: owner for name, owner in USED_STATE_OWNER.items()}
+
     @property
     def chunk_size(self) -> int:
         """HEAP_CHUNK_SIZE: used_map has one bit per 16-byte granule of the chunk."""
@@ -286,6 +304,13 @@ class Snapshot:
         out.update({large.payload: large.requested for large in self.heap.large})
         return out
 
+    def block_owners(self) -> dict[int, str]:
+        """Every live block's owner (caller / object / firmware), by the caller's pointer."""
+        states = self.layouts.used_states
+        out = {b.payload: states[b.state] for c in self.heap.chunks for b in c.blocks if self._used(b)}
+        out.update({lg.payload: LARGE_MAGIC_OWNER.get(lg.magic, "?") for lg in self.heap.large})
+        return out
+
     def free_blocks(self) -> dict[int, int]:
         """Every free block in a chunk: header address -> size (header included)."""
         return {b.address: b.size for c in self.heap.chunks for b in c.blocks if self._free(b)}
@@ -299,7 +324,7 @@ class Snapshot:
         return sum(self.free_blocks().values())
 
     def _used(self, block: Block) -> bool:
-        return block.state == self.layouts.block_state["HEAP_BLOCK_USED"]
+        return block.state in self.layouts.used_states
 
     def _free(self, block: Block) -> bool:
         return block.state == self.layouts.block_state["HEAP_BLOCK_FREE"]
@@ -612,7 +637,7 @@ def _page_problems(snap: Snapshot) -> Iterable[str]:
 
 def _heap_problems(snap: Snapshot) -> Iterable[str]:
     lay, h, p = snap.layouts, snap.heap, snap.pages
-    used = lay.block_state["HEAP_BLOCK_USED"]
+    used = lay.used_states
     free = lay.block_state["HEAP_BLOCK_FREE"]
     sentinel_state = lay.block_state["HEAP_BLOCK_SENTINEL"]
     owned = lay.page_state["PAGE_STATE_OWNED"]
@@ -660,7 +685,7 @@ def _heap_problems(snap: Snapshot) -> Iterable[str]:
                 yield f"{at}: prev_size {b.prev_size}, the block below is {prev_size} bytes"
             if b.size < HEAP_MIN_BLOCK or b.size % HEAP_ALIGN:
                 yield f"{at}: size {b.size}"
-            if b.state == used:
+            if b.state in used:
                 used_here += 1
                 small_used += 1
                 small_bytes += b.requested
@@ -725,7 +750,7 @@ def _heap_problems(snap: Snapshot) -> Iterable[str]:
     large_bytes = large_pages_total = 0
     for large in h.large:
         at = f"heap: large block {large.address:#x}"
-        if large.magic != HEAP_LARGE_MAGIC or large.check != large_check(
+        if large.magic not in LARGE_MAGIC_OWNER or large.check != large_check(
             large.address, large.requested, large.magic
         ):
             yield f"{at}: header damaged (magic {large.magic:#x}, check {large.check:#x})"
@@ -830,12 +855,12 @@ def accounting(snap: Snapshot) -> dict[str, int]:
             in_large_run += size  # counted with its large run (or left over if it is not one)
         else:
             out["other_pages"] += size
-    used_state = lay.block_state["HEAP_BLOCK_USED"]
+    used_states = lay.used_states
     for chunk in h.chunks:
         out["chunk_headers"] += lay.chunk_first
         out["sentinels"] += HEAP_BLOCK_HEADER_SIZE
         for blk in chunk.blocks:
-            if blk.state == used_state:
+            if blk.state in used_states:
                 out["block_headers"] += HEAP_BLOCK_HEADER_SIZE
                 out["used"] += blk.requested
                 out["padding"] += blk.size - HEAP_BLOCK_HEADER_SIZE - blk.requested

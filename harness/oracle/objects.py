@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from harness.oracle.reader import Reader, unpacker
+from harness.oracle.reader import Reader, unpack_array
 
 if TYPE_CHECKING:
     from harness.oracle.heap import Layouts
@@ -38,11 +38,8 @@ def decode_objects(r: Reader, lay: Layouts, address: int) -> ObjectsView:
     reg, slot_layout = lay.object_registry, lay.object_slot
     blob = r.read(address, reg.size)
     slots_field = reg["slots"]
-    unpack = unpacker(slot_layout, ("object", "generation", "state"))
     area = blob[slots_field.offset : slots_field.offset + slots_field.count * slot_layout.size]
-    slots = [
-        (o, g, st) for o, g, st in (unpack(area, i * slot_layout.size) for i in range(slots_field.count))
-    ]
+    slots = unpack_array(slot_layout, ("object", "generation", "state"), area, slots_field.count)
     meta_layout, obj_layout = lay.os_metaclass, lay.os_object
     classes: list[tuple[int, str, int]] = []
     for i in range(min(reg.read(blob, "class_count"), reg["classes"].count)):
@@ -55,9 +52,8 @@ def decode_objects(r: Reader, lay: Layouts, address: int) -> ObjectsView:
     by_meta = {meta: (name, size) for meta, name, size in classes}
     live_state = lay.slot_state["OBJECT_SLOT_LIVE"]
     live: list[LiveObject] = []
-    for i, (pointer, generation, state) in enumerate(slots):
-        if state != live_state:
-            continue
+    for i in [i for i, slot in enumerate(slots) if slot[2] == live_state]:
+        pointer, generation, _ = slots[i]
         obj_raw = r.maybe(pointer, obj_layout.size, f"objects: slot {i}")
         if obj_raw is None:
             continue
@@ -67,7 +63,12 @@ def decode_objects(r: Reader, lay: Layouts, address: int) -> ObjectsView:
         )
         name, size = by_meta.get(meta, (f"<unknown meta {meta:#x}>", -1))
         live.append(LiveObject(i, generation << 32 | (i + 1), pointer, meta, count, name, size))
-    return ObjectsView(reg.read(blob, "live_count"), tuple(slots), tuple(classes), tuple(live))
+    return ObjectsView(
+        reg.read(blob, "live_count"),
+        cast(tuple[tuple[int, int, int], ...], tuple(slots)),
+        tuple(classes),
+        tuple(live),
+    )
 
 
 def object_problems(o: ObjectsView, live_blocks: Mapping[int, int]) -> Iterable[str]:

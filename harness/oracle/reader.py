@@ -6,6 +6,7 @@ problem to report, not an exception.
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Callable
 
@@ -35,6 +36,25 @@ def unpacker(layout: StructLayout, names: tuple[str, ...]) -> Callable[[bytes, i
         return tuple(out)
 
     return unpack
+
+
+def unpack_array(
+    layout: StructLayout, names: tuple[str, ...], blob: bytes, count: int
+) -> list[tuple[int, ...]]:
+    """Members ``names`` of ``count`` consecutive ``layout`` structs in a blob, in one pass
+    (the object registry has thousands of slots: struct.iter_unpack, not a call per slot)."""
+    fields = sorted((layout[n].offset, layout[n].size, i) for i, n in enumerate(names))
+    fmt, position, order = "<", 0, []
+    for offset, size, index in fields:
+        fmt += f"{offset - position}x{_FORMATS[size]}"
+        position = offset + size
+        order.append(index)
+    fmt += f"{layout.size - position}x"
+    rows = struct.iter_unpack(fmt, blob[: count * layout.size])
+    if order == list(range(len(names))):
+        return list(rows)
+    pick = operator.itemgetter(*[order.index(i) for i in range(len(names))])
+    return [pick(values) for values in rows]
 
 
 def read_uint(blob: bytes, offset: int, size: int) -> int:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import LaunchError, StateError
-from harness.qemu.profile import Profile
+from harness.qemu.profile import EDU_SLOT, Profile
 from harness.qemu.qmp import QmpError, QmpSession
 from harness.qemu.ram import RamFile, SharedRam
 
@@ -53,6 +53,29 @@ def _reap_all() -> None:
         machine.shutdown(graceful_timeout=0.2)
 
 
+SMMU_TRACE_EVENTS = ("smmuv3_translate_success", "smmuv3_translate_abort", "smmuv3_record_event")
+"""QEMU 7.2 trace events the harness records on SMMU profiles (``-trace help`` lists them)."""
+TRACE_FILE = "qemu-trace.log"
+
+
+EDU_CLAMP = re.compile(r"EDU: clamping DMA (0x[0-9a-fA-F]+) to (0x[0-9a-fA-F]+)!")
+"""What QEMU 7.2's edu prints (to stdout) when ``dma_mask`` changes a bus address (dma-facts §1.3)."""
+_QEMU_FATAL = re.compile(r"^(qemu: hardware error:.*|qemu-system-aarch64: .*|\*\*.*(ERROR|assert).*)$", re.M)
+
+
+def qemu_fatal_lines(stderr: str) -> list[str]:
+    """QEMU's own error lines (``qemu: hardware error: ...``, ``qemu-system-aarch64: ...``)
+    from its stderr, without the CPU register dump ``hw_error`` prints after them."""
+    return [m.group(1).strip() for m in _QEMU_FATAL.finditer(stderr)]
+
+
+def device_option(profile: Profile, device: str) -> str:
+    """The ``-device`` value: edu pinned at slot 1 (StreamID 8) with the profile's DMA mask."""
+    if device == "edu":
+        return f"edu,addr={EDU_SLOT:#04x},dma_mask={profile.edu_dma_mask:#x}"
+    return device
+
+
 def qemu_command(
     profile: Profile,
     firmware: Path,
@@ -62,8 +85,12 @@ def qemu_command(
     qmp_fd: int,
     gdb_fd: int | None,
     extra_args: Sequence[str] = (),
+    trace_path: str | None = None,
 ) -> list[str]:
-    """The QEMU command line for ``profile`` (pure: tested in tests/host)."""
+    """The QEMU command line for ``profile`` (pure: tested in tests/host).
+
+    ``trace_path``: where QEMU's SMMU trace events go (SMMU profiles only; see
+    :data:`SMMU_TRACE_EVENTS` and ``harness/oracle/qemu_trace.py``)."""
     machine_opts = [profile.machine, "gic-version=2", "memory-backend=ram"]
     if profile.iommu == "smmuv3":
         machine_opts.append("iommu=smmuv3")
@@ -90,6 +117,7 @@ def qemu_command(
         str(firmware),
         "-fw_cfg",
         f"name=opt/iomem/granule,string={profile.granule}",
+        *[arg for name, value in profile.fw_cfg for arg in ("-fw_cfg", f"name={name},string={value}")],
         "-chardev",
         f"socket,id=serial0,fd={serial_fd}",
         "-serial",
@@ -102,7 +130,12 @@ def qemu_command(
     if gdb_fd is not None:
         cmd += ["-chardev", f"socket,id=gdb0,fd={gdb_fd}", "-gdb", "chardev:gdb0"]
     for device in profile.devices:
-        cmd += ["-device", device]
+        cmd += ["-device", device_option(profile, device)]
+    if profile.icount:
+        cmd += ["-icount", profile.icount]
+    if trace_path is not None and profile.smmu:
+        for event in SMMU_TRACE_EVENTS:
+            cmd += ["-trace", f"enable={event},file={trace_path.replace(',', ',,')}"]
     cmd += list(profile.qemu_args) + list(extra_args)
     return cmd
 
@@ -134,6 +167,7 @@ class Machine:
         self._ram_file: RamFile | None = None
         self.stderr_path = self.artifacts / "qemu-stderr.log"
         self.qmp_trace_path = self.artifacts / "qmp.log"
+        self.trace_path = self.artifacts / TRACE_FILE
         self.started_at = 0.0
 
     # ------------------------------------------------------------ lifecycle
@@ -153,6 +187,7 @@ class Machine:
                 returncode=None,
             )
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.trace_path.unlink(missing_ok=True)  # QEMU appends to its trace file: start empty
         ours: list[socket.socket] = []
         theirs: list[socket.socket] = []
         for _ in range(3 if self.want_gdb else 2):
@@ -169,12 +204,17 @@ class Machine:
             qmp_fd=theirs[1].fileno(),
             gdb_fd=theirs[2].fileno() if self.want_gdb else None,
             extra_args=self.extra_args,
+            trace_path=str(self.trace_path),
         )
         (self.artifacts / "cmdline.txt").write_text(" ".join(self.cmdline) + "\n")
         pass_fds = [s.fileno() for s in theirs] + [self._ram_file.fd]
+        # Line-buffer QEMU's stdout (it shares the log with stderr): edu's clamp warning is a
+        # printf to stdout, otherwise block-buffered and lost if QEMU is killed.
+        stdbuf = shutil.which("stdbuf")
+        argv = [stdbuf, "-oL", *self.cmdline] if stdbuf else self.cmdline
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                self.cmdline,
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
@@ -284,6 +324,10 @@ class Machine:
             return self.stderr_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def edu_clamps(self) -> list[tuple[int, int]]:
+        """Every ``EDU: clamping DMA A to B!`` QEMU printed so far, as (asked, used) addresses."""
+        return [(int(a, 16), int(b, 16)) for a, b in EDU_CLAMP.findall(self.stderr_text())]
 
     def cpu_seconds(self) -> float:
         """CPU time QEMU has used (user + system): lets timeouts tell a slow host from a hang."""

@@ -25,6 +25,11 @@ DEVICES = ("edu",)
 MACHINES = ("virt",)
 VIRT_RAM_BASE = 0x4000_0000
 RAM_MIB_RANGE = (64, 8192)
+EDU_DEFAULT_DMA_BITS = 28  # QEMU 7.2 edu's dma_mask default, 0x0FFF_FFFF (dma-facts §1.3)
+EDU_SLOT = 1  # edu pinned at 00:01.0: StreamID 0x0008, INTA -> INTID 36 (dma-facts §0)
+HARNESS_FW_CFG = ("opt/iomem/granule",)  # set by the harness from the profile itself
+_FW_CFG_NAME = re.compile(r"^opt/[A-Za-z0-9._/-]{1,50}$")
+_ICOUNT = re.compile(r"^[a-z0-9=,]{1,60}$")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _CPU = re.compile(r"^[a-z0-9][a-z0-9.-]{0,39}$")
@@ -39,6 +44,9 @@ _FIELDS = {
     "iommu": str,
     "devices": list,
     "qemu_args": list,
+    "edu_dma_bits": int,
+    "fw_cfg": dict,
+    "icount": str,
 }
 _REQUIRED = ("name", "machine", "cpu", "granule", "ram_base", "ram_mib", "iommu", "devices")
 
@@ -58,10 +66,35 @@ class Profile:
     qemu_args: tuple[str, ...] = ()
     description: str = ""
     path: str = "<built in>"
+    edu_dma_bits: int = EDU_DEFAULT_DMA_BITS  # the edu's bus-address mask, as a bit count
+    fw_cfg: tuple[tuple[str, str], ...] = ()  # extra fw_cfg files the firmware reads (name, string)
+    icount: str = ""  # QEMU -icount options ("" = real-time virtual clock)
 
     @property
     def ram_size(self) -> int:
         return self.ram_mib << 20
+
+    @property
+    def ram_end(self) -> int:
+        """First PA past guest RAM."""
+        return self.ram_base + self.ram_size
+
+    @property
+    def smmu(self) -> bool:
+        return self.iommu == "smmuv3"
+
+    @property
+    def edu_dma_mask(self) -> int:
+        """edu's ``dma_mask`` property: QEMU ANDs every bus-side DMA address with it."""
+        return (1 << self.edu_dma_bits) - 1
+
+    @property
+    def edu_stream_id(self) -> int:
+        """PCI requester ID of the pinned edu (bus 0, slot EDU_SLOT, function 0) = SMMU StreamID."""
+        return EDU_SLOT << 3
+
+    def fw_cfg_value(self, name: str) -> str | None:
+        return dict(self.fw_cfg).get(name)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -71,6 +104,9 @@ class Profile:
             "ram": f"{self.ram_mib} MiB at {self.ram_base:#x}",
             "iommu": self.iommu,
             "devices": list(self.devices),
+            "edu_dma_bits": self.edu_dma_bits,
+            "fw_cfg": dict(self.fw_cfg),
+            "icount": self.icount or "off",
             "description": self.description,
         }
 
@@ -117,11 +153,35 @@ def validate(data: dict[str, Any], path: str, expected_name: str | None = None) 
             raise fail("devices", f"{device!r} is not a known device (known: {', '.join(DEVICES)})")
     if "edu" not in devices:
         raise fail("devices", "at least one 'edu' device is required")
+    # Default: QEMU's own 28-bit mask behind an IOMMU, all 64 bits without one (so RAM is reachable).
+    dma_bits = data.get("edu_dma_bits", EDU_DEFAULT_DMA_BITS if data["iommu"] != "none" else 64)
+    if not 1 <= dma_bits <= 64:
+        raise fail("edu_dma_bits", f"{dma_bits} is not a bit count in 1..64")
+    if data["iommu"] == "none" and dma_bits < 64 and (1 << dma_bits) <= data["ram_base"]:
+        raise fail(
+            "edu_dma_bits",
+            f"{dma_bits} bits reach no RAM without an IOMMU (RAM starts at {data['ram_base']:#x}): "
+            "QEMU would clamp every DMA to a device address",
+        )
+    fw_cfg = data.get("fw_cfg", {})
+    for key, value in fw_cfg.items():
+        if not _FW_CFG_NAME.match(key):
+            raise fail("fw_cfg", f"{key!r} is not an fw_cfg file name (opt/...)")
+        if key in HARNESS_FW_CFG:
+            raise fail("fw_cfg", f"{key} is set by the harness and cannot be overridden")
+        if not isinstance(value, str) or "," in value or not value.isprintable():
+            raise fail("fw_cfg", f"{key}: value {value!r} must be a printable string without commas")
+    icount = data.get("icount", "")
+    if icount and not _ICOUNT.match(icount):
+        raise fail("icount", f"{icount!r} is not a QEMU -icount option string")
     qemu_args = data.get("qemu_args", [])
     for arg in qemu_args:
         if not isinstance(arg, str):
             raise fail("qemu_args", f"{arg!r} is not a string")
-        if arg in ("-S", "-kernel", "-serial", "-chardev", "-qmp", "-mon", "-gdb", "-nic", "-machine", "-M"):
+        if arg in (
+            "-S", "-kernel", "-serial", "-chardev", "-qmp", "-mon", "-gdb", "-nic", "-machine", "-M",
+            "-icount", "-trace", "-fw_cfg",
+        ):
             raise fail("qemu_args", f"{arg} is set by the harness and cannot be overridden")
     return Profile(
         name=name,
@@ -135,6 +195,9 @@ def validate(data: dict[str, Any], path: str, expected_name: str | None = None) 
         qemu_args=tuple(qemu_args),
         description=data.get("description", ""),
         path=path,
+        edu_dma_bits=dma_bits,
+        fw_cfg=tuple(sorted(fw_cfg.items())),
+        icount=icount,
     )
 
 

@@ -76,7 +76,7 @@ HEAP_LARGE_MAGIC = 0x4752414C
 
 # OSObject.h
 OBJECT_POISON_BYTE = 0xDE
-OBJECT_REGISTRY_SLOTS = 1024
+OBJECT_REGISTRY_SLOTS = 16384
 OBJECT_MAX_LIVE = OBJECT_REGISTRY_SLOTS // 2
 
 c_u8_p = ctypes.POINTER(ctypes.c_uint8)
@@ -216,6 +216,8 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "IOMallocZero": (ctypes.c_void_p, [ctypes.c_size_t]),
     "IOFree": (None, [ctypes.c_void_p, ctypes.c_size_t]),
     "IOFreeChecked": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_size_t]),
+    "heap_alloc": (ctypes.c_void_p, [ctypes.c_size_t, ctypes.c_int, ctypes.c_bool]),
+    "heap_free": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]),
     # OSObject.h
     "object_init": (ctypes.c_int32, []),
     "OSObjectAllocate": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),

@@ -224,6 +224,32 @@ def test_wrong_size_and_double_free_are_rejected_and_change_nothing(arena: Arena
     arena.check_all()
 
 
+HEAP_OWNER_OBJECT, HEAP_OWNER_FIRMWARE = 1, 2  # heap.h enum heap_owner
+
+
+@pytest.mark.parametrize("size", [64, 24, 65536, 200000])
+@pytest.mark.parametrize("owner", [HEAP_OWNER_OBJECT, HEAP_OWNER_FIRMWARE])
+def test_iofree_refuses_another_owners_block(arena: Arena, size: int, owner: int) -> None:
+    """C1 item 1: IOFree takes only what IOMalloc handed out. A block of the object allocator
+    or of the firmware's own tables, freed with its exact pointer and size, is refused and
+    nothing changes; its owner frees it. The decoder reports the owner (small: the block
+    state; large: the magic)."""
+    lib = load()
+    pointer = int(lib.heap_alloc(size, owner, True) or 0)
+    assert pointer
+    want = {HEAP_OWNER_OBJECT: "object", HEAP_OWNER_FIRMWARE: "firmware"}[owner]
+    assert heap_decoder.decode(arena).block_owners() == {pointer: want}
+    before = arena.heap_stats()
+    assert arena.free(pointer, size) == kIOReturnBadArgument
+    assert lib.heap_free(pointer, size, 0) == kIOReturnBadArgument  # HEAP_OWNER_CALLER
+    other = HEAP_OWNER_FIRMWARE if owner == HEAP_OWNER_OBJECT else HEAP_OWNER_OBJECT
+    assert lib.heap_free(pointer, size, other) == kIOReturnBadArgument
+    assert arena.heap_stats() == before
+    arena.check_all()
+    assert lib.heap_free(pointer, size, owner) == kIOReturnSuccess
+    arena.check_all()
+
+
 def test_free_null_is_a_no_op(arena: Arena) -> None:
     before = arena.heap_stats()
     for size in (0, 16, 2**64 - 1):

@@ -89,8 +89,11 @@ def test_layout_geometry_matches_the_c_constants() -> None:
     assert lay.block_state == {
         "HEAP_BLOCK_FREE": 0xF4EE,
         "HEAP_BLOCK_USED": 0xA110,
+        "HEAP_BLOCK_USED_OBJECT": 0xA0B1,
+        "HEAP_BLOCK_USED_FIRMWARE": 0xA1F3,
         "HEAP_BLOCK_SENTINEL": 0x5E47,
     }
+    assert lay.used_states == {0xA110: "caller", 0xA0B1: "object", 0xA1F3: "firmware"}
 
 
 def test_mapping_insert_classes() -> None:

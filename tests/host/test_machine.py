@@ -8,7 +8,7 @@ import pytest
 
 from harness.errors import StateError
 from harness.qemu import profile as profiles
-from harness.qemu.machine import Machine, Runstate, qemu_command
+from harness.qemu.machine import SMMU_TRACE_EVENTS, Machine, Runstate, qemu_command
 
 
 def _cmd(name: str) -> list[str]:
@@ -28,7 +28,33 @@ def test_command_line_is_paused_isolated_and_complete() -> None:
     assert "socket,id=serial0,fd=5" in cmd and "socket,id=qmp0,fd=6" in cmd and "socket,id=gdb0,fd=7" in cmd
     assert any("memory-backend-file" in a and "share=on" in a and "size=256M" in a for a in cmd)
     assert cmd[cmd.index("-kernel") + 1] == "/fw.elf"
-    assert "edu" in cmd
+    assert cmd[cmd.index("-device") + 1] == "edu,addr=0x01,dma_mask=0xffffffffffffffff"
+    assert "-icount" not in cmd and "-trace" not in cmd  # no SMMU: nothing to trace
+
+
+def test_dma_profiles_pin_edu_and_set_its_mask() -> None:
+    smmu = _cmd("virt-4k-smmu")
+    assert smmu[smmu.index("-device") + 1] == "edu,addr=0x01,dma_mask=0xfffffff"  # QEMU's 28-bit default
+    dma32 = _cmd("virt-4k-dma32")
+    assert dma32[dma32.index("-device") + 1] == "edu,addr=0x01,dma_mask=0xffffffff"
+    assert "name=opt/iomem/dma-high,string=1" in dma32
+    assert any("size=4608M" in a for a in dma32) and dma32[dma32.index("-m") + 1] == "4608M"
+    assert "iommu=smmuv3" in _cmd("virt-64k-smmu")[_cmd("virt-64k-smmu").index("-machine") + 1]
+
+
+def test_smmu_profiles_trace_translations_into_the_artifacts() -> None:
+    profile = profiles.load("virt-4k-smmu")
+    cmd = qemu_command(
+        profile, Path("/fw.elf"), ram_path="/r", serial_fd=5, qmp_fd=6, gdb_fd=None, trace_path="/a,b/t.log"
+    )
+    traces = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-trace"]
+    assert traces == [f"enable={e},file=/a,,b/t.log" for e in SMMU_TRACE_EVENTS]
+    assert "smmuv3_translate_success" in SMMU_TRACE_EVENTS
+    plain = qemu_command(
+        profiles.load("virt-4k"), Path("/f"), ram_path="/r", serial_fd=5, qmp_fd=6, gdb_fd=None,
+        trace_path="/t",
+    )
+    assert "-trace" not in plain
 
 
 def test_smmu_profile_turns_on_the_iommu() -> None:
@@ -46,3 +72,19 @@ def test_runstate_guards(tmp_path: Path) -> None:
     assert machine.shutdown() is None  # idempotent
     with pytest.raises(StateError, match="off"):
         machine.start()
+
+
+def test_qemu_fatal_lines_and_edu_clamps_are_read_from_qemus_output(tmp_path: Path) -> None:
+    from harness.qemu.machine import qemu_fatal_lines
+
+    stderr = (
+        "EDU: clamping DMA 0x10001000 to 0x1000!\n"
+        "qemu: hardware error: EDU: DMA range 0x40000-0x41000 out of bounds (0x40000-0x40fff)!\n"
+        "CPU #0:\n PC=0000000040201134 X00=00000000ffffffff\n"
+    )
+    assert qemu_fatal_lines(stderr) == [
+        "qemu: hardware error: EDU: DMA range 0x40000-0x41000 out of bounds (0x40000-0x40fff)!"
+    ]
+    machine = Machine(profiles.load("virt-4k-smmu"), tmp_path / "fw.elf", tmp_path)
+    machine.stderr_path.write_text(stderr)
+    assert machine.edu_clamps() == [(0x1000_1000, 0x1000)]

@@ -30,6 +30,15 @@ def test_shipped_profiles_match_the_cli_spec() -> None:
     assert found["virt-4k-smmu"].iommu == "smmuv3" and found["virt-4k-smmu"].granule == 4096
     assert all("edu" in p.devices for p in found.values())
     assert profiles.DEFAULT_PROFILE == "virt-4k"
+    # DMA (M1): edu behind the SMMU keeps QEMU's 28-bit mask; without one it must reach RAM.
+    assert found["virt-4k-smmu"].edu_dma_bits == 28 and found["virt-64k-smmu"].edu_dma_bits == 28
+    assert found["virt-64k-smmu"].smmu and found["virt-64k-smmu"].granule == 65536
+    dma32 = found["virt-4k-dma32"]
+    assert (dma32.iommu, dma32.ram_mib, dma32.edu_dma_bits) == ("none", 4608, 32)
+    assert dma32.ram_end > 1 << 32 and dma32.fw_cfg_value("opt/iomem/dma-high") == "1"
+    for p in found.values():
+        assert p.smmu or p.ram_base + (1 << 30) <= p.edu_dma_mask + 1, p.name
+        assert p.edu_stream_id == 0x8
 
 
 def _write(tmp_path: Path, text: str, name: str = "bad") -> Path:
@@ -60,6 +69,13 @@ def test_good_profile_loads(tmp_path: Path) -> None:
         (lambda t: t.replace('name = "bad"', 'name = "other"'), "name", "does not match"),
         (lambda t: t + 'qemu_args = ["-S"]\n', "qemu_args", "set by the harness"),
         (lambda t: t + "[[", "-", "not valid TOML"),
+        (lambda t: t + "edu_dma_bits = 65\n", "edu_dma_bits", "1..64"),
+        (lambda t: t + "edu_dma_bits = 28\n", "edu_dma_bits", "reach no RAM"),
+        (lambda t: t + 'icount = "x; y"\n', "icount", "not a QEMU -icount"),
+        (lambda t: t + 'qemu_args = ["-icount", "1"]\n', "qemu_args", "set by the harness"),
+        (lambda t: t + '[fw_cfg]\n"etc/x" = "1"\n', "fw_cfg", "not an fw_cfg file name"),
+        (lambda t: t + '[fw_cfg]\n"opt/iomem/granule" = "1"\n', "fw_cfg", "set by the harness"),
+        (lambda t: t + '[fw_cfg]\n"opt/x" = "a,b"\n', "fw_cfg", "without commas"),
     ],
 )
 def test_malformed_profile_names_file_field_reason(tmp_path: Path, edit, field: str, reason: str) -> None:  # type: ignore[no-untyped-def]

@@ -166,6 +166,21 @@ class GuestHeapMachine(RuleBasedStateMachine):
         size = self.model.live[va].size
         self.model.free(va + offset, size, self.guest.request(f"free {va + offset:#x} {size}"))
 
+    @rule(pick=PICK, safe=st.booleans(), via_delete=st.booleans())
+    @has_objects
+    def free_object_memory(self, pick: int, safe: bool, via_delete: bool) -> None:
+        """IOFree / IODelete of a live object's own pointer and instance size: refused (§2)."""
+        handle = self._pick_handle(pick)
+        if handle is None:
+            return
+        obj = self.model.objects[handle]
+        if via_delete:
+            verb = "safedelete" if safe else "delete"
+            reply = self.guest.request(f"{verb} {obj.ptr:#x} u8 {obj.size:#x}")
+            self.model.delete(obj.ptr, "u8", obj.size, reply, safe=safe)
+        else:
+            self.model.free(obj.ptr, obj.size, self.guest.request(f"free {obj.ptr:#x} {obj.size}"))
+
     @rule(size=st.sampled_from([0, 16, 2**64 - 1]))
     def free_null(self, size: int) -> None:
         self.model.free(0, size, self.guest.request(f"free 0x0 {size}"))

@@ -299,12 +299,12 @@ MD_CLASSES = (
 
 
 def test_descriptor_classes_are_registered_metaclasses(guest: Guest, mds: Descriptors) -> None:
-    """The classes join the OSObject class list on first use (object_init() forgets classes).
-    An instance made by `obj new` is constructed but not initialised (§6): releasing it must
-    free nothing it does not own."""
-    mds.create(1)
-    classes = guest.ok("obj classes").value("classes").split(",")
+    """The classes are on the OSObject class list from boot (main.c registers them after
+    object_init()), before any descriptor call. An instance made by `obj new` is constructed but
+    not initialised (§6): releasing it must free nothing it does not own."""
+    classes = guest.ok("obj classes").value("classes").split(",")  # nothing created yet
     assert set(MD_CLASSES) <= set(classes)
+    mds.create(1)
     baseline = Baseline.take(guest)
     for name in MD_CLASSES:
         reply = guest.ok(f"obj new {name}")
@@ -314,4 +314,40 @@ def test_descriptor_classes_are_registered_metaclasses(guest: Guest, mds: Descri
             f"md length {reply.number('obj'):#x}", "kIOReturnBadArgument"
         )  # not the caller's descriptor
         assert guest.ok(f"obj release {reply.value('obj')}").number("freed") == 1
+    baseline.check(guest)
+
+
+def test_a_full_object_table_is_no_resources_not_no_memory(
+    guest: Guest, mds: Descriptors, profile: Profile
+) -> None:
+    """C1 item 8: every live object (buffers, maps, subs, multis, OSObjects) takes a registry
+    slot. The table holds far more than the old 512 (600 buffers and 100 maps here), and when
+    it is full the descriptor calls say kIOReturnNoResources, told apart from memory, while
+    plenty of pages are free (the page allocator's own count, read from RAM by the host)."""
+    baseline = Baseline.take(guest)
+    limit = guest.heap_layouts.object_registry["slots"].count // 2  # OBJECT_MAX_LIVE
+    bufs = [mds.create(64) for _ in range(600)]
+    maps = [mds.map(b.md) for b in bufs[:100]]
+    handles = []
+    while (reply := guest.request("obj new OSObject")).ok:
+        handles.append(reply.number("obj"))
+    assert reply.error == "kIOReturnNoResources" and len(bufs) + len(maps) + len(handles) == limit
+    free_bytes = guest.heap_snapshot().pages.free_pages * profile.granule
+    assert free_bytes > 64 << 20  # memory is not what ran out
+    guest.err("bmd create 100", "kIOReturnNoResources")
+    guest.err(mds.sub_line(bufs[0].md, 0, 8), "kIOReturnNoResources")
+    guest.err(mds.multi_line([bufs[0].md]), "kIOReturnNoResources")
+    guest.err(mds.map_line(bufs[1].md, cache="inhibit"), "kIOReturnNoResources")  # the extension
+    guest.err(mds.map_line(bufs[1].md, options=0x100), "kIOReturnError")  # DriverKit: every failure
+    assert mds.map(bufs[1].md).map == maps[1].map  # reuse needs no new object
+    guest.check()
+    for handle in handles:
+        guest.ok(f"obj release {handle:#x}")
+    for m in maps:
+        assert m.map is not None
+        mds.map_release(m.map)
+    assert maps[1].map is not None
+    mds.map_release(maps[1].map)
+    for b in bufs:
+        mds.release(b.md)
     baseline.check(guest)

@@ -135,16 +135,68 @@ def test_parent_released_first_keeps_the_bytes(guest: Guest, mds: Descriptors, p
     baseline.check(guest)
 
 
-def test_sub_stays_backed_when_the_parent_shrinks(guest: Guest, mds: Descriptors, profile: Profile) -> None:
-    """A sub-descriptor's bytes are the buffer's, whatever SetLength does to the buffer later
-    (the capacity and pages never change). docs/descriptors.md, "Composites"."""
+def test_sub_past_its_parents_shrunk_length_cannot_be_mapped(
+    guest: Guest, mds: Descriptors, profile: Profile
+) -> None:
+    """§10.3, XNU IOSubMemoryDescriptor::makeMapping: the sub is mapped by its parent at
+    _start + offset, so the range is checked against the parent's *current* length, and
+    getPhysicalSegment gives nothing past it. (This test used to say the opposite: iomem kept a
+    sub backed whatever SetLength did to its parent, which XNU does not.)"""
     buf = mds.create(200)
     guest.write(VirtAddr(buf.va + 150), b"tail")
     sub = mds.sub(buf.md, 100, 100)
+    parent = mds.segments(buf.md)
     mds.setlength(buf.md, 10)
-    assert mds.length(sub.md) == 100
-    m = mds.map(sub.md)
+    assert mds.length(sub.md) == 100  # the sub's own length does not change
+    assert mds.segments(sub.md) == []  # no segments past the parent's length
+    baseline = Baseline.take(guest)
+    guest.err(mds.map_line(sub.md), "kIOReturnBadArgument")
+    guest.err(mds.map_line(sub.md, options=0), "kIOReturnError")
+    guest.err(mds.map_line(sub.md, options=0, offset=60, length=4), "kIOReturnError")
+    baseline.check(guest)
+    mds.setlength(buf.md, 150)  # half the sub is inside the parent again
+    assert mds.segments(sub.md) == _sub_segments(parent, 100, 50)
+    guest.err(mds.map_line(sub.md, options=0), "kIOReturnError")  # the whole sub: past the end
+    head = mds.map(sub.md, options=0, offset=0, length=50)
+    assert walk_runs(guest.walker(), head.va, 50) == _sub_segments(parent, 100, 50)
+    mds.setlength(buf.md, 200)
+    m = mds.map(sub.md, cache="writethru")
     assert guest.read(VirtAddr(m.va + 50), 4) == b"tail"
+
+
+def test_sub_mapping_holds_the_parent_with_a_parent_relative_offset(
+    guest: Guest, mds: Descriptors, profile: Profile
+) -> None:
+    """§10.3/§12: the map of a sub-descriptor is the parent's: GetOffset is parent-relative, the
+    map holds the parent (not the sub), and a compatible mapping of the parent is reused."""
+    page = profile.granule
+    baseline = Baseline.take(guest)
+    buf = mds.create(3 * page)
+    data = os.urandom(0x100)
+    guest.write(VirtAddr(buf.va + page + 0x30), data)
+    sub = mds.sub(buf.md, page + 0x30, 0x100)
+    inner = mds.sub(sub.md, 0x10, 0x20)
+    m = mds.map(sub.md)
+    assert (m.offset, m.length) == (page + 0x30, 0x100)
+    assert mds.map_info(m.map).md == buf.md if m.map is not None else False
+    assert (mds.info(sub.md).refs, mds.info(buf.md).refs) == (2, 3)  # sub: caller + inner
+    assert guest.read(m.va, 0x100) == data
+    assert walk_runs(guest.walker(), m.va, 0x100) == mds.segments(sub.md)
+    mi = mds.map(inner.md, cache="inhibit")  # sub of a sub: still the buffer, offsets added
+    assert (mi.offset, mi.length) == (page + 0x40, 0x20)
+    assert mds.map_info(mi.map).md == buf.md if mi.map is not None else False
+    assert guest.read(mi.va, 0x20) == data[0x10:0x30]
+    # A mapping of the sub range through the parent is the sub's mapping again (reuse).
+    again = mds.map(buf.md, offset=page + 0x30, length=0x100)
+    assert (again.map, again.va) == (m.map, m.va)
+    # The subs can go: the maps hold the buffer.
+    assert mds.release(inner.md).freed and mds.release(sub.md).freed
+    assert guest.read(m.va, 0x100) == data
+    for handle in (m.map, m.map, mi.map):
+        assert handle is not None
+        mds.map_release(handle)
+    assert mds.release(buf.md).freed
+    baseline.check(guest)
 
 
 def test_out_sub_descriptor_maps_read_only(guest: Guest, mds: Descriptors) -> None:
@@ -301,3 +353,33 @@ def test_nesting_depth_limit(guest: Guest, mds: Descriptors) -> None:
         released = mds.release(handle)
         assert released.freed == (handle == chain[-1])
     baseline.check(guest)
+
+
+def test_multi_walks_its_parts_current_lengths(guest: Guest, mds: Descriptors, profile: Profile) -> None:
+    """§10.4, XNU IOMultiMemoryDescriptor::getPhysicalSegment / doMap: the multi keeps its
+    length, but segments and mappings walk each part's *current* length. After a part shrinks,
+    the later bytes shift to the next part, the tail resolves to nothing, and CreateMapping of
+    the whole multi fails (kIOReturnError; the extension says kIOReturnUnderrun)."""
+    page = profile.granule
+    a, b = mds.create(page), mds.create(page)
+    guest.fill(a.va, page, 0xAA)
+    guest.fill(b.va, page, 0xBB)
+    multi = mds.multi([a.md, b.md])
+    seg_a, seg_b = mds.segments(a.md), mds.segments(b.md)
+    assert mds.segments(multi.md) == merge_runs([(s.pa, s.length) for s in seg_a + seg_b])
+    mds.setlength(a.md, page // 2)
+    assert mds.length(multi.md) == 2 * page  # its own length is what it was
+    shifted = merge_runs([(seg_a[0].pa, page // 2)] + [(s.pa, s.length) for s in seg_b])
+    assert mds.segments(multi.md) == shifted  # b's bytes now start at multi byte page/2
+    baseline = Baseline.take(guest)
+    guest.err(mds.map_line(multi.md, options=0), "kIOReturnError")
+    guest.err(mds.map_line(multi.md), "kIOReturnUnderrun")
+    guest.err(mds.map_line(multi.md, offset=page, length=page), "kIOReturnUnderrun")
+    baseline.check(guest)
+    shifted_map = mds.map(multi.md, offset=page // 2, length=page)  # exactly b now
+    assert walk_runs(guest.walker(), shifted_map.va, page) == seg_b
+    assert guest.read(shifted_map.va, 4) == b"\xbb" * 4
+    mds.setlength(a.md, page)
+    whole = mds.map(multi.md)
+    assert walk_runs(guest.walker(), whole.va, 2 * page) == mds.segments(multi.md)
+    assert guest.read(VirtAddr(whole.va + page - 2), 4) == b"\xaa\xaa\xbb\xbb"

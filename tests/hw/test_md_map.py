@@ -14,7 +14,7 @@ import pytest
 from harness import ledger
 from harness.addresses import PhysAddr, VirtAddr
 from harness.guest import Guest
-from harness.guest.descriptors import Baseline, Descriptors, Mapping_
+from harness.guest.descriptors import Baseline, Descriptors, Mapping_, Released
 from harness.models.descriptors import (
     CACHE_MODES,
     DK_CACHE_OPTIONS,
@@ -25,6 +25,7 @@ from harness.models.descriptors import (
     DK_READ_ONLY,
     EXPECTED_MEMORY_TYPE,
     KERNEL_CACHE_SHIFT,
+    Segment,
 )
 from harness.oracle.descriptors import pa_at, pages_of, unmapped, walk_runs
 from harness.oracle.pages import PageBytes
@@ -301,12 +302,14 @@ def test_guard_regions_fault_on_both_sides(
 def test_unguarded_mappings_pack_and_large_guards_keep_distance(
     guest: Guest, mds: Descriptors, profile: Profile
 ) -> None:
+    # One buffer per mapping: a second identical request on the same buffer would hand back the
+    # first mapping (§10.2 Reuse, tested below), so each mapping here maps its own buffer.
     page = profile.granule
-    buf = mds.create(page)
-    a, b = mds.map(buf.md, guard="none"), mds.map(buf.md, guard="none")
+    bufs = [mds.create(page) for _ in range(4)]
+    a, b = mds.map(bufs[0].md, guard="none"), mds.map(bufs[1].md, guard="none")
     assert (a.guard, b.guard) == (0, 0)
     assert b.va == a.va + page  # GuardedNone: no gap at all
-    c, d = mds.map(buf.md, options=DK_GUARD_NONE), mds.map(buf.md, guard="large")
+    c, d = mds.map(bufs[2].md, options=DK_GUARD_NONE), mds.map(bufs[3].md, guard="large")
     assert c.guard == 0 and c.va == b.va + page
     assert d.va - (c.va + page) >= max(0x10000, page)
 
@@ -334,8 +337,6 @@ def test_fixed_address(guest: Guest, mds: Descriptors, profile: Profile) -> None
 @pytest.mark.parametrize(
     ("address", "offset", "ext_error"),
     [
-        (FIXED_VA + 0x10, 0, "kIOReturnNotAligned"),  # in-page part differs from the offset's
-        (FIXED_VA, 0x10, "kIOReturnNotAligned"),
         (0x1_0000_0000, 0, "kIOReturnNotPermitted"),  # the raw vm map part of the window
         (0x40_0000_0000, 0, "kIOReturnNotPermitted"),  # beyond the window
         (0x4000_0000, 0, "kIOReturnNotPermitted"),  # RAM
@@ -355,18 +356,51 @@ def test_bad_fixed_addresses(
     baseline.check(guest)
 
 
+@pytest.mark.parametrize(("in_page", "offset"), [(0x10, 0), (0, 0x10), (0x123, 0x40), (0xFF8, 0)])
+@pytest.mark.parametrize("how", ["extension", "driverkit"])
+def test_fixed_address_with_another_in_page_offset_is_realigned(
+    guest: Guest, mds: Descriptors, profile: Profile, in_page: int, offset: int, how: str
+) -> None:
+    """§10.2: XNU does not refuse a fixed address whose in-page part differs from the first
+    byte's: memoryReferenceMap only logs it and the VM layer truncates the start to its page
+    (vm_map_enter_mem_object_sanitize). The pages go at the page of `address`; GetAddress is
+    that page plus the first byte's in-page position. (iomem used to refuse it:
+    kIOReturnNotAligned / kIOReturnError, in test_bad_fixed_addresses.)"""
+    page = profile.granule
+    buf = mds.create(2 * page)
+    data = os.urandom(32)
+    guest.write(VirtAddr(buf.va + offset), data)
+    address = FIXED_VA + 4 * page + in_page
+    if how == "extension":
+        m = mds.map(buf.md, address=address, offset=offset, length=32)
+    else:
+        m = mds.map(buf.md, options=DK_FIXED_ADDRESS, address=address, offset=offset, length=32)
+    assert m.va == FIXED_VA + 4 * page + offset % page
+    assert walk_runs(guest.walker(), m.va, 32) == [Segment(pa_at(mds.segments(buf.md), offset), 32)]
+    assert guest.read(m.va, 32) == data
+    guest.check_translation(VirtAddr(m.va))
+
+
 def test_occupied_fixed_addresses(guest: Guest, mds: Descriptors, profile: Profile) -> None:
     page = profile.granule
     buf = mds.create(page)
+    other = mds.create(page)  # another descriptor: never compatible with buf's mappings
     guarded = mds.map(buf.md)  # first fit: low in the area, with one-page guards
     taken = mds.map(buf.md, address=FIXED_VA)
     assert taken.va == FIXED_VA
     baseline = Baseline.take(guest)
     for address in (FIXED_VA, guarded.page_start(page), guarded.page_start(page) - page, buf.va):
+        guest.err(mds.map_line(other.md, address=address), "kIOReturnNoSpace")
+        guest.err(mds.map_line(other.md, options=DK_FIXED_ADDRESS, address=address), "kIOReturnError")
+    for address in (guarded.page_start(page) - page, buf.va):  # buf itself: no mapping starts there
         guest.err(mds.map_line(buf.md, address=address), "kIOReturnNoSpace")
-        guest.err(mds.map_line(buf.md, options=DK_FIXED_ADDRESS, address=address), "kIOReturnError")
     baseline.check(guest)
-    assert mds.map(buf.md, address=FIXED_VA + page).va == FIXED_VA + page  # right next to it is free
+    # The same descriptor at the very address of its compatible fixed mapping: XNU's
+    # copyCompatible hands that mapping back (+1) instead of failing (§10.2 Reuse).
+    again = mds.map(buf.md, address=FIXED_VA)
+    assert (again.map, again.va) == (taken.map, FIXED_VA)
+    assert again.map is not None and mds.map_release(again.map) == Released(1, False)
+    assert mds.map(other.md, address=FIXED_VA + page).va == FIXED_VA + page  # right next to it is free
 
 
 # --------------------------------------------------------------------------- read-only
@@ -376,6 +410,9 @@ def test_read_only_mapping_rejects_writes(
 ) -> None:
     buf = mds.create(profile.granule)
     guest.fill(buf.va, 64, 0x3C)
+    # Another task than the buffer's creator: XNU honours ReadOnly only there (§10.2; the
+    # creator's own mapping is writable, test_read_only_is_ignored_for_the_creator).
+    assert guest.ok("task 2").number("task") == 2
     m = mds.map(buf.md, **how)  # type: ignore[arg-type]
     assert m.perm == "ro"
     leaf = guest.check_translation(m.va)
@@ -393,11 +430,74 @@ def test_read_only_mapping_rejects_writes(
 
 def test_out_buffer_is_writable_by_its_creator(guest: Guest, mds: Descriptors) -> None:
     """§10.2: direction Out makes a mapping read-only only for a task that did not create the
-    buffer; in iomem the caller created every buffer."""
+    buffer: the creator (task 1, the driver) writes; task 2 gets a read-only mapping."""
     buf = mds.create(100, dir="out")
+    assert mds.info(buf.md).kind == "buffer" and guest.ok(f"md info {buf.md:#x}").number("creator") == 1
     m = mds.map(buf.md)
-    assert m.perm == "rw"
+    assert m.perm == "rw" and _leaf(guest.walker(), m.va).el1 == "rw"
     guest.poke(m.va, 0x99, 1)
+    guest.ok("task 2")
+    other = mds.map(buf.md)
+    assert other.perm == "ro" and _leaf(guest.walker(), other.va).el1 == "ro"
+    assert guest.err(f"poke {other.va:#x} 1 1", "kIOReturnNotWritable").value("fault") == "permission"
+    assert guest.peek(other.va, 1) == 0x99
+
+
+@pytest.mark.parametrize(
+    ("dir_", "how"),
+    [
+        ("none", {"ro": True}),
+        ("inout", {"options": DK_READ_ONLY}),
+        ("in", {"options": DK_READ_ONLY | 0x100}),
+        ("out", {}),
+        ("out", {"options": DK_READ_ONLY | 0x400}),
+    ],
+)
+def test_read_only_is_ignored_for_the_creator(
+    guest: Guest, mds: Descriptors, profile: Profile, dir_: str, how: dict[str, object]
+) -> None:
+    """XNU CreateMapping_Impl: `if ((ReadOnly & options) || dir == Out) { if (!reserved ||
+    current_task() != reserved->creator) koptions |= kIOMapReadOnly; }`. The buffer's creator
+    gets a writable mapping (the walker's AP bits say EL1 RW, a write lands in RAM); another
+    task gets a read-only one (AP RO, a write is a permission fault, RAM unchanged)."""
+    page = profile.granule
+    buf = mds.create(page, dir=dir_)
+    pa = mds.segments(buf.md)[0].pa
+    own = mds.map(buf.md, **how)  # type: ignore[arg-type]
+    assert own.perm == "rw"
+    leaf = guest.check_translation(own.va)
+    assert isinstance(leaf, Translation) and leaf.el1 == "rw" and perm_of(leaf) == "rw"
+    guest.poke(own.va, 0xA5, 1)
+    assert guest.ram.read(PhysAddr(pa), 1) == b"\xa5"
+    assert guest.ok("task 7").number("task") == 7
+    theirs = mds.map(buf.md, **how)  # type: ignore[arg-type]
+    assert theirs.perm == "ro" and theirs.map != own.map  # another task: never the creator's map
+    leaf = guest.check_translation(theirs.va)
+    assert isinstance(leaf, Translation) and leaf.el1 == "ro" and perm_of(leaf) == "ro"
+    assert guest.err(f"poke {theirs.va:#x} 0x5a 1", "kIOReturnNotWritable").value("fault") == "permission"
+    assert guest.ram.read(PhysAddr(pa), 1) == b"\xa5"
+    guest.ok("task 1")  # back to the creator: a new request maps writable again
+    assert mds.map(buf.md, **how).perm == "rw"  # type: ignore[arg-type]
+
+
+def test_out_sub_descriptor_has_no_creator(guest: Guest, mds: Descriptors, profile: Profile) -> None:
+    """A sub (or multi) descriptor records no creator (XNU `reserved == NULL`): the rule always
+    applies, even in the task that created the buffer below it."""
+    buf = mds.create(profile.granule)
+    sub = mds.sub(buf.md, 0, 64, dir="out")
+    m = mds.map(sub.md)
+    assert m.perm == "ro" and _leaf(guest.walker(), m.va).el1 == "ro"
+    assert mds.map(sub.md, options=0).perm == "ro"
+    plain = mds.sub(buf.md, 0, 64)
+    assert mds.map(plain.md).perm == "rw" and mds.map(plain.md, ro=True).perm == "ro"
+
+
+def test_task_verb(guest: Guest) -> None:
+    assert guest.ok("task").number("task") == 1
+    assert guest.ok("task 0x10").number("task") == 16
+    guest.err("task 0", "kIOReturnBadArgument")
+    guest.err("task 0x100000000", "kIOReturnBadArgument")
+    assert guest.ok("task").number("task") == 16
 
 
 # --------------------------------------------------------------------------- IOMemoryMap lifetime
@@ -466,3 +566,139 @@ def test_many_mappings_come_and_go_without_leaks(guest: Guest, mds: Descriptors,
         baseline.check(guest)
         assert mds.info(buf.md).refs == 1  # every map gave its reference back
     assert all(AREA[0] <= m.va < AREA[1] for m in maps)
+
+
+# --------------------------------------------------------------------------- §10.2 reuse
+def _mair(guest: Guest, va: int) -> int:
+    return _leaf(guest.walker(), va).mair_byte
+
+
+@pytest.mark.parametrize("how", ["extension", "driverkit"])
+def test_inhibit_then_default_returns_the_uncached_mapping(
+    guest: Guest, mds: Descriptors, profile: Profile, how: str
+) -> None:
+    """XNU IOMemoryMap::copyCompatible: a Default request is compatible with an existing mapping
+    of any cache mode, so CreateMapping(Inhibit) then CreateMapping(Default) hands back the
+    uncached mapping: the same map +1, the same VA, MAIR byte 0x00 in the page tables."""
+    page = profile.granule
+    buf = mds.create(2 * page)
+    first = mds.map(buf.md, cache="inhibit") if how == "extension" else mds.map(buf.md, options=0x100)
+    assert _mair(guest, first.va) == 0x00
+    stats = mds.stats()
+    second = mds.map(buf.md) if how == "extension" else mds.map(buf.md, options=0)
+    assert (second.map, second.va, second.cache) == (first.map, first.va, "inhibit")
+    assert _mair(guest, second.va) == 0x00 and guest.translate(second.va).attr == 0x00
+    after = mds.stats()
+    assert {k: after[k] for k in ("maps_live", "va_ranges", "md_live")} == {
+        k: stats[k] for k in ("maps_live", "va_ranges", "md_live")
+    }
+    assert mds.info(buf.md).refs == 2  # one map, holding the descriptor once
+    assert first.map is not None
+    assert mds.map_release(first.map) == Released(1, False)  # the caller held it twice
+    assert _mair(guest, first.va) == 0x00  # still mapped
+    assert mds.map_release(first.map) == Released(0, True)
+    _assert_faults_everywhere(guest, first.va)
+
+
+def test_default_then_inhibit_is_a_new_mapping(guest: Guest, mds: Descriptors, profile: Profile) -> None:
+    """The other way round the modes differ and the request is not Default: a new mapping."""
+    buf = mds.create(profile.granule)
+    wb = mds.map(buf.md)
+    uc = mds.map(buf.md, cache="inhibit")
+    assert wb.map != uc.map and wb.va != uc.va
+    assert (_mair(guest, wb.va), _mair(guest, uc.va)) == (0xFF, 0x00)
+    assert mds.map(buf.md, cache="inhibit").map == uc.map  # an equal mode is compatible too
+    assert mds.map(buf.md, cache="writethru").map not in (wb.map, uc.map)
+
+
+def test_a_sub_range_shares_the_old_mapping(guest: Guest, mds: Descriptors, profile: Profile) -> None:
+    """A compatible request for a range inside an existing mapping gets a new IOMemoryMap that
+    shares the old one's VA (XNU's sub-map): no new page-table entries or VA, the old mode, and
+    the VA stays mapped until both maps are gone."""
+    page = profile.granule
+    buf = mds.create(2 * page)
+    whole = mds.map(buf.md, cache="inhibit")
+    ranges = mds.stats()["va_ranges"]
+    part = mds.map(buf.md, offset=page + 0x10, length=0x20)
+    assert part.map != whole.map
+    assert (part.va, part.offset, part.length, part.cache) == (
+        whole.va + page + 0x10,
+        page + 0x10,
+        0x20,
+        "inhibit",
+    )
+    assert mds.stats()["va_ranges"] == ranges and mds.stats()["maps_live"] == 2
+    assert _mair(guest, part.va) == 0x00
+    assert whole.map is not None and part.map is not None
+    assert mds.map_release(whole.map) == Released(1, False)  # the sub-map holds it
+    guest.poke(VirtAddr(part.va), 0x5A, 1)
+    assert guest.ram.read(PhysAddr(pa_at(mds.segments(buf.md), page + 0x10)), 1) == b"\x5a"
+    assert mds.map_release(part.map) == Released(0, True)
+    _assert_faults_everywhere(guest, whole.va)
+    assert mds.stats()["maps_live"] == 0 and mds.info(buf.md).refs == 1
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        {"ro": True},  # read-only differs
+        {"guard": "none"},  # guard class differs
+        {"guard": "large"},
+        {"cache": "copyback"},  # not Default and not the old mode
+        {"offset": 0, "length": 0},  # not inside [0x10, ...)
+    ],
+)
+def test_incompatible_requests_make_new_mappings(
+    guest: Guest, mds: Descriptors, profile: Profile, second: dict[str, object]
+) -> None:
+    page = profile.granule
+    buf = mds.create(2 * page)
+    first = mds.map(buf.md, offset=0x10, length=page)
+    other = mds.map(buf.md, **second)  # type: ignore[arg-type]
+    assert other.map != first.map and other.va & ~(page - 1) != first.va & ~(page - 1)
+
+
+# --------------------------------------------------------------------------- §9.3 Device alignment
+DEVICE_MODES = [m for m in CACHE_MODES if EXPECTED_MEMORY_TYPE[m].mair & 0xF0 == 0]
+
+
+@pytest.mark.parametrize("mode", DEVICE_MODES)
+def test_unaligned_access_to_device_memory_is_an_alignment_fault(
+    guest: Guest, mds: Descriptors, profile: Profile, mode: str
+) -> None:
+    """§9.3 [Rec]: real CPUs fault on an unaligned access to Device memory; QEMU 7.2 TCG does
+    not, so the agent sets SCTLR_EL1.A around its raw accesses to Device-type VAs and the CPU's
+    own check raises the architectural alignment fault (DFSC 0b100001). The walker confirms the
+    page is Device memory; RAM shows a faulted store wrote nothing; Normal memory (the buffer's
+    own VA, a Default and a WriteCombine alias) stays unaligned-friendly afterwards."""
+    page = profile.granule
+    buf = mds.create(2 * page)
+    guest.fill(buf.va, 64, 0x11)
+    m = mds.map(buf.md, cache=mode)
+    assert _leaf(guest.walker(), m.va).mair_byte & 0xF0 == 0  # a Device memory type
+    pa = mds.segments(buf.md)[0].pa
+    for line, far in (
+        (f"peek {m.va + 1:#x} 4", m.va + 1),
+        (f"peek {m.va + 4:#x} 8", m.va + 4),
+        (f"poke {m.va + 2:#x} 0x55 4", m.va + 2),
+        (f"read {m.va + 1:#x} 16", m.va + 1),
+        (f"write {m.va + 3:#x} 00112233445566778899", m.va + 3),
+        (f"fill {m.va + 1:#x} 16 0x77", m.va + 1),
+    ):
+        reply = guest.err(line)
+        assert reply.value("fault") == "alignment", line
+        assert (reply.number("far"), reply.number("esr") & 0x3F) == (far, 0x21), line
+    assert guest.ram.read(PhysAddr(pa), 64) == b"\x11" * 64  # nothing was stored
+    # Aligned accesses of every width, and single bytes anywhere, are fine.
+    guest.ok(f"poke {m.va + 8:#x} 0x1234 2")
+    assert guest.peek(VirtAddr(m.va + 8), 8) == 0x1111_1111_1111_1234
+    assert guest.read(VirtAddr(m.va + 7), 1) == b"\x11"
+    guest.ok(f"write {m.va + 16:#x} {'ab' * 13}")  # 8 + 4 + 1 from an aligned start
+    assert guest.ram.read(PhysAddr(pa + 16), 14) == b"\xab" * 13 + b"\x11"
+    # Normal memory after the faults: SCTLR_EL1.A is off again.
+    # (A Default request would reuse the uncached mapping, §10.2: ask for Copyback.)
+    for normal in (buf.va, mds.map(buf.md, cache="writecombine").va, mds.map(buf.md, cache="copyback").va):
+        assert guest.peek(VirtAddr(normal + 1), 8) == int.from_bytes(
+            guest.ram.read(PhysAddr(pa + 1), 8), "little"
+        )
+        guest.ok(f"write {normal + 3:#x} 0102030405")

@@ -70,7 +70,7 @@ has_bytes = precondition(
         bool(self.model.maps) or any(n.kind == "buffer" and n.held for n in self.model.nodes.values())
     )
 )
-has_maps = precondition(lambda self: bool(self.model.maps))
+has_maps = precondition(lambda self: bool(self.model.held_maps()))
 has_stale = precondition(lambda self: bool(self.stale))
 
 
@@ -113,7 +113,7 @@ class DescriptorMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         try:
             if self.guest.console is not None and self.guest.machine.alive():
-                for handle in list(self.model.maps):
+                for handle in self.model.held_maps():
                     self._release_map(handle)
                 for handle in self.model.held_handles():
                     self._release_md(handle)
@@ -260,15 +260,18 @@ class DescriptorMachine(RuleBasedStateMachine):
         if fixed:
             address = FIXED_BASE + self.fixed_slots * FIXED_STRIDE
             self.fixed_slots += 1
-            if offset < limit:  # the first byte's in-page position (the model knows its PA)
-                address += self.model.runs(md, offset, 1)[0].pa % self.page
+            first = self.model.first_pa(md, offset)
+            if first is not None:  # the first byte's in-page position (the model knows its PA)
+                address += first % self.page
         if dk:
             options = data.draw(OPTION_CACHE, label="cache bits") | data.draw(
                 OPTION_GUARD, label="guard bits"
             )
             options |= (0x2 if ro else 0) | (0x1 if address is not None else 0)
             line = self.mds.map_line(md, options=options, offset=offset, length=length, address=address)
-            prediction = self.model.predict_map(md, offset=offset, length=length, options=options)
+            prediction = self.model.predict_map(
+                md, offset=offset, length=length, options=options, address=address
+            )
         else:
             line = self.mds.map_line(
                 md,
@@ -287,6 +290,7 @@ class DescriptorMachine(RuleBasedStateMachine):
                 read_only=ro,
                 guard=guard,
                 fixed=address is not None,
+                address=address,
             )
         if prediction.error is not None:
             self.guest.err(line, prediction.error)
@@ -307,25 +311,34 @@ class DescriptorMachine(RuleBasedStateMachine):
             prediction.guard,
         )
         va = reply.number("va")
+        if prediction.reuse is not None or prediction.share is not None:
+            self.verbs["md map -> reused" if prediction.reuse is not None else "md map -> shared"] += 1
+        if prediction.reuse is not None:  # §10.2: the same map, +1
+            assert (reply.number("map"), va) == (prediction.reuse, self.map_va[prediction.reuse])
+        elif prediction.share is not None:  # a new map on the old one's VA
+            old = self.model.maps[prediction.share]
+            assert va == self.map_va[old.handle] + (offset - old.offset)
         if address is not None:
             assert va == address
         assert va % self.page == prediction.runs[0].pa % self.page
         self._check_runs(va, prediction.length, prediction.runs)
         start = va & ~(self.page - 1)
         end = (va + prediction.length + self.page - 1) & ~(self.page - 1)
-        if prediction.guard:
+        if prediction.guard and prediction.share is None:
             assert unmapped(self.walker, start - prediction.guard, start)
             assert unmapped(self.walker, end, end + prediction.guard)
         leaf = self.walker.walk(va)
         assert getattr(leaf, "el1", None) == prediction.perm
-        node = self.model.add_map(reply.number("map"), md, prediction, fixed=address is not None)
+        node = self.model.add_map(reply.number("map"), md, prediction, fixed=address is not None, va=va)
         self.map_va[node.handle] = va
+        if node.handle in self.stale:  # a map kept alive by a sharer, held again through reuse
+            self.stale.remove(node.handle)
         assert self.model.refs(md) == self.mds.info(md).refs
 
     # ------------------------------------------------------------ bytes
     def _target(self, pick: int, through_map: bool) -> tuple[int, int, int, MapNode | None] | None:
         """(va, descriptor, descriptor offset of va, map) of something writable/readable."""
-        if through_map and self.model.maps:
+        if through_map and self.model.maps:  # any live map, held or kept alive by a sharer
             m = self.model.maps[self._pick(list(self.model.maps), pick)]
             return self.map_va[m.handle], m.md.handle, m.offset, m
         buffers = [h for h in self.model.held_handles() if self.model.nodes[h].kind == "buffer"]
@@ -354,12 +367,20 @@ class DescriptorMachine(RuleBasedStateMachine):
         va, md, base, m = target
         at, size = self._span(target, at, len(data))
         data = data[:size]
+        if m is not None and self.model.device_unaligned(m, va + at, size):
+            # §9.3 [Rec]: the agent's first access is unaligned Device memory: nothing is written
+            reply = self.guest.err(f"write {va + at:#x} {data.hex()}", "kIOReturnNotWritable")
+            assert reply.value("fault") == "alignment"
+            return
         if m is not None and m.read_only:
             reply = self.guest.err(f"write {va + at:#x} {data.hex()}", "kIOReturnNotWritable")
             assert reply.value("fault") == "permission"
             return
         self.guest.write(VirtAddr(va + at), data)
-        self.model.write(md, base + at, data)
+        if m is not None:
+            self.model.write_map(m, at, data)
+        else:
+            self.model.write(md, base + at, data)
 
     @has_bytes
     @rule(pick=PICK, through_map=st.booleans(), at=st.integers(0, 2**20), size=st.integers(1, 64))
@@ -369,9 +390,17 @@ class DescriptorMachine(RuleBasedStateMachine):
             return
         va, md, base, _ = target
         at, size = self._span(target, at, size)
-        expected = self.model.read(md, base + at, size)
+        _, _, _, m = target
+        if m is not None and self.model.device_unaligned(m, va + at, size):
+            reply = self.guest.err(f"read {va + at:#x} {size}", "kIOReturnNotReadable")
+            assert reply.value("fault") == "alignment"
+            return
+        expected = self.model.read_map(m, at, size) if m is not None else self.model.read(md, base + at, size)
         assert self.guest.read(VirtAddr(va + at), size) == expected
-        ram = b"".join(self.guest.ram.read(s.pa, s.length) for s in self.model.runs(md, base + at, size))
+        runs = (
+            self.model.map_runs(m, at, size) if m is not None else self.model.buffer_runs(md, base + at, size)
+        )
+        ram = b"".join(self.guest.ram.read(s.pa, s.length) for s in runs)
         assert ram == expected
 
     # ------------------------------------------------------------ releases
@@ -385,15 +414,25 @@ class DescriptorMachine(RuleBasedStateMachine):
         assert {self.owners.owner(pa) for pa in gone} <= {"free"}
 
     def _release_map(self, handle: int) -> None:
-        va = self.map_va.pop(handle)
         pages = self.model.buffer_pages()
         reply = self.guest.ok(f"map release {handle:#x}")
-        self.model.release_map(handle)
-        assert (reply.number("refs"), reply.number("freed")) == (0, 1)
-        self.stale.append(handle)
-        assert self.guest.machine.gva2gpa(va) is None and unmapped(self.walker, va, va + 1)
-        gone = pages - self.model.buffer_pages()
-        assert {self.owners.owner(pa) for pa in gone} <= {"free"}
+        refs, freed, unmapped_maps = self.model.release_map(handle)
+        assert (reply.number("refs"), bool(reply.number("freed"))) == (refs, freed)
+        if handle not in self.model.maps or self.model.maps[handle].held == 0:
+            self.stale.append(handle)
+        for gone in unmapped_maps:  # maps with a VA range of their own: unmapped now
+            va = self.map_va[gone.handle]
+            assert self.guest.machine.gva2gpa(va) is None and unmapped(self.walker, va, va + 1)
+        for h in [h for h in self.map_va if h not in self.model.maps]:
+            del self.map_va[h]
+        gone_pages = pages - self.model.buffer_pages()
+        assert {self.owners.owner(pa) for pa in gone_pages} <= {"free"}
+
+    @rule(task=st.sampled_from([1, 1, 2]))
+    def switch_task(self, task: int) -> None:
+        """§10.2 [Rec]: the current task; buffers remember their creator, maps their task."""
+        assert self.guest.ok(f"task {task}").number("task") == task
+        self.model.task = task
 
     @has_held
     @rule(pick=PICK)
@@ -403,7 +442,7 @@ class DescriptorMachine(RuleBasedStateMachine):
     @has_maps
     @rule(pick=PICK)
     def release_map(self, pick: int) -> None:
-        self._release_map(self._pick(list(self.model.maps), pick))
+        self._release_map(self._pick(self.model.held_maps(), pick))
 
     @has_stale
     @rule(

@@ -7,12 +7,17 @@ symbols for the metaclasses and the counter.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from heap_support import baseline_state, decoded_and_compared, model_for
 
-from harness.addresses import PhysAddr
+from harness import PROJECT_ROOT
+from harness.addresses import PhysAddr, VirtAddr
+from harness.errors import GuestCrashed
 from harness.guest import Guest
 from harness.oracle import heap as heap_oracle
+from harness.qemu.profile import Profile
 
 POISON = 0xDE
 
@@ -145,9 +150,11 @@ def test_registry_full_is_no_resources_before_the_heap_is_touched(guest: Guest) 
         if not reply.ok:
             break
         handles.append(model.obj_new("OSObject", reply))
-    assert reply.error == "kIOReturnNoResources" and len(handles) == 512  # OBJECT_MAX_LIVE
+    limit = guest.heap_layouts.object_registry["slots"].count // 2  # OBJECT_MAX_LIVE
+    assert limit >= 8192  # C1: well past what a driver keeps (was 512)
+    assert reply.error == "kIOReturnNoResources" and len(handles) == limit
     stats = guest.stats()
-    assert stats["alloc_failures"] == 0 and stats["allocs"] == 512  # the heap was not asked
+    assert stats["alloc_failures"] == 0 and stats["allocs"] == limit  # the heap was not asked
     decoded_and_compared(guest, model)
     for handle in handles:
         assert handle is not None
@@ -185,3 +192,81 @@ def test_obj_verbs_refuse_handles_they_did_not_issue(guest: Guest) -> None:
     guest.ok(f"map release {mapping.number('map'):#x}")
     guest.ok(f"md release {md:#x}")
     guest.check()
+
+
+# ------------------------------------------------------------------ C1 item 1: IOFree of another kind's block
+
+
+@pytest.mark.parametrize(
+    "verb",
+    ["free {ptr:#x} {size}", "delete {ptr:#x} u64 {count}", "safedelete {ptr:#x} u8 {size}"],
+)
+def test_iofree_refuses_a_live_objects_memory(guest: Guest, verb: str) -> None:
+    """IOFree/IODelete of an object's own pointer and instance size is bad input refused when it
+    is made (§2 [Rec]): the block belongs to the object allocator, not to IOMalloc. Checked
+    against the host decoder (the block is still there, tagged as object memory), guest RAM
+    (meta and count untouched) and the registry, which keeps working."""
+    model = model_for(guest)
+    state = baseline_state(guest)
+    reply = guest.obj_new("IOMemTestObject")
+    handle = model.obj_new("IOMemTestObject", reply)
+    assert handle is not None
+    ptr, size = reply.number("ptr"), 64
+    assert guest.heap_verify().block_owners() == {ptr: "object"}
+    before = guest.stats()
+    refused = guest.err(verb.format(ptr=ptr, size=size, count=size // 8), "kIOReturnBadArgument")
+    assert "OSObject" in refused.text
+    assert guest.stats()["frees"] == before["frees"]
+    meta, refcount, _ = _object_memory(guest, ptr, size)
+    assert meta == guest.elf.symbol("IOMemTestObjectMetaClass").address and refcount == 1
+    guest.check()
+    decoded_and_compared(guest, model)  # the block is live, object-owned, and the model agrees
+    model.obj_retain(handle, guest.obj_retain(handle))
+    model.obj_release(handle, guest.obj_release(handle))
+    model.obj_release(handle, guest.obj_release(handle))
+    decoded_and_compared(guest, model)
+    assert baseline_state(guest) == state
+
+
+def test_iofree_refuses_descriptor_objects_and_metadata(guest: Guest, profile: Profile) -> None:
+    """Every heap block the descriptor calls hold (the buffer and map objects, the buffer's page
+    list) is found by the host decoder with its owner, and IOFree of each with its exact size is
+    refused; the buffer and its mapping keep working and release cleanly."""
+    state = baseline_state(guest)
+    bmd = guest.ok(f"bmd create {3 * profile.granule}")
+    md = bmd.number("md")
+    mapping = guest.ok(f"md map {md:#x}")
+    snap = guest.heap_verify()
+    owners, sizes = snap.block_owners(), snap.live_blocks()
+    assert sorted(owners.values()) == ["firmware", "object", "object"]  # page list, buffer, map
+    frees = guest.stats()["frees"]
+    for ptr, owner in owners.items():
+        guest.err(f"free {ptr:#x} {sizes[ptr]}", "kIOReturnBadArgument")
+        guest.err(f"delete {ptr:#x} u8 {sizes[ptr]:#x}", "kIOReturnBadArgument")
+        assert owner != "caller"
+    assert guest.stats()["frees"] == frees
+    assert guest.heap_verify().live_blocks() == sizes
+    guest.check()
+    guest.ok(f"fill {mapping.number('va'):#x} {3 * profile.granule} 0x5a")
+    assert guest.read(VirtAddr(bmd.number("va")), 16) == b"\x5a" * 16
+    guest.ok(f"map release {mapping.number('map'):#x}")
+    guest.ok(f"md release {md:#x}")
+    assert baseline_state(guest) == state
+
+
+def test_an_internal_assertion_names_expression_file_and_line(guest: Guest) -> None:
+    """A broken invariant (a live object whose count the host set to 0 behind the guest's back)
+    stops the guest with `! panic assertion failed: EXPR (FILE:LINE)`, and that line of the
+    source holds that assertion."""
+    obj = guest.obj_new("IOMemTestObject")
+    count_at = PhysAddr(obj.number("ptr") + guest.heap_layouts.os_object["refcount"].offset)
+    guest.ram.write(count_at, (0).to_bytes(4, "little"))
+    with pytest.raises(GuestCrashed) as caught:
+        guest.request(f"obj retain {obj.number('obj'):#x}", timeout=5)
+    pattern = r"! panic assertion failed: (.+) \((firmware/[\w/]+\.c):(\d+)\)"
+    match = re.search(pattern, caught.value.console_tail)
+    assert match is not None, caught.value.console_tail
+    expr, path, line = match.group(1), match.group(2), int(match.group(3))
+    assert expr == "count >= 1"
+    source = (PROJECT_ROOT / path).read_text().splitlines()
+    assert f"ASSERT({expr})" in source[line - 1]

@@ -40,6 +40,24 @@ void dcache_invalidate_range(uintptr_t start, uintptr_t end)
     dsb_sy();
 }
 
+bool mmu_va_is_device(uint64_t va)
+{
+    uint64_t par = mmu_at_s1e1(va, false);
+
+    if (par & PAR_F)
+        return false;
+    return ((par >> PAR_ATTR_SHIFT) & 0xF0u) == 0; /* Device: the attribute's high nibble is 0 */
+}
+
+void mmu_alignment_check(bool on)
+{
+    uint64_t sctlr = read_sysreg(sctlr_el1);
+
+    sctlr = on ? sctlr | SCTLR_EL1_A : sctlr & ~(uint64_t)SCTLR_EL1_A;
+    write_sysreg(sctlr_el1, sctlr);
+    isb();
+}
+
 uint64_t mmu_at_s1e1(uint64_t va, bool write)
 {
     if (write)

@@ -34,4 +34,19 @@ static inline void tlbi_all(void) { __asm__ volatile("tlbi vmalle1is" ::: "memor
  */
 uint64_t mmu_at_s1e1(uint64_t va, bool write);
 
+/*
+ * Whether stage 1 maps `va` (for an EL1 read) as a Device memory type (MAIR
+ * encoding 0b0000xx00: nGnRnE, nGnRE, nGRE, GRE). False when it does not
+ * translate: such an access faults on its own.
+ */
+bool mmu_va_is_device(uint64_t va);
+
+/*
+ * SCTLR_EL1.A on or off (with an ISB): with it on, every unaligned data access
+ * takes an alignment fault. The agent turns it on around its raw accesses to
+ * Device-type VAs only, so that QEMU 7.2 TCG, which does not check alignment
+ * for Device memory itself, raises the fault real hardware raises (§9.3 [Rec]).
+ */
+void mmu_alignment_check(bool on);
+
 #endif /* IOMEM_ARCH_MMU_H */
