@@ -30,6 +30,7 @@ from harness.link.describe import Description
 
 CLAIMS_PATH = Path(__file__).resolve().parent / "link" / "claims.toml"
 ERROR = "err"
+STATED = "stated"  # not an oracle: the key appeared in a reply
 
 ORACLES = {
     "ram": "guest RAM read from the host (shared RAM file)",
@@ -159,6 +160,12 @@ def checked(verb: str, key: str, oracle: str) -> None:
         _current.add((verb, key, oracle))
 
 
+def stated(verb: str, key: str) -> None:
+    """Record that a reply stated (verb, key): the table asks for a check wherever one was."""
+    if _current is not None:
+        _current.add((verb, key, STATED))
+
+
 def undeclared(verb: str, key: str) -> None:
     """Record a reply key that the firmware's table does not declare for ``verb``."""
     if _current is not None:
@@ -196,21 +203,26 @@ def table(
     claims: Mapping[str, Mapping[str, Claim]],
     by_profile: Mapping[str, Iterable[Record]],
 ) -> dict[str, Any]:
-    """The claims figure: per verb, fact keys and those checked on every profile of the run.
+    """The claims figure: per verb, fact keys and those checked on every profile of the run
+    whose replies stated them (a key only some profiles have, such as the SMMU's, counts on those).
 
     ``{"profiles": [...], "verbs": {VERB: {"facts": N, "checked": M, "unchecked": [KEY...],
     "error_checked": bool}}, "total": {...}, "undeclared": [...]}``
     """
     profiles = sorted(by_profile)
-    seen = {p: {(v, k) for v, k, _ in recs} for p, recs in by_profile.items()}
+    by_profile = {p: list(recs) for p, recs in by_profile.items()}
+    seen = {
+        p: {(v, k) for v, k, o in recs if o not in (STATED, "undeclared")} for p, recs in by_profile.items()
+    }
+    stated_on = {p: {(v, k) for v, k, o in recs if o == STATED} for p, recs in by_profile.items()}
     verbs: dict[str, object] = {}
     facts_total = checked_total = 0
     for verb in sorted(description.verbs):
         annotated = claims.get(verb, {})
         keys = [k for k in ledger_keys(description, verb) if (c := annotated.get(k)) is None or c.fact]
-        done = [k for k in keys if profiles and all((verb, k) in seen[p] for p in profiles)]
+        done = [k for k in keys if _checked_everywhere(verb, k, profiles, seen, stated_on)]
         unchecked = [k for k in keys if k not in done]
-        errors = bool(profiles) and all((verb, ERROR) in seen[p] for p in profiles)
+        errors = any((verb, ERROR) in seen[p] for p in profiles)
         verbs[verb] = {
             "facts": len(keys),
             "checked": len(done),
@@ -226,6 +238,19 @@ def table(
         "total": {"facts": facts_total, "checked": checked_total},
         "undeclared": undeclared,
     }
+
+
+def _checked_everywhere(
+    verb: str,
+    key: str,
+    profiles: list[str],
+    seen: Mapping[str, set[tuple[str, str]]],
+    stated_on: Mapping[str, set[tuple[str, str]]],
+) -> bool:
+    """Checked on every profile whose replies stated the key (a profile that recorded no
+    statements at all counts as stating everything), and on at least one."""
+    where = [p for p in profiles if not stated_on[p] or (verb, key) in stated_on[p] | seen[p]]
+    return bool(where) and all((verb, key) in seen[p] for p in where)
 
 
 def format_table(figure: Mapping[str, Any]) -> list[str]:

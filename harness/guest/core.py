@@ -25,7 +25,7 @@ from harness.guest.heap import HeapVerbs
 from harness.image.build import ensure_firmware
 from harness.image.elf import Firmware
 from harness.link.console import Console
-from harness.link.describe import Description, undeclared_keys
+from harness.link.describe import Description
 from harness.link.describe import from_elf as describe_elf
 from harness.link.protocol import PROTO_VERSION, Banner, Reply
 from harness.oracle import translation
@@ -167,8 +167,15 @@ class Guest(HeapVerbs):
         reply = self.console.request(line, timeout=timeout)
         verb = self.description.verb_of(line)
         if verb is not None and reply.keys:
-            for key in undeclared_keys(self.description.verbs[verb], reply.keys, error=not reply.ok):
-                ledger.undeclared(verb, key if reply.ok else f"err.{key}")
+            described = self.description.verbs[verb]
+            for key in reply.keys:
+                declared = described.reply_key(key, error=not reply.ok)
+                name = key if declared is None else declared.name
+                name = name if reply.ok else f"err.{name}"
+                if declared is None:
+                    ledger.undeclared(verb, name)
+                else:
+                    ledger.stated(verb, name)
         return reply
 
     @property
