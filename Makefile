@@ -122,11 +122,12 @@ PYTEST_PAR := $(if $(filter 1,$(JOBS)),,-n $(JOBS)) --durations=10
 test-host: $(VENV_STAMP) $(HOST_LIB)
 	$(VENV)/bin/pytest tests/host -q $(PYTEST_PAR) $(PYTEST_ARGS)
 
+# Ends with the claims table (build/claims.json; also in build/test-hw.xml's properties).
 # PYTEST_ARGS may name test paths (tests/hw/test_x.py, tests/hw/test_x.py::test_y): then only those run.
 HW_PATHS = $(if $(filter tests/%,$(PYTEST_ARGS)),,tests/hw)
 
 test-hw: $(VENV_STAMP) $(FW_ELF)
-	$(VENV)/bin/pytest $(HW_PATHS) $(PYTEST_PAR) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(HW_PATHS) $(PYTEST_PAR) --junitxml=$(BUILD)/test-hw.xml $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check harness tests

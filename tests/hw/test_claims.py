@@ -479,3 +479,29 @@ def test_bench_and_protocol_verbs(guest: Guest) -> None:
     guest.err("peek 0x40000000 3", "kIOReturnBadArgument")
     guest.err("echo on x", "kIOReturnBadArgument")
     guest.err("echo off x", "kIOReturnBadArgument")
+
+
+def test_dma_and_edu_verbs_against_the_profile_and_their_errors(guest: Guest, profile: Profile) -> None:
+    iommu = int(profile.iommu != "none")
+    r = guest.ok("dma create")
+    cmp("dma create", "iommu", r.number("iommu"), iommu, "profile")
+    cmp("dma info", "iommu", guest.ok("dma info").number("iommu"), iommu, "profile")
+    cmp("edu info", "iommu", guest.ok("edu info").number("iommu"), iommu, "profile")
+    guest.ok(f"dma release {r.number('dma'):#x}")
+    for line, code in (
+        ("dma create bits=x", "kIOReturnBadArgument"),
+        ("dma info 0x5", "kIOReturnBadArgument"),
+        ("dma prepare 0x0 0x0", "kIOReturnBadArgument"),
+        ("dma complete 0x0", "kIOReturnBadArgument"),
+        ("dma preparation 0x0", "kIOReturnBadArgument"),
+        ("dma perform 0x0 read 0 1", "kIOReturnBadArgument"),
+        ("dma release 0x0", "kIOReturnBadArgument"),
+        ("dma translate 0x1000", "kIOReturnNotReadable" if iommu else "kIOReturnUnsupported"),
+        ("edu copy 0x0 0x0 0", "kIOReturnBadArgument"),
+        ("edu to-device 0x0 0", "kIOReturnBadArgument"),
+        ("edu from-device 0x0 0", "kIOReturnBadArgument"),
+        ("edu info 1", "kIOReturnBadArgument"),
+        ("wait 99999999999", "kIOReturnBadArgument"),
+        ("task 0", "kIOReturnBadArgument"),
+    ):
+        guest.err(line, code)
