@@ -100,7 +100,7 @@ HOST_LIB := $(HOST_OUT)/libiomem_host.so
 # The protocol core (agent/{number,reply,grammar,dispatch,session,cmd_proto}.c),
 # the host-only test verbs and ctypes entry points (agent/host/), lib/, and the
 # hardware-free parts of mm/ (allocators, descriptor encoding, format table).
-HOST_AGENT := number reply grammar dispatch session cmd_proto
+HOST_AGENT := number reply grammar dispatch session cmd_proto describe
 HOST_MM := ioreturn iovmpagesize pages heap object pte formats
 HOST_SRCS := $(wildcard $(addprefix firmware/,\
 	$(HOST_AGENT:%=agent/%.c) agent/host/*.c lib/*.c $(HOST_MM:%=mm/%.c)))
@@ -161,8 +161,12 @@ SHARD ?=
 SHARD_ARGS := $(if $(SHARD),--splits $(word 2,$(subst /, ,$(SHARD))) --group $(word 1,$(subst /, ,$(SHARD))) \
 	--splitting-algorithm least_duration --durations-path $(DURATIONS))
 
+# Ends with the claims table (build/claims.json; also in build/test-hw.xml's properties).
+# PYTEST_ARGS may name test paths (tests/hw/test_x.py, tests/hw/test_x.py::test_y): then only those run.
+HW_PATHS = $(if $(filter tests/%,$(PYTEST_ARGS)),,tests/hw)
+
 test-hw: $(VENV_STAMP) $(FW_ELF)
-	$(VENV)/bin/pytest tests/hw $(PYTEST_PAR) $(SHARD_ARGS) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(HW_PATHS) $(PYTEST_PAR) --junitxml=$(BUILD)/test-hw.xml $(SHARD_ARGS) $(PYTEST_ARGS)
 
 test-durations: $(VENV_STAMP) $(FW_ELF)
 	$(VENV)/bin/pytest tests/hw $(PYTEST_PAR) --store-durations --clean-durations \

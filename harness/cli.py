@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from harness import PROJECT_ROOT, keep
 from harness.errors import InvalidInput, IomemError, StateError
@@ -136,8 +137,11 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return status
 
 
-def _console_loop(guest: Guest) -> None:
+def _console_loop(guest: Guest, log: TextIO | None = None) -> None:
     import readline
+
+    from harness.link.completion import Completer, format_help
+    from harness.link.describe import from_guest
 
     history = Path.home() / ".iomem_history"
     with contextlib.suppress(OSError):
@@ -147,10 +151,31 @@ def _console_loop(guest: Guest) -> None:
         raise StateError("the guest is not booted")
     busy = threading.Event()
     stop = threading.Event()
+    completer = Completer(from_guest(console.request))  # the guest's own table, via help
+    colour = sys.stdout.isatty()
+
+    def complete(text: str, state: int) -> str | None:
+        line = readline.get_line_buffer()
+        before = line[: readline.get_begidx()]
+        found = completer.candidates(before, text)
+        if state >= len(found):
+            return None
+        return found[state] + ("" if found[state].endswith("=") else " ")
+
+    readline.set_completer(complete)
+    readline.set_completer_delims(" ")
+    readline.parse_and_bind("tab: complete")
+
+    def keep(text: str) -> None:
+        if log is not None:
+            log.write(text + "\n")
+            log.flush()
 
     def show_event(event: Event) -> None:
-        sys.stdout.write("\r" + event.line + "\n")
+        shown = f"\x1b[1;33m{event.line}\x1b[0m" if colour else event.line
+        sys.stdout.write("\r" + shown + "\n")
         sys.stdout.flush()
+        keep(event.line)
         if not busy.is_set():
             readline.redisplay()
 
@@ -190,7 +215,14 @@ def _console_loop(guest: Guest) -> None:
                 replies = run_line(guest, commands, kind)
             finally:
                 busy.clear()
+            keep(f"iomem> {line}")
             for reply in replies:
+                keep(reply.line.split(" ", 1)[1] if reply.line.startswith("@") else reply.line)
+                completer.observe(line, reply)
+                described = format_help(reply) if line.split()[0] == "help" else None
+                if described is not None:
+                    print(described, flush=True)
+                    continue
                 _show(reply, False)
     finally:
         stop.set()
@@ -206,8 +238,9 @@ def cmd_console(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     guest = Guest(profile, _log_dir(args.log_dir, "console"), firmware=firmware)
     try:
-        with guest:
-            _console_loop(guest)
+        with guest, contextlib.ExitStack() as stack:
+            log = stack.enter_context(Path(args.log).open("a")) if args.log else None
+            _console_loop(guest, log)
     except IomemError as exc:
         return _fail(str(exc), guest)
     except KeyboardInterrupt:
@@ -294,6 +327,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("console", help="interactive console on a fresh guest")
     p.add_argument("--profile", default=profiles.DEFAULT_PROFILE)
     p.add_argument("--log-dir")
+    p.add_argument("--log", metavar="FILE", help="keep the session (requests, replies, events) in FILE")
     p.set_defaults(func=cmd_console)
 
     p = sub.add_parser("inject", help="corrupt guest RAM kind by kind; table of who detects each")

@@ -13,6 +13,11 @@ The per-profile summary at the end is built from pytest's own reports
 (``pytest_runtest_logreport``), which under pytest-xdist the controller receives from every
 worker: each test's report carries its profile and boot time as ``user_properties``, so the
 totals are exact whatever the number of workers. Nothing is kept in module globals.
+
+The claims ledger (:mod:`harness.ledger`) travels the same way: the claims a test compared
+against an oracle are one user property of its call report, and the controller ends the run
+with the claims table (per verb: facts stated / facts checked on every profile, the unchecked
+keys), writes it to ``build/claims.json`` and into the JUnit XML's global properties.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from harness import PROJECT_ROOT
+from harness import PROJECT_ROOT, ledger
 from harness.errors import StateError
 from harness.guest import Guest
 from harness.image.build import ensure_firmware
@@ -40,6 +45,8 @@ ARTIFACT_ROOT = PROJECT_ROOT / "build" / "test-artifacts"
 _GUESTS_KEY = pytest.StashKey[list[Guest]]()
 PROFILE_PROPERTY = "iomem_profile"
 BOOT_PROPERTY = "iomem_boot_seconds"
+CLAIMS_PROPERTY = "iomem_claims"
+CLAIMS_JSON = PROJECT_ROOT / "build" / "claims.json"
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Summary:
 
     outcomes: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     boots: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    claims: dict[str, set[ledger.Record]] = field(default_factory=lambda: defaultdict(set))
 
     def add(self, report: pytest.TestReport) -> None:
         properties = dict(report.user_properties)
@@ -56,6 +64,9 @@ class Summary:
             return  # a host test
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.outcomes[profile][report.outcome] += 1
+        for name, value in report.user_properties:
+            if name == CLAIMS_PROPERTY and isinstance(value, str):
+                self.claims[profile].update(ledger.decode(value))
         if report.when == "setup":
             self.boots[profile].extend(
                 float(value)
@@ -174,7 +185,17 @@ def guest(request: pytest.FixtureRequest, profile: Profile, make_guest: Callable
 
 
 @pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    ledger.begin()  # the guest fixture's own checks (banner build-id) count for the test
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    if call.when == "call":
+        records = ledger.end()
+        if records:
+            item.user_properties.append((CLAIMS_PROPERTY, ledger.encode(records)))
     outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
     if report.failed:
@@ -232,6 +253,8 @@ class SummaryReporter:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.summary = Summary()
+        self.figure: dict[str, Any] | None = None
+        self.drift: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.summary.add(report)
@@ -240,6 +263,34 @@ class SummaryReporter:
         if hasattr(self.config, "workerinput"):
             return
         _write_summary(terminalreporter, self.summary)
+        _write_claims(terminalreporter, self.figure, self.drift)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """The claims figure, before junitxml writes its file (and before the terminal summary)."""
+        if hasattr(self.config, "workerinput") or not self.summary.outcomes:
+            return
+        from harness.image.build import FIRMWARE_ELF
+        from harness.link.describe import from_elf
+
+        try:
+            description = from_elf(FIRMWARE_ELF)
+            claims = ledger.load_claims()
+        except (OSError, ValueError) as exc:
+            self.drift = [f"no claims table: {exc}"]
+            return
+        by_profile = {p: self.summary.claims.get(p, set()) for p in self.summary.outcomes}
+        self.figure = ledger.table(description, claims, by_profile)
+        self.drift = ledger.drift(description, claims)
+        ledger.write_json(self.figure, CLAIMS_JSON)
+        xml = self.config.stash.get(_junit_key(), None) if _junit_key() is not None else None
+        if xml is not None:
+            total: dict[str, int] = self.figure["total"]
+            verbs: dict[str, Any] = self.figure["verbs"]
+            xml.add_global_property("iomem_facts", total["facts"])
+            xml.add_global_property("iomem_facts_checked", total["checked"])
+            for verb, row in verbs.items():
+                xml.add_global_property(f"iomem_claims[{verb}]", f"{row['checked']}/{row['facts']}")
 
 
 def _write_summary(tr: Any, summary: Summary) -> None:
@@ -259,3 +310,23 @@ def _write_summary(tr: Any, summary: Summary) -> None:
             f"{len(boots):>5} {median:>17}"
         )
     tr.write_line(f"artifacts: {ARTIFACT_ROOT}  ({time.strftime('%H:%M:%S')})")
+
+
+def _write_claims(tr: Any, figure: dict[str, Any] | None, drift: list[str]) -> None:
+    if figure is None and not drift:
+        return
+    tr.section("iomem claims (facts checked against an oracle)")
+    if figure is not None:
+        for line in ledger.format_table(figure):
+            tr.write_line(line)
+        tr.write_line(f"written to {CLAIMS_JSON}")
+    for problem in drift:
+        tr.write_line(f"claims: {problem}")
+
+
+def _junit_key() -> Any:
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover - pytest internals moved
+        return None
+    return xml_key

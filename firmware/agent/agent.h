@@ -6,7 +6,7 @@
  *
  * A verb in three steps (in any agent/cmd_*.c; no central table to edit):
  *
- *     AGENT_COMMAND(cmd_peek, "peek", "VA [WIDTH]")
+ *     AGENT_COMMAND(cmd_peek, "peek", "VA [WIDTH]", "value", AGENT_FAULT_KEYS)
  *     {
  *         uint64_t va, width = 8;              // defaults for optional arguments
  *         IOReturn rc;
@@ -31,6 +31,16 @@
  * e.g. "VA LEN", "MD [cache=MODE] [offset=N] [length=N] [ro]", "VA [w]".
  * A family verb is registered as two words ("md map", "echo on"); the
  * dispatcher resolves the second word and `help md` lists the family.
+ *
+ * After the usage come the verb's reply keys (the protocol's description, one
+ * source: `help VERB` prints it, the console completes from it, and the
+ * harness's claims ledger, harness/link/claims.toml, must name every key):
+ *     "k1 k2 [k3]"  keys of the `ok` reply in their order; [k] when not always there;
+ *                   seg<N> a family of keys with a decimal index
+ *     then the keys an `err` reply may carry beyond its code (AGENT_FAULT_KEYS
+ *     for a verb that reports caught faults), "" for none.
+ * A placeholder with a fixed set of values (MODE, DIR, TYPE...) is registered
+ * with AGENT_CHOICES; `help` lists the values and error texts can name them.
  *
  * Replies: a handler returns kIOReturnSuccess after adding its keys in the
  * verb's fixed order (-> `ok k=v ...`), or returns agent_fail(...) /
@@ -73,17 +83,25 @@ struct agent_command {
     const char *name;  /* "peek", or "md map" for a family verb */
     const char *usage; /* argument grammar, see above */
     IOReturn (*handler)(struct agent_call *call);
+    struct agent_reply_keys {
+        const char *ok;  /* keys of the ok reply, see above (NULL: not declared) */
+        const char *err; /* keys an err reply may carry (NULL: not declared) */
+    } replies;
 };
+
+/* The keys of the fault reply (agent_fail_fault). */
+#define AGENT_FAULT_KEYS "esr far fault [level]"
 
 /*
  * Define and register a verb handler: the body that follows is the handler,
  * with parameter `struct agent_call *call` (which it may leave unused). Registration is an entry in the
  * linker section agent_commands (iomem.ld keeps it).
  */
-#define AGENT_COMMAND(handler_, name_, usage_)                                                       \
+#define AGENT_COMMAND(handler_, name_, usage_, ...)                                                  \
     static IOReturn handler_(struct agent_call *call);                                               \
     static const struct agent_command agent_command_##handler_                                       \
-        __attribute__((used, section("agent_commands"), aligned(8))) = {name_, usage_, handler_}; \
+        __attribute__((used, section("agent_commands"), aligned(8))) = {                           \
+            .name = name_, .usage = usage_, .handler = handler_, .replies = {__VA_ARGS__}};          \
     static IOReturn handler_(__attribute__((unused)) struct agent_call *call)
 
 /* ---------------------------------------------------------------- arguments */
@@ -174,11 +192,46 @@ const struct agent_counters *agent_counters(const struct agent_call *call);
  */
 struct agent_stats_hook {
     void (*fn)(struct agent_call *call);
+    struct {
+        const char *ok; /* the keys fn adds, as a verb's reply keys (NULL: not declared) */
+    } keys;
 };
-#define AGENT_STATS(fn_)                                                                    \
+#define AGENT_STATS(fn_, ...)                                                               \
     static void fn_(struct agent_call *call);                                               \
     static const struct agent_stats_hook agent_stats_##fn_                                  \
-        __attribute__((used, section("agent_stats"), aligned(8))) = {fn_}; \
+        __attribute__((used, section("agent_stats"), aligned(8))) = {.fn = fn_, .keys = {__VA_ARGS__}}; \
     static void fn_(__attribute__((unused)) struct agent_call *call)
+
+/* ---------------------------------------------------------------- choices */
+
+/*
+ * The values a placeholder of the usage strings takes (MODE: the cache modes),
+ * from the table that defines them: fn(i) is the i-th name, NULL past the end.
+ *
+ *     AGENT_CHOICES(dir_choice, "DIR") { return i < 4 ? names[i].name : NULL; }
+ */
+struct agent_choices {
+    const char *placeholder;
+    const char *(*fn)(unsigned i);
+};
+#define AGENT_CHOICES(fn_, placeholder_)                                                    \
+    static const char *fn_(unsigned i);                                                     \
+    static const struct agent_choices agent_choices_##fn_                                   \
+        __attribute__((used, section("agent_choices"), aligned(8))) = {placeholder_, fn_};  \
+    static const char *fn_(unsigned i)
+
+/*
+ * The values of `placeholder` as "a,b,c" in out (empty when none are
+ * registered); returns out, so an error text can name the valid choices:
+ *     agent_fail(call, kIOReturnBadArgument, "unknown cache mode '%s' (%s)", name,
+ *                agent_choices_list("MODE", buf, sizeof(buf)));
+ */
+const char *agent_choices_list(const char *placeholder, char *out, size_t cap);
+
+/*
+ * `err kIOReturnBadArgument unknown WHAT 'VALUE' (a,b,c)`: the valid values of
+ * `placeholder` named in the text. Returns kIOReturnBadArgument.
+ */
+IOReturn agent_fail_choice(struct agent_call *call, const char *what, const char *value, const char *placeholder);
 
 #endif /* IOMEM_AGENT_AGENT_H */

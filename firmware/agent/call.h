@@ -54,6 +54,9 @@ IOReturn agent_dispatch(struct agent_call *call, char *rest);
 /* dispatch.c: the simple verb `word`, else any member of family `word`, else NULL. */
 const struct agent_command *agent_find_verb(const char *word);
 
+/* dispatch.c: the member `sub` of family `word` ("md", "map"), or NULL. */
+const struct agent_command *agent_find_member(const char *word, const char *sub);
+
 /* dispatch.c: whether c is a member of a family ("md map"). */
 bool agent_is_family(const struct agent_command *c);
 

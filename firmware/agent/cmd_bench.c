@@ -164,7 +164,11 @@ static IOReturn bench_trace_verb(struct agent_call *call, const char *name, uint
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_bench_heap, "bench heap", "[OPS] [max=BYTES] [seed=N] [trace=NAME] [allocator=NAME] [ops=N]")
+AGENT_COMMAND(cmd_bench_heap, "bench heap", "[OPS] [max=BYTES] [seed=N] [trace=NAME] [allocator=NAME] [ops=N]",
+              "ops max seed calls freq iomem_ticks picolibc_ticks stub_ticks iomem_failed picolibc_failed stub_calls "
+              "picolibc_calls trace allocator measured failed timer median p99 sum trim_x100 wall frag_avg_ppm "
+              "frag_max_ppm meta_x100 series fill",
+              "")
 {
     uint64_t ops = 100000, max = 512, seed = 1;
     IOReturn rc;

@@ -9,7 +9,7 @@
 #include "agent/md_handles.h"
 #include "mm/bmd.h"
 
-AGENT_COMMAND(cmd_bmd_create, "bmd create", "CAPACITY [dir=DIR] [align=N]")
+AGENT_COMMAND(cmd_bmd_create, "bmd create", "CAPACITY [dir=DIR] [align=N]", "md va capacity length", "")
 {
     IOBufferMemoryDescriptor *bmd;
     uint64_t capacity, dir, align = 0;
@@ -30,7 +30,7 @@ AGENT_COMMAND(cmd_bmd_create, "bmd create", "CAPACITY [dir=DIR] [align=N]")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_bmd_range, "bmd range", "MD")
+AGENT_COMMAND(cmd_bmd_range, "bmd range", "MD", "va length", "")
 {
     IOBufferMemoryDescriptor *bmd;
     IOAddressSegment range;
@@ -45,7 +45,7 @@ AGENT_COMMAND(cmd_bmd_range, "bmd range", "MD")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_md_setlength, "md setlength", "MD LEN")
+AGENT_COMMAND(cmd_md_setlength, "md setlength", "MD LEN", "length", "")
 {
     IOBufferMemoryDescriptor *bmd;
     uint64_t length;

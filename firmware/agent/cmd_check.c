@@ -25,7 +25,7 @@ static IOReturn check_failed(struct agent_call *call, const char *allocator, con
     return kIOReturnInternalError;
 }
 
-AGENT_COMMAND(cmd_check, "check", "")
+AGENT_COMMAND(cmd_check, "check", "", "blocks free free_blocks chunks large objects pages_free pages_used", "allocator at")
 {
     struct pages_check_report pages;
     struct heap_check_report heap;

@@ -74,7 +74,7 @@ static IOReturn md_arg(struct agent_call *call, unsigned i, IOMemoryDescriptor *
     return held_md_arg(call, i, true, out);
 }
 
-AGENT_COMMAND(cmd_dma_create, "dma create", "[bits=N] [options=N]")
+AGENT_COMMAND(cmd_dma_create, "dma create", "[bits=N] [options=N]", "dma bits iommu", "")
 {
     IODMACommandSpecification spec = {0};
     uint64_t options = 0;
@@ -92,7 +92,7 @@ AGENT_COMMAND(cmd_dma_create, "dma create", "[bits=N] [options=N]")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_dma_prepare, "dma prepare", "DMA MD [offset=N] [length=N] [max=N] [options=N]")
+AGENT_COMMAND(cmd_dma_prepare, "dma prepare", "DMA MD [offset=N] [length=N] [max=N] [options=N]", "flags count [seg<N>] bounced length", "")
 {
     IODMACommand *cmd;
     IOMemoryDescriptor *md;
@@ -128,7 +128,7 @@ AGENT_COMMAND(cmd_dma_prepare, "dma prepare", "DMA MD [offset=N] [length=N] [max
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_dma_complete, "dma complete", "DMA [options=N]")
+AGENT_COMMAND(cmd_dma_complete, "dma complete", "DMA [options=N]", "", "")
 {
     IODMACommand *cmd;
     uint64_t options = 0;
@@ -141,7 +141,7 @@ AGENT_COMMAND(cmd_dma_complete, "dma complete", "DMA [options=N]")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_dma_preparation, "dma preparation", "DMA")
+AGENT_COMMAND(cmd_dma_preparation, "dma preparation", "DMA", "md offset length", "")
 {
     IODMACommand *cmd;
     IOMemoryDescriptor *md = NULL;
@@ -159,7 +159,7 @@ AGENT_COMMAND(cmd_dma_preparation, "dma preparation", "DMA")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_dma_perform, "dma perform", "DMA OP DMAOFFSET LEN [MD] [DATAOFFSET]")
+AGENT_COMMAND(cmd_dma_perform, "dma perform", "DMA OP DMAOFFSET LEN [MD] [DATAOFFSET]", "length", "[length]")
 {
     IODMACommand *cmd;
     IOMemoryDescriptor *data = NULL;
@@ -191,7 +191,7 @@ AGENT_COMMAND(cmd_dma_perform, "dma perform", "DMA OP DMAOFFSET LEN [MD] [DATAOF
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_dma_release, "dma release", "DMA")
+AGENT_COMMAND(cmd_dma_release, "dma release", "DMA", "refs freed", "")
 {
     IODMACommand *cmd;
     int32_t refs = 0;
@@ -207,7 +207,7 @@ AGENT_COMMAND(cmd_dma_release, "dma release", "DMA")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_dma_info, "dma info", "[DMA]")
+AGENT_COMMAND(cmd_dma_info, "dma info", "[DMA]", "iommu sid [asid] [granule] [ias] [root] [ste] [cd] [iova_base] [iova_end] [iova_ranges] [iova_bytes] [smmu] [strtab] [strtab_cfg] [cmdq] [eventq] [gerror] [events] [bits] [prepared] [md] [offset] [length] [flags] [iova] [bounced]", "")
 {
     struct dma_domain_info d;
     struct smmu_info s;
@@ -254,7 +254,7 @@ AGENT_COMMAND(cmd_dma_info, "dma info", "[DMA]")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_dma_translate, "dma translate", "IOVA")
+AGENT_COMMAND(cmd_dma_translate, "dma translate", "IOVA", "pa perm", "")
 {
     uint64_t iova, pa;
     bool writable;
@@ -271,7 +271,7 @@ AGENT_COMMAND(cmd_dma_translate, "dma translate", "IOVA")
     return kIOReturnSuccess;
 }
 
-AGENT_STATS(dma_stats)
+AGENT_STATS(dma_stats, "dma_live dma_prepared iova_ranges iova_bytes bounce_pages iopt_tables iopt_pages")
 {
     struct dma_stats s;
 

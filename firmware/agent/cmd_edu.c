@@ -83,11 +83,11 @@ static IOReturn transfer(struct agent_call *call, enum edu_direction dir)
     return reply_transfer(call, status, &r);
 }
 
-AGENT_COMMAND(cmd_edu_to_device, "edu to-device", "ADDR LEN [buf=N]") { return transfer(call, EDU_TO_DEVICE); }
+AGENT_COMMAND(cmd_edu_to_device, "edu to-device", "ADDR LEN [buf=N]", "status ns commands faults", "[status] [ns] [faults]") { return transfer(call, EDU_TO_DEVICE); }
 
-AGENT_COMMAND(cmd_edu_from_device, "edu from-device", "ADDR LEN [buf=N]") { return transfer(call, EDU_FROM_DEVICE); }
+AGENT_COMMAND(cmd_edu_from_device, "edu from-device", "ADDR LEN [buf=N]", "status ns commands faults", "[status] [ns] [faults]") { return transfer(call, EDU_FROM_DEVICE); }
 
-AGENT_COMMAND(cmd_edu_copy, "edu copy", "SRC DST LEN")
+AGENT_COMMAND(cmd_edu_copy, "edu copy", "SRC DST LEN", "status ns commands faults", "[status] [ns] [faults]")
 {
     uint64_t src, dst, len;
     struct edu_result r = {0};
@@ -105,7 +105,7 @@ AGENT_COMMAND(cmd_edu_copy, "edu copy", "SRC DST LEN")
     return reply_transfer(call, status, &r);
 }
 
-AGENT_COMMAND(cmd_edu_info, "edu info", "")
+AGENT_COMMAND(cmd_edu_info, "edu info", "", "bdf sid bar0 intid id ecam iommu", "")
 {
     const struct pci_device *d = edu_device();
 
@@ -128,7 +128,7 @@ static bool never(void *ctx)
 }
 
 /* wait NS: sleep in wfi until the CNTVCT deadline NS from now (the bound every device wait uses). */
-AGENT_COMMAND(cmd_wait, "wait", "NS")
+AGENT_COMMAND(cmd_wait, "wait", "NS", "ns", "")
 {
     uint64_t ns, waited = 0;
     IOReturn rc;

@@ -106,14 +106,15 @@ static const struct heap_type *type_find(const char *name)
     return NULL;
 }
 
+AGENT_CHOICES(type_choice, "TYPE") { return i < HEAP_TYPE_COUNT ? heap_types[i].name : NULL; }
+
 static IOReturn type_arg(struct agent_call *call, unsigned i, const struct heap_type **out)
 {
     const char *name = agent_arg(call, i);
 
     *out = name != NULL ? type_find(name) : NULL;
     if (*out == NULL)
-        return agent_fail(call, kIOReturnBadArgument, "unknown TYPE '%s' (u8,u16,u32,u64,rec24,rec4096)",
-                          name != NULL ? name : "");
+        return agent_fail_choice(call, "TYPE", name != NULL ? name : "", "TYPE");
     return kIOReturnSuccess;
 }
 
@@ -160,7 +161,7 @@ static IOReturn reply_block(struct agent_call *call, void *ptr, uint64_t size)
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_alloc, "alloc", "SIZE")
+AGENT_COMMAND(cmd_alloc, "alloc", "SIZE", "va size", "")
 {
     uint64_t size;
     IOReturn rc;
@@ -170,7 +171,7 @@ AGENT_COMMAND(cmd_alloc, "alloc", "SIZE")
     return reply_block(call, IOMalloc((size_t)size), size);
 }
 
-AGENT_COMMAND(cmd_zalloc, "zalloc", "SIZE")
+AGENT_COMMAND(cmd_zalloc, "zalloc", "SIZE", "va size", "")
 {
     uint64_t size;
     IOReturn rc;
@@ -180,7 +181,7 @@ AGENT_COMMAND(cmd_zalloc, "zalloc", "SIZE")
     return reply_block(call, IOMallocZero((size_t)size), size);
 }
 
-AGENT_COMMAND(cmd_free, "free", "VA SIZE")
+AGENT_COMMAND(cmd_free, "free", "VA SIZE", "", "")
 {
     uint64_t va, size;
     IOReturn rc;
@@ -213,12 +214,12 @@ static IOReturn new_common(struct agent_call *call, bool zero)
     return reply_block(call, ptr, size);
 }
 
-AGENT_COMMAND(cmd_new, "new", "TYPE COUNT")
+AGENT_COMMAND(cmd_new, "new", "TYPE COUNT", "va size", "")
 {
     return new_common(call, false);
 }
 
-AGENT_COMMAND(cmd_newzero, "newzero", "TYPE COUNT")
+AGENT_COMMAND(cmd_newzero, "newzero", "TYPE COUNT", "va size", "")
 {
     return new_common(call, true);
 }
@@ -267,18 +268,18 @@ static IOReturn run_delete(struct agent_call *call, bool safe)
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_delete, "delete", "VA TYPE COUNT")
+AGENT_COMMAND(cmd_delete, "delete", "VA TYPE COUNT", "ptr freed", "[ptr]")
 {
     return run_delete(call, false);
 }
 
-AGENT_COMMAND(cmd_safedelete, "safedelete", "VA TYPE COUNT")
+AGENT_COMMAND(cmd_safedelete, "safedelete", "VA TYPE COUNT", "ptr freed", "[ptr]")
 {
     return run_delete(call, true);
 }
 
 /* sizeof of each TYPE as the guest's compiler laid it out. */
-AGENT_COMMAND(cmd_types, "types", "")
+AGENT_COMMAND(cmd_types, "types", "", "u8 u16 u32 u64 rec24 rec4096", "")
 {
     for (size_t i = 0; i < HEAP_TYPE_COUNT; i++)
         agent_reply_dec(call, heap_types[i].name, heap_types[i].size);
@@ -287,7 +288,7 @@ AGENT_COMMAND(cmd_types, "types", "")
 
 /* ---------------------------------------------------------------- stats */
 
-AGENT_STATS(heap_stats_keys)
+AGENT_STATS(heap_stats_keys, "heap_used heap_free pages_free allocs frees alloc_failures heap_blocks heap_free_blocks heap_chunks heap_large heap_large_pages pages_total")
 {
     struct heap_stats heap;
     struct pages_stats pages;

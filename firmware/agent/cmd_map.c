@@ -34,29 +34,35 @@ static void reply_map(struct agent_call *call, IOMemoryMap *map, bool with_handl
     agent_reply_dec(call, "guard", map->guard);
 }
 
+static const struct {
+    const char *name;
+    enum iomd_guard guard;
+} guard_names[] = {{"none", IOMD_GUARD_NONE}, {"small", IOMD_GUARD_SMALL}, {"large", IOMD_GUARD_LARGE},
+                   {"default", IOMD_GUARD_SMALL}};
+
+AGENT_CHOICES(guard_choice, "G") { return i < sizeof(guard_names) / sizeof(guard_names[0]) ? guard_names[i].name : NULL; }
+
 static IOReturn guard_key(struct agent_call *call, enum iomd_guard *guard)
 {
-    static const struct {
-        const char *name;
-        enum iomd_guard guard;
-    } names[] = {{"none", IOMD_GUARD_NONE}, {"small", IOMD_GUARD_SMALL}, {"large", IOMD_GUARD_LARGE},
-                 {"default", IOMD_GUARD_SMALL}};
     const char *text = agent_key(call, "guard");
+    char choices[64];
 
     *guard = IOMD_GUARD_SMALL;
     if (text == NULL)
         return kIOReturnSuccess;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(text, names[i].name) == 0) {
-            *guard = names[i].guard;
+    for (size_t i = 0; i < sizeof(guard_names) / sizeof(guard_names[0]); i++) {
+        if (strcmp(text, guard_names[i].name) == 0) {
+            *guard = guard_names[i].guard;
             return kIOReturnSuccess;
         }
     }
-    return agent_fail(call, kIOReturnBadArgument, "bad guard '%s' (none, small, large, default)", text);
+    return agent_fail(call, kIOReturnBadArgument, "bad guard '%s' (%s)", text,
+                      agent_choices_list("G", choices, sizeof(choices)));
 }
 
 AGENT_COMMAND(cmd_md_map, "md map",
-              "MD [cache=MODE] [options=N] [offset=N] [length=N] [address=N] [guard=G] [ro]")
+              "MD [cache=MODE] [options=N] [offset=N] [length=N] [address=N] [guard=G] [ro]",
+              "map va offset length cache perm guard", "")
 {
     struct iomd_map_request req = {.cache = kIODefaultCache, .guard = IOMD_GUARD_SMALL};
     const char *cache = agent_key(call, "cache");
@@ -73,18 +79,19 @@ AGENT_COMMAND(cmd_md_map, "md map",
     if (agent_key(call, "options") != NULL) {
         /* The DriverKit-faithful path: everything comes from the option word. */
         if (cache != NULL || agent_flag(call, "ro") || agent_key(call, "guard") != NULL)
-            return agent_fail(call, kIOReturnBadArgument, "options= carries the cache mode, ro and guard itself");
+            return agent_fail(call, kIOReturnBadArgument,
+                              "the option word carries the cache mode, ro and guard itself: give options= alone");
         rc = IOMemoryDescriptor_CreateMapping(md, options, address, req.offset, req.length, 0, &map);
         if (rc != kIOReturnSuccess)
             return agent_fail(call, rc, "CreateMapping(options=0x%llx) failed", (unsigned long long)options);
     } else {
         if (cache != NULL && !cache_mode_from_name(cache, &req.cache))
-            return agent_fail(call, kIOReturnBadArgument, "unknown cache mode '%s'", cache);
+            return agent_fail_choice(call, "cache mode", cache, "MODE");
         if ((rc = guard_key(call, &req.guard)) != kIOReturnSuccess)
             return rc;
         if (agent_key(call, "address") != NULL) {
             if (agent_key(call, "guard") != NULL)
-                return agent_fail(call, kIOReturnBadArgument, "guard= needs a kernel-chosen address");
+                return agent_fail(call, kIOReturnBadArgument, "a guard (guard=) needs a kernel-chosen address");
             req.fixed = true;
             req.address = address;
         }
@@ -97,7 +104,7 @@ AGENT_COMMAND(cmd_md_map, "md map",
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_map_info, "map info", "MAP")
+AGENT_COMMAND(cmd_map_info, "map info", "MAP", "va offset length cache perm guard md", "")
 {
     IOMemoryMap *map;
     IOReturn rc;
@@ -109,7 +116,7 @@ AGENT_COMMAND(cmd_map_info, "map info", "MAP")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_map_release, "map release", "MAP") { return held_release(call, HELD_MAP); }
+AGENT_COMMAND(cmd_map_release, "map release", "MAP", "refs freed", "") { return held_release(call, HELD_MAP); }
 /* ---------------------------------------------------------------- tasks (§10.2 [Rec]) */
 
 /*
@@ -118,7 +125,7 @@ AGENT_COMMAND(cmd_map_release, "map release", "MAP") { return held_release(call,
  * it, a mapping the task it is made in: the read-only rule and mapping reuse
  * depend on them. Handles stay usable across tasks (the bench has one caller).
  */
-AGENT_COMMAND(cmd_task, "task", "[N]")
+AGENT_COMMAND(cmd_task, "task", "[N]", "task", "")
 {
     uint64_t task;
     IOReturn rc;

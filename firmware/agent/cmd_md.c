@@ -17,7 +17,7 @@
 #include "mm/object.h"
 #include "mm/vaspace.h"
 
-AGENT_COMMAND(cmd_md_length, "md length", "MD")
+AGENT_COMMAND(cmd_md_length, "md length", "MD", "length", "")
 {
     IOMemoryDescriptor *md;
     uint64_t length;
@@ -31,7 +31,7 @@ AGENT_COMMAND(cmd_md_length, "md length", "MD")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_md_info, "md info", "MD")
+AGENT_COMMAND(cmd_md_info, "md info", "MD", "kind dir length depth refs [capacity] [va] [pages] [contiguous] [creator]", "")
 {
     IOMemoryDescriptor *md;
     IOBufferMemoryDescriptor *bmd;
@@ -79,7 +79,7 @@ static bool next_segment(const IOMemoryDescriptor *md, uint64_t *offset, paddr_t
     return true;
 }
 
-AGENT_COMMAND(cmd_md_segments, "md segments", "MD [first=N]")
+AGENT_COMMAND(cmd_md_segments, "md segments", "MD [first=N]", "count [seg<N>] [next]", "")
 {
     IOMemoryDescriptor *md;
     uint64_t first = 0, count = 0, shown = 0, offset, len;
@@ -111,9 +111,9 @@ AGENT_COMMAND(cmd_md_segments, "md segments", "MD [first=N]")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_md_release, "md release", "MD") { return held_release(call, HELD_DESCRIPTOR); }
+AGENT_COMMAND(cmd_md_release, "md release", "MD", "refs freed", "") { return held_release(call, HELD_DESCRIPTOR); }
 
-AGENT_COMMAND(cmd_md_sub, "md sub", "MD OFFSET LENGTH [dir=DIR]")
+AGENT_COMMAND(cmd_md_sub, "md sub", "MD OFFSET LENGTH [dir=DIR]", "md length", "")
 {
     IOMemoryDescriptor *of, *sub;
     uint64_t offset, length, dir;
@@ -133,7 +133,7 @@ AGENT_COMMAND(cmd_md_sub, "md sub", "MD OFFSET LENGTH [dir=DIR]")
 /* Parts beyond this are refused by the verb itself (the call's limit is 32; 33+ shows its Overrun). */
 #define MULTI_MAX_ARGS 64u
 
-AGENT_COMMAND(cmd_md_multi, "md multi", "[MD] [MD2] [MD3] [MD4] [MD5] [MD6] [MD7] [MD8] [dir=DIR]")
+AGENT_COMMAND(cmd_md_multi, "md multi", "[MD] [MD2] [MD3] [MD4] [MD5] [MD6] [MD7] [MD8] [dir=DIR]", "md length count", "")
 {
     IOMemoryDescriptor *parts[MULTI_MAX_ARGS], *multi;
     uint32_t count = 0;
@@ -182,7 +182,7 @@ AGENT_COMMAND(cmd_md_multi, "md multi", "[MD] [MD2] [MD3] [MD4] [MD5] [MD6] [MD7
 
 /* ---------------------------------------------------------------- stats */
 
-AGENT_STATS(md_stats)
+AGENT_STATS(md_stats, "md_live maps_live va_ranges va_bytes dc_civac dline")
 {
     agent_reply_dec(call, "md_live", iomd_live_descriptors());
     agent_reply_dec(call, "maps_live", iomd_live_maps());

@@ -227,7 +227,7 @@ static bool mem_try(void (*fn)(void *ctx), struct access *a, size_t len, struct 
 
 /* ---------------------------------------------------------------- verbs */
 
-AGENT_COMMAND(cmd_peek, "peek", "VA [WIDTH]")
+AGENT_COMMAND(cmd_peek, "peek", "VA [WIDTH]", "value", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;
@@ -243,7 +243,7 @@ AGENT_COMMAND(cmd_peek, "peek", "VA [WIDTH]")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_poke, "poke", "VA VALUE [WIDTH]")
+AGENT_COMMAND(cmd_poke, "poke", "VA VALUE [WIDTH]", "value", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;
@@ -263,7 +263,7 @@ AGENT_COMMAND(cmd_poke, "poke", "VA VALUE [WIDTH]")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_read, "read", "VA LEN")
+AGENT_COMMAND(cmd_read, "read", "VA LEN", "data crc32 len", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;
@@ -285,7 +285,7 @@ AGENT_COMMAND(cmd_read, "read", "VA LEN")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_write, "write", "VA [HEX] [data=HEX] [crc32=X]")
+AGENT_COMMAND(cmd_write, "write", "VA [HEX] [data=HEX] [crc32=X]", "len crc32", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;
@@ -338,7 +338,7 @@ static uint32_t crc_of_fill(uint8_t byte, uint64_t len)
     return crc;
 }
 
-AGENT_COMMAND(cmd_fill, "fill", "VA LEN BYTE")
+AGENT_COMMAND(cmd_fill, "fill", "VA LEN BYTE", "len crc32", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;
@@ -358,7 +358,7 @@ AGENT_COMMAND(cmd_fill, "fill", "VA LEN BYTE")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_crc, "crc", "VA LEN")
+AGENT_COMMAND(cmd_crc, "crc", "VA LEN", "len crc32", AGENT_FAULT_KEYS)
 {
     struct access a = {0};
     struct fault_info fault;

@@ -53,7 +53,13 @@ static IOReturn handle_arg(struct agent_call *call, uint64_t *handle, OSObject *
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_obj_classes, "obj classes", "")
+AGENT_CHOICES(class_choice, "CLASS")
+{
+    const OSMetaClass *meta = i < object_class_count() ? object_class_at(i) : NULL;
+    return meta != NULL ? meta->name : NULL;
+}
+
+AGENT_COMMAND(cmd_obj_classes, "obj classes", "", "classes sizes live test_frees", "")
 {
     char names[512], sizes[256];
     size_t n_len = 0, s_len = 0;
@@ -76,14 +82,14 @@ AGENT_COMMAND(cmd_obj_classes, "obj classes", "")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_obj_new, "obj new", "CLASS")
+AGENT_COMMAND(cmd_obj_new, "obj new", "CLASS", "obj class size refs ptr", "")
 {
     const char *name = agent_arg(call, 0);
     const OSMetaClass *meta = object_class_find(name);
     OSObject *object = NULL;
 
     if (meta == NULL)
-        return agent_fail(call, kIOReturnBadArgument, "unknown class '%s' (see obj classes)", name);
+        return agent_fail_choice(call, "class", name, "CLASS");
     /* OSTypeAlloc(T) is OSObjectAllocate(&T##MetaClass, ...); the class comes from the request here. */
     size_t slot;
     if (!issued_slot(0, &slot))
@@ -100,7 +106,7 @@ AGENT_COMMAND(cmd_obj_new, "obj new", "CLASS")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_obj_retain, "obj retain", "OBJ")
+AGENT_COMMAND(cmd_obj_retain, "obj retain", "OBJ", "refs freed ptr", "")
 {
     uint64_t handle;
     OSObject *object;
@@ -115,7 +121,7 @@ AGENT_COMMAND(cmd_obj_retain, "obj retain", "OBJ")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_obj_release, "obj release", "OBJ")
+AGENT_COMMAND(cmd_obj_release, "obj release", "OBJ", "refs freed ptr inst", "")
 {
     uint64_t handle = 0;
     OSObject *object = NULL;
@@ -140,7 +146,7 @@ AGENT_COMMAND(cmd_obj_release, "obj release", "OBJ")
     return kIOReturnSuccess;
 }
 
-AGENT_STATS(object_stats_keys)
+AGENT_STATS(object_stats_keys, "objects test_object_frees")
 {
     agent_reply_dec(call, "objects", object_live_count());
     agent_reply_dec(call, "test_object_frees", iomem_test_object_frees);

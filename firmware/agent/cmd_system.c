@@ -28,7 +28,7 @@ void system_identity_keys(struct agent_call *call)
     reply_range(call, "ram", mem_layout()->ram);
 }
 
-AGENT_COMMAND(cmd_hello, "hello", "")
+AGENT_COMMAND(cmd_hello, "hello", "", "proto build page ram", "")
 {
     system_identity_keys(call);
     return kIOReturnSuccess;
@@ -57,7 +57,7 @@ static unsigned tcr_pa_bits(uint64_t tcr)
     return ips < sizeof(bits) / sizeof(bits[0]) ? bits[ips] : 0;
 }
 
-AGENT_COMMAND(cmd_info, "info", "")
+AGENT_COMMAND(cmd_info, "info", "", "page granule ram pa_bits ttbr0 ttbr1 tcr mair sctlr heap scratch cpu el", "")
 {
     const struct mem_layout *layout = mem_layout();
     uint64_t tcr = read_sysreg(tcr_el1);
@@ -78,13 +78,13 @@ AGENT_COMMAND(cmd_info, "info", "")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_pagesize, "pagesize", "")
+AGENT_COMMAND(cmd_pagesize, "pagesize", "", "page", "")
 {
     agent_reply_dec(call, "page", IOVMPageSize);
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_stats, "stats", "")
+AGENT_COMMAND(cmd_stats, "stats", "", "requests errors faults", "")
 {
     const struct agent_counters *counters = agent_counters(call);
 
@@ -103,7 +103,7 @@ static void power_off(void *ctx)
     psci_system_off();
 }
 
-AGENT_COMMAND(cmd_quit, "quit", "")
+AGENT_COMMAND(cmd_quit, "quit", "", "", "")
 {
     agent_after_reply(call, power_off, NULL);
     return kIOReturnSuccess;

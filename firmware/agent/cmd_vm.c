@@ -39,7 +39,7 @@ static const char *perm_name(unsigned prot)
     return "unknown";
 }
 
-AGENT_COMMAND(cmd_translate, "translate", "VA [w]")
+AGENT_COMMAND(cmd_translate, "translate", "VA [w]", "pa attr cache perm", "fault [level] par")
 {
     bool write = agent_flag(call, "w");
     IOReturn code = write ? kIOReturnNotWritable : kIOReturnNotReadable;
@@ -83,7 +83,7 @@ static IOReturn window_range(struct agent_call *call, uint64_t va, uint64_t size
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_vm_map, "vm map", "VA PA SIZE [cache=MODE] [perm=ro|rw|rx]")
+AGENT_COMMAND(cmd_vm_map, "vm map", "VA PA SIZE [cache=MODE] [perm=ro|rw|rx]", "va pa size cache perm", "")
 {
     struct vm_attrs attrs = {kIODefaultCache, VM_PROT_READ | VM_PROT_WRITE};
     const char *cache = agent_key(call, "cache"), *perm = agent_key(call, "perm");
@@ -94,7 +94,7 @@ AGENT_COMMAND(cmd_vm_map, "vm map", "VA PA SIZE [cache=MODE] [perm=ro|rw|rx]")
         (rc = agent_arg_u64(call, 2, &size)) || (rc = window_range(call, va, size)))
         return rc;
     if (cache != NULL && !cache_mode_from_name(cache, &attrs.cache))
-        return agent_fail(call, kIOReturnBadArgument, "unknown cache mode '%s'", cache);
+        return agent_fail_choice(call, "cache mode", cache, "MODE");
     if (perm != NULL) {
         size_t i;
         for (i = 0; i < sizeof(perms) / sizeof(perms[0]) && strcmp(perms[i].name, perm) != 0; i++)
@@ -114,7 +114,7 @@ AGENT_COMMAND(cmd_vm_map, "vm map", "VA PA SIZE [cache=MODE] [perm=ro|rw|rx]")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_vm_unmap, "vm unmap", "VA SIZE")
+AGENT_COMMAND(cmd_vm_unmap, "vm unmap", "VA SIZE", "va size", "")
 {
     uint64_t va, size;
     IOReturn rc;
@@ -130,7 +130,7 @@ AGENT_COMMAND(cmd_vm_unmap, "vm unmap", "VA SIZE")
     return kIOReturnSuccess;
 }
 
-AGENT_STATS(vm_stats)
+AGENT_STATS(vm_stats, "pt_used pt_total")
 {
     agent_reply_dec(call, "pt_used", vm_pool_tables_used());
     agent_reply_dec(call, "pt_total", vm_pool_tables_total());

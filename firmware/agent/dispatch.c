@@ -45,7 +45,7 @@ const struct agent_command *agent_find_verb(const char *word)
     return family;
 }
 
-static const struct agent_command *find_family_member(const char *word, const char *sub)
+const struct agent_command *agent_find_member(const char *word, const char *sub)
 {
     for (const struct agent_command *c = __start_agent_commands; c < __stop_agent_commands; c++)
         if (agent_is_family(c) && first_word_is(c, word) && strcmp(subverb(c), sub) == 0)
@@ -109,17 +109,21 @@ IOReturn agent_dispatch(struct agent_call *call, char *rest)
     if (verb == NULL)
         return agent_fail(call, kIOReturnBadArgument, "missing verb");
     c = agent_find_verb(verb);
-    if (c == NULL)
-        return agent_fail(call, kIOReturnUnsupported, "unknown verb '%s'", verb);
+    if (c == NULL) {
+        agent_list_words(words, sizeof(words), NULL);
+        return agent_fail(call, kIOReturnUnsupported, "unknown verb '%s' (%s)", verb, words);
+    }
     if (agent_is_family(c)) {
         char *sub = agent_next_token(&rest);
         if (sub == NULL) {
             agent_list_words(words, sizeof(words), verb);
             return agent_fail(call, kIOReturnBadArgument, "missing subverb for '%s' (%s)", verb, words);
         }
-        c = find_family_member(verb, sub);
-        if (c == NULL)
-            return agent_fail(call, kIOReturnUnsupported, "unknown verb '%s %s'", verb, sub);
+        c = agent_find_member(verb, sub);
+        if (c == NULL) {
+            agent_list_words(words, sizeof(words), verb);
+            return agent_fail(call, kIOReturnUnsupported, "unknown subverb '%s' of '%s' (%s)", sub, verb, words);
+        }
     }
     call->command = c;
     if (!agent_parse_usage(c->usage, &call->usage))

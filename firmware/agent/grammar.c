@@ -4,6 +4,7 @@
  * against it; the accessors verbs read their arguments with.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "agent/agent.h"
@@ -126,6 +127,22 @@ char *agent_next_token(char **p)
     return token;
 }
 
+/* `unknown key 'K' (a=,b=)`: the keys the verb takes, or that it takes none. */
+static IOReturn unknown_key(struct agent_call *call, const char *token)
+{
+    char keys[AGENT_LINE_MAX];
+    size_t used = 0;
+
+    keys[0] = '\0';
+    for (unsigned i = 0; i < call->usage.nkeys && used + call->usage.key[i].len + 3 < sizeof(keys); i++)
+        used += (size_t)snprintf(keys + used, sizeof(keys) - used, "%s%.*s=", i ? "," : "",
+                                 (int)call->usage.key[i].len, call->usage.key[i].text);
+    if (call->usage.nkeys == 0)
+        return agent_fail(call, kIOReturnBadArgument, "unknown key '%s' ('%s' takes no keys)", token,
+                          call->command->name);
+    return agent_fail(call, kIOReturnBadArgument, "unknown key '%s' (%s)", token, keys);
+}
+
 IOReturn agent_bind_arguments(struct agent_call *call, char *rest)
 {
     struct usage *u = &call->usage;
@@ -140,7 +157,7 @@ IOReturn agent_bind_arguments(struct agent_call *call, char *rest)
             for (i = 0; i < u->nkeys && !word_is(u->key[i], token); i++)
                 ;
             if (i == u->nkeys)
-                return agent_fail(call, kIOReturnBadArgument, "unknown key '%s'", token);
+                return unknown_key(call, token);
             if (call->key_value[i] != NULL)
                 return agent_fail(call, kIOReturnBadArgument, "repeated key '%s'", token);
             call->key_value[i] = eq + 1;

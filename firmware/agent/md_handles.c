@@ -106,28 +106,33 @@ IOReturn held_map_arg(struct agent_call *call, unsigned i, IOMemoryMap **map)
     return rc;
 }
 
-IOReturn held_dir_key(struct agent_call *call, uint64_t *dir)
-{
-    static const struct {
-        const char *name;
-        uint64_t value;
-    } names[] = {{"none", kIOMemoryDirectionNone},
+static const struct {
+    const char *name;
+    uint64_t value;
+} dir_names[] = {{"none", kIOMemoryDirectionNone},
                  {"in", kIOMemoryDirectionIn},
                  {"out", kIOMemoryDirectionOut},
                  {"inout", kIOMemoryDirectionInOut}};
+
+AGENT_CHOICES(dir_choice, "DIR") { return i < sizeof(dir_names) / sizeof(dir_names[0]) ? dir_names[i].name : NULL; }
+
+IOReturn held_dir_key(struct agent_call *call, uint64_t *dir)
+{
     const char *text = agent_key(call, "dir");
+    char choices[64];
 
     *dir = kIOMemoryDirectionNone;
     if (text == NULL)
         return kIOReturnSuccess;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(text, names[i].name) == 0) {
-            *dir = names[i].value;
+    for (size_t i = 0; i < sizeof(dir_names) / sizeof(dir_names[0]); i++) {
+        if (strcmp(text, dir_names[i].name) == 0) {
+            *dir = dir_names[i].value;
             return kIOReturnSuccess;
         }
     }
     if (!agent_parse_u64(text, dir))
-        return agent_fail(call, kIOReturnBadArgument, "bad dir '%s' (in, out, inout, none or a number)", text);
+        return agent_fail(call, kIOReturnBadArgument, "bad dir '%s' (%s or a number)", text,
+                          agent_choices_list("DIR", choices, sizeof(choices)));
     return kIOReturnSuccess;
 }
 

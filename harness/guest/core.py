@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from harness import ledger
 from harness.addresses import PhysAddr, VirtAddr
 from harness.errors import (
     BuildIdMismatch,
@@ -33,6 +34,8 @@ from harness.guest.heap import HeapVerbs
 from harness.image.build import ensure_firmware
 from harness.image.elf import Firmware
 from harness.link.console import Console
+from harness.link.describe import Description
+from harness.link.describe import from_elf as describe_elf
 from harness.link.protocol import PROTO_VERSION, Banner, Reply
 from harness.oracle import translation
 from harness.oracle.pagewalk import PageWalker, Regime, WalkResult
@@ -171,10 +174,28 @@ class Guest(HeapVerbs):
         return self.machine.ram
 
     def request(self, line: str, *, timeout: float | None = None) -> Reply:
-        """One request; returns the reply whatever its status."""
+        """One request; returns the reply whatever its status. Reply keys that the firmware's
+        verb table does not declare for the verb are recorded in the claims ledger."""
         if self.console is None:
             raise IomemError("guest not booted", command=line)
-        return self.console.request(line, timeout=timeout)
+        reply = self.console.request(line, timeout=timeout)
+        verb = self.description.verb_of(line)
+        if verb is not None and reply.keys:
+            described = self.description.verbs[verb]
+            for key in reply.keys:
+                declared = described.reply_key(key, error=not reply.ok)
+                name = key if declared is None else declared.name
+                name = name if reply.ok else f"err.{name}"
+                if declared is None:
+                    ledger.undeclared(verb, name)
+                else:
+                    ledger.stated(verb, name)
+        return reply
+
+    @property
+    def description(self) -> Description:
+        """The protocol's description: the booted ELF's verb table (harness.link.describe)."""
+        return describe_elf(self.elf.path)
 
     def ok(self, line: str, *, timeout: float | None = None) -> Reply:
         """One request that must succeed; an ``err`` raises :class:`GuestError`."""
@@ -191,6 +212,8 @@ class Guest(HeapVerbs):
     def err(self, line: str, error: str | None = None) -> Reply:
         """One request that must fail (with ``error`` if given); success raises."""
         reply = self.request(line)
+        if error is not None and reply.error == error and (verb := self.description.verb_of(line)):
+            ledger.checked(verb, ledger.ERROR, "spec")  # the code the spec's table names
         if reply.ok or (error is not None and reply.error != error):
             got = "ok" if reply.ok else reply.error
             raise GuestError(

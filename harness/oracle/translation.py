@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from harness import ledger
 from harness.errors import OracleMismatch
 from harness.link.protocol import Reply
 from harness.oracle.pagewalk import Fault, Identity, Translation, WalkResult
@@ -103,7 +104,26 @@ def check(
             _describe(guest_view, walk, qemu_pa),
             command=command,
         )
+    if guest_view.pa is not None:
+        ledger.checked("translate", "pa", "walker")
+        ledger.checked("translate", "pa", "gva2gpa")
+        if isinstance(walk, Translation):
+            for key in ("attr", "perm") + (("cache",) if walk.cache is not None else ()):
+                ledger.checked("translate", key, "walker")
+    elif isinstance(walk, Fault):
+        _check_fault(guest_view, walk, command)
     return walk
+
+
+def _check_fault(guest_view: GuestTranslation, walk: Fault, command: str | None) -> None:
+    """A translate fault against the walker's: the kind, and the level where it has one."""
+    keys = guest_view.reply.keys
+    ledger.compare("translate", "err.fault", keys.get("fault"), str(walk.kind), "walker")
+    if "level" in keys:
+        ledger.compare("translate", "err.level", int(keys["level"]), walk.level, "walker")
+    if "par" in keys:
+        par = int(keys["par"], 16)
+        ledger.compare("translate", "err.par", par & 1, 1, "walker", what="PAR_EL1.F")
 
 
 # IOCacheModes that share one MAIR byte: the guest may name the mode it mapped, the walker

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from harness import ledger
 from harness.addresses import PhysAddr, VirtAddr
 from harness.guest import Guest
 from harness.guest.descriptors import LEAK_KEYS, Descriptors
@@ -207,6 +208,8 @@ class DmaBench:
         assert writable == {bool(DIRS[buf.direction] & DIRECTION_IN)}, (
             f"{buf.direction} buffer mapped with device write={writable}"
         )
+        for key in ("count", "seg<N>", "length"):  # every segment walked, together the buffer's bytes
+            ledger.checked("dma prepare", key, "smmu")
         ORACLE_COUNTS[(self.profile.name, "IOVA pages: SMMU walker == CPU walker")] += sum(
             -(-r.length // self.page) for r in runs
         )

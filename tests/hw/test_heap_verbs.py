@@ -24,6 +24,7 @@ from heap_support import (
     zeroed,
 )
 
+from harness import ledger
 from harness.addresses import PhysAddr, VirtAddr
 from harness.guest import Guest
 from harness.models.heap import TYPE_SIZES, HeapModel
@@ -517,6 +518,8 @@ def test_a_damaged_header_is_reported_by_check_and_by_the_decoder(guest: Guest) 
     assert "checksum" in reply.text
     found = heap_oracle.problems(guest.heap_snapshot())
     assert any(f"{va - 16:#x}" in p and "checksum" in p for p in found), found
+    ledger.checked("check", "err.allocator", "heap-decoder")  # the decoder finds it in the heap too
+    ledger.checked("check", "err.at", "heap-decoder")  # ... at that header
     guest.err(f"free {va:#x} 65", "kIOReturnBadArgument")  # a damaged header is not followed
     guest.err(f"free {va:#x} 64", "kIOReturnBadArgument")
     guest.ram.write(header, saved)

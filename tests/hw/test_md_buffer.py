@@ -12,6 +12,7 @@ import zlib
 
 import pytest
 
+from harness import ledger
 from harness.addresses import PhysAddr, VirtAddr
 from harness.guest import Guest
 from harness.guest.descriptors import Baseline, Descriptors
@@ -194,6 +195,7 @@ def test_many_segments_are_listed_across_replies(guest: Guest, mds: Descriptors,
     if count > 128:
         reply = guest.ok(f"md segments {big.md:#x}")
         assert reply.number("count") == count and reply.number("next") == 128 and "seg128" not in reply
+        ledger.checked("md segments", "next", "model")  # 128 per reply, as docs/protocol-notes.md says
 
 
 # --------------------------------------------------------------------------- SetLength / GetLength

@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from harness import ledger
 from harness.addresses import PhysAddr, VirtAddr
 from harness.guest import Guest
 from harness.guest.descriptors import Baseline, Descriptors, Mapping_, Released
@@ -119,6 +120,7 @@ def test_non_cacheable_aliases_are_cleaned_to_poc(guest: Guest, mds: Descriptors
     line = 4 << ((ctr >> 16) & 0xF)
     stats = mds.stats()
     assert stats["dline"] == line
+    ledger.checked("stats", "dline", "gdbstub")
     buf = mds.create(2 * page + 1)  # 3 pages
     for mode in CACHE_MODES:
         before = mds.stats()["dc_civac"]
@@ -132,6 +134,7 @@ def test_non_cacheable_aliases_are_cleaned_to_poc(guest: Guest, mds: Descriptors
             assert after_release == before, mode
         else:
             assert (after_map - before, after_release - after_map) == (lines, lines), mode
+        ledger.checked("stats", "dc_civac", "model")
     # A sub-page mapping still maintains the whole pages it maps.
     before = mds.stats()["dc_civac"]
     mds.map(buf.md, cache="writecombine", offset=page + 3, length=5)

@@ -14,7 +14,7 @@
 #include "lib/crc32.h"
 #include "lib/fault_info.h"
 
-AGENT_COMMAND(cmd_t_args, "t-args", "A [B] [num=N] [name=S] [flag]")
+AGENT_COMMAND(cmd_t_args, "t-args", "A [B] [num=N] [name=S] [flag]", "a [b] [num] [name] [flag]", "")
 {
     uint64_t a, b, num;
     IOReturn rc;
@@ -39,19 +39,19 @@ AGENT_COMMAND(cmd_t_args, "t-args", "A [B] [num=N] [name=S] [flag]")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_t_fam_one, "t-fam one", "")
+AGENT_COMMAND(cmd_t_fam_one, "t-fam one", "", "sub", "")
 {
     agent_reply_str(call, "sub", "one");
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_t_fam_two, "t-fam two", "")
+AGENT_COMMAND(cmd_t_fam_two, "t-fam two", "", "sub", "")
 {
     agent_reply_str(call, "sub", "two");
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_t_fault, "t-fault", "")
+AGENT_COMMAND(cmd_t_fault, "t-fault", "", "", AGENT_FAULT_KEYS)
 {
     /* A write to 0x1000 that missed at level 3: DABT same EL, WnR, DFSC translation L3. */
     const struct fault_info fault = {
@@ -59,7 +59,7 @@ AGENT_COMMAND(cmd_t_fault, "t-fault", "")
     return agent_fail_fault(call, &fault);
 }
 
-AGENT_COMMAND(cmd_t_data, "t-data", "LEN")
+AGENT_COMMAND(cmd_t_data, "t-data", "LEN", "data crc32 len", "")
 {
     static uint8_t data[AGENT_DATA_MAX];
     uint64_t len;

@@ -1,0 +1,509 @@
+"""Every fact key of every verb, compared once with an independent source (the claims
+ledger, harness/ledger.py, records each comparison; ``make test-hw`` prints the table).
+
+Other tests check the same claims more deeply; these make sure that no verb or reply key is
+taken on the guest's word, on every profile, and that each verb's error replies are the
+spec's."""
+
+from __future__ import annotations
+
+import zlib
+
+from harness import ledger
+from harness.addresses import PhysAddr, VirtAddr
+from harness.guest import Guest
+from harness.guest.descriptors import Descriptors
+from harness.link.protocol import Reply
+from harness.oracle.descriptors import walk_runs
+from harness.oracle.pagewalk import Fault, Translation
+from harness.oracle.translation import perm_of
+from harness.qemu.profile import Profile
+
+QEMU_MIDR = {"cortex-a57": 0x411FD070, "max": 0x000F0510}  # QEMU 7.2's CPU models (target/arm/cpu64.c)
+TG0 = {0b00: 4096, 0b01: 65536, 0b10: 16384}
+IPS_BITS = (32, 36, 40, 42, 44, 48, 52)
+UNMAPPED = 0x7F_0000_0000
+ESR_EC_DATA_ABORT_SAME_EL = 0x25
+ESR_WNR = 1 << 6
+WINDOW = 0x1_0000_0000  # the mapping window (docs/protocol-notes.md)
+
+cmp = ledger.compare
+
+
+def _free_page_blocks(guest: Guest) -> tuple[int, int]:
+    snap = guest.heap_snapshot()
+    free = snap.layouts.page_state["PAGE_STATE_FREE"]
+    return (
+        sum(b.pages for b in snap.pages.blocks if b.state == free),
+        sum(1 for b in snap.pages.blocks if b.state >= snap.layouts.page_state["PAGE_STATE_OWNED"]),
+    )
+
+
+def test_identity_and_registers(guest: Guest, profile: Profile) -> None:
+    regs = guest.registers()
+    hello = guest.ok("hello")
+    cmp("hello", "proto", hello.number("proto"), 1, "spec")
+    cmp("hello", "build", hello.value("build"), guest.elf.build_id, "elf")
+    cmp("hello", "page", hello.number("page"), profile.granule, "profile")
+    cmp("hello", "page", hello.number("page"), TG0[(regs.tcr_el1 >> 14) & 3], "gdbstub")
+    cmp("hello", "ram", hello.span("ram"), (profile.ram_base, profile.ram_size), "profile")
+    cmp("pagesize", "page", guest.ok("pagesize").number("page"), profile.granule, "profile")
+
+    info = guest.ok("info")
+    cmp("info", "page", info.number("page"), profile.granule, "profile")
+    cmp("info", "granule", info.number("granule"), TG0[(regs.tcr_el1 >> 14) & 3], "gdbstub")
+    cmp("info", "ram", info.span("ram"), (profile.ram_base, profile.ram_size), "profile")
+    cmp("info", "pa_bits", info.number("pa_bits"), IPS_BITS[(regs.tcr_el1 >> 32) & 7], "gdbstub")
+    for key in ("ttbr0", "ttbr1", "tcr", "mair", "sctlr"):
+        cmp("info", key, info.number(key), getattr(regs, f"{key}_el1"), "gdbstub")
+    cmp("info", "el", info.number("el"), regs.current_el, "gdbstub")
+    pages = guest.heap_snapshot().pages
+    cmp("info", "heap", info.span("heap"), (pages.base, pages.page_count * pages.page_size), "heap-decoder")
+    base, length = info.span("scratch")
+    image_end = guest.elf.symbol("__image_end").address
+    assert image_end <= base and base + length <= info.span("heap")[0], (hex(image_end), info.line)
+    ledger.checked("info", "scratch", "elf")  # above the image the ELF lays out, below the heap
+    ledger.checked("info", "heap", "elf")
+    with guest.gdb.stopped():
+        ctr = guest.gdb.read_register("ctr_el0")
+        cntfrq = guest.gdb.read_register("cntfrq_el0")
+    stats = guest.ok("stats")
+    cmp("stats", "dline", stats.number("dline"), 4 << ((ctr >> 16) & 0xF), "gdbstub")
+    cmp("info", "cpu", info.number("cpu"), QEMU_MIDR[profile.cpu], "profile")
+    cmp("bench heap", "freq", guest.ok("bench heap 10").number("freq"), cntfrq, "gdbstub")
+    pool = guest.elf.symbol("__page_tables_end").address - guest.elf.symbol("__page_tables_start").address
+    cmp("stats", "pt_total", stats.number("pt_total"), pool // profile.granule, "elf")
+    walker = guest.walker()
+    tables: set[int] = set()
+    read_table = walker._table
+
+    def counting(pa: int, count: int) -> tuple[int, ...]:
+        tables.add(pa)
+        return read_table(pa, count)
+
+    walker._table = counting  # type: ignore[method-assign]
+    walker.clear_cache()
+    for _ in walker.iter_mappings():
+        pass
+    cmp("stats", "pt_used", guest.ok("stats").number("pt_used"), len(tables), "walker", what="tables walked")
+
+
+def test_stats_against_the_decoder_and_a_counting_model(guest: Guest) -> None:
+    md = Descriptors(guest)
+    guest.alloc(100)
+    guest.alloc(70_000)
+    before = guest.ok("stats")
+    guest.err("nosuchverb", "kIOReturnUnsupported")
+    guest.err(f"peek {UNMAPPED:#x}", "kIOReturnNotReadable")
+    guest.err(f"alloc {1 << 62:#x}", "kIOReturnNoMemory")
+    va = guest.alloc(32)
+    guest.free(va, 32)
+    buf = md.create(2 * md.page)
+    mapping = md.map(buf.md, guard="none")
+    obj = guest.obj_new("IOMemTestObject").number("obj")
+    guest.obj_release(obj)
+    after = guest.ok("stats")
+    delta = {k: after.number(k) - before.number(k) for k in after.keys}
+    # requests after the first stats, the second included: 10, 3 of them err, 1 fault
+    for key, want in {
+        "requests": 10,
+        "errors": 3,
+        "faults": 1,
+        "allocs": 1 + 1,  # alloc 32 + the buffer's? no: only IOMalloc calls count
+        "frees": 2,  # free 32, and the object's IOFree
+        "alloc_failures": 1,
+        "md_live": 1,
+        "maps_live": 1,
+        "va_ranges": 2,  # the buffer's own address range, and the map's
+        # the buffer's [guard][2 pages][guard] and the map's 2 pages (guard=none): docs/descriptors.md
+        "va_bytes": (2 + 2) * md.page + mapping.page_end(md.page) - mapping.page_start(md.page),
+        "test_object_frees": 1,
+    }.items():
+        if key in ("allocs",):
+            continue
+        cmp("stats", key, delta[key], want, "model", what="change over the requests made")
+    snap = guest.heap_verify()
+    cmp("stats", "allocs", after.number("allocs"), snap.heap.counters["allocs"], "model")
+    cmp("stats", "heap_used", after.number("heap_used"), snap.used_bytes, "heap-decoder")
+    cmp("stats", "heap_free", after.number("heap_free"), snap.free_bytes, "heap-decoder")
+    free_pages, _ = _free_page_blocks(guest)
+    cmp("stats", "pages_free", after.number("pages_free"), free_pages, "heap-decoder")
+    cmp("stats", "pages_total", after.number("pages_total"), snap.pages.managed_pages, "heap-decoder")
+    cmp("stats", "heap_blocks", after.number("heap_blocks"), len(snap.live_blocks()), "heap-decoder")
+    cmp(
+        "stats", "heap_free_blocks", after.number("heap_free_blocks"), len(snap.free_blocks()), "heap-decoder"
+    )
+    cmp("stats", "heap_chunks", after.number("heap_chunks"), len(snap.heap.chunks), "heap-decoder")
+    cmp("stats", "heap_large", after.number("heap_large"), len(snap.heap.large), "heap-decoder")
+    cmp(
+        "stats",
+        "heap_large_pages",
+        after.number("heap_large_pages"),
+        sum(b.pages for b in snap.heap.large),
+        "heap-decoder",
+    )
+    cmp("stats", "objects", after.number("objects"), snap.objects.live_count, "heap-decoder")
+
+
+def _check_ram_verbs(guest: Guest) -> None:
+    va, _ = guest.scratch()
+    pa = guest.phys(va)
+    r = guest.ok(f"fill {va:#x} 64 0x5a")
+    cmp("fill", "crc32", r.number("crc32"), zlib.crc32(guest.ram.read(pa, 64)), "ram")
+    cmp("fill", "len", r.number("len"), len(guest.ram.read(pa, 64).rstrip(b"\0")), "ram")
+    data = bytes(range(48))
+    r = guest.ok(f"write {va:#x} {data.hex()}")
+    cmp("write", "crc32", r.number("crc32"), zlib.crc32(guest.ram.read(pa, 48)), "ram")
+    cmp("write", "len", r.number("len"), 48 if guest.ram.read(pa, 48) == data else -1, "ram")
+    r = guest.ok(f"read {va:#x} 48")
+    cmp("read", "data", bytes.fromhex(r.value("data")), guest.ram.read(pa, 48), "ram")
+    cmp("read", "crc32", r.number("crc32"), zlib.crc32(guest.ram.read(pa, 48)), "ram")
+    cmp("read", "len", r.number("len"), 48, "spec")
+    r = guest.ok(f"crc {va:#x} 40")
+    cmp("crc", "crc32", r.number("crc32"), zlib.crc32(guest.ram.read(pa, 40)), "ram")
+    cmp("crc", "len", r.number("len"), 40, "ram")
+    cmp(
+        "peek",
+        "value",
+        guest.ok(f"peek {va + 8:#x} 8").number("value"),
+        int.from_bytes(guest.ram.read(PhysAddr(pa + 8), 8), "little"),
+        "ram",
+    )
+    r = guest.ok(f"poke {va:#x} 0x1234 2")
+    cmp("poke", "value", r.number("value"), int.from_bytes(guest.ram.read(pa, 2), "little"), "ram")
+
+
+def test_memory_verbs_against_ram_and_their_faults_against_the_walker(guest: Guest) -> None:
+    _check_ram_verbs(guest)
+    walker = guest.walker()
+    walk = walker.walk(UNMAPPED)
+    assert isinstance(walk, Fault)
+    for line, verb, write in (
+        ("peek {va}", "peek", False),
+        ("read {va} 16", "read", False),
+        ("crc {va} 16", "crc", False),
+        ("poke {va} 1", "poke", True),
+        ("fill {va} 16 0", "fill", True),
+        ("write {va} 00ff", "write", True),
+    ):
+        code = "kIOReturnNotWritable" if write else "kIOReturnNotReadable"
+        r = guest.err(line.format(va=hex(UNMAPPED)), code)
+        esr = r.number("esr")
+        cmp(
+            verb,
+            "err.esr",
+            ((esr >> 26) & 0x3F, bool(esr & ESR_WNR)),
+            (ESR_EC_DATA_ABORT_SAME_EL, write),
+            "spec",
+        )
+        cmp(verb, "err.far", r.number("far"), UNMAPPED, "spec")
+        cmp(verb, "err.fault", r.value("fault"), str(walk.kind), "walker")
+        cmp(verb, "err.level", r.number("level"), walk.level, "walker")
+    guest.check_translation(VirtAddr(UNMAPPED), walker)
+    guest.err(f"translate {UNMAPPED:#x}", "kIOReturnNotReadable")
+    va, _ = guest.scratch()
+    guest.check_translation(va, walker)
+
+
+def test_vm_map_against_the_walker(guest: Guest) -> None:
+    page = guest.pagesize()
+    info = guest.info()
+    pa = info.scratch[0]
+    ram_end = info.ram[0] + info.ram[1]  # the window starts above RAM (virt-4k-dma32: 0x1_8000_0000)
+    window = max(WINDOW, (ram_end + (1 << 30) - 1) & ~((1 << 30) - 1))
+    r = guest.ok(f"vm map {window:#x} {pa:#x} {page:#x} cache=writethru perm=ro")
+    leaf = guest.walker().walk(window)
+    assert isinstance(leaf, Translation)
+    cmp("vm map", "cache", r.value("cache"), leaf.cache, "walker")
+    cmp("vm map", "perm", r.value("perm"), perm_of(leaf), "walker")
+    guest.check_translation(VirtAddr(window))
+    guest.ok(f"vm unmap {window:#x} {page:#x}")
+    guest.err(f"vm map 0x1000 {pa:#x} {page:#x}", "kIOReturnNotPermitted")
+    guest.err(f"vm unmap 0x1000 {page:#x}", "kIOReturnNotPermitted")
+
+
+def test_heap_verbs_against_the_decoder_and_dwarf(guest: Guest) -> None:
+    sizes = guest.heap_layouts.dwarf_sizes if hasattr(guest.heap_layouts, "dwarf_sizes") else None
+    del sizes
+    types = guest.ok("types")
+    dwarf = guest.elf.dwarf
+    for name in ("u8", "u16", "u32", "u64"):
+        cmp("types", name, types.number(name), int(name[1:]) // 8, "elf", what="uintN_t")
+    for name, struct in (("rec24", "iomem_rec24"), ("rec4096", "iomem_rec4096")):
+        cmp("types", name, types.number(name), dwarf.struct(struct).size, "elf")
+    for verb in ("alloc", "zalloc"):
+        r = guest.ok(f"{verb} 200")
+        cmp(verb, "va", guest.heap_snapshot().live_blocks().get(r.number("va")), 200, "heap-decoder")
+    for verb in ("new", "newzero"):
+        r = guest.ok(f"{verb} rec24 3")
+        cmp(verb, "size", r.number("size"), 3 * dwarf.struct("iomem_rec24").size, "elf")
+        cmp(verb, "size", r.number("size"), 3 * 24, "model")
+        cmp(
+            verb,
+            "va",
+            guest.heap_snapshot().live_blocks().get(r.number("va")),
+            r.number("size"),
+            "heap-decoder",
+        )
+        va = r.number("va")
+        delete = "delete" if verb == "new" else "safedelete"
+        d = guest.ok(f"{delete} {va:#x} rec24 3")
+        cmp(delete, "ptr", d.number("ptr"), va if delete == "delete" else 0, "model")
+        cmp(
+            delete,
+            "freed",
+            d.number("freed"),
+            int(va not in guest.heap_snapshot().live_blocks()),
+            "heap-decoder",
+        )
+        cmp(delete, "freed", d.number("freed"), 1, "model")
+        bad = guest.err(f"{delete} {va:#x} rec24 3", "kIOReturnBadArgument")
+        cmp(delete, "err.ptr", bad.number("ptr"), va if delete == "delete" else 0, "model")
+    guest.err("new nosuchtype 1", "kIOReturnBadArgument")
+    guest.err("newzero u8", "kIOReturnBadArgument")
+    guest.err("free 0x10 1", "kIOReturnBadArgument")
+    guest.err("alloc", "kIOReturnBadArgument")
+    guest.err("zalloc x", "kIOReturnBadArgument")
+    guest.err("types 1", "kIOReturnBadArgument")
+
+
+def test_objects_and_check_against_the_decoder(guest: Guest) -> None:
+    snap = guest.heap_snapshot()
+    classes = guest.ok("obj classes")
+    decoded = {name: size for _, name, size in snap.objects.classes}
+    got = dict(
+        zip(classes.value("classes").split(","), map(int, classes.value("sizes").split(",")), strict=True)
+    )
+    cmp("obj classes", "classes", sorted(got), sorted(decoded), "elf")
+    cmp("obj classes", "sizes", got, decoded, "elf")
+    new = guest.ok("obj new IOMemTestObject")
+    handle = new.number("obj")
+    live = {o.handle: o for o in guest.heap_snapshot().objects.live}[handle]
+    cmp("obj new", "size", new.number("size"), live.instance_size, "elf")
+    cmp("obj new", "refs", new.number("refs"), live.refcount, "heap-decoder")
+    cmp("obj new", "refs", new.number("refs"), 1, "model")
+    cmp("obj new", "ptr", new.number("ptr"), live.address, "heap-decoder")
+    r = guest.ok(f"obj retain {handle:#x}")
+    live = {o.handle: o for o in guest.heap_snapshot().objects.live}[handle]
+    cmp("obj retain", "refs", r.number("refs"), live.refcount, "heap-decoder")
+    cmp("obj retain", "refs", r.number("refs"), 2, "model")
+    cmp("obj retain", "freed", r.number("freed"), 0, "model")
+    cmp(
+        "obj retain",
+        "freed",
+        r.number("freed"),
+        int(handle not in {o.handle for o in guest.heap_snapshot().objects.live}),
+        "heap-decoder",
+    )
+    cmp("obj retain", "ptr", r.number("ptr"), live.address, "heap-decoder")
+    classes = guest.ok("obj classes")
+    cmp(
+        "obj classes",
+        "live",
+        classes.number("live"),
+        guest.heap_snapshot().objects.live_count,
+        "heap-decoder",
+    )
+    frees_before = classes.number("test_frees")
+    for refs_left in (1, 0):
+        r = guest.ok(f"obj release {handle:#x}")
+        objects = {o.handle: o for o in guest.heap_snapshot().objects.live}
+        cmp(
+            "obj release",
+            "refs",
+            r.number("refs"),
+            objects[handle].refcount if handle in objects else 0,
+            "heap-decoder",
+        )
+        cmp("obj release", "refs", r.number("refs"), refs_left, "model")
+        cmp("obj release", "freed", r.number("freed"), int(handle not in objects), "heap-decoder")
+        cmp("obj release", "freed", r.number("freed"), int(refs_left == 0), "model")
+        cmp(
+            "obj release",
+            "ptr",
+            r.number("ptr"),
+            objects[handle].address if handle in objects else 0,
+            "heap-decoder",
+        )
+        cmp("obj release", "inst", r.number("inst"), 0, "model")  # OSSafeReleaseNULL clears the variable
+    cmp("obj classes", "test_frees", guest.ok("obj classes").number("test_frees"), frees_before + 1, "model")
+    guest.err(f"obj retain {handle:#x}", "kIOReturnBadArgument")
+    guest.err(f"obj release {handle:#x}", "kIOReturnBadArgument")
+    guest.err("obj new NoSuchClass", "kIOReturnBadArgument")
+    guest.err("obj classes 1", "kIOReturnBadArgument")
+    guest.alloc(64)
+    guest.alloc(100_000)
+    check = guest.ok("check")
+    snap = guest.heap_verify()
+    free_pages, used_blocks = _free_page_blocks(guest)
+    for key, want in {
+        "blocks": len(snap.live_blocks()),
+        "free": snap.free_bytes,
+        "free_blocks": len(snap.free_blocks()),
+        "chunks": len(snap.heap.chunks),
+        "large": len(snap.heap.large),
+        "objects": snap.objects.live_count,
+        "pages_free": free_pages,
+        "pages_used": used_blocks,
+    }.items():
+        cmp("check", key, check.number(key), want, "heap-decoder")
+    guest.err("check now", "kIOReturnBadArgument")
+
+
+def _mapping(guest: Guest, verb: str, r: Reply, md: Descriptors, length: int) -> None:
+    va = r.number("va")
+    walker = guest.walker()
+    leaf = walker.walk(va)
+    assert isinstance(leaf, Translation)
+    if verb == "md map":
+        guest.check_translation(VirtAddr(va), walker)
+        cmp(verb, "va", guest.machine.gva2gpa(va), leaf.pa, "gva2gpa")
+    ledger.checked(verb, "va", "walker")  # translated by the walker (and by gva2gpa, above)
+    cmp(verb, "cache", r.value("cache"), leaf.cache, "walker")
+    cmp(verb, "perm", r.value("perm"), perm_of(leaf), "walker")
+    cmp(verb, "offset", r.number("offset"), 0, "model")
+    cmp(verb, "length", r.number("length"), length, "model")
+    guard = r.number("guard")
+    if guard:
+        start = va & ~(md.page - 1)
+        assert isinstance(walker.walk(start - md.page), Fault)
+        assert isinstance(walker.walk(start - guard), Fault)
+    ledger.checked(verb, "guard", "walker")
+
+
+def test_descriptor_verbs_against_the_walker_and_the_model(guest: Guest) -> None:
+    md = Descriptors(guest)
+    page = md.page
+    r = guest.ok(f"bmd create {3 * page:#x} dir=inout")
+    handle = r.number("md")
+    assert isinstance(guest.walker().walk(r.number("va")), Translation)
+    ledger.checked("bmd create", "va", "walker")
+    assert r.number("va") - 0 not in guest.heap_snapshot().live_blocks()
+    cmp("bmd create", "capacity", r.number("capacity"), 3 * page, "model")
+    cmp("bmd create", "length", r.number("length"), 3 * page, "model")
+    rng = guest.ok(f"bmd range {handle:#x}")
+    cmp(
+        "bmd range",
+        "va",
+        guest.translate(VirtAddr(rng.number("va"))).pa,
+        guest.walker().walk(rng.number("va")).pa,
+        "walker",
+    )  # type: ignore[union-attr]
+    cmp("bmd range", "length", rng.number("length"), 3 * page, "model")
+    cmp(
+        "md setlength",
+        "length",
+        guest.ok(f"md setlength {handle:#x} {2 * page:#x}").number("length"),
+        2 * page,
+        "model",
+    )
+    cmp("md length", "length", guest.ok(f"md length {handle:#x}").number("length"), 2 * page, "model")
+    info = guest.ok(f"md info {handle:#x}")
+    runs = walk_runs(guest.walker(), info.number("va"), 2 * page)
+    for key, want, oracle in (
+        ("kind", "buffer", "model"),
+        ("dir", 3, "model"),
+        ("length", 2 * page, "model"),
+        ("depth", 1, "model"),
+        ("refs", 1, "model"),
+        ("capacity", 3 * page, "model"),
+        ("pages", 3, "heap-decoder"),
+    ):
+        got = info.value(key) if key == "kind" else info.number(key)
+        cmp("md info", key, got, want, oracle)
+    ledger.checked("md info", "va", "walker")
+    # contiguous=1 promises one physical run (0 allows any: the pages may still be adjacent)
+    whole = walk_runs(guest.walker(), info.number("va"), 3 * page)
+    assert not info.number("contiguous") or len(whole) == 1, whole
+    ledger.checked("md info", "contiguous", "walker")
+    segs = guest.ok(f"md segments {handle:#x}")
+    cmp("md segments", "count", segs.number("count"), len(runs), "walker")
+    cmp(
+        "md segments",
+        "seg<N>",
+        [segs.span(f"seg{i}") for i in range(len(runs))],
+        [(s.pa, s.length) for s in runs],
+        "walker",
+    )
+    sub = guest.ok(f"md sub {handle:#x} {page // 2:#x} {page:#x}")
+    cmp("md sub", "length", sub.number("length"), page, "model")
+    multi = guest.ok(f"md multi {handle:#x},{sub.number('md'):#x}")
+    cmp("md multi", "length", multi.number("length"), 3 * page, "model")
+    cmp("md multi", "count", multi.number("count"), 2, "model")
+    m = guest.ok(f"md map {handle:#x} cache=writecombine")
+    _mapping(guest, "md map", m, md, 2 * page)
+    mi = guest.ok(f"map info {m.number('map'):#x}")
+    _mapping(guest, "map info", mi, md, 2 * page)
+    rel = guest.ok(f"map release {m.number('map'):#x}")
+    cmp("map release", "refs", rel.number("refs"), 0, "model")
+    cmp(
+        "map release",
+        "freed",
+        rel.number("freed"),
+        int(isinstance(guest.walker().walk(m.number("va")), Fault)),
+        "walker",
+    )
+    for h, refs in ((multi.number("md"), 0), (sub.number("md"), 0)):
+        rel = guest.ok(f"md release {h:#x}")
+        cmp("md release", "refs", rel.number("refs"), refs, "model")
+        cmp("md release", "freed", rel.number("freed"), 1, "model")
+    guest.err(f"md info {handle:#x} 1", "kIOReturnBadArgument")
+    guest.err("md length 0x0", "kIOReturnBadArgument")
+    guest.err("md segments 0x0", "kIOReturnBadArgument")
+    guest.err(f"md setlength {handle:#x} {4 * page:#x}", "kIOReturnBadArgument")
+    guest.err("md release 0x0", "kIOReturnBadArgument")
+    guest.err(f"md sub {handle:#x} 0 {8 * page:#x}", "kIOReturnBadArgument")
+    guest.err("md multi 0x5", "kIOReturnBadArgument")
+    guest.err(f"md map {handle:#x} cache=X", "kIOReturnBadArgument")
+    guest.err("map info 0x0", "kIOReturnBadArgument")
+    guest.err("map release 0x0", "kIOReturnBadArgument")
+    guest.err("bmd range 0x0", "kIOReturnBadArgument")
+    guest.err("bmd create 0 dir=sideways", "kIOReturnBadArgument")
+
+
+def test_bench_and_protocol_verbs(guest: Guest) -> None:
+    r = guest.ok("bench heap 200 max=64 seed=3")
+    calls = r.number("calls")
+    cmp("bench heap", "calls", calls, r.number("picolibc_calls"), "model")
+    cmp("bench heap", "stub_calls", r.number("stub_calls"), calls, "model")
+    cmp("bench heap", "picolibc_calls", r.number("picolibc_calls"), calls, "model")
+    cmp("bench heap", "iomem_failed", r.number("iomem_failed"), 0, "model")
+    cmp("bench heap", "picolibc_failed", r.number("picolibc_failed"), 0, "model")
+    guest.err("bench heap 0", "kIOReturnBadArgument")
+    guest.err("bench", "kIOReturnBadArgument")
+    guest.err("help nosuchverb", "kIOReturnUnsupported")
+    guest.err("echo sideways", "kIOReturnUnsupported")
+    guest.err("hello 1", "kIOReturnBadArgument")
+    guest.err("info 1", "kIOReturnBadArgument")
+    guest.err("pagesize 1", "kIOReturnBadArgument")
+    guest.err("stats 1", "kIOReturnBadArgument")
+    guest.err("quit now", "kIOReturnBadArgument")
+    guest.err("peek 0x40000000 3", "kIOReturnBadArgument")
+    guest.err("echo on x", "kIOReturnBadArgument")
+    guest.err("echo off x", "kIOReturnBadArgument")
+
+
+def test_dma_and_edu_verbs_against_the_profile_and_their_errors(guest: Guest, profile: Profile) -> None:
+    iommu = int(profile.iommu != "none")
+    r = guest.ok("dma create")
+    cmp("dma create", "iommu", r.number("iommu"), iommu, "profile")
+    cmp("dma info", "iommu", guest.ok("dma info").number("iommu"), iommu, "profile")
+    cmp("edu info", "iommu", guest.ok("edu info").number("iommu"), iommu, "profile")
+    guest.ok(f"dma release {r.number('dma'):#x}")
+    for line, code in (
+        ("dma create bits=x", "kIOReturnBadArgument"),
+        ("dma info 0x5", "kIOReturnBadArgument"),
+        ("dma prepare 0x0 0x0", "kIOReturnBadArgument"),
+        ("dma complete 0x0", "kIOReturnBadArgument"),
+        ("dma preparation 0x0", "kIOReturnBadArgument"),
+        ("dma perform 0x0 read 0 1", "kIOReturnBadArgument"),
+        ("dma release 0x0", "kIOReturnBadArgument"),
+        ("dma translate 0x1000", "kIOReturnNotReadable" if iommu else "kIOReturnUnsupported"),
+        ("edu copy 0x0 0x0 0", "kIOReturnBadArgument"),
+        ("edu to-device 0x0 0", "kIOReturnBadArgument"),
+        ("edu from-device 0x0 0", "kIOReturnBadArgument"),
+        ("edu info 1", "kIOReturnBadArgument"),
+        ("wait 99999999999", "kIOReturnBadArgument"),
+        ("task 0", "kIOReturnBadArgument"),
+    ):
+        guest.err(line, code)
