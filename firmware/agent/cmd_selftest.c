@@ -19,13 +19,13 @@
 extern const struct iomem_test __start_iomem_tests[];
 extern const struct iomem_test __stop_iomem_tests[];
 
-AGENT_COMMAND(cmd_selftest_list, "selftest list", "")
+AGENT_COMMAND(cmd_selftest_list, "selftest list", "", "count", "")
 {
     agent_reply_dec(call, "count", (uint64_t)(__stop_iomem_tests - __start_iomem_tests));
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_selftest_run, "selftest run", "NAME")
+AGENT_COMMAND(cmd_selftest_run, "selftest run", "NAME", "test checks", "test checks failures at")
 {
     const char *name = agent_arg(call, 0);
     const struct iomem_test *test = NULL;
