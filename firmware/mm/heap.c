@@ -486,7 +486,7 @@ static void block_release(struct heap_chunk *chunk, struct heap_block *block)
  *   - `block` is a used block of `chunk` with an intact header;
  *   - its used_map bit is set.
  */
-static void tlsf_free(struct heap_chunk *chunk, struct heap_block *block)
+static __attribute__((noinline)) void tlsf_free(struct heap_chunk *chunk, struct heap_block *block)
 {
     struct heap_state *h = &heap_state;
 
@@ -497,11 +497,12 @@ static void tlsf_free(struct heap_chunk *chunk, struct heap_block *block)
 
 /* ------------------------------------------------------------ slabs */
 
-/* The slab block: its header, then the window (struct heap_slab and the slots). */
-#define HEAP_SLAB_BLOCK (HEAP_BLOCK_HEADER_SIZE + HEAP_SLAB_SIZE)
-/* A free block this big always holds an aligned window with a lead that is
- * either empty or a block of its own. */
-#define HEAP_SLAB_SEARCH (HEAP_SLAB_BLOCK + HEAP_SLAB_SIZE + HEAP_MIN_BLOCK)
+/* The slab block: its header, then the window up to the next block's header. */
+#define HEAP_SLAB_BLOCK HEAP_SLAB_SIZE
+/* A free block this big always holds an aligned slab with a tail that is
+ * empty or a block of its own, above a lead that is a block of its own. */
+#define HEAP_SLAB_SEARCH (2u * HEAP_SLAB_SIZE + 2u * HEAP_MIN_BLOCK)
+_Static_assert(HEAP_SLAB_MAX <= UINT16_MAX, "requested[] holds every slab request");
 _Static_assert(HEAP_SLAB_SEARCH < HEAP_CHUNK_SIZE / 2u, "a fresh chunk holds a slab");
 _Static_assert(HEAP_SLAB_MAX < UINT16_MAX && HEAP_SLAB_CLASSES <= UINT8_MAX + 1u, "slab fields fit");
 _Static_assert(HEAP_OWNER_COUNT <= UINT8_MAX, "owner fits a byte");
@@ -585,7 +586,7 @@ static void partial_remove(struct heap_slab *slab)
 
 /* A new slab of `owner` with slots of class `size_class`, every slot free, on
  * its partial list; NULL when there is no memory. */
-static struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
+static __attribute__((noinline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
 {
     struct heap_state *h = &heap_state;
     struct heap_block *block = take_free(HEAP_SLAB_SEARCH);
@@ -593,31 +594,41 @@ static struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
     if (block == NULL) {
         return NULL;
     }
-    /* The window: the first HEAP_SLAB_SIZE boundary past the header whose lead
-     * (the bytes of `block` below the slab's header) is empty or a block. */
+    /* The window: the highest HEAP_SLAB_SIZE boundary such that the slab ends
+     * in `block` leaving a tail that is empty or a block of its own. Slabs are
+     * carved from the top of a free block and TLSF blocks from its bottom, so
+     * on a chunk's free tail the slabs pile up against the sentinel, one split
+     * each, and the two kinds do not interleave. */
     uintptr_t start = (uintptr_t)block;
-    uintptr_t window = (start + HEAP_BLOCK_HEADER_SIZE + HEAP_SLAB_SIZE - 1u) & ~(uintptr_t)(HEAP_SLAB_SIZE - 1u);
-    uint32_t lead = (uint32_t)(window - HEAP_BLOCK_HEADER_SIZE - start);
-    if (lead != 0 && lead < HEAP_MIN_BLOCK) {
-        window += HEAP_SLAB_SIZE;
-        lead += HEAP_SLAB_SIZE;
+    uintptr_t end = start + block->size;
+    uintptr_t window = (end - HEAP_SLAB_SLOTS_END) & ~(uintptr_t)(HEAP_SLAB_SIZE - 1u);
+    uint32_t tail = (uint32_t)(end - (window + HEAP_SLAB_SLOTS_END));
+    if (tail != 0 && tail < HEAP_MIN_BLOCK) {
+        window -= HEAP_SLAB_SIZE;
+        tail += HEAP_SLAB_SIZE;
     }
-    ASSERT(block->size >= lead + HEAP_SLAB_BLOCK);
-    if (lead != 0) {
-        struct heap_block *rest = (struct heap_block *)(void *)((uint8_t *)block + lead);
-        uint32_t rest_size = block->size - lead;
-        block_write(rest, rest_size, lead, 0, HEAP_BLOCK_FREE);
-        block_set_prev_size(block_next(rest), rest_size);
-        block_write(block, lead, block->prev_size, 0, HEAP_BLOCK_FREE);
-        free_insert((struct heap_free_block *)(void *)block);
+    struct heap_block *header = (struct heap_block *)(window - HEAP_BLOCK_HEADER_SIZE);
+    uint32_t lead = (uint32_t)((uintptr_t)header - start);
+    ASSERT((uintptr_t)header >= start + HEAP_MIN_BLOCK); /* HEAP_SLAB_SEARCH */
+    block_write(block, lead, block->prev_size, 0, HEAP_BLOCK_FREE);
+    free_insert((struct heap_free_block *)(void *)block);
+    block_write(header, HEAP_SLAB_BLOCK, lead, 0, HEAP_BLOCK_SLAB);
+    if (tail != 0) {
+        struct heap_block *rest = block_next(header);
+        block_write(rest, tail, HEAP_SLAB_BLOCK, 0, HEAP_BLOCK_FREE);
+        block_set_prev_size(block_next(rest), tail);
+        free_insert((struct heap_free_block *)(void *)rest);
         h->free_blocks++;
-        block = rest;
+    } else {
+        block_set_prev_size(block_next(header), HEAP_SLAB_BLOCK);
     }
-    carve(block, HEAP_SLAB_BLOCK, 0, HEAP_BLOCK_SLAB);
+    h->free_bytes -= HEAP_SLAB_BLOCK;
+    struct heap_chunk *chunk = chunk_of(header);
+    used_bit_set(chunk, granule_of(chunk, header), true);
 
     struct heap_slab *slab = (struct heap_slab *)window;
     uint32_t slot_size = class_slot_size(size_class);
-    uint32_t slot_count = (HEAP_SLAB_SIZE - HEAP_SLAB_FIRST) / slot_size;
+    uint32_t slot_count = (HEAP_SLAB_SLOTS_END - HEAP_SLAB_FIRST) / slot_size;
     slab->magic = HEAP_SLAB_MAGIC;
     slab->size_class = (uint8_t)size_class;
     slab->owner = (uint8_t)owner;
@@ -630,42 +641,29 @@ static struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
         uint32_t below = slot_count > word * 64u ? slot_count - word * 64u : 0u;
         slab->free_map[word] = below >= 64u ? ~UINT64_C(0) : (UINT64_C(1) << below) - 1u;
     }
-    memset(slab->requested, 0, sizeof(slab->requested));
-    struct heap_chunk *chunk = chunk_of(block);
     slab_bit_set(chunk, window_of(chunk, window), true);
     partial_push(slab);
     h->slabs++;
-    h->slab_free_bytes += (uint64_t)slot_count * slot_size;
     return slab;
 }
 
 /* Gives an emptied slab's block back (H7: no slab is kept empty). */
-static void slab_release(struct heap_chunk *chunk, struct heap_slab *slab)
+static __attribute__((noinline)) void slab_release(struct heap_chunk *chunk, struct heap_slab *slab)
 {
     struct heap_state *h = &heap_state;
 
     partial_remove(slab);
     slab_bit_set(chunk, window_of(chunk, (uintptr_t)slab), false);
     h->slabs--;
-    h->slab_free_bytes -= (uint64_t)slab->slot_count * slab->slot_size;
     slab->magic = 0; /* a stale pointer into it must not pass resolve() */
     block_release(chunk, slab_block(slab));
 }
 
-/* The fast path for 0..HEAP_SLAB_MAX bytes: the first free slot of the first
- * slab with one: a bit scan, no search, no header to write. */
-static void *slab_alloc(size_t length, enum heap_owner owner)
+/* The fast path for 0..HEAP_SLAB_MAX bytes: the first free slot of `slab`, a
+ * partial slab of the request's class: a bit scan, no search, no header to write. */
+static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *slab, size_t length)
 {
     struct heap_state *h = &heap_state;
-    unsigned size_class = slab_class(length);
-    struct heap_slab *slab = h->slab_partial[owner][size_class];
-
-    if (slab == NULL) {
-        slab = slab_new(owner, size_class);
-        if (slab == NULL) {
-            return NULL;
-        }
-    }
     unsigned word = 0;
     while (slab->free_map[word] == 0) {
         word++;
@@ -675,26 +673,42 @@ static void *slab_alloc(size_t length, enum heap_owner owner)
     unsigned slot = word * 64u + (unsigned)__builtin_ctzll(bits);
     slab->free_map[word] = bits & (bits - 1u);
     uint32_t slot_size = slab->slot_size;
-    slab->requested[slot] = (uint8_t)(length + HEAP_ALIGN - slot_size);
+    slab->requested[slot] = (uint16_t)length;
     if (--slab->free_count == 0) {
         partial_remove(slab);
     }
     h->used_blocks++;
     h->used_bytes += length;
-    h->slab_free_bytes -= slot_size;
     return (uint8_t *)slab + HEAP_SLAB_FIRST + (size_t)slot * slot_size;
 }
 
+/* slab_take() from the first partial slab of the class, of a class up to
+ * HEAP_SLAB_FALL_UP above, or from a new one. */
+static void *slab_alloc(size_t length, enum heap_owner owner)
+{
+    unsigned size_class = slab_class(length);
+    struct heap_slab *slab = NULL;
+
+    for (unsigned up = size_class; slab == NULL && up < HEAP_SLAB_CLASSES && up <= HEAP_SLAB_FALL_UP(size_class); up++) {
+        slab = heap_state.slab_partial[owner][up];
+    }
+    if (slab == NULL) {
+        slab = slab_new(owner, size_class);
+        if (slab == NULL) {
+            return NULL;
+        }
+    }
+    return slab_take(slab, length);
+}
+
 /* Frees a slot that resolve() accepted (a used slot of `slab`, in `chunk`). */
-static void slab_free(struct heap_chunk *chunk, struct heap_slab *slab, unsigned slot, size_t requested)
+static inline __attribute__((always_inline)) void slab_free(struct heap_chunk *chunk, struct heap_slab *slab, unsigned slot, size_t requested)
 {
     struct heap_state *h = &heap_state;
 
     slab->free_map[slot / 64u] |= UINT64_C(1) << (slot % 64u);
-    slab->requested[slot] = 0;
     h->used_blocks--;
     h->used_bytes -= requested;
-    h->slab_free_bytes += slab->slot_size;
     if (++slab->free_count == 1u) {
         partial_push(slab);
     }
@@ -703,7 +717,7 @@ static void slab_free(struct heap_chunk *chunk, struct heap_slab *slab, unsigned
     }
 }
 
-static void *small_alloc(size_t requested, enum heap_owner owner)
+static __attribute__((noinline)) void *small_alloc(size_t requested, enum heap_owner owner)
 {
     return requested <= HEAP_SLAB_MAX ? slab_alloc(requested, owner) : tlsf_alloc(requested, owner);
 }
@@ -720,7 +734,7 @@ static uint64_t large_pages_for(uint64_t requested)
     return (requested + HEAP_BLOCK_HEADER_SIZE + page_size - 1u) / page_size;
 }
 
-static void *large_alloc(size_t requested, enum heap_owner owner)
+static __attribute__((noinline)) void *large_alloc(size_t requested, enum heap_owner owner)
 {
     struct heap_state *h = &heap_state;
     uint64_t page_count = large_pages_for(requested);
@@ -737,6 +751,20 @@ static void *large_alloc(size_t requested, enum heap_owner owner)
     h->large_pages += page_count;
     h->used_bytes += requested;
     return header + 1;
+}
+
+/* Frees a large block that resolve() accepted. */
+static __attribute__((noinline)) void large_free(struct heap_large_header *large)
+{
+    struct heap_state *h = &heap_state;
+    uint64_t page_count = large_pages_for(large->requested);
+
+    h->large_blocks--;
+    h->large_pages -= page_count;
+    h->used_bytes -= large->requested;
+    large->magic = 0; /* a stale copy of the pointer must not pass resolve() */
+    IOReturn ret = pages_free_contig(pages_ptr_to_pa(large), page_count, PAGE_OWNER_HEAP_LARGE);
+    ASSERT(ret == kIOReturnSuccess);
 }
 
 static bool large_intact(const struct heap_large_header *header)
@@ -760,7 +788,7 @@ struct resolved_block {
 };
 
 /* resolve() for an address in a slab's window: a live slot's start. */
-static bool resolve_slot(struct heap_chunk *chunk, unsigned window, uintptr_t addr, struct resolved_block *out)
+static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, unsigned window, uintptr_t addr, struct resolved_block *out)
 {
     struct heap_slab *slab = (struct heap_slab *)((uintptr_t)chunk + ((uintptr_t)window << HEAP_SLAB_SHIFT));
     if (!slab_intact(slab) || slab->owner >= HEAP_OWNER_COUNT || slab->slot_size == 0) {
@@ -779,12 +807,12 @@ static bool resolve_slot(struct heap_chunk *chunk, unsigned window, uintptr_t ad
     out->slab = slab;
     out->slot = slot;
     out->owner = (enum heap_owner)slab->owner;
-    out->requested = (size_t)slab->requested[slot] + slab->slot_size - HEAP_ALIGN;
+    out->requested = slab->requested[slot];
     return true;
 }
 
 /* resolve() for a header address in the chunk `chunk` (known to be one). */
-static bool resolve_in_chunk(struct heap_chunk *chunk, uintptr_t addr, struct resolved_block *out)
+static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_chunk *chunk, uintptr_t addr, struct resolved_block *out)
 {
     struct heap_block *block = (struct heap_block *)(addr - HEAP_BLOCK_HEADER_SIZE);
     uintptr_t offset = addr - (uintptr_t)chunk;
@@ -818,12 +846,16 @@ static bool resolve_in_chunk(struct heap_chunk *chunk, uintptr_t addr, struct re
  *      overwritten by a caller is reported, not followed).
  * Every step is O(1). Pointers into the middle of a block fail step 2.
  */
-static bool resolve(const void *ptr, struct resolved_block *out)
+static inline __attribute__((always_inline)) bool resolve(const void *ptr, struct resolved_block *out)
 {
     uintptr_t addr = (uintptr_t)ptr;
     struct page_block holder;
 
-    memset(out, 0, sizeof(*out));
+    /* Field by field: a memset here would be a call on IOFree's fast path. */
+    out->chunk = NULL;
+    out->block = NULL;
+    out->slab = NULL;
+    out->large = NULL;
     if (!heap_state.initialized || addr % HEAP_ALIGN != 0 || addr < HEAP_BLOCK_HEADER_SIZE) {
         return false;
     }
@@ -877,14 +909,23 @@ IOReturn heap_lookup(const void *ptr, size_t *requested) { return heap_lookup_ow
 
 /* ------------------------------------------------------------ IOLib.h */
 
-void *heap_alloc(size_t length, enum heap_owner owner, bool zero)
+/* heap_alloc(), inlined into IOMalloc: a request with a partial slab of its
+ * class takes a slot with no call (an uninitialized heap has no slab). */
+static inline __attribute__((always_inline)) void *alloc_inline(size_t length, enum heap_owner owner, bool zero)
 {
     struct heap_state *h = &heap_state;
+    void *ptr;
 
-    if (!h->initialized || (unsigned)owner >= HEAP_OWNER_COUNT) {
+    if ((unsigned)owner >= HEAP_OWNER_COUNT) {
         return NULL;
     }
-    void *ptr = length < HEAP_LARGE_MIN ? small_alloc(length, owner) : large_alloc(length, owner);
+    if (length <= HEAP_SLAB_MAX && h->slab_partial[owner][slab_class(length)] != NULL) {
+        ptr = slab_take(h->slab_partial[owner][slab_class(length)], length);
+    } else if (!h->initialized) {
+        return NULL;
+    } else {
+        ptr = length < HEAP_LARGE_MIN ? small_alloc(length, owner) : large_alloc(length, owner);
+    }
     if (ptr != NULL) {
         ASSERT((uintptr_t)ptr % HEAP_ALIGN == 0);
         h->allocs++;
@@ -897,11 +938,13 @@ void *heap_alloc(size_t length, enum heap_owner owner, bool zero)
     return ptr;
 }
 
-void *IOMalloc(size_t length) { return heap_alloc(length, HEAP_OWNER_CALLER, false); }
+void *heap_alloc(size_t length, enum heap_owner owner, bool zero) { return alloc_inline(length, owner, zero); }
 
-void *IOMallocZero(size_t length) { return heap_alloc(length, HEAP_OWNER_CALLER, true); }
+void *IOMalloc(size_t length) { return alloc_inline(length, HEAP_OWNER_CALLER, false); }
 
-IOReturn heap_free(void *address, size_t length, enum heap_owner owner)
+void *IOMallocZero(size_t length) { return alloc_inline(length, HEAP_OWNER_CALLER, true); }
+
+static inline __attribute__((always_inline)) IOReturn free_inline(void *address, size_t length, enum heap_owner owner)
 {
     struct heap_state *h = &heap_state;
     struct resolved_block found;
@@ -919,21 +962,17 @@ IOReturn heap_free(void *address, size_t length, enum heap_owner owner)
     } else if (found.block != NULL) {
         tlsf_free(found.chunk, found.block);
     } else {
-        uint64_t page_count = large_pages_for(found.requested);
-        found.large->magic = 0; /* a stale copy of the pointer must not pass resolve() */
-        IOReturn ret = pages_free_contig(pages_ptr_to_pa(found.large), page_count, PAGE_OWNER_HEAP_LARGE);
-        ASSERT(ret == kIOReturnSuccess);
-        h->large_blocks--;
-        h->large_pages -= page_count;
-        h->used_bytes -= found.requested;
+        large_free(found.large);
     }
     h->frees++;
     return kIOReturnSuccess;
 }
 
-IOReturn IOFreeChecked(void *address, size_t length) { return heap_free(address, length, HEAP_OWNER_CALLER); }
+IOReturn heap_free(void *address, size_t length, enum heap_owner owner) { return free_inline(address, length, owner); }
 
-void IOFree(void *address, size_t length) { (void)IOFreeChecked(address, length); }
+IOReturn IOFreeChecked(void *address, size_t length) { return free_inline(address, length, HEAP_OWNER_CALLER); }
+
+void IOFree(void *address, size_t length) { (void)free_inline(address, length, HEAP_OWNER_CALLER); }
 
 /* ------------------------------------------------------------ stats */
 
@@ -970,11 +1009,15 @@ void heap_space(uint64_t *held, uint64_t *free_bytes, uint64_t *largest)
     *largest = top > HEAP_BLOCK_HEADER_SIZE ? top - HEAP_BLOCK_HEADER_SIZE : 0;
     /* A free slot is as good as a free block for a request of its class (the
      * caller's slabs: what IOMalloc can use). */
-    *free_bytes += h->slab_free_bytes;
-    for (unsigned size_class = 0; size_class < HEAP_SLAB_CLASSES; size_class++) {
-        uint64_t slot_size = class_slot_size(size_class);
-        if (h->slab_partial[HEAP_OWNER_CALLER][size_class] != NULL && slot_size > *largest) {
-            *largest = slot_size;
+    for (unsigned owner = 0; owner < HEAP_OWNER_COUNT; owner++) {
+        for (unsigned size_class = 0; size_class < HEAP_SLAB_CLASSES; size_class++) {
+            uint64_t slot_size = class_slot_size(size_class);
+            for (const struct heap_slab *slab = h->slab_partial[owner][size_class]; slab != NULL; slab = slab->next) {
+                *free_bytes += slab->free_count * slot_size;
+            }
+            if (owner == HEAP_OWNER_CALLER && h->slab_partial[owner][size_class] != NULL && slot_size > *largest) {
+                *largest = slot_size;
+            }
         }
     }
 }
@@ -992,7 +1035,6 @@ static IOReturn check_fail(struct heap_check_report *report, const char *error, 
 struct slab_walk {
     uint64_t slabs;
     uint64_t partial;    /* slabs with a free slot */
-    uint64_t free_bytes; /* their free slots' bytes */
 };
 static struct slab_walk slab_walk;
 
@@ -1013,25 +1055,22 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     }
     uint32_t slot_size = class_slot_size(slab->size_class);
     if (slab->size_class >= HEAP_SLAB_CLASSES || slab->owner >= HEAP_OWNER_COUNT || slab->slot_size != slot_size ||
-        slab->first != HEAP_SLAB_FIRST || slab->slot_count != (HEAP_SLAB_SIZE - HEAP_SLAB_FIRST) / slot_size) {
+        slab->first != HEAP_SLAB_FIRST || slab->slot_count != (HEAP_SLAB_SLOTS_END - HEAP_SLAB_FIRST) / slot_size) {
         return check_fail(report, "slab geometry wrong", slab);
     }
     uint64_t free_slots = 0;
     for (unsigned slot = 0; slot < HEAP_SLAB_SLOTS_MAX; slot++) {
         bool is_free = slot_free(slab, slot);
-        uint8_t low = slab->requested[slot];
+        uint16_t requested = slab->requested[slot];
         if (slot >= slab->slot_count || is_free) {
-            if ((is_free && slot >= slab->slot_count) || low != 0) {
-                return check_fail(report, "slab free_map or requested set past the slots or on a free slot", slab);
-            }
-            free_slots += is_free;
+            free_slots += is_free; /* requested[] of a free slot means nothing */
             continue;
         }
-        if (low > HEAP_ALIGN || (low == 0 && slab->size_class != 0)) {
+        if (requested > slot_size || slab->size_class > HEAP_SLAB_FALL_UP(slab_class(requested))) {
             return check_fail(report, "slot requested size outside its class", slab);
         }
         report->blocks++;
-        report->used_bytes += (uint64_t)low + slot_size - HEAP_ALIGN;
+        report->used_bytes += requested;
     }
     for (unsigned word = 0; word < HEAP_SLAB_MAP_WORDS; word++) {
         uint32_t below = slab->slot_count > word * 64u ? slab->slot_count - word * 64u : 0u;
@@ -1052,7 +1091,6 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     }
     slab_walk.slabs++;
     slab_walk.partial += free_slots != 0;
-    slab_walk.free_bytes += free_slots * slot_size;
     return kIOReturnSuccess;
 }
 
@@ -1307,7 +1345,7 @@ IOReturn heap_check(struct heap_check_report *report)
         return ret;
     }
     report->slabs = slab_walk.slabs;
-    if (report->slabs != h->slabs || slab_walk.free_bytes != h->slab_free_bytes) {
+    if (report->slabs != h->slabs) {
         return check_fail(report, "slab counters disagree with the walk", h);
     }
     if (report->blocks != h->used_blocks + h->large_blocks || report->used_bytes != h->used_bytes ||

@@ -17,9 +17,11 @@
  *     .free_lists[fl][sl] --> struct heap_free_block (doubly linked)
  *
  *   A slab (small requests, <= HEAP_SLAB_MAX bytes) is a used block of state
- *   HEAP_BLOCK_SLAB whose payload starts on a HEAP_SLAB_SIZE boundary of its
- *   chunk (the "window"): struct heap_slab there, then slot_count slots of one
- *   size, no header per slot. The chunk's slab_map has a bit per window.
+ *   HEAP_BLOCK_SLAB and HEAP_SLAB_SIZE bytes whose payload starts on a
+ *   HEAP_SLAB_SIZE boundary of its chunk (the "window"; the window's last 16
+ *   bytes are the next block's header, so slabs can follow each other):
+ *   struct heap_slab there, then slot_count slots of one size, no header per
+ *   slot. The chunk's slab_map has a bit per window.
  *     .slab_partial[owner][class] --> struct heap_slab (doubly linked, the
  *                 slabs of that owner and slot size with a free slot)
  *
@@ -123,14 +125,18 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 /* ------------------------------------------------------------ slabs */
 
 /* Requests of 0..HEAP_SLAB_MAX bytes are served from slabs: slot sizes 16,
- * 32, ..., HEAP_SLAB_MAX (class c has slots of (c + 1) * 16 bytes). */
+ * 32, ..., HEAP_SLAB_MAX (class c has slots of (c + 1) * 16 bytes). A request
+ * of class c takes a slot of class c, or when no slab of class c has a free
+ * slot, of the smallest class up to HEAP_SLAB_FALL_UP(c) that has one (at most
+ * twice its size: fewer slabs made and emptied when a class comes and goes). */
 #define HEAP_SLAB_MAX 256u
 #define HEAP_SLAB_CLASSES (HEAP_SLAB_MAX / HEAP_ALIGN)
+#define HEAP_SLAB_FALL_UP(size_class) (2u * (size_class) + 1u)
 /* A slab's window: 4 KiB, aligned to its size inside the chunk. */
 #define HEAP_SLAB_SHIFT 12u
 #define HEAP_SLAB_SIZE (UINT32_C(1) << HEAP_SLAB_SHIFT)
 #define HEAP_CHUNK_WINDOWS (HEAP_CHUNK_SIZE / HEAP_SLAB_SIZE)
-/* Enough for the smallest slots: (HEAP_SLAB_SIZE - HEAP_SLAB_FIRST) / 16 of them. */
+/* Enough for the smallest slots: (HEAP_SLAB_SIZE - 16 - HEAP_SLAB_FIRST) / 16 of them. */
 #define HEAP_SLAB_SLOTS_MAX 240u
 #define HEAP_SLAB_MAP_WORDS ((HEAP_SLAB_SLOTS_MAX + 63u) / 64u)
 /* "SLAB" as it reads in a little-endian memory dump. */
@@ -148,20 +154,20 @@ struct heap_slab {
     uint8_t owner;       /* enum heap_owner of every slot */
     uint16_t check;      /* checksum of magic .. first and the address */
     uint16_t slot_size;  /* bytes per slot */
-    uint16_t slot_count; /* (HEAP_SLAB_SIZE - first) / slot_size */
+    uint16_t slot_count; /* (HEAP_SLAB_SIZE - HEAP_BLOCK_HEADER_SIZE - first) / slot_size */
     uint16_t first;      /* offset of slot 0 from the slab: HEAP_SLAB_FIRST */
     uint16_t free_count; /* free slots: the set bits of free_map */
     struct heap_slab *next; /* heap_state.slab_partial list, while free_count != 0 */
     struct heap_slab *prev;
     uint64_t free_map[HEAP_SLAB_MAP_WORDS]; /* bit i set: slot i is free; no bit >= slot_count */
-    /* used slot i: its requested length less (slot_size - HEAP_ALIGN), 0..16; free: 0 */
-    uint8_t requested[HEAP_SLAB_SLOTS_MAX];
+    uint16_t requested[HEAP_SLAB_SLOTS_MAX]; /* used slot i: its requested length (free: stale) */
 };
 
 /* Offset of slot 0: the slab header rounded up to the alignment. */
 #define HEAP_SLAB_FIRST \
     ((uint32_t)((sizeof(struct heap_slab) + HEAP_ALIGN - 1u) & ~(size_t)(HEAP_ALIGN - 1u)))
-_Static_assert((HEAP_SLAB_SIZE - HEAP_SLAB_FIRST) / HEAP_ALIGN <= HEAP_SLAB_SLOTS_MAX, "requested[] covers 16-byte slots");
+#define HEAP_SLAB_SLOTS_END (HEAP_SLAB_SIZE - HEAP_BLOCK_HEADER_SIZE) /* slots end here: the next header */
+_Static_assert((HEAP_SLAB_SLOTS_END - HEAP_SLAB_FIRST) / HEAP_ALIGN <= HEAP_SLAB_SLOTS_MAX, "requested[] covers 16-byte slots");
 
 /* The head of a chunk. used_map has one bit per 16-byte granule of the chunk:
  * bit g is set exactly when a used block's header (a slab's included) starts
@@ -212,7 +218,6 @@ struct heap_state {
     uint64_t free_bytes;   /* sum of the sizes (headers included) of free blocks */
     uint64_t free_blocks;  /* free blocks in chunks */
     uint64_t slabs;        /* slab blocks */
-    uint64_t slab_free_bytes; /* bytes of the free slots of every slab */
     uint64_t large_blocks; /* live large blocks */
     uint64_t large_pages;  /* pages held by them */
     uint64_t allocs;       /* successful IOMalloc/IOMallocZero calls */
@@ -278,9 +283,9 @@ struct heap_check_report {
     uint64_t free_bytes;
     uint64_t large_blocks;
     uint64_t chunks;
-    uint64_t slabs;
     const char *error;      /* NULL when consistent, else the first problem found */
     uint64_t error_address; /* the header or structure where it was found */
+    uint64_t slabs;         /* slab blocks (last: older readers of the report stop before it) */
 };
 
 /*
@@ -294,7 +299,8 @@ IOReturn heap_check(struct heap_check_report *report);
  * For the benchmark (not timed): bytes the heap holds (chunks and large pages),
  * free bytes in chunks (headers of free blocks included, and the free slots of
  * slabs), and the largest request the heap satisfies without taking another
- * chunk: the largest free block's, or a free slot's. Walks one free list.
+ * chunk: the largest free block's, or a free slot's. Walks one free list and
+ * the partial slab lists.
  */
 void heap_space(uint64_t *held, uint64_t *free_bytes, uint64_t *largest);
 
