@@ -1044,7 +1044,7 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     struct heap_slab *slab = (struct heap_slab *)block_payload(block);
     uintptr_t window = (uintptr_t)slab;
 
-    if (block->requested != 0 || block->size < HEAP_SLAB_BLOCK || block->size >= HEAP_SLAB_BLOCK + HEAP_MIN_BLOCK) {
+    if (block->requested != 0 || block->size != HEAP_SLAB_BLOCK) {
         return check_fail(report, "slab block of the wrong size", block);
     }
     if (window % HEAP_SLAB_SIZE != 0 || !slab_bit(chunk, window_of(chunk, window))) {
@@ -1344,8 +1344,7 @@ IOReturn heap_check(struct heap_check_report *report)
     if (ret != kIOReturnSuccess) {
         return ret;
     }
-    report->slabs = slab_walk.slabs;
-    if (report->slabs != h->slabs) {
+    if (slab_walk.slabs != h->slabs) {
         return check_fail(report, "slab counters disagree with the walk", h);
     }
     if (report->blocks != h->used_blocks + h->large_blocks || report->used_bytes != h->used_bytes ||

@@ -285,7 +285,6 @@ struct heap_check_report {
     uint64_t chunks;
     const char *error;      /* NULL when consistent, else the first problem found */
     uint64_t error_address; /* the header or structure where it was found */
-    uint64_t slabs;         /* slab blocks (last: older readers of the report stop before it) */
 };
 
 /*
