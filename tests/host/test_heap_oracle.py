@@ -92,8 +92,14 @@ def test_layout_geometry_matches_the_c_constants() -> None:
         "HEAP_BLOCK_USED_OBJECT": 0xA0B1,
         "HEAP_BLOCK_USED_FIRMWARE": 0xA1F3,
         "HEAP_BLOCK_SENTINEL": 0x5E47,
+        "HEAP_BLOCK_SLAB": 0x5AB0,
     }
     assert lay.used_states == {0xA110: "caller", 0xA0B1: "object", 0xA1F3: "firmware"}
+    # slabs: 16 classes of 16..256-byte slots per owner, slots after a 544-byte header
+    assert lay.slab_classes == heap_oracle.HEAP_SLAB_MAX // 16 == 16
+    assert lay.slab_first == 544  # sizeof(struct heap_slab): 64 + 240 x uint16_t requested
+    assert lay.slot_count(16) == 221 and lay.slot_count(256) == 13
+    assert lay.owner_names == {0: "caller", 1: "object", 2: "firmware"}
 
 
 def test_mapping_insert_classes() -> None:
