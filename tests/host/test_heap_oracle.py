@@ -243,7 +243,49 @@ def _sl_bitmap(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     return heap_decoder.symbols().heap_state + field.offset + 4 * fl, (0).to_bytes(4, "little")
 
 
+def _busy_slab(snap: heap_oracle.Snapshot) -> heap_oracle.Slab:
+    """A slab with a used slot and a free one (on a partial list, not alone on it or not)."""
+    return next(s for s in snap.heap.slabs if s.used_slots() and s.free_count)
+
+
+def _slab_free_map(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    slot = slab.used_slots()[0]
+    address = slab.address + snap.layouts.heap_slab["free_map"].offset + slot // 8
+    return address, bytes([arena.read(address, 1)[0] ^ (1 << slot % 8)])  # a live slot called free
+
+
+def _slab_requested(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    slot = slab.used_slots()[0]
+    address = slab.address + snap.layouts.heap_slab["requested"].offset + 2 * slot
+    return address, (slab.requested[slot] ^ 1).to_bytes(2, "little")
+
+
+def _slab_map_bit(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    chunk = slab.address & ~(HEAP_CHUNK_SIZE - 1)
+    window = (slab.address - chunk) // heap_oracle.HEAP_SLAB_SIZE
+    address = chunk + snap.layouts.heap_chunk["slab_map"].offset + window // 8
+    return address, bytes([arena.read(address, 1)[0] ^ (1 << window % 8)])
+
+
+def _slab_partial_link(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    return slab.address + snap.layouts.heap_slab["prev"].offset, (slab.address + 16).to_bytes(8, "little")
+
+
+def _slab_slot_count(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    return slab.address + snap.layouts.heap_slab["slot_count"].offset, (slab.slot_count - 1).to_bytes(2, "little")
+
+
 DAMAGE: dict[str, tuple[Damage, str]] = {
+    "slab free_map bit": (_slab_free_map, "free_count"),
+    "slab requested": (_slab_requested, "used_bytes"),
+    "slab_map bit": (_slab_map_bit, "slab_map"),
+    "slab partial link": (_slab_partial_link, "back link"),
+    "slab header": (_slab_slot_count, "header damaged"),
     "header field": (_header_requested, "checksum"),
     "boundary tag": (_resealed_prev_size, "prev_size"),
     "used_map bit": (_used_map_bit, "used_map"),
