@@ -54,7 +54,11 @@ HEAP_SLAB_MAGIC = 0x42414C53  # "SLAB"
 HEAP_SLAB_SIZE = 4096  # a slab's window (HEAP_SLAB_SHIFT 12); its block is exactly this big
 HEAP_SLAB_MAX = 256  # requests of 0..256 bytes go to slabs; class c has slots of (c + 1) * 16
 # enum heap_owner names -> the owner words used here (the values come from DWARF)
-OWNER_NAMES = {"HEAP_OWNER_CALLER": "caller", "HEAP_OWNER_OBJECT": "object", "HEAP_OWNER_FIRMWARE": "firmware"}
+OWNER_NAMES = {
+    "HEAP_OWNER_CALLER": "caller",
+    "HEAP_OWNER_OBJECT": "object",
+    "HEAP_OWNER_FIRMWARE": "firmware",
+}
 # Who a used block belongs to (heap.h enum heap_owner): IOFree takes only "caller" blocks.
 LARGE_MAGIC_OWNER = {
     HEAP_LARGE_MAGIC: "caller",
@@ -89,7 +93,9 @@ def large_check(address: int, requested: int, magic: int) -> int:
     return _check_fold(address, requested, magic) >> 32
 
 
-def slab_check(address: int, magic: int, size_class: int, owner: int, slot_size: int, slot_count: int, first: int) -> int:
+def slab_check(
+    address: int, magic: int, size_class: int, owner: int, slot_size: int, slot_count: int, first: int
+) -> int:
     """The 16-bit checksum of a slab header at ``address`` (its fields that never change)."""
     ids = (magic << 16) | (size_class << 8) | owner
     shape = (slot_size << 32) | (slot_count << 16) | first
@@ -327,8 +333,19 @@ class Slab:
     def canonical(self) -> tuple[object, ...]:
         """Without the partial-list links (history) or stale requested sizes of free slots."""
         used = tuple((i, self.requested[i]) for i in self.used_slots())
-        return (self.address, self.magic, self.size_class, self.owner, self.check, self.slot_size,
-                self.slot_count, self.first, self.free_count, self.free_map, used)
+        return (
+            self.address,
+            self.magic,
+            self.size_class,
+            self.owner,
+            self.check,
+            self.slot_size,
+            self.slot_count,
+            self.first,
+            self.free_count,
+            self.free_map,
+            used,
+        )
 
 
 @dataclass(frozen=True)
@@ -444,7 +461,12 @@ class Snapshot:
             self.heap.large,
             tuple(sorted(slab.canonical for slab in self.heap.slabs)),
             tuple(sorted(c.slab_windows for c in self.heap.chunks)),
-            tuple(sorted((key, tuple(sorted(e for e, _ in entries))) for key, entries in self.heap.slab_partial.items())),
+            tuple(
+                sorted(
+                    (key, tuple(sorted(e for e, _ in entries)))
+                    for key, entries in self.heap.slab_partial.items()
+                )
+            ),
         )
 
 
@@ -643,7 +665,9 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
         slab_entries: list[tuple[int, int]] = []
         while cursor:
             if len(slab_entries) > pages.size // HEAP_SLAB_SIZE or not pages.base <= cursor < pages.end:
-                r.problems.append(f"heap: partial list {divmod(index, classes)} leaves the heap or loops at {cursor:#x}")
+                r.problems.append(
+                    f"heap: partial list {divmod(index, classes)} leaves the heap or loops at {cursor:#x}"
+                )
                 break
             raw = r.maybe(cursor, hs.size, "heap: partial list entry")
             if raw is None:
@@ -873,9 +897,14 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
             yield f"{where}: used_map bits without a used block {extra}, used blocks without a bit {missing}"
         if used_here == 0 and chunk.address != h.home_chunk:
             yield f"{where}: empty chunk kept (only the home chunk may be empty)"
-        windows = {(b.payload - chunk.address) // HEAP_SLAB_SIZE for b in chunk.blocks if b.state == slab_state}
+        windows = {
+            (b.payload - chunk.address) // HEAP_SLAB_SIZE for b in chunk.blocks if b.state == slab_state
+        }
         if windows != chunk.slab_windows:
-            extra, missing = sorted(chunk.slab_windows - windows)[:4], sorted(windows - chunk.slab_windows)[:4]
+            extra, missing = (
+                sorted(chunk.slab_windows - windows)[:4],
+                sorted(windows - chunk.slab_windows)[:4],
+            )
             yield f"{where}: slab_map bits without a slab {extra}, slabs without a bit {missing}"
 
     # TLSF lists: exactly the free blocks, each in its class, links and bitmaps right
@@ -960,7 +989,7 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             slab.address, slab.magic, slab.size_class, slab.owner, slab.slot_size, slab.slot_count, slab.first
         )
         if slab.magic != HEAP_SLAB_MAGIC or slab.check != want_check:
-            yield f"{at}: header damaged (magic {slab.magic:#x}, check {slab.check:#06x}, want {want_check:#06x})"
+            yield f"{at}: header damaged (magic {slab.magic:#x}, check {slab.check:#06x}/{want_check:#06x})"
         slot_size = (slab.size_class + 1) * HEAP_ALIGN
         if (
             slab.size_class >= lay.slab_classes
@@ -969,7 +998,8 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             or slab.first != lay.slab_first
             or slab.slot_count != lay.slot_count(slot_size)
         ):
-            yield f"{at}: geometry (class {slab.size_class}, owner {slab.owner}, {slab.slot_count} x {slab.slot_size} from +{slab.first})"
+            shape = f"{slab.slot_count} x {slab.slot_size} from +{slab.first}"
+            yield f"{at}: geometry (class {slab.size_class}, owner {slab.owner}, {shape})"
             continue
         if slab.free_map >> slab.slot_count:
             yield f"{at}: free_map bits past slot {slab.slot_count}"
@@ -994,7 +1024,8 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
                 yield f"heap: slab {entry:#x} is on the partial lists twice"
             listed.add(entry)
             if partial.get(entry) != (owner, size_class):
-                yield f"heap: partial list ({owner},{size_class}) entry {entry:#x} is not a slab of it with a free slot"
+                where = f"heap: partial list ({owner},{size_class})"
+                yield f"{where} entry {entry:#x}: no such slab with a free slot"
             if back_link != previous:
                 yield f"heap: slab {entry:#x} back link {back_link:#x}, want {previous:#x}"
             previous = entry

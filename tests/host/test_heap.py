@@ -373,7 +373,9 @@ def test_a_damaged_slab_header_is_reported_not_followed(arena: Arena) -> None:
     assert arena.free(pointer, 64) == kIOReturnBadArgument
     result = arena.heap_check()
     assert not result.ok and result.error == "slab header damaged" and result.where == slab.address
-    assert any("slab" in p and "header damaged" in p for p in heap_oracle.problems(heap_decoder.decode(arena)))
+    assert any(
+        "slab" in p and "header damaged" in p for p in heap_oracle.problems(heap_decoder.decode(arena))
+    )
     arena.write(slab.address + field.offset, saved)
     arena.check_all()
     assert arena.free(pointer, 64) == kIOReturnSuccess

@@ -277,7 +277,9 @@ def _slab_partial_link(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, b
 
 def _slab_slot_count(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     slab = _busy_slab(snap)
-    return slab.address + snap.layouts.heap_slab["slot_count"].offset, (slab.slot_count - 1).to_bytes(2, "little")
+    return slab.address + snap.layouts.heap_slab["slot_count"].offset, (slab.slot_count - 1).to_bytes(
+        2, "little"
+    )
 
 
 DAMAGE: dict[str, tuple[Damage, str]] = {
