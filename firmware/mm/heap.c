@@ -16,8 +16,15 @@
  *       The set of chunks is then a function of the live blocks, so freeing
  *       everything allocated since some moment restores that moment's heap
  *       and page-allocator state exactly (not just the byte counts).
+ *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
+ *       is HEAP_SLAB_SIZE bytes with its payload on a slab_map window; its
+ *       header checksum holds; free_map has free_count bits, none past the
+ *       slots; it is never entirely free (the free that empties it gives the
+ *       block back, so H6's "state is a function of the live blocks" still
+ *       holds); it is on slab_partial[owner][class] exactly when it has a free
+ *       slot; used slots count in used_blocks / used_bytes.
  * Allocation and free do a bounded amount of work: bit scans on the two
- * bitmap levels, never a walk along a free list.
+ * bitmap levels or on a slab's free_map, never a walk along a free list.
  */
 #include "mm/heap.h"
 
@@ -787,11 +794,26 @@ struct resolved_block {
     enum heap_owner owner;
 };
 
+/* Slot index without a division (a 32-bit divide is the slowest instruction of
+ * IOFree's path): granules * ceil(2^16 / (class + 1)) >> 16 is exactly
+ * granules / (class + 1) for every granule offset below 256 and class below 16
+ * (test_every_slot_of_a_full_slab_is_found_and_freed, tests/host/test_heap.py). */
+#define SLOT_RECIPROCAL_SHIFT 16u
+#define SLOT_RECIPROCAL(c) ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + (c)) / ((c) + 1u)))
+static const uint32_t slot_reciprocal[HEAP_SLAB_CLASSES] = {
+    SLOT_RECIPROCAL(0u),  SLOT_RECIPROCAL(1u),  SLOT_RECIPROCAL(2u),  SLOT_RECIPROCAL(3u),
+    SLOT_RECIPROCAL(4u),  SLOT_RECIPROCAL(5u),  SLOT_RECIPROCAL(6u),  SLOT_RECIPROCAL(7u),
+    SLOT_RECIPROCAL(8u),  SLOT_RECIPROCAL(9u),  SLOT_RECIPROCAL(10u), SLOT_RECIPROCAL(11u),
+    SLOT_RECIPROCAL(12u), SLOT_RECIPROCAL(13u), SLOT_RECIPROCAL(14u), SLOT_RECIPROCAL(15u),
+};
+_Static_assert(HEAP_SLAB_CLASSES == 16u && HEAP_SLAB_SIZE / HEAP_ALIGN <= 256u, "slot_reciprocal is exact");
+
 /* resolve() for an address in a slab's window: a live slot's start. */
 static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, unsigned window, uintptr_t addr, struct resolved_block *out)
 {
     struct heap_slab *slab = (struct heap_slab *)((uintptr_t)chunk + ((uintptr_t)window << HEAP_SLAB_SHIFT));
-    if (!slab_intact(slab) || slab->owner >= HEAP_OWNER_COUNT || slab->slot_size == 0) {
+    if (!slab_intact(slab) || slab->owner >= HEAP_OWNER_COUNT || slab->size_class >= HEAP_SLAB_CLASSES ||
+        slab->slot_size != class_slot_size(slab->size_class)) {
         return false;
     }
     uint32_t offset = (uint32_t)(addr - (uintptr_t)slab);
@@ -799,7 +821,7 @@ static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk
         return false;
     }
     offset -= slab->first;
-    unsigned slot = offset / slab->slot_size;
+    unsigned slot = ((offset >> HEAP_ALIGN_SHIFT) * slot_reciprocal[slab->size_class]) >> SLOT_RECIPROCAL_SHIFT;
     if (slot * slab->slot_size != offset || slot >= slab->slot_count || slot_free(slab, slot)) {
         return false;
     }

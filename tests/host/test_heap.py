@@ -347,6 +347,26 @@ def test_pointers_outside_any_block_are_rejected(arena: Arena) -> None:
     arena.check_all()
 
 
+@pytest.mark.parametrize("size_class", range(heap_oracle.HEAP_SLAB_MAX // HEAP_ALIGN))
+def test_every_slot_of_a_full_slab_is_found_and_freed(arena: Arena, size_class: int) -> None:
+    """IOFree finds the slot index without a division (heap.c slot_reciprocal): every slot of
+    a full slab of each class is looked up and freed, and every other 16-byte offset inside it
+    is refused, so the multiply-shift is exact over the whole window."""
+    size = (size_class + 1) * HEAP_ALIGN
+    count = heap_decoder.layouts().slot_count(size)
+    pointers = [arena.malloc(size) for _ in range(count)]
+    slab = heap_decoder.decode(arena).heap.slabs[0]
+    assert pointers == [slab.slot(i) for i in range(count)] and slab.free_count == 0
+    for pointer in pointers:
+        assert arena.lookup(pointer) == size
+        for inside in range(pointer + HEAP_ALIGN, pointer + size, HEAP_ALIGN):
+            assert arena.lookup(inside) is None
+    for pointer in reversed(pointers):
+        assert arena.free(pointer, size) == kIOReturnSuccess
+    assert heap_decoder.decode(arena).heap.slabs == ()
+    arena.check_all()
+
+
 def test_a_damaged_header_is_reported_not_followed(arena: Arena) -> None:
     pointer = arena.malloc(400)
     header = HeapBlock.from_address(pointer - HEAP_BLOCK_HEADER_SIZE)
