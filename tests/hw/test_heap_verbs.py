@@ -247,6 +247,32 @@ def test_bad_frees_are_rejected_and_change_nothing(guest: Guest, size: int) -> N
     guest.free(neighbour, 64)
 
 
+@pytest.mark.parametrize("size", [0, 64, 256])
+def test_bad_frees_into_a_slab_are_rejected_and_change_nothing(guest: Guest, size: int) -> None:
+    """The slab-only places a pointer can name, found by the host decoder: a slot never handed
+    out, the slab header, the tail past the last slot (the next block's header), the middle of
+    a slot; each is refused under every size, and nothing changes. Then the slot that was freed
+    is refused too (its free_map bit is set), while its slab lives on."""
+    va, keep = guest.alloc(size), guest.alloc(size)
+    slab = next(s for s in guest.heap_snapshot().heap.slabs if va in {s.slot(i) for i in s.used_slots()})
+    never = next(slab.slot(i) for i in range(slab.slot_count) if slab.free_map >> i & 1)
+    state = baseline_state(guest)
+    bad = [never, slab.address, slab.address + slab.first - 16, slab.slot(slab.slot_count)]
+    bad += [va + offset for offset in range(16, slab.slot_size, 16)]
+    for pointer in bad:
+        for length in {size, 0, 16}:
+            reply = guest.err(f"free {pointer:#x} {length:#x}", "kIOReturnBadArgument")
+            assert "nothing freed" in reply.text
+    assert baseline_state(guest) == state
+    guest.free(va, size)
+    after = baseline_state(guest)
+    assert guest.heap_snapshot().live_blocks().get(keep) == size  # the slab lives on
+    guest.err(f"free {va:#x} {size:#x}", "kIOReturnBadArgument")  # double free of a slot
+    assert baseline_state(guest) == after
+    guest.free(keep, size)
+    guest.heap_verify()
+
+
 def test_free_null_is_a_no_op(guest: Guest) -> None:
     state, stats = baseline_state(guest), guest.stats()
     for size in (0, 16, 2**64 - 1):
