@@ -491,6 +491,21 @@ def test_bench_and_protocol_verbs(guest: Guest) -> None:
     cmp("bench heap", "picolibc_calls", r.number("picolibc_calls"), calls, "model")
     cmp("bench heap", "iomem_failed", r.number("iomem_failed"), 0, "model")
     cmp("bench heap", "picolibc_failed", r.number("picolibc_failed"), 0, "model")
+    # a trace (firmware/lib/bench_traces.c): `small` toggles 64 slots of at most 64 bytes
+    ops = 3 * BENCH_PROBE_EVERY + 5
+    room = guest.heap_snapshot().free_bytes
+    t = guest.ok(f"bench heap trace=small allocator=iomem ops={ops} seed=5")
+    cmp(
+        "bench heap",
+        "measured",
+        t.number("measured"),
+        ops,
+        "model",
+        what="the trace ends after OPS measured calls",
+    )
+    assert room >= SMALL_TRACE_SLOTS * SMALL_TRACE_MAX_BYTES, room  # so the model expects no failure
+    cmp("bench heap", "failed", t.number("failed"), 0, "model", what="4 KiB live at most, heap free")
+    assert t.number("calls") >= ops
     guest.err("bench heap 0", "kIOReturnBadArgument")
     guest.err("bench", "kIOReturnBadArgument")
     guest.err("help nosuchverb", "kIOReturnUnsupported")
@@ -545,6 +560,8 @@ SMMU_QUEUE_ADDRESS = 0x000F_FFFF_FFFF_FFE0  # Q_BASE.ADDR[51:5]
 SMMU_STRTAB_ADDRESS = 0x000F_FFFF_FFFF_FFC0  # STRTAB_BASE.ADDR[51:6]
 IOVA_LIMIT_BITS = 48  # docs/dma.md: the domain's IOVAs are [one granule page, 2^48)
 EDU_BUSY_BYTES = 0x10
+BENCH_PROBE_EVERY = 64  # firmware/lib/bench_run.h
+SMALL_TRACE_SLOTS, SMALL_TRACE_MAX_BYTES = 64, 64  # bench_traces.c: the `small` trace
 
 
 def _kernel_pages(guest: Guest) -> int:
@@ -693,8 +710,8 @@ def test_dma_and_edu_claims_against_the_smmu_ram_and_the_model(guest: Guest, pro
         runs = buf.phys_runs(buf.offset, buf.length)
         cmp("dma prepare", "seg<N>", segments, runs, "walker")
         cmp("dma prepare", "count", prep.count, len(runs), "walker")
-    bounce_pages = _kernel_pages(guest) - kernel_pages
-    assert bounce_pages == (-(-(buf.length) // page) if bounce else 0) or bounce_pages > 0 == bounce
+    bounce_pages = _kernel_pages(guest) - kernel_pages  # the decoder's count of new firmware pages
+    assert bounce_pages == (-(-buf.length // page) if bounce else 0), (bounce_pages, prep.reply.line)
     _check_dma_stats(bench, live=1, prepared=1, bounce_pages=bounce_pages)
     info = guest.ok(f"dma info {cmd.handle:#x}")
     _check_domain(bench, info, prepared=1)
