@@ -7,7 +7,9 @@ spec's."""
 
 from __future__ import annotations
 
+import threading
 import zlib
+from dataclasses import dataclass
 
 from dma_support import (
     DIRS,
@@ -39,6 +41,7 @@ from harness.oracle.descriptors import walk_runs
 from harness.oracle.pagewalk import Fault, Translation
 from harness.oracle.smmu import SmmuFault, SmmuTranslation
 from harness.oracle.translation import perm_of
+from harness.qemu.gdbstub import GdbStub, GdbTimeout
 from harness.qemu.profile import EDU_SLOT, Profile
 
 QEMU_MIDR = {"cortex-a57": 0x411FD070, "max": 0x000F0510}  # QEMU 7.2's CPU models (target/arm/cpu64.c)
@@ -561,6 +564,8 @@ SMMU_STRTAB_ADDRESS = 0x000F_FFFF_FFFF_FFC0  # STRTAB_BASE.ADDR[51:6]
 IOVA_LIMIT_BITS = 48  # docs/dma.md: the domain's IOVAs are [one granule page, 2^48)
 EDU_BUSY_BYTES = 0x10
 BENCH_PROBE_EVERY = 64  # firmware/lib/bench_run.h
+HEAP_BLOCK_HEADER_SIZE = 16  # firmware/mm/heap.h
+PPM = 1_000_000
 SMALL_TRACE_SLOTS, SMALL_TRACE_MAX_BYTES = 64, 64  # bench_traces.c: the `small` trace
 
 
@@ -861,3 +866,88 @@ def test_tasks_and_the_creator_a_buffer_records(guest: Guest) -> None:
         cmp("md info", "creator", guest.ok(f"md info {handle:#x}").number("creator"), creator, "model")
     guest.ok("task 1")
     guest.err(f"task {1 << 32:#x}", "kIOReturnBadArgument")
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What the bench's probe of the iomem heap sees (heap_space), restated by the decoder."""
+
+    frag_ppm: int
+    meta_x100: int | None  # None: the bench skips this probe for metadata
+
+
+def _probe_from_ram(guest: Guest, before: set[int], page: int) -> _Probe:
+    """firmware/lib/bench_run.h's fragmentation and metadata figures for the heap as the host
+    decoder reads it from RAM: held = chunks and large pages, free = the free blocks (headers
+    included), largest = the biggest free block's payload; live = the trace's blocks."""
+    snap = guest.heap_snapshot()
+    held = len(snap.heap.chunks) * snap.layouts.chunk_size + sum(b.pages for b in snap.heap.large) * page
+    sizes = list(snap.free_blocks().values())
+    free = sum(sizes)
+    largest = max(max(sizes, default=0) - HEAP_BLOCK_HEADER_SIZE, 0)
+    frag = 0 if free == 0 else PPM - (PPM if largest >= free else largest * PPM // free)
+    live = {va: n for va, n in snap.live_blocks().items() if va not in before}
+    live_bytes = sum(live.values())
+    meta = (held - free - live_bytes) * 100 // len(live) if live and held >= free + live_bytes else None
+    return _Probe(frag, meta)
+
+
+def _step_over(gdb: GdbStub, address: int) -> None:
+    """Resume from the breakpoint at ``address``: lift it, step one instruction, set it again."""
+    assert gdb.request(f"z1,{address:x},4") == b"OK"
+    gdb.rsp.send_packet(b"s")
+    assert gdb.rsp.recv_packet()[:1] in (b"T", b"S")
+    assert gdb.request(f"Z1,{address:x},4") == b"OK"
+    gdb.resume()
+
+
+def test_bench_trace_heap_figures_against_the_decoder_at_every_probe(guest: Guest, profile: Profile) -> None:
+    """The bench's fragmentation and metadata figures, probe by probe: a hardware breakpoint on
+    heap_space (which only the bench's probe calls) stops the guest at each probe while the
+    host decodes the heap from RAM; the request runs on a thread meanwhile."""
+    probes = 5
+    ops = probes * BENCH_PROBE_EVERY + 7
+    before = set(guest.heap_snapshot().live_blocks())
+    gdb = guest.gdb
+    address = guest.elf.symbol("heap_space").address
+    with gdb.stopped():
+        assert gdb.request(f"Z1,{address:x},4") == b"OK"
+    seen: list[_Probe] = []
+    replies: list[Reply] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            replies.append(guest.ok(f"bench heap trace=churn allocator=iomem ops={ops} seed=9", timeout=60))
+        except BaseException as exc:  # reported below, on the test's thread
+            failures.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive() or len(seen) < probes:
+            try:
+                packet = gdb.rsp.recv_packet(timeout=0.2)
+            except GdbTimeout:
+                if not worker.is_alive():
+                    break
+                continue
+            if packet[:1] in (b"T", b"S"):
+                seen.append(_probe_from_ram(guest, before, profile.granule))
+                _step_over(gdb, address)
+    finally:
+        with gdb.stopped():
+            gdb.request(f"z1,{address:x},4")
+        worker.join(timeout=30)
+    if failures:
+        raise failures[0]
+    assert replies, f"the bench request did not finish ({len(seen)} probes seen)"
+    r = replies[0]
+    assert len(seen) == probes, f"{len(seen)} probes hit, the bench makes one per {BENCH_PROBE_EVERY} calls"
+    series = [p.frag_ppm for p in seen]  # every probe is a point while ops / 64 / 32 == 0
+    cmp("bench heap", "series", [int(v) for v in r.value("series").split(",")], series, "heap-decoder")
+    cmp("bench heap", "frag_max_ppm", r.number("frag_max_ppm"), max(series), "heap-decoder")
+    cmp("bench heap", "frag_avg_ppm", r.number("frag_avg_ppm"), sum(series) // probes, "heap-decoder")
+    metas = [p.meta_x100 for p in seen if p.meta_x100 is not None]
+    assert metas, "no probe with live blocks"
+    cmp("bench heap", "meta_x100", r.number("meta_x100"), sum(metas) // len(metas), "heap-decoder")
