@@ -100,7 +100,6 @@ def test_help_prints_the_same_table_the_elf_holds() -> None:
     assert described.subverbs("t-fam") == ["one", "two"]
 
 
-
 def test_error_texts_name_the_valid_choices() -> None:
     lib = load()
     lib.agent_host_reply.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
@@ -120,3 +119,33 @@ def test_the_readme_table_is_generated_from_the_annotations(description: Descrip
     assert readme[begin:end] == ledger.readme_table(description, ledger.load_claims()), (
         "README.md's claims table is stale: paste the output of `python -m harness.ledger`"
     )
+
+
+def test_a_fact_added_but_never_compared_shows_up_unchecked(description: Description) -> None:
+    """A new fact key, annotated in claims.toml and stated by the guest but only read by the
+    tests (no comparison helper recorded it), is listed unchecked in the figure and the
+    printed table, on the profile that stated it; a key no reply ever stated counts too."""
+    info = description.verbs["dma info"]
+    grown = Description(
+        {**description.verbs, "dma info": replace(info, replies=(*info.replies, Key("ats"), Key("pri")))}
+    )
+    claims = {verb: dict(keys) for verb, keys in ledger.load_claims().items()}
+    claims["dma info"]["ats"] = ledger.Claim("dma info", "ats", "register", ("smmu",))
+    claims["dma info"]["pri"] = ledger.Claim("dma info", "pri", "register", ("smmu",))
+    checked = [(v, k, "smmu") for v, k in (("dma info", "iommu"), ("dma info", "sid"))]
+    records = {
+        "virt-4k-smmu": [*checked, ("dma info", "ats", "stated"), ("dma info", "iommu", "stated")],
+        "virt-4k": [*checked, ("dma info", "iommu", "stated")],
+    }
+    figure = ledger.table(grown, claims, records)
+    row = figure["verbs"]["dma info"]
+    assert "ats" in row["unchecked"] and "pri" in row["unchecked"], row
+    assert (
+        row["facts"]
+        == ledger.table(description, ledger.load_claims(), records)["verbs"]["dma info"]["facts"] + 2
+    )
+    line = next(x for x in ledger.format_table(figure) if x.startswith("dma info "))
+    assert {"ats", "pri"} <= set(line.split()), line
+    # once a comparison records it, on the profile that stated it, it is no longer listed
+    records["virt-4k-smmu"].append(("dma info", "ats", "smmu"))
+    assert "ats" not in ledger.table(grown, claims, records)["verbs"]["dma info"]["unchecked"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -15,10 +15,12 @@ from harness.addresses import PhysAddr, VirtAddr
 from harness.guest import Guest
 from harness.guest.descriptors import LEAK_KEYS, Descriptors
 from harness.guest.dma import DIRECTION_IN, DIRECTION_OUT, Dma, DmaSegment, Prepared
-from harness.models.descriptors import Segment
+from harness.models.descriptors import Segment, merge_runs
+from harness.models.dma_model import Memory
 from harness.oracle import qemu_trace
 from harness.oracle.descriptors import walk_runs
 from harness.oracle.pages import PageBytes
+from harness.oracle.pagewalk import PageWalker
 from harness.oracle.smmu import (
     SMMU_BASE,
     EventType,
@@ -51,6 +53,17 @@ DMA_LEAK_KEYS = (
 ORACLE_COUNTS: Counter[tuple[str, str]] = Counter()
 """(profile, what) -> how many times an oracle agreed this session (printed by conftest.py)."""
 DIRS = {"in": DIRECTION_IN, "out": DIRECTION_OUT, "inout": DIRECTION_IN | DIRECTION_OUT}
+# The edu's registers (QEMU docs/specs/edu.txt), read by the host through QEMU's monitor
+EDU_REG_ID = 0x00
+EDU_REG_IRQ_STATUS = 0x24
+EDU_REG_DMA_SRC = 0x80
+EDU_REG_DMA_DST = 0x88
+EDU_REG_DMA_COUNT = 0x90
+EDU_REG_DMA_CMD = 0x98
+EDU_CMD_RUN = 0x1
+EDU_CMD_TO_PCI = 0x2  # direction: the edu's buffer -> the bus address
+EDU_BUFFER_ADDR = 0x40000  # the edu's own buffer, as its DMA engine addresses it
+EDU_IRQ_DMA_DONE = 0x100  # edu.txt: "raise interrupt 0x100" when a DMA finishes
 
 
 def command_bits(profile: Profile) -> int:
@@ -78,32 +91,18 @@ class Buffer:
         """Bytes of whole pages behind the buffer."""
         return -(-self.capacity // self.page) * self.page
 
+    @property
+    def memory(self) -> Memory:
+        """The buffer as the DMA model sees it (its physical runs; no bytes)."""
+        runs = [(int(seg.pa), seg.length) for seg in self.runs]
+        return Memory(self.md, self.span, DIRS[self.direction], runs, bytearray())
+
     def pa(self, offset: int) -> PhysAddr:
-        at = offset
-        for seg in self.runs:
-            if at < seg.length:
-                return PhysAddr(seg.pa + at)
-            at -= seg.length
-        raise ValueError(f"offset {offset} beyond buffer")
+        return PhysAddr(self.memory.pa_at(offset))
 
     def phys_runs(self, offset: int, length: int) -> list[tuple[int, int]]:
-        out: list[tuple[int, int]] = []
-        at, left = offset, length
-        for seg in self.runs:
-            if left == 0:
-                break
-            if at >= seg.length:
-                at -= seg.length
-                continue
-            take = min(seg.length - at, left)
-            start = seg.pa + at
-            if out and out[-1][0] + out[-1][1] == start:
-                out[-1] = (out[-1][0], out[-1][1] + take)
-            else:
-                out.append((start, take))
-            left -= take
-            at = 0
-        return out
+        """Physical runs behind ``[offset, offset + length)``, adjacent runs merged (the model's)."""
+        return self.memory.phys_runs(offset, length)
 
 
 class DmaBench:
@@ -117,6 +116,7 @@ class DmaBench:
         self.page = guest.profile.granule
         self.trace = qemu_trace.TraceLog(guest.machine.trace_path)
         self.agreement = qemu_trace.Agreement()
+        self.edu_bar = 0  # the edu's BAR0, once a test has read it from config space
 
     # ------------------------------------------------------------ buffers
     def buffer(self, length: int, direction: str = "inout", *, offset: int = 0, tail: int = 0) -> Buffer:
@@ -215,6 +215,14 @@ class DmaBench:
         )
         return runs
 
+    def xp(self, address: int, width: int = 4) -> int:
+        """One physical read by QEMU's monitor (``xp``: a real MMIO access for device registers)."""
+        assert self.guest.machine.qmp is not None
+        return xp(self.guest.machine.qmp.hmp, address, width)
+
+    def smmu_footprint(self) -> SmmuFootprint:
+        return smmu_footprint(self.smmu_walker(), self.profile.edu_stream_id)
+
     def trace_agrees(self) -> qemu_trace.Agreement:
         """QEMU's translate_success lines since the last call agree with the host walker."""
         records = self.trace.new()
@@ -229,13 +237,47 @@ class DmaBench:
 
 
 def _merge(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for pa, n in runs:
-        if out and out[-1][0] + out[-1][1] == pa:
-            out[-1] = (out[-1][0], out[-1][1] + n)
-        else:
-            out.append((pa, n))
-    return out
+    return [(seg.pa, seg.length) for seg in merge_runs(runs)]
+
+
+def xp(hmp: Callable[[str], str], address: int, width: int = 4) -> int:
+    """A ``width``-byte physical read through the monitor's ``xp`` (4 or 8 bytes)."""
+    return parse_xp(hmp(f"xp /1{'g' if width == 8 else 'w'}x {address:#x}"), address)
+
+
+@dataclass(frozen=True)
+class SmmuFootprint:
+    """What a stream's stage-1 tables hold, counted by the host walking them: table pages
+    (the root included), leaf pages of the granule, and the bytes they map."""
+
+    tables: int
+    pages: int
+    bytes: int
+
+
+def smmu_footprint(walker: SmmuWalker, sid: int) -> SmmuFootprint:
+    """Walk every table of ``sid``'s stage 1 from the CD's TTB0 (nothing when it does not
+    translate: no SMMU, bypass, abort)."""
+    cd = walker.context(sid)
+    if cd is None:
+        return SmmuFootprint(0, 0, 0)
+    pages = PageWalker(walker.read_phys, cd.regime())
+    tables: set[int] = set()
+    read_table = pages._table
+
+    def counting(pa: int, count: int) -> tuple[int, ...]:
+        tables.add(pa)
+        return read_table(pa, count)
+
+    pages._table = counting  # type: ignore[method-assign]
+    leaves = list(pages.iter_mappings(0, 1 << cd.input_bits))
+    tables.add(cd.ttb0 & TTB_ADDRESS)  # the root, read even when nothing is mapped
+    return SmmuFootprint(
+        len(tables), sum(leaf.size // cd.granule for leaf in leaves), sum(leaf.size for leaf in leaves)
+    )
+
+
+TTB_ADDRESS = 0x000F_FFFF_FFFF_FFF0  # CD.TTB0[51:4]
 
 
 def device_segments(prep: Prepared) -> list[tuple[int, int]]:

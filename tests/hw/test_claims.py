@@ -7,17 +7,42 @@ spec's."""
 
 from __future__ import annotations
 
+import threading
 import zlib
+from dataclasses import dataclass
+
+from dma_support import (
+    DIRS,
+    EDU_BUFFER_ADDR,
+    EDU_CMD_RUN,
+    EDU_CMD_TO_PCI,
+    EDU_IRQ_DMA_DONE,
+    EDU_REG_DMA_CMD,
+    EDU_REG_DMA_COUNT,
+    EDU_REG_DMA_DST,
+    EDU_REG_DMA_SRC,
+    EDU_REG_ID,
+    EDU_REG_IRQ_STATUS,
+    Buffer,
+    DmaBench,
+    command_bits,
+    device_segments,
+)
 
 from harness import ledger
 from harness.addresses import PhysAddr, VirtAddr
 from harness.guest import Guest
 from harness.guest.descriptors import Descriptors
+from harness.guest.dma import Dma, Prepared
 from harness.link.protocol import Reply
+from harness.models.descriptors import merge_runs
+from harness.oracle import qemu_trace
 from harness.oracle.descriptors import walk_runs
 from harness.oracle.pagewalk import Fault, Translation
+from harness.oracle.smmu import SmmuFault, SmmuTranslation
 from harness.oracle.translation import perm_of
-from harness.qemu.profile import Profile
+from harness.qemu.gdbstub import GdbStub, GdbTimeout
+from harness.qemu.profile import EDU_SLOT, Profile
 
 QEMU_MIDR = {"cortex-a57": 0x411FD070, "max": 0x000F0510}  # QEMU 7.2's CPU models (target/arm/cpu64.c)
 TG0 = {0b00: 4096, 0b01: 65536, 0b10: 16384}
@@ -469,6 +494,21 @@ def test_bench_and_protocol_verbs(guest: Guest) -> None:
     cmp("bench heap", "picolibc_calls", r.number("picolibc_calls"), calls, "model")
     cmp("bench heap", "iomem_failed", r.number("iomem_failed"), 0, "model")
     cmp("bench heap", "picolibc_failed", r.number("picolibc_failed"), 0, "model")
+    # a trace (firmware/lib/bench_traces.c): `small` toggles 64 slots of at most 64 bytes
+    ops = 3 * BENCH_PROBE_EVERY + 5
+    room = guest.heap_snapshot().free_bytes
+    t = guest.ok(f"bench heap trace=small allocator=iomem ops={ops} seed=5")
+    cmp(
+        "bench heap",
+        "measured",
+        t.number("measured"),
+        ops,
+        "model",
+        what="the trace ends after OPS measured calls",
+    )
+    assert room >= SMALL_TRACE_SLOTS * SMALL_TRACE_MAX_BYTES, room  # so the model expects no failure
+    cmp("bench heap", "failed", t.number("failed"), 0, "model", what="4 KiB live at most, heap free")
+    assert t.number("calls") >= ops
     guest.err("bench heap 0", "kIOReturnBadArgument")
     guest.err("bench", "kIOReturnBadArgument")
     guest.err("help nosuchverb", "kIOReturnUnsupported")
@@ -507,3 +547,415 @@ def test_dma_and_edu_verbs_against_the_profile_and_their_errors(guest: Guest, pr
         ("task 0", "kIOReturnBadArgument"),
     ):
         guest.err(line, code)
+
+
+# ---------------------------------------------------------------- DMA, edu, tasks
+VIRT_SMMU_BASE = 0x0905_0000  # QEMU 7.2 hw/arm/virt.c memmap: VIRT_SMMU
+VIRT_HIGH_PCIE_ECAM = 0x40_1000_0000  # VIRT_HIGH_PCIE_ECAM (highmem on: the ECAM the firmware finds)
+VIRT_PCIE_FIRST_SPI = 3  # virt's PCIe INTA..INTD are SPIs 3..6; SPI n is INTID 32 + n
+GIC_SPI_BASE = 32
+PCI_BAR0 = 0x10  # config space offset of BAR0
+PCI_BAR_MEM_ADDRESS = ~0xF  # a memory BAR's address bits
+EDU_BAR0_SIZE = 1 << 20  # hw/misc/edu.c: the "edu-mmio" region is 1 MiB
+EDU_ID_MAGIC = 0xED  # edu.txt: the identification register's low byte
+SMMU_CMDQ_BASE = 0x90  # SMMUv3 register offsets (SMMU architecture §6.3)
+SMMU_QUEUE_ADDRESS = 0x000F_FFFF_FFFF_FFE0  # Q_BASE.ADDR[51:5]
+SMMU_STRTAB_ADDRESS = 0x000F_FFFF_FFFF_FFC0  # STRTAB_BASE.ADDR[51:6]
+IOVA_LIMIT_BITS = 48  # docs/dma.md: the domain's IOVAs are [one granule page, 2^48)
+EDU_BUSY_BYTES = 0x10
+BUSY_ATTEMPTS = 5
+BENCH_PROBE_EVERY = 64  # firmware/lib/bench_run.h
+HEAP_BLOCK_HEADER_SIZE = 16  # firmware/mm/heap.h
+PPM = 1_000_000
+SMALL_TRACE_SLOTS, SMALL_TRACE_MAX_BYTES = 64, 64  # bench_traces.c: the `small` trace
+
+
+def _kernel_pages(guest: Guest) -> int:
+    """Pages the page allocator holds for the firmware itself (PAGE_OWNER_KERNEL): bounce
+    pages are such pages (firmware/mm/bounce.c), nothing else takes them after boot."""
+    snap = guest.heap_snapshot()
+    kernel = snap.layouts.page_state["PAGE_STATE_OWNED"] + snap.layouts.page_owner["PAGE_OWNER_KERNEL"]
+    return sum(b.pages for b in snap.pages.blocks if b.state == kernel)
+
+
+def _check_dma_counters(bench: DmaBench, reply: Reply, verb: str, *, prepared: int) -> None:
+    """IOVA ranges and bytes, in ``stats`` or ``dma info``: the prepared commands (model) and
+    the bytes the SMMU's tables map (host SMMU walker); none without an IOMMU."""
+    smmu = bench.profile.smmu
+    cmp(verb, "iova_ranges", reply.number("iova_ranges"), prepared if smmu else 0, "model")
+    footprint = bench.smmu_footprint() if smmu else None
+    if footprint is not None:
+        cmp(verb, "iova_bytes", reply.number("iova_bytes"), footprint.bytes, "smmu", what="bytes mapped")
+    else:
+        cmp(verb, "iova_bytes", reply.number("iova_bytes"), 0, "model", what="no IOMMU")
+
+
+def _check_dma_stats(bench: DmaBench, *, live: int, prepared: int, bounce_pages: int) -> None:
+    stats = bench.guest.ok("stats")
+    cmp("stats", "dma_live", stats.number("dma_live"), live, "model")
+    cmp("stats", "dma_prepared", stats.number("dma_prepared"), prepared, "model")
+    _check_dma_counters(bench, stats, "stats", prepared=prepared)
+    cmp("stats", "bounce_pages", stats.number("bounce_pages"), bounce_pages, "heap-decoder")
+    if bench.profile.smmu:
+        footprint = bench.smmu_footprint()
+        cmp(
+            "stats",
+            "iopt_tables",
+            stats.number("iopt_tables"),
+            footprint.tables,
+            "smmu",
+            what="tables walked",
+        )
+        cmp("stats", "iopt_pages", stats.number("iopt_pages"), footprint.pages, "smmu", what="leaf pages")
+    else:
+        cmp("stats", "iopt_tables", stats.number("iopt_tables"), 0, "model", what="no IOMMU")
+        cmp("stats", "iopt_pages", stats.number("iopt_pages"), 0, "model", what="no IOMMU")
+
+
+def _check_domain(bench: DmaBench, info: Reply, *, prepared: int) -> None:
+    """``dma info``'s domain keys against the profile, the SMMU's registers and its tables."""
+    profile = bench.profile
+    sid = profile.edu_stream_id
+    cmp("dma info", "iommu", info.number("iommu"), int(profile.smmu), "profile")
+    cmp("dma info", "sid", info.number("sid"), sid, "profile", what="edu's requester ID")
+    if not profile.smmu:
+        return
+    walker = bench.smmu_walker()
+    ste = walker.ste(sid)
+    cd = walker.context(sid)
+    assert not isinstance(ste, SmmuFault) and ste.config == "translate" and cd is not None, ste
+    ledger.checked("dma info", "sid", "smmu")  # its STE translates: the stream is the edu's
+    cmp("dma info", "ste", info.number("ste"), walker.ste_address(sid), "smmu")
+    cmp("dma info", "cd", info.number("cd"), ste.cd_address, "smmu")
+    cmp("dma info", "asid", info.number("asid"), cd.asid, "smmu")
+    cmp("dma info", "granule", info.number("granule"), cd.granule, "smmu")
+    cmp("dma info", "ias", info.number("ias"), cd.input_bits, "smmu")
+    cmp("dma info", "root", info.number("root"), cd.ttb0, "smmu")
+    cmp("dma info", "iova_base", info.number("iova_base"), profile.granule, "model")
+    cmp("dma info", "iova_end", info.number("iova_end"), 1 << IOVA_LIMIT_BITS, "model")
+    cmp("dma info", "iova_end", info.number("iova_end"), 1 << cd.input_bits, "smmu")
+    _check_dma_counters(bench, info, "dma info", prepared=prepared)
+    regs = bench.smmu_registers()
+    cmp("dma info", "smmu", info.number("smmu"), VIRT_SMMU_BASE, "profile")
+    cmp("dma info", "strtab", info.number("strtab"), regs.strtab_base & SMMU_STRTAB_ADDRESS, "smmu")
+    cmp("dma info", "strtab_cfg", info.number("strtab_cfg"), regs.strtab_base_cfg, "smmu")
+    cmdq = bench.xp(VIRT_SMMU_BASE + SMMU_CMDQ_BASE, 8) & SMMU_QUEUE_ADDRESS
+    cmp("dma info", "cmdq", info.number("cmdq"), cmdq, "smmu")
+    cmp("dma info", "eventq", info.number("eventq"), regs.eventq_address, "smmu")
+    cmp("dma info", "gerror", info.number("gerror"), regs.gerror, "smmu")
+    everything = qemu_trace.events(qemu_trace.TraceLog(bench.guest.machine.trace_path).new())
+    cmp("dma info", "events", info.number("events"), len(everything), "trace", what="events since boot")
+    recorded = bench.events_since(0)  # the queue in RAM from its first record (it never wraps here)
+    cmp("dma info", "events", info.number("events"), len(recorded), "smmu", what="event records")
+
+
+def _check_transfer(
+    bench: DmaBench, verb: str, r: Reply, *, commands: int, last: tuple[int, int, int, int], prod: int
+) -> None:
+    """One edu reply against the spec, the model and the edu's DMA registers (``last``: the
+    src, dst, count and direction the last command must have left in them)."""
+    cmp(verb, "status", r.number("status"), EDU_IRQ_DMA_DONE, "spec", what="the DMA-done interrupt")
+    cmp(verb, "commands", r.number("commands"), commands, "model")
+    src, dst, count, direction = last
+    registers = (
+        bench.xp(bench.edu_bar + EDU_REG_DMA_SRC, 8),
+        bench.xp(bench.edu_bar + EDU_REG_DMA_DST, 8),
+        bench.xp(bench.edu_bar + EDU_REG_DMA_COUNT, 8),
+        bench.xp(bench.edu_bar + EDU_REG_DMA_CMD) & (EDU_CMD_RUN | EDU_CMD_TO_PCI),
+    )
+    cmp(
+        verb,
+        "commands",
+        registers,
+        (src, dst, count, direction),
+        "edu",
+        what="the last command (src dst count cmd)",
+    )
+    assert bench.xp(bench.edu_bar + EDU_REG_IRQ_STATUS) == 0, "the driver left the interrupt unacknowledged"
+    _check_faults(bench, verb, "faults", r.number("faults"), prod, expected=0)
+
+
+def _check_faults(
+    bench: DmaBench, verb: str, key: str, faults: int, prod: int, *, expected: int | None
+) -> None:
+    """``faults``: the SMMU event records since ``prod`` (RAM) and QEMU's record_event lines."""
+    if bench.profile.smmu:
+        cmp(verb, key, faults, len(bench.events_since(prod)), "smmu", what="event records")
+        cmp(verb, key, faults, len(bench.trace_events()), "trace", what="smmuv3_record_event lines")
+    if expected is not None:
+        cmp(verb, key, faults, expected, "model")
+
+
+def test_dma_and_edu_claims_against_the_smmu_ram_and_the_model(guest: Guest, profile: Profile) -> None:
+    bench = DmaBench(guest)
+    bench.edu_bar = _check_edu_info(bench, guest.ok("edu info"))
+    kernel_pages = _kernel_pages(guest)
+    _check_dma_stats(bench, live=0, prepared=0, bounce_pages=0)
+    _check_domain(bench, guest.ok("dma info"), prepared=0)
+    page = profile.granule
+    bits = command_bits(profile)
+    cmd = bench.dma.create(bits)
+    buf = bench.buffer(2 * page + 0x100, "inout", offset=0x30, tail=0x50)
+    prep = bench.prepare(cmd.handle, buf)
+    cmp("dma prepare", "flags", prep.flags, DIRS["inout"], "model")
+    cmp("dma prepare", "length", prep.reply.number("length"), buf.length, "model")
+    reach = 1 << profile.edu_dma_bits
+    bounce = not profile.smmu and any(pa + n > reach for pa, n in buf.phys_runs(buf.offset, buf.length))
+    cmp("dma prepare", "bounced", prep.bounced, bounce, "model", what="a run beyond the edu's reach")
+    segments = device_segments(prep)
+    if profile.smmu:
+        bench.check_segments_translate(buf, prep)
+    elif bounce:
+        pages = set(range(0, buf.span, page))
+        for address, n in segments:  # below the reach, off the buffer, holding its bytes
+            assert address + n <= reach and not any(buf.pa(p) <= address < buf.pa(p) + page for p in pages)
+        held = b"".join(guest.ram.read(PhysAddr(a), n) for a, n in segments)
+        cmp("dma prepare", "seg<N>", held, bytes(buf.content), "ram", what="bytes of the bounce pages")
+        cmp("dma prepare", "count", len(segments), prep.count, "ram")
+    else:
+        runs = buf.phys_runs(buf.offset, buf.length)
+        cmp("dma prepare", "seg<N>", segments, runs, "walker")
+        cmp("dma prepare", "count", prep.count, len(runs), "walker")
+    bounce_pages = _kernel_pages(guest) - kernel_pages  # the decoder's count of new firmware pages
+    assert bounce_pages == (-(-buf.length // page) if bounce else 0), (bounce_pages, prep.reply.line)
+    _check_dma_stats(bench, live=1, prepared=1, bounce_pages=bounce_pages)
+    info = guest.ok(f"dma info {cmd.handle:#x}")
+    _check_domain(bench, info, prepared=1)
+    for key, want in (
+        ("prepared", 1),
+        ("offset", buf.offset),
+        ("length", buf.length),
+        ("flags", DIRS["inout"]),
+        ("bounced", int(bounce)),
+    ):
+        cmp("dma info", key, info.number(key), want, "model")
+    if profile.smmu:
+        iova, size = info.span("iova")  # whole pages around the prepared bytes
+        first = buf.offset // page * page
+        got = bench.smmu_walker().runs(profile.edu_stream_id, iova, size)
+        assert not isinstance(got, SmmuFault), got
+        cmp(
+            "dma info",
+            "iova",
+            [(m.pa, m.length) for m in merge_runs((r.pa, r.length) for r in got)],
+            buf.phys_runs(first, size),
+            "smmu",
+        )
+        assert iova <= segments[0][0] < iova + size
+        for address in (segments[0][0], segments[-1][0] + segments[-1][1] - 1):
+            said = guest.ok(f"dma translate {address:#x}")
+            mine = bench.smmu_walker().lookup(profile.edu_stream_id, address)
+            assert isinstance(mine, SmmuTranslation), mine
+            cmp("dma translate", "pa", said.number("pa"), mine.pa, "smmu")
+            cmp("dma translate", "perm", said.value("perm"), "rw" if mine.writable else "ro", "smmu")
+    else:
+        cmp("dma info", "iova", info.span("iova"), (0, 0), "model", what="no IOVA without an IOMMU")
+    preparation = bench.dma.preparation(cmd.handle)
+    cmp("dma preparation", "offset", preparation.offset, buf.offset, "model")
+    cmp("dma preparation", "length", preparation.length, buf.length, "model")
+    _perform(bench, cmd.handle, buf)
+    _edu_transfers(bench, buf, prep)
+    bench.dma.complete(cmd.handle)
+    bench.check_bytes(buf)  # the device's writes, and nothing else (copied back when bounced)
+    r = guest.ok(f"dma release {cmd.handle:#x}")
+    cmp("dma release", "refs", r.number("refs"), 0, "model")
+    cmp("dma release", "freed", r.number("freed"), 1, "model")
+    _check_dma_stats(bench, live=0, prepared=0, bounce_pages=_kernel_pages(guest) - kernel_pages)
+    assert _kernel_pages(guest) == kernel_pages
+    if not profile.icount:
+        _edu_busy(bench, buf)
+
+
+def _perform(bench: DmaBench, handle: int, buf: Buffer) -> None:
+    """PerformOperation read: the DMA memory's bytes land in a data descriptor (host RAM); past
+    the preparation's end it copies what is left and answers Underrun with that length."""
+    data = bench.buffer(0x200, "inout")
+    n = bench.dma.perform(handle, "read", 0, 0x200, data.md, 0)
+    landed = bench.host_read(data, 0, 0x200) == bytes(buf.content[:0x200])
+    cmp("dma perform", "length", n, 0x200 if landed else -1, "ram", what="bytes that landed")
+    left = 0x10
+    r = bench.guest.err(
+        Dma.perform_line(handle, "read", buf.length - left, 0x100, data.md, 0x100), "kIOReturnUnderrun"
+    )
+    cmp("dma perform", "err.length", r.number("length"), left, "model", what="bytes left in the preparation")
+    tail = bench.host_read(data, 0x100, left) == bytes(buf.content[-left:])
+    cmp(
+        "dma perform", "err.length", r.number("length"), left if tail else -1, "ram", what="bytes that landed"
+    )
+
+
+def _edu_transfers(bench: DmaBench, buf: Buffer, prep: Prepared) -> None:
+    """to-device, from-device and copy inside the first page of the window; ``buf.content``
+    follows what the device writes."""
+    a = bench.device_address(prep, 0)
+    b = bench.device_address(prep, 0x200)
+    c = bench.device_address(prep, 0x100)
+    bench.trace.skip()
+    prod = bench.eventq_prod() if bench.profile.smmu else 0
+    r = bench.guest.ok(Dma.edu_line("to-device", a, 0x100))
+    _check_transfer(bench, "edu to-device", r, commands=1, last=(a, EDU_BUFFER_ADDR, 0x100, 0), prod=prod)
+    r = bench.guest.ok(Dma.edu_line("from-device", b, 0x100))
+    _check_transfer(
+        bench, "edu from-device", r, commands=1, last=(EDU_BUFFER_ADDR, b, 0x100, EDU_CMD_TO_PCI), prod=prod
+    )
+    buf.content[0x200:0x300] = buf.content[0:0x100]
+    r = bench.guest.ok(f"edu copy {a:#x} {c:#x} 0x80")
+    _check_transfer(
+        bench, "edu copy", r, commands=2, last=(EDU_BUFFER_ADDR, c, 0x80, EDU_CMD_TO_PCI), prod=prod
+    )
+    buf.content[0x100:0x180] = buf.content[0:0x80]
+    bench.dma.check_no_clamp()
+    if bench.profile.smmu:  # a transfer to an IOVA nothing maps: the SMMU records faults
+        unmapped = (1 << bench.profile.edu_dma_bits) - bench.profile.granule
+        assert isinstance(bench.smmu_walker().lookup(bench.profile.edu_stream_id, unmapped), SmmuFault)
+        prod = bench.eventq_prod()
+        r = bench.guest.ok(Dma.edu_line("to-device", unmapped, 0x10))
+        assert r.number("faults") > 0, r.line
+        _check_faults(bench, "edu to-device", "faults", r.number("faults"), prod, expected=None)
+        _check_domain(bench, bench.guest.ok("dma info"), prepared=1)
+
+
+def _edu_busy(bench: DmaBench, buf: Buffer) -> None:
+    """A command the host starts through the BAR (100 ms of real time on a profile without
+    -icount) keeps the edu busy: each transfer verb answers Busy before touching it. On a
+    machine too slow to ask within the 100 ms the guest's transfer simply runs: start again."""
+    guest = bench.guest
+    bar = bench.edu_bar
+    address = int(buf.pa(0))
+    guest.ok(f"poke {bar + EDU_REG_DMA_SRC:#x} {address:#x} 8")
+    guest.ok(f"poke {bar + EDU_REG_DMA_DST:#x} {EDU_BUFFER_ADDR:#x} 8")
+    guest.ok(f"poke {bar + EDU_REG_DMA_COUNT:#x} {EDU_BUSY_BYTES:#x} 8")
+    for verb, line in (
+        ("edu to-device", Dma.edu_line("to-device", address, EDU_BUSY_BYTES)),
+        ("edu from-device", Dma.edu_line("from-device", address, EDU_BUSY_BYTES)),
+        ("edu copy", f"edu copy {address:#x} {address:#x} {EDU_BUSY_BYTES:#x}"),
+    ):
+        for _ in range(BUSY_ATTEMPTS):
+            guest.ok(f"poke {bar + EDU_REG_DMA_CMD:#x} {EDU_CMD_RUN:#x} 4")  # device -> its buffer
+            running = bench.xp(bar + EDU_REG_DMA_CMD) & EDU_CMD_RUN
+            r = guest.request(line)
+            if running and r.error == "kIOReturnBusy":
+                break
+            assert r.ok, f"expected kIOReturnBusy or a transfer: {r.line}"
+        else:
+            raise AssertionError(f"{verb}: never asked within the host's command ({BUSY_ATTEMPTS} tries)")
+        ledger.checked(verb, ledger.ERROR, "spec")  # Busy: a previous command is still running
+        cmp(verb, "err.status", r.number("status"), 0, "model", what="no command ran")
+        ledger.checked(verb, "err.status", "edu")  # the edu's RUN bit was set just before: busy indeed
+        cmp(verb, "err.faults", r.number("faults"), 0, "model")
+        guest.ok("wait 300000000")  # the host's command ends (100 ms)
+        assert not bench.xp(bar + EDU_REG_DMA_CMD) & EDU_CMD_RUN
+
+
+def _check_edu_info(bench: DmaBench, edu: Reply) -> int:
+    """``edu info`` against the profile and the edu's config space; returns BAR0 as read there."""
+    profile = bench.profile
+    bdf = EDU_SLOT << 3
+    cmp("edu info", "bdf", edu.number("bdf"), bdf, "profile", what="the edu's pinned slot")
+    cmp("edu info", "sid", edu.number("sid"), profile.edu_stream_id, "profile")
+    cmp("edu info", "ecam", edu.number("ecam"), VIRT_HIGH_PCIE_ECAM, "profile")
+    bar0 = bench.xp(VIRT_HIGH_PCIE_ECAM + (bdf << 12) + PCI_BAR0) & PCI_BAR_MEM_ADDRESS
+    cmp("edu info", "bar0", edu.span("bar0"), (bar0, EDU_BAR0_SIZE), "edu", what="BAR0 in config space")
+    cmp("edu info", "id", edu.number("id"), bench.xp(bar0 + EDU_REG_ID), "edu")
+    assert edu.number("id") & 0xFF == EDU_ID_MAGIC
+    intid = GIC_SPI_BASE + VIRT_PCIE_FIRST_SPI + EDU_SLOT % 4  # INTA swizzled by the slot
+    cmp("edu info", "intid", edu.number("intid"), intid, "profile")
+    cmp("edu info", "iommu", edu.number("iommu"), int(profile.smmu), "profile")
+    return bar0
+
+
+def test_tasks_and_the_creator_a_buffer_records(guest: Guest) -> None:
+    cmp("task", "task", guest.ok("task").number("task"), 1, "model", what="the driver's task")
+    first = guest.ok("bmd create 0x100 dir=inout").number("md")
+    cmp("task", "task", guest.ok("task 3").number("task"), 3, "model")
+    cmp("task", "task", guest.ok("task").number("task"), 3, "model", what="stays switched")
+    second = guest.ok("bmd create 0x100 dir=inout").number("md")
+    for handle, creator in ((first, 1), (second, 3)):
+        cmp("md info", "creator", guest.ok(f"md info {handle:#x}").number("creator"), creator, "model")
+    guest.ok("task 1")
+    guest.err(f"task {1 << 32:#x}", "kIOReturnBadArgument")
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What the bench's probe of the iomem heap sees (heap_space), restated by the decoder."""
+
+    frag_ppm: int
+    meta_x100: int | None  # None: the bench skips this probe for metadata
+
+
+def _probe_from_ram(guest: Guest, before: set[int], page: int) -> _Probe:
+    """firmware/lib/bench_run.h's fragmentation and metadata figures for the heap as the host
+    decoder reads it from RAM: held = chunks and large pages, free = the free blocks (headers
+    included), largest = the biggest free block's payload; live = the trace's blocks."""
+    snap = guest.heap_snapshot()
+    held = len(snap.heap.chunks) * snap.layouts.chunk_size + sum(b.pages for b in snap.heap.large) * page
+    sizes = list(snap.free_blocks().values())
+    free = sum(sizes)
+    largest = max(max(sizes, default=0) - HEAP_BLOCK_HEADER_SIZE, 0)
+    frag = 0 if free == 0 else PPM - (PPM if largest >= free else largest * PPM // free)
+    live = {va: n for va, n in snap.live_blocks().items() if va not in before}
+    live_bytes = sum(live.values())
+    meta = (held - free - live_bytes) * 100 // len(live) if live and held >= free + live_bytes else None
+    return _Probe(frag, meta)
+
+
+def _step_over(gdb: GdbStub, address: int) -> None:
+    """Resume from the breakpoint at ``address``: lift it, step one instruction, set it again."""
+    assert gdb.request(f"z1,{address:x},4") == b"OK"
+    gdb.rsp.send_packet(b"s")
+    assert gdb.rsp.recv_packet()[:1] in (b"T", b"S")
+    assert gdb.request(f"Z1,{address:x},4") == b"OK"
+    gdb.resume()
+
+
+def test_bench_trace_heap_figures_against_the_decoder_at_every_probe(guest: Guest, profile: Profile) -> None:
+    """The bench's fragmentation and metadata figures, probe by probe: a hardware breakpoint on
+    heap_space (which only the bench's probe calls) stops the guest at each probe while the
+    host decodes the heap from RAM; the request runs on a thread meanwhile."""
+    probes = 5
+    ops = probes * BENCH_PROBE_EVERY + 7
+    before = set(guest.heap_snapshot().live_blocks())
+    gdb = guest.gdb
+    address = guest.elf.symbol("heap_space").address
+    with gdb.stopped():
+        assert gdb.request(f"Z1,{address:x},4") == b"OK"
+    seen: list[_Probe] = []
+    replies: list[Reply] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            replies.append(guest.ok(f"bench heap trace=churn allocator=iomem ops={ops} seed=9", timeout=60))
+        except BaseException as exc:  # reported below, on the test's thread
+            failures.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive() or len(seen) < probes:
+            try:
+                packet = gdb.rsp.recv_packet(timeout=0.2)
+            except GdbTimeout:
+                if not worker.is_alive():
+                    break
+                continue
+            if packet[:1] in (b"T", b"S"):
+                seen.append(_probe_from_ram(guest, before, profile.granule))
+                _step_over(gdb, address)
+    finally:
+        with gdb.stopped():
+            gdb.request(f"z1,{address:x},4")
+        worker.join(timeout=30)
+    if failures:
+        raise failures[0]
+    assert replies, f"the bench request did not finish ({len(seen)} probes seen)"
+    r = replies[0]
+    assert len(seen) == probes, f"{len(seen)} probes hit, the bench makes one per {BENCH_PROBE_EVERY} calls"
+    series = [p.frag_ppm for p in seen]  # every probe is a point while ops / 64 / 32 == 0
+    cmp("bench heap", "series", [int(v) for v in r.value("series").split(",")], series, "heap-decoder")
+    cmp("bench heap", "frag_max_ppm", r.number("frag_max_ppm"), max(series), "heap-decoder")
+    cmp("bench heap", "frag_avg_ppm", r.number("frag_avg_ppm"), sum(series) // probes, "heap-decoder")
+    metas = [p.meta_x100 for p in seen if p.meta_x100 is not None]
+    assert metas, "no probe with live blocks"
+    cmp("bench heap", "meta_x100", r.number("meta_x100"), sum(metas) // len(metas), "heap-decoder")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from dma_support import (
+    DIRS,
     DMA_PROFILES,
     FAULT_EVENTS,
     ORACLE_COUNTS,
@@ -19,6 +20,7 @@ from dma_support import (
     command_bits,
 )
 
+from harness import ledger
 from harness.errors import GuestCrashed
 from harness.guest import Guest
 from harness.guest.dma import EDU_MAX_TRANSFER, EduClamped, Prepared
@@ -64,7 +66,7 @@ def test_edu_moves_the_bytes_and_touches_nothing_else(
     dst = bench.buffer(length, "in", offset=offset + 5, tail=3)
     c1, c2 = bench.dma.create(bits).handle, bench.dma.create(bits).handle
     p1, p2 = bench.prepare(c1, src), bench.prepare(c2, dst)
-    assert (p1.flags, p2.flags) == (0x2, 0x1)
+    ledger.compare("dma prepare", "flags", (p1.flags, p2.flags), (DIRS["out"], DIRS["in"]), "model")
     assert p1.length == length and p2.length == length
     for prep in (p1, p2):
         for seg in prep.segments:
@@ -209,6 +211,8 @@ def test_guest_dma_translate_agrees_with_the_host_walker(bench: DmaBench, profil
             mine = walker.lookup(profile.edu_stream_id, iova)
             assert isinstance(mine, SmmuTranslation)
             said = bench.guest.ok(f"dma translate {iova:#x}")
-            assert said.number("pa") == mine.pa
-            assert said.value("perm") == ("rw" if mine.writable else "ro")
+            ledger.compare("dma translate", "pa", said.number("pa"), mine.pa, "smmu", what=f"{iova:#x}")
+            ledger.compare(
+                "dma translate", "perm", said.value("perm"), "rw" if mine.writable else "ro", "smmu"
+            )
     bench.dma.complete(c)

@@ -40,6 +40,7 @@ from hypothesis.stateful import (
 )
 from state_machine_settings import state_machine_settings
 
+from harness import ledger
 from harness.guest import Guest
 from harness.guest.dma import EDU_MAX_TRANSFER
 from harness.link.protocol import Reply
@@ -341,8 +342,9 @@ class DmaMachine(RuleBasedStateMachine):
         if self.profile.smmu:
             self.smmu_maps_exactly_the_live_preparations()
         stats = self.guest.ok("stats")
-        assert stats.number("dma_live") == len(self.model.commands)
-        assert stats.number("dma_prepared") == len(self.model.prepared_handles())
+        ledger.compare("stats", "dma_live", stats.number("dma_live"), len(self.model.commands), "model")
+        prepared = len(self.model.prepared_handles())
+        ledger.compare("stats", "dma_prepared", stats.number("dma_prepared"), prepared, "model")
 
     def smmu_maps_exactly_the_live_preparations(self) -> None:
         """Isolation, from the host: the edu's stage-1 tables map every page of every live
