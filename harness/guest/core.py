@@ -14,6 +14,7 @@ import signal
 import tempfile
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -85,6 +86,7 @@ class Guest(HeapVerbs):
         self._check_build_id = check_build_id
         self.boot_seconds = 0.0
         self._gdb: GdbStub | None = None
+        self._description: Description | None = None
 
     # ------------------------------------------------------------ lifecycle
     def boot(self) -> Self:
@@ -179,6 +181,21 @@ class Guest(HeapVerbs):
         if self.console is None:
             raise IomemError("guest not booted", command=line)
         reply = self.console.request(line, timeout=timeout)
+        self._record_stated(line, reply)
+        return reply
+
+    def pipeline(self, lines: Sequence[str], *, timeout: float | None = None) -> list[Reply]:
+        """Many independent requests without a round trip each (``Console.pipeline``): the
+        replies, in order, whatever their status, each recorded in the ledger as
+        :meth:`request` does. Only for requests that do not depend on an earlier reply."""
+        if self.console is None:
+            raise IomemError("guest not booted", command=lines[0] if lines else None)
+        replies = self.console.pipeline(lines, timeout=timeout)
+        for line, reply in zip(lines, replies, strict=True):
+            self._record_stated(line, reply)
+        return replies
+
+    def _record_stated(self, line: str, reply: Reply) -> None:
         verb = self.description.verb_of(line)
         if verb is not None and reply.keys:
             described = self.description.verbs[verb]
@@ -190,12 +207,14 @@ class Guest(HeapVerbs):
                     ledger.undeclared(verb, name)
                 else:
                     ledger.stated(verb, name)
-        return reply
 
     @property
     def description(self) -> Description:
-        """The protocol's description: the booted ELF's verb table (harness.link.describe)."""
-        return describe_elf(self.elf.path)
+        """The protocol's description: the booted ELF's verb table (harness.link.describe),
+        looked up once per guest (not a path resolution and a stat per request)."""
+        if self._description is None:
+            self._description = describe_elf(self.elf.path)
+        return self._description
 
     def ok(self, line: str, *, timeout: float | None = None) -> Reply:
         """One request that must succeed; an ``err`` raises :class:`GuestError`."""
