@@ -64,6 +64,8 @@ class Console:
         self._child.delaybeforesend = None  # pexpect sleeps 50 ms before every send otherwise
         self._child.delayafterread = None  # ... and 0.1 ms after every read (20k+ reads a suite)
         self._child.logfile_read = self._log
+        # compiled once, not on every line (pexpect's expect() compiles its list each call)
+        self._line_patterns = self._child.compile_pattern_list([b"\n", pexpect.TIMEOUT, pexpect.EOF])
         self._diagnose = diagnose
         self._lock = threading.RLock()
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -89,7 +91,7 @@ class Console:
         """The next complete line (CR and leading prompts removed)."""
         remaining = deadline - time.monotonic()
         try:
-            index = self._child.expect([b"\n", pexpect.TIMEOUT, pexpect.EOF], timeout=max(remaining, 0))
+            index = self._child.expect_list(self._line_patterns, timeout=max(remaining, 0))
         except OSError as exc:  # ECONNRESET when QEMU dies with bytes unread
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
                 what = f"cannot write {self.log_path} ({exc.strerror})"
