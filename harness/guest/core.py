@@ -65,6 +65,25 @@ class Info:
     reply: Reply
 
 
+_FIRMWARES: dict[tuple[str, int, int, int], Firmware] = {}
+
+
+def _firmware(path: Path) -> Firmware:
+    """One :class:`Firmware` per version of an ELF file (path, inode, size, mtime): its
+    build-id is read once per process, not for every guest (a rebuilt file is a new key)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return Firmware(path)  # which says what is wrong with it
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    elf = _FIRMWARES.get(key)
+    if elf is None:
+        if len(_FIRMWARES) > 32:
+            _FIRMWARES.clear()
+        elf = _FIRMWARES[key] = Firmware(path)
+    return elf
+
+
 class Guest(HeapVerbs):
     """A fresh guest for one profile. Use as a context manager: it is always reaped."""
 
@@ -79,7 +98,7 @@ class Guest(HeapVerbs):
     ) -> None:
         self.profile = profile
         self.artifacts = Path(artifacts) if artifacts else Path(tempfile.mkdtemp(prefix="iomem-"))
-        self.elf = Firmware(firmware if firmware is not None else ensure_firmware(profile))
+        self.elf = _firmware(Path(firmware) if firmware is not None else ensure_firmware(profile))
         self.machine = Machine(profile, self.elf.path, self.artifacts, extra_args=extra_args)
         self.console: Console | None = None
         self.banner: Banner | None = None
