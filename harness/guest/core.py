@@ -14,6 +14,7 @@ import signal
 import tempfile
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -64,6 +65,25 @@ class Info:
     reply: Reply
 
 
+_FIRMWARES: dict[tuple[str, int, int, int], Firmware] = {}
+
+
+def _firmware(path: Path) -> Firmware:
+    """One :class:`Firmware` per version of an ELF file (path, inode, size, mtime): its
+    build-id is read once per process, not for every guest (a rebuilt file is a new key)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return Firmware(path)  # which says what is wrong with it
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    elf = _FIRMWARES.get(key)
+    if elf is None:
+        if len(_FIRMWARES) > 32:
+            _FIRMWARES.clear()
+        elf = _FIRMWARES[key] = Firmware(path)
+    return elf
+
+
 class Guest(HeapVerbs):
     """A fresh guest for one profile. Use as a context manager: it is always reaped."""
 
@@ -78,13 +98,14 @@ class Guest(HeapVerbs):
     ) -> None:
         self.profile = profile
         self.artifacts = Path(artifacts) if artifacts else Path(tempfile.mkdtemp(prefix="iomem-"))
-        self.elf = Firmware(firmware if firmware is not None else ensure_firmware(profile))
+        self.elf = _firmware(Path(firmware) if firmware is not None else ensure_firmware(profile))
         self.machine = Machine(profile, self.elf.path, self.artifacts, extra_args=extra_args)
         self.console: Console | None = None
         self.banner: Banner | None = None
         self._check_build_id = check_build_id
         self.boot_seconds = 0.0
         self._gdb: GdbStub | None = None
+        self._description: Description | None = None
 
     # ------------------------------------------------------------ lifecycle
     def boot(self) -> Self:
@@ -179,6 +200,21 @@ class Guest(HeapVerbs):
         if self.console is None:
             raise IomemError("guest not booted", command=line)
         reply = self.console.request(line, timeout=timeout)
+        self._record_stated(line, reply)
+        return reply
+
+    def pipeline(self, lines: Sequence[str], *, timeout: float | None = None) -> list[Reply]:
+        """Many independent requests without a round trip each (``Console.pipeline``): the
+        replies, in order, whatever their status, each recorded in the ledger as
+        :meth:`request` does. Only for requests that do not depend on an earlier reply."""
+        if self.console is None:
+            raise IomemError("guest not booted", command=lines[0] if lines else None)
+        replies = self.console.pipeline(lines, timeout=timeout)
+        for line, reply in zip(lines, replies, strict=True):
+            self._record_stated(line, reply)
+        return replies
+
+    def _record_stated(self, line: str, reply: Reply) -> None:
         verb = self.description.verb_of(line)
         if verb is not None and reply.keys:
             described = self.description.verbs[verb]
@@ -190,12 +226,14 @@ class Guest(HeapVerbs):
                     ledger.undeclared(verb, name)
                 else:
                     ledger.stated(verb, name)
-        return reply
 
     @property
     def description(self) -> Description:
-        """The protocol's description: the booted ELF's verb table (harness.link.describe)."""
-        return describe_elf(self.elf.path)
+        """The protocol's description: the booted ELF's verb table (harness.link.describe),
+        looked up once per guest (not a path resolution and a stat per request)."""
+        if self._description is None:
+            self._description = describe_elf(self.elf.path)
+        return self._description
 
     def ok(self, line: str, *, timeout: float | None = None) -> Reply:
         """One request that must succeed; an ``err`` raises :class:`GuestError`."""

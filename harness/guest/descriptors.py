@@ -48,6 +48,27 @@ class MdInfo:
     pages: int | None
     contiguous: bool | None
 
+    @classmethod
+    def from_reply(cls, r: Reply) -> MdInfo:
+        """An ``md info`` reply (also for replies read in a pipeline)."""
+
+        def opt(key: str) -> int | None:
+            return r.number(key) if key in r else None
+
+        va = opt("va")
+        contiguous = opt("contiguous")
+        return cls(
+            kind=r.value("kind"),
+            direction=r.number("dir"),
+            length=r.number("length"),
+            depth=r.number("depth"),
+            refs=r.number("refs"),
+            capacity=opt("capacity"),
+            va=VirtAddr(va) if va is not None else None,
+            pages=opt("pages"),
+            contiguous=bool(contiguous) if contiguous is not None else None,
+        )
+
 
 @dataclass(frozen=True)
 class Mapping_:
@@ -133,24 +154,7 @@ class Descriptors:
         return self.guest.ok(f"md length {md:#x}").number("length")
 
     def info(self, md: int) -> MdInfo:
-        r = self.guest.ok(f"md info {md:#x}")
-
-        def opt(key: str) -> int | None:
-            return r.number(key) if key in r else None
-
-        va = opt("va")
-        contiguous = opt("contiguous")
-        return MdInfo(
-            kind=r.value("kind"),
-            direction=r.number("dir"),
-            length=r.number("length"),
-            depth=r.number("depth"),
-            refs=r.number("refs"),
-            capacity=opt("capacity"),
-            va=VirtAddr(va) if va is not None else None,
-            pages=opt("pages"),
-            contiguous=bool(contiguous) if contiguous is not None else None,
-        )
+        return MdInfo.from_reply(self.guest.ok(f"md info {md:#x}"))
 
     def segments(self, md: int) -> list[Segment]:
         """Every physical segment, following ``next=`` when the reply is split."""

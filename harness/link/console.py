@@ -15,7 +15,7 @@ import errno
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,6 +37,11 @@ from harness.link.protocol import (
 
 DEFAULT_TIMEOUT = 10.0
 TAIL_LINES = 60
+PIPELINE_REQUESTS = 64
+"""At most this many pipelined requests are sent and not yet answered ..."""
+PIPELINE_BYTES = 16 * 1024
+"""... and at most this many bytes of them: far below a socket buffer (~200 KiB), so a send
+never blocks while QEMU, its UART output unread, waits for the harness (no deadlock)."""
 
 # diagnose(what, command) -> the error to raise when the guest stopped answering.
 Diagnose = Callable[[str, str | None], IomemError]
@@ -59,6 +64,8 @@ class Console:
         self._child.delaybeforesend = None  # pexpect sleeps 50 ms before every send otherwise
         self._child.delayafterread = None  # ... and 0.1 ms after every read (20k+ reads a suite)
         self._child.logfile_read = self._log
+        # compiled once, not on every line (pexpect's expect() compiles its list each call)
+        self._line_patterns = self._child.compile_pattern_list([b"\n", pexpect.TIMEOUT, pexpect.EOF])
         self._diagnose = diagnose
         self._lock = threading.RLock()
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -84,7 +91,7 @@ class Console:
         """The next complete line (CR and leading prompts removed)."""
         remaining = deadline - time.monotonic()
         try:
-            index = self._child.expect([b"\n", pexpect.TIMEOUT, pexpect.EOF], timeout=max(remaining, 0))
+            index = self._child.expect_list(self._line_patterns, timeout=max(remaining, 0))
         except OSError as exc:  # ECONNRESET when QEMU dies with bytes unread
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
                 what = f"cannot write {self.log_path} ({exc.strerror})"
@@ -155,6 +162,39 @@ class Console:
             self._next_tag = self._next_tag % 0xFFFF_FFFF + 1
             self._send(format_request(tag, line), line)
             return self._await_reply(tag, line, timeout)
+
+    def pipeline(self, lines: Sequence[str], *, timeout: float | None = None) -> list[Reply]:
+        """Many requests without a round trip each: up to :data:`PIPELINE_REQUESTS` (and
+        :data:`PIPELINE_BYTES`) are on the wire at once, and every reply is read in order
+        and matched to its request's tag exactly as :meth:`request` does. Nothing is lost:
+        the guest reads its UART only when it has room (QEMU's chardev holds the rest in the
+        socket), and handles one line at a time. ``timeout`` is per reply."""
+        checked = [check_request(line) for line in lines]
+        replies: list[Reply] = []
+        with self._lock:
+            tags: list[int] = []
+            for _ in checked:
+                tags.append(self._next_tag)
+                self._next_tag = self._next_tag % 0xFFFF_FFFF + 1
+            sent = 0  # requests written
+            in_flight = 0  # bytes written and not yet answered
+            encoded = [format_request(tag, line) for tag, line in zip(tags, checked, strict=True)]
+            while len(replies) < len(checked):
+                if sent - len(replies) <= PIPELINE_REQUESTS // 2:  # refill in batches
+                    batch: list[bytes] = []
+                    while sent < len(checked) and sent - len(replies) < PIPELINE_REQUESTS:
+                        size = len(encoded[sent])
+                        if sent > len(replies) and in_flight + size > PIPELINE_BYTES:
+                            break  # (one request always goes, whatever its size)
+                        batch.append(encoded[sent])
+                        in_flight += size
+                        sent += 1
+                    if batch:
+                        self._send(b"".join(batch), checked[len(replies)])
+                index = len(replies)
+                replies.append(self._await_reply(tags[index], checked[index], timeout))
+                in_flight -= len(encoded[index])
+        return replies
 
     def _send(self, data: bytes, command: str | None) -> None:
         try:

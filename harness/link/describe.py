@@ -24,6 +24,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from harness.errors import NotFound, ProtocolError
@@ -47,9 +48,10 @@ class Key:
             return cls(word[1:-1], True)
         return cls(word)
 
-    @property
+    @cached_property
     def pattern(self) -> re.Pattern[str]:
-        """What reply key names this declared key covers."""
+        """What reply key names this declared key covers (built once: every reply's keys are
+        matched against it)."""
         parts = re.split(r"(<[A-Za-z]+>)", self.name)
         regex = "".join(
             ("[0-9]+" if p == "<N>" else "[A-Z][A-Z0-9_]*") if p.startswith("<") else re.escape(p)

@@ -38,11 +38,17 @@ def unpacker(layout: StructLayout, names: tuple[str, ...]) -> Callable[[bytes, i
     return unpack
 
 
+_ARRAY_CACHE: dict[tuple[str, int], tuple[bytes, tuple[tuple[int, ...], ...]]] = {}
+
+
 def unpack_array(
     layout: StructLayout, names: tuple[str, ...], blob: bytes, count: int
 ) -> list[tuple[int, ...]]:
     """Members ``names`` of ``count`` consecutive ``layout`` structs in a blob, in one pass
-    (the object registry has thousands of slots: struct.iter_unpack, not a call per slot)."""
+    (the object registry has thousands of slots: struct.iter_unpack, not a call per slot).
+
+    The last array decoded for each format is kept with its bytes: a registry that did not
+    change since the previous snapshot (byte for byte) is not unpacked again (issue P1)."""
     fields = sorted((layout[n].offset, layout[n].size, i) for i, n in enumerate(names))
     fmt, position, order = "<", 0, []
     for offset, size, index in fields:
@@ -50,11 +56,19 @@ def unpack_array(
         position = offset + size
         order.append(index)
     fmt += f"{layout.size - position}x"
-    rows = struct.iter_unpack(fmt, blob[: count * layout.size])
+    data = bytes(blob[: count * layout.size])
+    key = (fmt + "".join(f",{i}" for i in order), count)
+    cached = _ARRAY_CACHE.get(key)
+    if cached is not None and cached[0] == data:
+        return list(cached[1])
+    rows = struct.iter_unpack(fmt, data)
     if order == list(range(len(names))):
-        return list(rows)
-    pick = operator.itemgetter(*[order.index(i) for i in range(len(names))])
-    return [pick(values) for values in rows]
+        result = list(rows)
+    else:
+        pick = operator.itemgetter(*[order.index(i) for i in range(len(names))])
+        result = [pick(values) for values in rows]
+    _ARRAY_CACHE[key] = (data, tuple(result))
+    return result
 
 
 def read_uint(blob: bytes, offset: int, size: int) -> int:

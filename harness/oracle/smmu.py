@@ -180,10 +180,15 @@ def parse_xp(text: str, address: int) -> int:
 def read_registers(hmp: Callable[[str], str], base: int = SMMU_BASE) -> SmmuRegisters:
     """Read the SMMU's registers through QEMU's monitor (``xp`` dispatches real MMIO reads,
     without side effects for these registers): ``hmp`` is e.g. ``QmpSession.hmp``."""
-    values: dict[str, int] = {}
-    for name, offset, width in REGISTER_READS:
-        fmt = "g" if width == 8 else "w"
-        values[name] = parse_xp(hmp(f"xp /1{fmt}x {base + offset:#x}"), base + offset)
+    lines = [f"xp /1{'g' if width == 8 else 'w'}x {base + offset:#x}" for _, offset, width in REGISTER_READS]
+    # A monitor that takes a batch (QmpSession.hmp_many, when ``hmp`` is its ``hmp``) gets all
+    # the reads in one go: the same reads, in the same order, one round trip (issue P1).
+    batch = getattr(getattr(hmp, "__self__", None), "hmp_many", None)
+    answers: list[str] = list(batch(lines)) if callable(batch) else [hmp(line) for line in lines]
+    values = {
+        name: parse_xp(answer, base + offset)
+        for (name, offset, _), answer in zip(REGISTER_READS, answers, strict=True)
+    }
     return SmmuRegisters(**values)
 
 

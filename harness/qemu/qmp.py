@@ -14,7 +14,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -90,6 +90,25 @@ class QmpSession:
     def hmp(self, command_line: str, *, timeout: float = 10.0) -> str:
         """Run a human-monitor command through QMP and return its text output."""
         return str(self.execute("human-monitor-command", {"command-line": command_line}, timeout=timeout))
+
+    def hmp_many(self, command_lines: Sequence[str], *, timeout: float = 10.0) -> list[str]:
+        """Several human-monitor commands sent at once (QEMU runs them in order): one hand-off
+        to the client's thread instead of one per command. Their text outputs, in order."""
+        commands = [("human-monitor-command", {"command-line": line}) for line in command_lines]
+        for command, arguments in commands:
+            self._log("->", {"execute": command, "arguments": arguments})
+
+        async def run_all() -> list[object]:
+            return list(await asyncio.gather(*(self._client.execute(c, a) for c, a in commands)))
+
+        try:
+            results = self._run(run_all(), timeout, "human-monitor-command (batch)")
+        except QmpError as exc:
+            self._log("!!", str(exc))
+            raise
+        for result in results:
+            self._log("<-", result)
+        return [str(result) for result in results]
 
     def events_named(self, name: str) -> list[dict[str, Any]]:
         with self._lock:

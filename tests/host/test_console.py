@@ -6,6 +6,7 @@ events, panics, second banners and silence are each tested on their own.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -164,3 +165,52 @@ def test_stray_lines_with_echo_off_are_errors(pair: tuple[socket.socket, socket.
     assert console.request("echo off").ok and console.echo is False
     with pytest.raises(ProtocolError, match="garbage"):
         console.request("hello")
+
+
+def test_pipeline_reads_every_reply_in_order(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    guest = FakeGuest(theirs, lambda line: f"{_tag_and_body(line)[0]} ok n={len(line)}\r\niomem> ".encode())
+    console = Console(ours, log, timeout=2)
+    console.wait_banner()
+    lines = [f"peek {i:#x} " + "x" * (1 + i % 900) for i in range(600)]
+    replies = console.pipeline(lines)
+    assert [r.tag for r in replies] == list(range(1, 601))
+    assert [r.number("n") for r in replies] == [len(f"@{i + 1} {line}") for i, line in enumerate(lines)]
+    assert guest.seen == [f"@{i + 1} {line}" for i, line in enumerate(lines)]
+    assert console.request("after").tag == 601  # the session goes on in step
+
+
+def test_pipeline_a_lost_request_is_a_tag_mismatch(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    """A request the guest never answered shows as the next reply's tag in its place."""
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+
+    def respond(line: str) -> bytes:
+        tag, _ = _tag_and_body(line)
+        return b"" if tag == "@3" else f"{tag} ok\r\niomem> ".encode()
+
+    FakeGuest(theirs, respond)
+    console = Console(ours, log, timeout=2)
+    console.wait_banner()
+    with pytest.raises(ProtocolError, match="reply tag 4 does not match request tag 3"):
+        console.pipeline(["stats"] * 10)
+
+
+def test_pipeline_keeps_a_bounded_window(pair: tuple[socket.socket, socket.socket, Path]) -> None:
+    """No more than PIPELINE_REQUESTS requests (and PIPELINE_BYTES bytes) go out unanswered."""
+    from harness.link.console import PIPELINE_BYTES, PIPELINE_REQUESTS
+
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    console = Console(ours, log, timeout=0.5)
+    console.wait_banner()
+    for width, most in ((10, PIPELINE_REQUESTS), (1000, PIPELINE_BYTES // 1010)):
+        with pytest.raises(ProtocolError, match="no reply"):
+            console.pipeline(["y" * width] * 500)
+        theirs.settimeout(0.2)
+        got = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := theirs.recv(65536):
+                got += chunk
+        assert 0 < got.count(b"\n") <= most and len(got) <= max(PIPELINE_BYTES, 1100)

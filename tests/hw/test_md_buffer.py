@@ -328,8 +328,12 @@ def test_a_full_object_table_is_no_resources_not_no_memory(
     limit = guest.heap_layouts.object_registry["slots"].count // 2  # OBJECT_MAX_LIVE
     bufs = [mds.create(64) for _ in range(600)]
     maps = [mds.map(b.md) for b in bufs[:100]]
+    # Pipelined (no round trip each), one request past the limit: every reply is read in
+    # order up to the first refusal, which must be the last request's.
     handles = []
-    while (reply := guest.request("obj new OSObject")).ok:
+    for reply in guest.pipeline(["obj new OSObject"] * (limit - len(bufs) - len(maps) + 1)):
+        if not reply.ok:
+            break
         handles.append(reply.number("obj"))
     assert reply.error == "kIOReturnNoResources" and len(bufs) + len(maps) + len(handles) == limit
     free_bytes = guest.heap_snapshot().pages.free_pages * profile.granule
@@ -341,8 +345,8 @@ def test_a_full_object_table_is_no_resources_not_no_memory(
     guest.err(mds.map_line(bufs[1].md, options=0x100), "kIOReturnError")  # DriverKit: every failure
     assert mds.map(bufs[1].md).map == maps[1].map  # reuse needs no new object
     guest.check()
-    for handle in handles:
-        guest.ok(f"obj release {handle:#x}")
+    for reply in guest.pipeline([f"obj release {handle:#x}" for handle in handles]):
+        assert reply.ok, reply.line
     for m in maps:
         assert m.map is not None
         mds.map_release(m.map)

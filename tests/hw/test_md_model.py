@@ -34,7 +34,7 @@ from state_machine_settings import state_machine_settings
 
 from harness.addresses import VirtAddr
 from harness.guest import Guest
-from harness.guest.descriptors import Baseline, Descriptors
+from harness.guest.descriptors import Baseline, Descriptors, MdInfo
 from harness.link.protocol import Reply
 from harness.models.descriptors import CACHE_MODES, MapNode, Model, Segment
 from harness.oracle.descriptors import unmapped, walk_runs
@@ -93,9 +93,7 @@ class DescriptorMachine(RuleBasedStateMachine):
 
         def counted(line: str, *, timeout: float | None = None) -> Reply:
             reply = send(line, timeout=timeout)
-            words = line.split()
-            verb = " ".join(words[:2]) if words[0] in ("bmd", "md", "map") else words[0]
-            self.verbs[f"{verb} -> {'ok' if reply.ok else reply.error}"] += 1
+            self._count(line, reply)
             return reply
 
         self.guest.request = counted  # type: ignore[method-assign]
@@ -123,6 +121,19 @@ class DescriptorMachine(RuleBasedStateMachine):
             self.guest.close()
 
     # ------------------------------------------------------------ helpers
+    def _count(self, line: str, reply: Reply) -> None:
+        words = line.split()
+        verb = " ".join(words[:2]) if words[0] in ("bmd", "md", "map") else words[0]
+        self.verbs[f"{verb} -> {'ok' if reply.ok else reply.error}"] += 1
+
+    def _all_ok(self, lines: list[str]) -> list[Reply]:
+        """Independent requests that must all succeed, pipelined (no round trip each)."""
+        replies = self.guest.pipeline(lines)
+        for line, reply in zip(lines, replies, strict=True):
+            self._count(line, reply)
+            assert reply.ok, f"{line}: {reply.line}"
+        return replies
+
     @property
     def walker(self) -> PageWalker:
         if self._walker is None:
@@ -456,14 +467,17 @@ class DescriptorMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ after every step
     @invariant()
     def accounting_matches(self) -> None:
-        self.guest.ok("check")  # the allocators' own integrity walk (H1)
-        stats = self.mds.stats()
+        # check: the allocators' own integrity walk (H1); then stats and every held descriptor's
+        # info, all in one pipeline.
+        held = self.model.held_handles()
+        _, stats_reply, *infos = self._all_ok(["check", "stats", *[f"md info {md:#x}" for md in held]])
+        stats = {k: stats_reply.number(k) for k in stats_reply.keys}
         assert (stats["md_live"], stats["maps_live"]) == (
             self.model.live_descriptors(),
             self.model.live_maps(),
         )
-        for md in self.model.held_handles():
-            info = self.mds.info(md)
+        for md, reply in zip(held, infos, strict=True):
+            info = MdInfo.from_reply(reply)
             node = self.model.nodes[md]
             assert (info.refs, info.length, info.depth, info.kind) == (
                 node.refs,

@@ -144,21 +144,24 @@ def test_unknown_class_is_rejected(guest: Guest) -> None:
 def test_registry_full_is_no_resources_before_the_heap_is_touched(guest: Guest) -> None:
     model = model_for(guest)
     state = baseline_state(guest)
+    limit = guest.heap_layouts.object_registry["slots"].count // 2  # OBJECT_MAX_LIVE
+    assert limit >= 8192  # C1: well past what a driver keeps (was 512)
+    # One request past the limit, pipelined (no round trip each); every reply, in order, is
+    # checked by the model up to the first refusal, which must be the last request's.
     handles = []
-    while True:
-        reply = guest.request("obj new OSObject")
+    for reply in guest.pipeline(["obj new OSObject"] * (limit + 1)):
         if not reply.ok:
             break
         handles.append(model.obj_new("OSObject", reply))
-    limit = guest.heap_layouts.object_registry["slots"].count // 2  # OBJECT_MAX_LIVE
-    assert limit >= 8192  # C1: well past what a driver keeps (was 512)
     assert reply.error == "kIOReturnNoResources" and len(handles) == limit
     stats = guest.stats()
     assert stats["alloc_failures"] == 0 and stats["allocs"] == limit  # the heap was not asked
     decoded_and_compared(guest, model)
-    for handle in handles:
+    assert None not in handles
+    releases = guest.pipeline([f"obj release {handle:#x}" for handle in handles if handle is not None])
+    for handle, reply in zip(handles, releases, strict=True):
         assert handle is not None
-        model.obj_release(handle, guest.request(f"obj release {handle:#x}"))
+        model.obj_release(handle, reply)
     decoded_and_compared(guest, model)
     assert baseline_state(guest) == state
 
