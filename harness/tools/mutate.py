@@ -120,46 +120,67 @@ def scratch_tree() -> Path:
     return root
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float) -> bool:
+PER_TEST_TIMEOUT = 60  # seconds per test (pytest-timeout): a hang is a kill, and costs at most this
+FIRST_PROFILE = "virt-4k"
+# A survivor of the first pass is run again on these (granule-dependent code is only
+# exercised on 16K/64K; DMA-limit and SMMU paths on their own profiles).
+EXTRA_PROFILES: dict[str, list[str]] = {
+    "firmware/mm/pte.c": ["virt-16k", "virt-64k"],
+    "firmware/mm/vm.c": ["virt-16k", "virt-64k", "virt-4k-dma32"],
+    "firmware/mm/pages.c": ["virt-16k", "virt-64k", "virt-4k-dma32"],
+    "firmware/mm/heap.c": ["virt-64k"],
+    "firmware/mm/object.c": ["virt-64k"],
+    "firmware/agent/proto.c": ["virt-64k"],
+}
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[bool, str]:
+    """(passed, the first failing test's id or what stopped the run)."""
     env = {**os.environ, "PYTHONPATH": str(cwd)}
     try:
-        return (
-            subprocess.run(
-                cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout, check=False
-            ).returncode
-            == 0
-        )
+        done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        return False  # a hang is a kill: the tests noticed
+        return False, f"no result in {timeout:.0f} s"  # a hang is a kill: the tests noticed
+    if done.returncode == 0:
+        return True, ""
+    out = done.stdout.decode(errors="replace").splitlines()
+    failed = [line.split(" - ")[0] for line in out if line.startswith(("FAILED ", "ERROR "))]
+    return False, failed[0] if failed else f"exit {done.returncode}"
 
 
-def try_mutant(tree: Path, mutant: Mutant, source: Path) -> None:
+def _pytest(workers: int, *args: str) -> list[str]:
+    py = str(PROJECT_ROOT / ".venv" / "bin" / "python")
+    parallel = ["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]
+    return [
+        py, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider", "--timeout", str(PER_TEST_TIMEOUT),
+        *parallel, *args,
+    ]  # fmt: skip
+
+
+def try_mutant(tree: Path, mutant: Mutant, source: Path, *, workers: int, extra: bool) -> None:
+    """Build the mutant, then stop at the first failure: host tests (seconds), then the hardware
+    selection on virt-4k, then (survivors only) on the file's extra profiles."""
     start = time.monotonic()
     target = tree / mutant.file
     original = target.read_bytes()
     target.write_bytes(source.read_bytes())
     try:
-        make = ["make", "-s", "host-lib", "firmware"]
-        if not _run(make, tree, 300):
+        ok, _ = _run(["make", "-s", "host-lib", "firmware"], tree, 300)
+        if not ok:
             mutant.status = "invalid"
             return
         host, hw = SELECTION[mutant.file]
-        py = str(PROJECT_ROOT / ".venv" / "bin" / "python")
-        if host and not _run(
-            [py, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--timeout", "120", *host], tree, 600
-        ):
-            mutant.status, mutant.killed_by = "killed", "host tests"
-            return
-        profiles = ["--profile", "virt-4k"] + (
-            ["--profile", "virt-64k"] if mutant.file in GRANULE_DEPENDENT else []
-        )
-        if hw and not _run(
-            [py, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--timeout", "120", *profiles, *hw],
-            tree,
-            900,
-        ):
-            mutant.status, mutant.killed_by = "killed", "hardware tests"
-            return
+        if host:
+            ok, why = _run(_pytest(1, *host), tree, 600)
+            if not ok:
+                mutant.status, mutant.killed_by = "killed", f"host: {why}"
+                return
+        profiles = [FIRST_PROFILE] + (EXTRA_PROFILES.get(mutant.file, []) if extra else [])
+        for profile in profiles if hw else []:
+            ok, why = _run(_pytest(workers, "--profile", profile, *hw), tree, 1800)
+            if not ok:
+                mutant.status, mutant.killed_by = "killed", f"{profile}: {why}"
+                return
         mutant.status = "survived"
     finally:
         target.write_bytes(original)
@@ -171,18 +192,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file", action="append", help="only this file (repeatable)")
     parser.add_argument("--sample", type=int, default=20, help="valid mutants per file at most")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="pytest-xdist workers for the hardware tests")
+    parser.add_argument("--mutant", action="append", help="only these mutant files (pte.mutant.17.c: re-run)")
+    parser.add_argument("--no-extra", action="store_true", help="no extra-profile pass")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "build" / "mutate"))
     args = parser.parse_args(argv)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     files = args.file or list(SELECTION)
     tree = scratch_tree()
     results: list[Mutant] = []
+    log = (out / "results.jsonl").open("a")
     try:
         for file in files:
             candidates = generate(tree, file, out / "mutants" / Path(file).stem)
             original = (tree / file).read_text()
             rng = random.Random(f"{args.seed}:{file}")
             rng.shuffle(candidates)
+            if args.mutant:
+                candidates = [p for p in candidates if p.name in args.mutant]
             valid = 0
             print(f"{file}: {len(candidates)} mutants, sampling until {args.sample} build", flush=True)
             for path in candidates:
@@ -190,17 +218,20 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 line, change = describe(original, path.read_text(errors="replace"))
                 mutant = Mutant(file, path.name, line, change)
-                try_mutant(tree, mutant, path)
+                try_mutant(tree, mutant, path, workers=args.workers, extra=not args.no_extra)
                 if mutant.status != "invalid":
                     valid += 1
                     results.append(mutant)
+                    log.write(json.dumps({**asdict(mutant), "seed": args.seed}) + "\n")
+                    log.flush()
                     print(
-                        f"  {mutant.status:<8} {path.name} :{line} {change[:90]} ({mutant.seconds:.0f} s)",
+                        f"  {mutant.status:<8} {path.name} :{line} {change[:90]} ({mutant.seconds:.0f} s)"
+                        f" {mutant.killed_by}",
                         flush=True,
                     )
     finally:
+        log.close()
         shutil.rmtree(tree, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps([asdict(m) for m in results], indent=1))
     print(report(results))
     return 0
