@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-extra", action="store_true", help="no extra-profile pass")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "build" / "mutate"))
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     files = args.file or list(SELECTION)
     tree = scratch_tree()
