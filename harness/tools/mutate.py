@@ -50,7 +50,12 @@ SELECTION: dict[str, tuple[list[str], list[str]]] = {
     ),
     "firmware/mm/vm.c": (
         [],
-        ["tests/hw/test_mmu.py", "tests/hw/test_vm_edges.py", "tests/hw/test_md_map.py"],
+        [
+            "tests/hw/test_mmu.py",
+            "tests/hw/test_vm_edges.py",
+            "tests/hw/test_selftest.py",  # vm_selftest.c: TLB and cache maintenance, VA range
+            "tests/hw/test_md_map.py",
+        ],
     ),
     "firmware/mm/object.c": (
         ["tests/host/test_object.py"],
