@@ -321,9 +321,13 @@ def _object(guest: Guest, handle: int) -> int:
     return next(o.address for o in guest.heap_snapshot().objects.live if o.handle == handle)
 
 
-def run(profile: Profile, artifacts: Path, *, lines: int, seed: int, batch: int = 500) -> Report:
+def run(
+    profile: Profile, artifacts: Path, *, lines: int, seed: int, batch: int = 500, firmware: Path | None = None
+) -> Report:
+    """``firmware``: an ELF other than the tree's build (a copy, so a rebuild mid-run cannot
+    change the image under a long run)."""
     report = Report()
-    with Guest(profile, artifacts) as guest:
+    with Guest(profile, artifacts, firmware=firmware) as guest:
         fuzzer = Fuzzer(guest, seed)
         fuzzer.plant()
         fuzzer.after_batch(report)

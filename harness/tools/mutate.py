@@ -53,6 +53,7 @@ SELECTION: dict[str, tuple[list[str], list[str]]] = {
         [
             "tests/hw/test_mmu.py",
             "tests/hw/test_vm_edges.py",
+            "tests/hw/test_mm_edges.py",
             "tests/hw/test_selftest.py",  # vm_selftest.c: TLB and cache maintenance, VA range
             "tests/hw/test_md_map.py",
         ],
