@@ -49,3 +49,35 @@ def test_unmapping_a_page_out_of_a_block_keeps_the_rest_of_the_block(guest: Gues
     assert isinstance(guest.walker().walk(base), Fault)
     assert _pt_used(guest) == used  # the split's table is given back
     assert verify(guest).ok
+
+
+def test_an_edit_that_starts_inside_an_entry_leaves_the_head_of_the_entry_alone(guest: Guest) -> None:
+    """Map, then unmap, [page, block) of a level-2 entry: the edit ends at the entry's end but
+    does not start at its start, so it is not a whole-entry edit (vm.c whole_entry_edit),
+    even with the output address block aligned."""
+    page = guest.profile.granule
+    block = page * (page // 8)
+    base = (map_window(guest)[0] + 2 * block - 1) & ~(block - 1)
+    ram = guest.profile.ram_base
+    used = _pt_used(guest)
+    guest.ok(f"vm map {base + page:#x} {ram:#x} {block - page:#x}")  # ram is block aligned
+    walker = guest.walker()
+    assert isinstance(walker.walk(base), Fault)  # not asked for
+    for offset in (page, 2 * page, block - page):
+        got = walker.walk(base + offset)
+        assert isinstance(got, Translation), (hex(offset), got)
+        assert (got.pa, got.size) == (ram + offset - page, page), hex(offset)
+
+    head = ram + 5 * page  # any page of RAM: the head gets its own mapping
+    guest.ok(f"vm unmap {base + page:#x} {block - page:#x}")
+    guest.ok(f"vm map {base:#x} {head:#x} {page:#x}")
+    guest.ok(f"vm map {base + page:#x} {ram:#x} {block - page:#x}")
+    guest.ok(f"vm unmap {base + page:#x} {block - page:#x}")  # the tail again: the head stays
+    walker = guest.walker()
+    got = walker.walk(base)
+    assert isinstance(got, Translation) and got.pa == head, got
+    assert all(isinstance(walker.walk(base + o), Fault) for o in (page, block // 2, block - page))
+    assert verify(guest).ok
+    guest.check()
+    guest.ok(f"vm unmap {base:#x} {page:#x}")
+    assert _pt_used(guest) == used
