@@ -16,8 +16,15 @@
  *       The set of chunks is then a function of the live blocks, so freeing
  *       everything allocated since some moment restores that moment's heap
  *       and page-allocator state exactly (not just the byte counts).
+ *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
+ *       is HEAP_SLAB_SIZE bytes with its payload on a slab_map window; its
+ *       header checksum holds; free_map has free_count bits, none past the
+ *       slots; it is never entirely free (the free that empties it gives the
+ *       block back, so H6's "state is a function of the live blocks" still
+ *       holds); it is on slab_partial[owner][class] exactly when it has a free
+ *       slot; used slots count in used_blocks / used_bytes.
  * Allocation and free do a bounded amount of work: bit scans on the two
- * bitmap levels, never a walk along a free list.
+ * bitmap levels or on a slab's free_map, never a walk along a free list.
  */
 #include "mm/heap.h"
 
@@ -375,28 +382,18 @@ static uint32_t small_block_size(size_t requested)
     return size < HEAP_MIN_BLOCK ? HEAP_MIN_BLOCK : size;
 }
 
-static void *small_alloc(size_t requested, enum heap_owner owner)
+/*
+ * Makes the free block `block` (already out of the free lists) a used block
+ * of `need` bytes in `state`: the tail goes back to the free lists when it
+ * can stand as a block of its own (it cannot have a free upper neighbour,
+ * since `block` was free: H2). Sets the used_map bit; the caller counts the
+ * block in used_blocks / used_bytes as the kind of block requires.
+ */
+static struct heap_block *carve(struct heap_block *block, uint32_t need, uint32_t requested, enum heap_block_state state)
 {
     struct heap_state *h = &heap_state;
-    uint32_t need = small_block_size(requested);
-    unsigned fl, sl;
-
-    mapping_search(need, &fl, &sl);
-    struct heap_free_block *found = find_suitable(fl, sl);
-    if (found == NULL) {
-        if (chunk_add() != kIOReturnSuccess) {
-            return NULL;
-        }
-        found = find_suitable(fl, sl);
-        ASSERT(found != NULL); /* a fresh chunk holds any small block */
-    }
-    struct heap_block *block = &found->header;
-    ASSERT(block_intact(block) && block->state == HEAP_BLOCK_FREE && block->size >= need);
-    free_remove(found);
-
-    /* Split off the tail when it can stand as a block of its own; it cannot
-     * have a free upper neighbour, since `block` was free (H2). */
     uint32_t remainder = block->size - need;
+
     if (remainder >= HEAP_MIN_BLOCK) {
         struct heap_block *tail = (struct heap_block *)(void *)((uint8_t *)block + need);
         block_write(tail, remainder, need, 0, HEAP_BLOCK_FREE);
@@ -408,28 +405,58 @@ static void *small_alloc(size_t requested, enum heap_owner owner)
         h->free_bytes -= block->size;
         h->free_blocks--;
     }
-    block_write(block, block->size, block->prev_size, (uint32_t)requested, (enum heap_block_state)owner_state[owner]);
-
+    block_write(block, block->size, block->prev_size, requested, state);
     struct heap_chunk *chunk = chunk_of(block);
     used_bit_set(chunk, granule_of(chunk, block), true);
+    return block;
+}
 
+/* A free block of at least `size` bytes out of the free lists, taking a chunk
+ * when none is free; NULL when the page allocator has none either. */
+static struct heap_block *take_free(uint32_t size)
+{
+    unsigned fl, sl;
+
+    mapping_search(size, &fl, &sl);
+    struct heap_free_block *found = find_suitable(fl, sl);
+    if (found == NULL) {
+        if (chunk_add() != kIOReturnSuccess) {
+            return NULL;
+        }
+        found = find_suitable(fl, sl);
+        ASSERT(found != NULL); /* a fresh chunk holds any small block */
+    }
+    struct heap_block *block = &found->header;
+    ASSERT(block_intact(block) && block->state == HEAP_BLOCK_FREE && block->size >= size);
+    free_remove(found);
+    return block;
+}
+
+static void *tlsf_alloc(size_t requested, enum heap_owner owner)
+{
+    struct heap_state *h = &heap_state;
+    struct heap_block *block = take_free(small_block_size(requested));
+
+    if (block == NULL) {
+        return NULL;
+    }
+    carve(block, small_block_size(requested), (uint32_t)requested, (enum heap_block_state)owner_state[owner]);
     h->used_blocks++;
     h->used_bytes += requested;
     return block_payload(block);
 }
 
 /*
- * Frees a block that resolve() accepted. Assumptions:
- *   - `block` is a used block of `chunk` with an intact header;
- *   - its used_map bit is set.
+ * Gives a used block (a caller's or a slab) back to the free lists, merging it
+ * with free neighbours, and an emptied chunk back to the page allocator (H6).
+ * Assumptions: `block` is a used block of `chunk` with an intact header and
+ * its used_map bit set; the caller has already uncounted it.
  */
-static void small_free(struct heap_chunk *chunk, struct heap_block *block)
+static void block_release(struct heap_chunk *chunk, struct heap_block *block)
 {
     struct heap_state *h = &heap_state;
 
     used_bit_set(chunk, granule_of(chunk, block), false);
-    h->used_blocks--;
-    h->used_bytes -= block->requested;
     h->free_bytes += block->size;
     h->free_blocks++;
 
@@ -461,6 +488,247 @@ static void small_free(struct heap_chunk *chunk, struct heap_block *block)
     }
 }
 
+/*
+ * Frees a caller's block that resolve() accepted. Assumptions:
+ *   - `block` is a used block of `chunk` with an intact header;
+ *   - its used_map bit is set.
+ */
+static __attribute__((noinline)) void tlsf_free(struct heap_chunk *chunk, struct heap_block *block)
+{
+    struct heap_state *h = &heap_state;
+
+    h->used_blocks--;
+    h->used_bytes -= block->requested;
+    block_release(chunk, block);
+}
+
+/* ------------------------------------------------------------ slabs */
+
+/* The slab block: its header, then the window up to the next block's header. */
+#define HEAP_SLAB_BLOCK HEAP_SLAB_SIZE
+/* A free block this big always holds an aligned slab with a tail that is
+ * empty or a block of its own, above a lead that is a block of its own. */
+#define HEAP_SLAB_SEARCH (2u * HEAP_SLAB_SIZE + 2u * HEAP_MIN_BLOCK)
+_Static_assert(HEAP_SLAB_MAX <= UINT16_MAX, "requested[] holds every slab request");
+_Static_assert(HEAP_SLAB_SEARCH < HEAP_CHUNK_SIZE / 2u, "a fresh chunk holds a slab");
+_Static_assert(HEAP_SLAB_MAX < UINT16_MAX && HEAP_SLAB_CLASSES <= UINT8_MAX + 1u, "slab fields fit");
+_Static_assert(HEAP_OWNER_COUNT <= UINT8_MAX, "owner fits a byte");
+_Static_assert(HEAP_CHUNK_WINDOWS <= 64u * (sizeof(((struct heap_chunk *)0)->slab_map) / sizeof(uint64_t)),
+               "slab_map covers the chunk");
+
+/* Class of a request of 0..HEAP_SLAB_MAX bytes: slots of (class + 1) * 16. */
+static inline unsigned slab_class(size_t length)
+{
+    return length == 0 ? 0u : (unsigned)((length - 1u) >> HEAP_ALIGN_SHIFT);
+}
+
+static inline uint32_t class_slot_size(unsigned size_class) { return (size_class + 1u) << HEAP_ALIGN_SHIFT; }
+
+static uint16_t slab_check(const struct heap_slab *slab)
+{
+    uint64_t ids = ((uint64_t)slab->magic << 16) | ((uint64_t)slab->size_class << 8) | slab->owner;
+    uint64_t shape = ((uint64_t)slab->slot_size << 32) | ((uint64_t)slab->slot_count << 16) | slab->first;
+    return (uint16_t)(check_fold((uint64_t)(uintptr_t)slab, ids, shape) >> 48);
+}
+
+static inline bool slab_intact(const struct heap_slab *slab)
+{
+    return slab->magic == HEAP_SLAB_MAGIC && slab->check == slab_check(slab);
+}
+
+static inline unsigned window_of(const struct heap_chunk *chunk, uintptr_t address)
+{
+    return (unsigned)((address - (uintptr_t)chunk) >> HEAP_SLAB_SHIFT);
+}
+
+static inline bool slab_bit(const struct heap_chunk *chunk, unsigned window)
+{
+    return (chunk->slab_map[window / 64u] >> (window % 64u)) & 1u;
+}
+
+static inline void slab_bit_set(struct heap_chunk *chunk, unsigned window, bool value)
+{
+    uint64_t mask = UINT64_C(1) << (window % 64u);
+    if (value) {
+        chunk->slab_map[window / 64u] |= mask;
+    } else {
+        chunk->slab_map[window / 64u] &= ~mask;
+    }
+}
+
+static inline bool slot_free(const struct heap_slab *slab, unsigned slot)
+{
+    return (slab->free_map[slot / 64u] >> (slot % 64u)) & 1u;
+}
+
+static inline struct heap_block *slab_block(struct heap_slab *slab)
+{
+    return (struct heap_block *)(void *)((uint8_t *)slab - HEAP_BLOCK_HEADER_SIZE);
+}
+
+static void partial_push(struct heap_slab *slab)
+{
+    struct heap_slab **head = &heap_state.slab_partial[slab->owner][slab->size_class];
+    slab->prev = NULL;
+    slab->next = *head;
+    if (*head != NULL) {
+        (*head)->prev = slab;
+    }
+    *head = slab;
+}
+
+static void partial_remove(struct heap_slab *slab)
+{
+    if (slab->prev != NULL) {
+        slab->prev->next = slab->next;
+    } else {
+        heap_state.slab_partial[slab->owner][slab->size_class] = slab->next;
+    }
+    if (slab->next != NULL) {
+        slab->next->prev = slab->prev;
+    }
+    slab->next = NULL;
+    slab->prev = NULL;
+}
+
+/* A new slab of `owner` with slots of class `size_class`, every slot free, on
+ * its partial list; NULL when there is no memory. */
+static __attribute__((noinline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
+{
+    struct heap_state *h = &heap_state;
+    struct heap_block *block = take_free(HEAP_SLAB_SEARCH);
+
+    if (block == NULL) {
+        return NULL;
+    }
+    /* The window: the highest HEAP_SLAB_SIZE boundary such that the slab ends
+     * in `block` leaving a tail that is empty or a block of its own. Slabs are
+     * carved from the top of a free block and TLSF blocks from its bottom, so
+     * on a chunk's free tail the slabs pile up against the sentinel, one split
+     * each, and the two kinds do not interleave. */
+    uintptr_t start = (uintptr_t)block;
+    uintptr_t end = start + block->size;
+    uintptr_t window = (end - HEAP_SLAB_SLOTS_END) & ~(uintptr_t)(HEAP_SLAB_SIZE - 1u);
+    uint32_t tail = (uint32_t)(end - (window + HEAP_SLAB_SLOTS_END));
+    if (tail != 0 && tail < HEAP_MIN_BLOCK) {
+        window -= HEAP_SLAB_SIZE;
+        tail += HEAP_SLAB_SIZE;
+    }
+    struct heap_block *header = (struct heap_block *)(window - HEAP_BLOCK_HEADER_SIZE);
+    uint32_t lead = (uint32_t)((uintptr_t)header - start);
+    ASSERT((uintptr_t)header >= start + HEAP_MIN_BLOCK); /* HEAP_SLAB_SEARCH */
+    block_write(block, lead, block->prev_size, 0, HEAP_BLOCK_FREE);
+    free_insert((struct heap_free_block *)(void *)block);
+    block_write(header, HEAP_SLAB_BLOCK, lead, 0, HEAP_BLOCK_SLAB);
+    if (tail != 0) {
+        struct heap_block *rest = block_next(header);
+        block_write(rest, tail, HEAP_SLAB_BLOCK, 0, HEAP_BLOCK_FREE);
+        block_set_prev_size(block_next(rest), tail);
+        free_insert((struct heap_free_block *)(void *)rest);
+        h->free_blocks++;
+    } else {
+        block_set_prev_size(block_next(header), HEAP_SLAB_BLOCK);
+    }
+    h->free_bytes -= HEAP_SLAB_BLOCK;
+    struct heap_chunk *chunk = chunk_of(header);
+    used_bit_set(chunk, granule_of(chunk, header), true);
+
+    struct heap_slab *slab = (struct heap_slab *)window;
+    uint32_t slot_size = class_slot_size(size_class);
+    uint32_t slot_count = (HEAP_SLAB_SLOTS_END - HEAP_SLAB_FIRST) / slot_size;
+    slab->magic = HEAP_SLAB_MAGIC;
+    slab->size_class = (uint8_t)size_class;
+    slab->owner = (uint8_t)owner;
+    slab->slot_size = (uint16_t)slot_size;
+    slab->slot_count = (uint16_t)slot_count;
+    slab->first = (uint16_t)HEAP_SLAB_FIRST;
+    slab->free_count = (uint16_t)slot_count;
+    slab->check = slab_check(slab);
+    for (unsigned word = 0; word < HEAP_SLAB_MAP_WORDS; word++) {
+        uint32_t below = slot_count > word * 64u ? slot_count - word * 64u : 0u;
+        slab->free_map[word] = below >= 64u ? ~UINT64_C(0) : (UINT64_C(1) << below) - 1u;
+    }
+    slab_bit_set(chunk, window_of(chunk, window), true);
+    partial_push(slab);
+    h->slabs++;
+    return slab;
+}
+
+/* Gives an emptied slab's block back (H7: no slab is kept empty). */
+static __attribute__((noinline)) void slab_release(struct heap_chunk *chunk, struct heap_slab *slab)
+{
+    struct heap_state *h = &heap_state;
+
+    partial_remove(slab);
+    slab_bit_set(chunk, window_of(chunk, (uintptr_t)slab), false);
+    h->slabs--;
+    slab->magic = 0; /* a stale pointer into it must not pass resolve() */
+    block_release(chunk, slab_block(slab));
+}
+
+/* The fast path for 0..HEAP_SLAB_MAX bytes: the first free slot of `slab`, a
+ * partial slab of the request's class: a bit scan, no search, no header to write. */
+static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *slab, size_t length)
+{
+    struct heap_state *h = &heap_state;
+    unsigned word = 0;
+    while (slab->free_map[word] == 0) {
+        word++;
+        ASSERT(word < HEAP_SLAB_MAP_WORDS); /* a partial slab has a free slot */
+    }
+    uint64_t bits = slab->free_map[word];
+    unsigned slot = word * 64u + (unsigned)__builtin_ctzll(bits);
+    slab->free_map[word] = bits & (bits - 1u);
+    uint32_t slot_size = slab->slot_size;
+    slab->requested[slot] = (uint16_t)length;
+    if (--slab->free_count == 0) {
+        partial_remove(slab);
+    }
+    h->used_blocks++;
+    h->used_bytes += length;
+    return (uint8_t *)slab + HEAP_SLAB_FIRST + (size_t)slot * slot_size;
+}
+
+/* slab_take() from the first partial slab of the class, of a class up to
+ * HEAP_SLAB_FALL_UP above, or from a new one. */
+static void *slab_alloc(size_t length, enum heap_owner owner)
+{
+    unsigned size_class = slab_class(length);
+    struct heap_slab *slab = NULL;
+
+    for (unsigned up = size_class; slab == NULL && up < HEAP_SLAB_CLASSES && up <= HEAP_SLAB_FALL_UP(size_class); up++) {
+        slab = heap_state.slab_partial[owner][up];
+    }
+    if (slab == NULL) {
+        slab = slab_new(owner, size_class);
+        if (slab == NULL) {
+            return NULL;
+        }
+    }
+    return slab_take(slab, length);
+}
+
+/* Frees a slot that resolve() accepted (a used slot of `slab`, in `chunk`). */
+static inline __attribute__((always_inline)) void slab_free(struct heap_chunk *chunk, struct heap_slab *slab, unsigned slot, size_t requested)
+{
+    struct heap_state *h = &heap_state;
+
+    slab->free_map[slot / 64u] |= UINT64_C(1) << (slot % 64u);
+    h->used_blocks--;
+    h->used_bytes -= requested;
+    if (++slab->free_count == 1u) {
+        partial_push(slab);
+    }
+    if (slab->free_count == slab->slot_count) {
+        slab_release(chunk, slab);
+    }
+}
+
+static __attribute__((noinline)) void *small_alloc(size_t requested, enum heap_owner owner)
+{
+    return requested <= HEAP_SLAB_MAX ? slab_alloc(requested, owner) : tlsf_alloc(requested, owner);
+}
+
 /* ------------------------------------------------------------ large blocks */
 
 /* Pages for a large block of `requested` bytes, or 0 when that overflows. */
@@ -473,7 +741,7 @@ static uint64_t large_pages_for(uint64_t requested)
     return (requested + HEAP_BLOCK_HEADER_SIZE + page_size - 1u) / page_size;
 }
 
-static void *large_alloc(size_t requested, enum heap_owner owner)
+static __attribute__((noinline)) void *large_alloc(size_t requested, enum heap_owner owner)
 {
     struct heap_state *h = &heap_state;
     uint64_t page_count = large_pages_for(requested);
@@ -492,6 +760,20 @@ static void *large_alloc(size_t requested, enum heap_owner owner)
     return header + 1;
 }
 
+/* Frees a large block that resolve() accepted. */
+static __attribute__((noinline)) void large_free(struct heap_large_header *large)
+{
+    struct heap_state *h = &heap_state;
+    uint64_t page_count = large_pages_for(large->requested);
+
+    h->large_blocks--;
+    h->large_pages -= page_count;
+    h->used_bytes -= large->requested;
+    large->magic = 0; /* a stale copy of the pointer must not pass resolve() */
+    IOReturn ret = pages_free_contig(pages_ptr_to_pa(large), page_count, PAGE_OWNER_HEAP_LARGE);
+    ASSERT(ret == kIOReturnSuccess);
+}
+
 static bool large_intact(const struct heap_large_header *header)
 {
     enum heap_owner owner;
@@ -501,32 +783,101 @@ static bool large_intact(const struct heap_large_header *header)
 
 /* ------------------------------------------------------------ lookup */
 
-/* What resolve() found: exactly one of the two block kinds. */
+/* What resolve() found: exactly one of the three block kinds. */
 struct resolved_block {
     struct heap_chunk *chunk;          /* small: its chunk */
-    struct heap_block *block;          /* small: its header */
+    struct heap_block *block;          /* small, not in a slab: its header */
+    struct heap_slab *slab;            /* a slab's slot: the slab */
+    unsigned slot;                     /* and the slot's index */
     struct heap_large_header *large;   /* large: its header */
     size_t requested;
     enum heap_owner owner;
 };
+
+/* Slot index without a division (a 32-bit divide is the slowest instruction of
+ * IOFree's path): granules * ceil(2^16 / (class + 1)) >> 16 is exactly
+ * granules / (class + 1) for every granule offset below 256 and class below 16
+ * (test_every_slot_of_a_full_slab_is_found_and_freed, tests/host/test_heap.py). */
+#define SLOT_RECIPROCAL_SHIFT 16u
+#define SLOT_RECIPROCAL(c) ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + (c)) / ((c) + 1u)))
+static const uint32_t slot_reciprocal[HEAP_SLAB_CLASSES] = {
+    SLOT_RECIPROCAL(0u),  SLOT_RECIPROCAL(1u),  SLOT_RECIPROCAL(2u),  SLOT_RECIPROCAL(3u),
+    SLOT_RECIPROCAL(4u),  SLOT_RECIPROCAL(5u),  SLOT_RECIPROCAL(6u),  SLOT_RECIPROCAL(7u),
+    SLOT_RECIPROCAL(8u),  SLOT_RECIPROCAL(9u),  SLOT_RECIPROCAL(10u), SLOT_RECIPROCAL(11u),
+    SLOT_RECIPROCAL(12u), SLOT_RECIPROCAL(13u), SLOT_RECIPROCAL(14u), SLOT_RECIPROCAL(15u),
+};
+_Static_assert(HEAP_SLAB_CLASSES == 16u && HEAP_SLAB_SIZE / HEAP_ALIGN <= 256u, "slot_reciprocal is exact");
+
+/* resolve() for an address in a slab's window: a live slot's start. */
+static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, unsigned window, uintptr_t addr, struct resolved_block *out)
+{
+    struct heap_slab *slab = (struct heap_slab *)((uintptr_t)chunk + ((uintptr_t)window << HEAP_SLAB_SHIFT));
+    if (!slab_intact(slab) || slab->owner >= HEAP_OWNER_COUNT || slab->size_class >= HEAP_SLAB_CLASSES ||
+        slab->slot_size != class_slot_size(slab->size_class)) {
+        return false;
+    }
+    uint32_t offset = (uint32_t)(addr - (uintptr_t)slab);
+    if (offset < slab->first) {
+        return false;
+    }
+    offset -= slab->first;
+    unsigned slot = ((offset >> HEAP_ALIGN_SHIFT) * slot_reciprocal[slab->size_class]) >> SLOT_RECIPROCAL_SHIFT;
+    if (slot * slab->slot_size != offset || slot >= slab->slot_count || slot_free(slab, slot)) {
+        return false;
+    }
+    out->chunk = chunk;
+    out->slab = slab;
+    out->slot = slot;
+    out->owner = (enum heap_owner)slab->owner;
+    out->requested = slab->requested[slot];
+    return true;
+}
+
+/* resolve() for a header address in the chunk `chunk` (known to be one). */
+static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_chunk *chunk, uintptr_t addr, struct resolved_block *out)
+{
+    struct heap_block *block = (struct heap_block *)(addr - HEAP_BLOCK_HEADER_SIZE);
+    uintptr_t offset = addr - (uintptr_t)chunk;
+
+    if (chunk->magic != HEAP_CHUNK_MAGIC) {
+        return false;
+    }
+    if (offset < HEAP_CHUNK_SIZE && slab_bit(chunk, window_of(chunk, addr))) {
+        return resolve_slot(chunk, window_of(chunk, addr), addr, out);
+    }
+    if (!used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) || !state_owner(block->state, &out->owner)) {
+        return false;
+    }
+    out->chunk = chunk;
+    out->block = block;
+    out->requested = block->requested;
+    return true;
+}
 
 /*
  * Decides whether `ptr` is the start of a live block, trusting only the
  * allocator's own metadata for the yes/no:
  *   1. the page byte of the header address says which page block holds it
  *      and who owns it (a heap chunk, a large block, or something else);
- *   2. in a chunk, used_map says whether a used block starts exactly there;
- *      for a large block, the pointer must be its page run start + 16;
+ *   2. in a chunk, slab_map says whether the address is in a slab's window:
+ *      then the slab's free_map must call the slot live, and the address
+ *      must be exactly a slot's start; otherwise used_map says whether a used
+ *      block starts exactly there; for a large block, the pointer must be its
+ *      page run start + 16;
  *   3. only then is the header read, and its checksum must hold (a header
  *      overwritten by a caller is reported, not followed).
  * Every step is O(1). Pointers into the middle of a block fail step 2.
  */
-static bool resolve(const void *ptr, struct resolved_block *out)
+static inline __attribute__((always_inline)) bool resolve(const void *ptr, struct resolved_block *out)
 {
     uintptr_t addr = (uintptr_t)ptr;
     struct page_block holder;
 
-    memset(out, 0, sizeof(*out));
+    /* Field by field: a memset here would be a call on IOFree's fast path. */
+    out->chunk = NULL;
+    out->block = NULL;
+    out->slab = NULL;
+    out->large = NULL;
     if (!heap_state.initialized || addr % HEAP_ALIGN != 0 || addr < HEAP_BLOCK_HEADER_SIZE) {
         return false;
     }
@@ -540,31 +891,13 @@ static bool resolve(const void *ptr, struct resolved_block *out)
          * size (buddy blocks are naturally aligned; pages_block_containing rounds
          * the same way), never below the page range (a corrupt byte). */
         struct heap_chunk *chunk = chunk_of((const struct heap_block *)header_addr);
-        struct heap_block *block = (struct heap_block *)header_addr;
-        if ((uintptr_t)chunk < pages_range_base() || chunk->magic != HEAP_CHUNK_MAGIC || !used_bit(chunk, granule_of(chunk, block)) ||
-            !block_intact(block) || !state_owner(block->state, &out->owner)) {
-            return false;
-        }
-        out->chunk = chunk;
-        out->block = block;
-        out->requested = block->requested;
-        return true;
+        return (uintptr_t)chunk >= pages_range_base() && resolve_in_chunk(chunk, addr, out);
     }
     if (!pages_block_containing(pa_init(header_addr), &holder)) {
         return false;
     }
     if (page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK)) {
-        struct heap_chunk *chunk = pages_pa_to_ptr(holder.start);
-        struct heap_block *block = (struct heap_block *)header_addr;
-        if (holder.order != chunk_order() || chunk->magic != HEAP_CHUNK_MAGIC ||
-            !used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) ||
-            !state_owner(block->state, &out->owner)) {
-            return false;
-        }
-        out->chunk = chunk;
-        out->block = block;
-        out->requested = block->requested;
-        return true;
+        return holder.order == chunk_order() && resolve_in_chunk(pages_pa_to_ptr(holder.start), addr, out);
     }
     if (page_state_is_owner(holder.state, PAGE_OWNER_HEAP_LARGE)) {
         struct heap_large_header *large = (struct heap_large_header *)header_addr;
@@ -598,14 +931,23 @@ IOReturn heap_lookup(const void *ptr, size_t *requested) { return heap_lookup_ow
 
 /* ------------------------------------------------------------ IOLib.h */
 
-void *heap_alloc(size_t length, enum heap_owner owner, bool zero)
+/* heap_alloc(), inlined into IOMalloc: a request with a partial slab of its
+ * class takes a slot with no call (an uninitialized heap has no slab). */
+static inline __attribute__((always_inline)) void *alloc_inline(size_t length, enum heap_owner owner, bool zero)
 {
     struct heap_state *h = &heap_state;
+    void *ptr;
 
-    if (!h->initialized || (unsigned)owner >= HEAP_OWNER_COUNT) {
+    if ((unsigned)owner >= HEAP_OWNER_COUNT) {
         return NULL;
     }
-    void *ptr = length < HEAP_LARGE_MIN ? small_alloc(length, owner) : large_alloc(length, owner);
+    if (length <= HEAP_SLAB_MAX && h->slab_partial[owner][slab_class(length)] != NULL) {
+        ptr = slab_take(h->slab_partial[owner][slab_class(length)], length);
+    } else if (!h->initialized) {
+        return NULL;
+    } else {
+        ptr = length < HEAP_LARGE_MIN ? small_alloc(length, owner) : large_alloc(length, owner);
+    }
     if (ptr != NULL) {
         ASSERT((uintptr_t)ptr % HEAP_ALIGN == 0);
         h->allocs++;
@@ -618,11 +960,13 @@ void *heap_alloc(size_t length, enum heap_owner owner, bool zero)
     return ptr;
 }
 
-void *IOMalloc(size_t length) { return heap_alloc(length, HEAP_OWNER_CALLER, false); }
+void *heap_alloc(size_t length, enum heap_owner owner, bool zero) { return alloc_inline(length, owner, zero); }
 
-void *IOMallocZero(size_t length) { return heap_alloc(length, HEAP_OWNER_CALLER, true); }
+void *IOMalloc(size_t length) { return alloc_inline(length, HEAP_OWNER_CALLER, false); }
 
-IOReturn heap_free(void *address, size_t length, enum heap_owner owner)
+void *IOMallocZero(size_t length) { return alloc_inline(length, HEAP_OWNER_CALLER, true); }
+
+static inline __attribute__((always_inline)) IOReturn free_inline(void *address, size_t length, enum heap_owner owner)
 {
     struct heap_state *h = &heap_state;
     struct resolved_block found;
@@ -635,24 +979,22 @@ IOReturn heap_free(void *address, size_t length, enum heap_owner owner)
     if (!resolve(address, &found) || found.requested != length || found.owner != owner) {
         return kIOReturnBadArgument;
     }
-    if (found.block != NULL) {
-        small_free(found.chunk, found.block);
+    if (found.slab != NULL) {
+        slab_free(found.chunk, found.slab, found.slot, found.requested);
+    } else if (found.block != NULL) {
+        tlsf_free(found.chunk, found.block);
     } else {
-        uint64_t page_count = large_pages_for(found.requested);
-        found.large->magic = 0; /* a stale copy of the pointer must not pass resolve() */
-        IOReturn ret = pages_free_contig(pages_ptr_to_pa(found.large), page_count, PAGE_OWNER_HEAP_LARGE);
-        ASSERT(ret == kIOReturnSuccess);
-        h->large_blocks--;
-        h->large_pages -= page_count;
-        h->used_bytes -= found.requested;
+        large_free(found.large);
     }
     h->frees++;
     return kIOReturnSuccess;
 }
 
-IOReturn IOFreeChecked(void *address, size_t length) { return heap_free(address, length, HEAP_OWNER_CALLER); }
+IOReturn heap_free(void *address, size_t length, enum heap_owner owner) { return free_inline(address, length, owner); }
 
-void IOFree(void *address, size_t length) { (void)IOFreeChecked(address, length); }
+IOReturn IOFreeChecked(void *address, size_t length) { return free_inline(address, length, HEAP_OWNER_CALLER); }
+
+void IOFree(void *address, size_t length) { (void)free_inline(address, length, HEAP_OWNER_CALLER); }
 
 /* ------------------------------------------------------------ stats */
 
@@ -687,6 +1029,19 @@ void heap_space(uint64_t *held, uint64_t *free_bytes, uint64_t *largest)
         }
     }
     *largest = top > HEAP_BLOCK_HEADER_SIZE ? top - HEAP_BLOCK_HEADER_SIZE : 0;
+    /* A free slot is as good as a free block for a request of its class (the
+     * caller's slabs: what IOMalloc can use). */
+    for (unsigned owner = 0; owner < HEAP_OWNER_COUNT; owner++) {
+        for (unsigned size_class = 0; size_class < HEAP_SLAB_CLASSES; size_class++) {
+            uint64_t slot_size = class_slot_size(size_class);
+            for (const struct heap_slab *slab = h->slab_partial[owner][size_class]; slab != NULL; slab = slab->next) {
+                *free_bytes += slab->free_count * slot_size;
+            }
+            if (owner == HEAP_OWNER_CALLER && h->slab_partial[owner][size_class] != NULL && slot_size > *largest) {
+                *largest = slot_size;
+            }
+        }
+    }
 }
 
 /* ------------------------------------------------------------ integrity */
@@ -698,11 +1053,110 @@ static IOReturn check_fail(struct heap_check_report *report, const char *error, 
     return kIOReturnInternalError;
 }
 
-/* Walks one chunk block by block (H1, H2, H4, H5, H6). */
+/* What the walk found of the slabs, for check_slab_lists() and the counters. */
+struct slab_walk {
+    uint64_t slabs;
+    uint64_t partial;    /* slabs with a free slot */
+};
+static struct slab_walk slab_walk;
+
+/* One slab block of `chunk` (H7): its header, window, slots and maps. */
+static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, struct heap_check_report *report)
+{
+    struct heap_slab *slab = (struct heap_slab *)block_payload(block);
+    uintptr_t window = (uintptr_t)slab;
+
+    if (block->requested != 0 || block->size != HEAP_SLAB_BLOCK) {
+        return check_fail(report, "slab block of the wrong size", block);
+    }
+    if (window % HEAP_SLAB_SIZE != 0 || !slab_bit(chunk, window_of(chunk, window))) {
+        return check_fail(report, "slab not on a slab_map window", slab);
+    }
+    if (!slab_intact(slab)) {
+        return check_fail(report, "slab header damaged", slab);
+    }
+    uint32_t slot_size = class_slot_size(slab->size_class);
+    if (slab->size_class >= HEAP_SLAB_CLASSES || slab->owner >= HEAP_OWNER_COUNT || slab->slot_size != slot_size ||
+        slab->first != HEAP_SLAB_FIRST || slab->slot_count != (HEAP_SLAB_SLOTS_END - HEAP_SLAB_FIRST) / slot_size) {
+        return check_fail(report, "slab geometry wrong", slab);
+    }
+    uint64_t free_slots = 0;
+    for (unsigned slot = 0; slot < HEAP_SLAB_SLOTS_MAX; slot++) {
+        bool is_free = slot_free(slab, slot);
+        uint16_t requested = slab->requested[slot];
+        if (slot >= slab->slot_count || is_free) {
+            free_slots += is_free; /* requested[] of a free slot means nothing */
+            continue;
+        }
+        if (requested > slot_size || slab->size_class > HEAP_SLAB_FALL_UP(slab_class(requested))) {
+            return check_fail(report, "slot requested size outside its class", slab);
+        }
+        report->blocks++;
+        report->used_bytes += requested;
+    }
+    for (unsigned word = 0; word < HEAP_SLAB_MAP_WORDS; word++) {
+        uint32_t below = slab->slot_count > word * 64u ? slab->slot_count - word * 64u : 0u;
+        uint64_t valid = below >= 64u ? ~UINT64_C(0) : (UINT64_C(1) << below) - 1u;
+        if ((slab->free_map[word] & ~valid) != 0) {
+            return check_fail(report, "slab free_map set past the slots", slab);
+        }
+    }
+    if (free_slots != slab->free_count) {
+        return check_fail(report, "slab free_count disagrees with free_map", slab);
+    }
+    if (free_slots == slab->slot_count) {
+        return check_fail(report, "an empty slab was kept", slab);
+    }
+    bool listed = slab->prev != NULL || heap_state.slab_partial[slab->owner][slab->size_class] == slab;
+    if (listed != (free_slots != 0) || (free_slots == 0 && slab->next != NULL)) {
+        return check_fail(report, "slab on a partial list exactly when it has a free slot: not so", slab);
+    }
+    slab_walk.slabs++;
+    slab_walk.partial += free_slots != 0;
+    return kIOReturnSuccess;
+}
+
+/* The partial lists hold exactly the slabs with a free slot, each once, in
+ * the list of its owner and class, with right back links. */
+static IOReturn check_slab_lists(struct heap_check_report *report)
+{
+    const struct heap_state *h = &heap_state;
+    uint64_t listed = 0;
+
+    for (unsigned owner = 0; owner < HEAP_OWNER_COUNT; owner++) {
+        for (unsigned size_class = 0; size_class < HEAP_SLAB_CLASSES; size_class++) {
+            const struct heap_slab *prev = NULL;
+            for (const struct heap_slab *slab = h->slab_partial[owner][size_class]; slab != NULL;
+                 prev = slab, slab = slab->next) {
+                struct page_block holder;
+                if (listed++ == slab_walk.partial) {
+                    return check_fail(report, "partial lists hold more slabs than the chunks (or a cycle)", slab);
+                }
+                if (!pages_block_containing(pages_ptr_to_pa(slab), &holder) ||
+                    !page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK) || !slab_intact(slab) ||
+                    !slab_bit(pages_pa_to_ptr(holder.start), window_of(pages_pa_to_ptr(holder.start), (uintptr_t)slab))) {
+                    return check_fail(report, "partial list entry is not a slab", slab);
+                }
+                if (slab->owner != owner || slab->size_class != size_class || slab->free_count == 0) {
+                    return check_fail(report, "slab on the wrong partial list", slab);
+                }
+                if (slab->prev != prev) {
+                    return check_fail(report, "partial list back link is wrong", slab);
+                }
+            }
+        }
+    }
+    if (listed != slab_walk.partial) {
+        return check_fail(report, "slab with a free slot missing from the partial lists", NULL);
+    }
+    return kIOReturnSuccess;
+}
+
+/* Walks one chunk block by block (H1, H2, H4, H5, H6, H7). */
 static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *report)
 {
     struct page_block holder;
-    uint64_t used_here = 0;
+    uint64_t used_here = 0, slabs_here = 0;
 
     if (!pages_block_containing(pages_ptr_to_pa(chunk), &holder) ||
         pa_addr(holder.start) != (uint64_t)(uintptr_t)chunk ||
@@ -729,11 +1183,19 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
             return check_fail(report, "block size out of range", block);
         }
         enum heap_owner owner;
-        bool used = state_owner(block->state, &owner);
+        bool is_slab = block->state == HEAP_BLOCK_SLAB;
+        bool used = is_slab || state_owner(block->state, &owner);
         if (used != used_bit(chunk, granule_of(chunk, block))) {
             return check_fail(report, "used_map disagrees with the block state", block);
         }
-        if (used) {
+        if (is_slab) {
+            IOReturn ret = check_slab(chunk, block, report);
+            if (ret != kIOReturnSuccess) {
+                return ret;
+            }
+            used_here++;
+            slabs_here++;
+        } else if (used) {
             if (block->requested > block->size - HEAP_BLOCK_HEADER_SIZE || block->requested >= HEAP_LARGE_MIN) {
                 return check_fail(report, "requested size does not fit the block", block);
             }
@@ -765,6 +1227,13 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
     }
     if (bits != used_here) {
         return check_fail(report, "used_map has bits where no used block starts", chunk);
+    }
+    bits = 0;
+    for (size_t word = 0; word < sizeof(chunk->slab_map) / sizeof(chunk->slab_map[0]); word++) {
+        bits += (uint64_t)__builtin_popcountll(chunk->slab_map[word]);
+    }
+    if (bits != slabs_here) {
+        return check_fail(report, "slab_map has bits where no slab is", chunk);
     }
     if (used_here == 0 && chunk != heap_state.home_chunk) {
         return check_fail(report, "an empty chunk other than the home chunk was kept", chunk);
@@ -864,6 +1333,7 @@ IOReturn heap_check(struct heap_check_report *report)
     IOReturn ret;
 
     memset(report, 0, sizeof(*report));
+    memset(&slab_walk, 0, sizeof(slab_walk));
     if (!h->initialized) {
         report->error = "heap not initialized";
         return kIOReturnInternalError;
@@ -888,9 +1358,16 @@ IOReturn heap_check(struct heap_check_report *report)
     if (ret != kIOReturnSuccess) {
         return ret;
     }
+    ret = check_slab_lists(report);
+    if (ret != kIOReturnSuccess) {
+        return ret;
+    }
     ret = check_page_blocks(report);
     if (ret != kIOReturnSuccess) {
         return ret;
+    }
+    if (slab_walk.slabs != h->slabs) {
+        return check_fail(report, "slab counters disagree with the walk", h);
     }
     if (report->blocks != h->used_blocks + h->large_blocks || report->used_bytes != h->used_bytes ||
         report->free_blocks != h->free_blocks || report->free_bytes != h->free_bytes ||

@@ -16,6 +16,15 @@
  *       +HEAP_CHUNK_SIZE-16 sentinel header (state HEAP_BLOCK_SENTINEL)
  *     .free_lists[fl][sl] --> struct heap_free_block (doubly linked)
  *
+ *   A slab (small requests, <= HEAP_SLAB_MAX bytes) is a used block of state
+ *   HEAP_BLOCK_SLAB and HEAP_SLAB_SIZE bytes whose payload starts on a
+ *   HEAP_SLAB_SIZE boundary of its chunk (the "window"; the window's last 16
+ *   bytes are the next block's header, so slabs can follow each other):
+ *   struct heap_slab there, then slot_count slots of one size, no header per
+ *   slot. The chunk's slab_map has a bit per window.
+ *     .slab_partial[owner][class] --> struct heap_slab (doubly linked, the
+ *                 slabs of that owner and slot size with a free slot)
+ *
  *   A large block (request >= HEAP_LARGE_MIN) is a pages_alloc_contig() run
  *   owned by PAGE_OWNER_HEAP_LARGE; it begins with struct heap_large_header
  *   and the caller's pointer is run start + 16. Decoders find them by walking
@@ -67,6 +76,7 @@ enum heap_block_state {
     HEAP_BLOCK_USED_OBJECT = 0xA0B1,   /* used, an OSObject instance (HEAP_OWNER_OBJECT) */
     HEAP_BLOCK_USED_FIRMWARE = 0xA1F3, /* used, firmware metadata (HEAP_OWNER_FIRMWARE) */
     HEAP_BLOCK_SENTINEL = 0x5E47,      /* the header that closes a chunk */
+    HEAP_BLOCK_SLAB = 0x5AB0,          /* used, holds a struct heap_slab (its slots are the live blocks) */
 };
 
 /*
@@ -112,15 +122,65 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 #define HEAP_LARGE_MAGIC_OBJECT UINT32_C(0x4a424f4c)   /* "LOBJ": HEAP_OWNER_OBJECT */
 #define HEAP_LARGE_MAGIC_FIRMWARE UINT32_C(0x4d57464c) /* "LFWM": HEAP_OWNER_FIRMWARE */
 
+/* ------------------------------------------------------------ slabs */
+
+/* Requests of 0..HEAP_SLAB_MAX bytes are served from slabs: slot sizes 16,
+ * 32, ..., HEAP_SLAB_MAX (class c has slots of (c + 1) * 16 bytes). A request
+ * of class c takes a slot of class c, or when no slab of class c has a free
+ * slot, of the smallest class up to HEAP_SLAB_FALL_UP(c) that has one (at most
+ * twice its size: fewer slabs made and emptied when a class comes and goes). */
+#define HEAP_SLAB_MAX 256u
+#define HEAP_SLAB_CLASSES (HEAP_SLAB_MAX / HEAP_ALIGN)
+#define HEAP_SLAB_FALL_UP(size_class) (2u * (size_class) + 1u)
+/* A slab's window: 4 KiB, aligned to its size inside the chunk. */
+#define HEAP_SLAB_SHIFT 12u
+#define HEAP_SLAB_SIZE (UINT32_C(1) << HEAP_SLAB_SHIFT)
+#define HEAP_CHUNK_WINDOWS (HEAP_CHUNK_SIZE / HEAP_SLAB_SIZE)
+/* Enough for the smallest slots: (HEAP_SLAB_SIZE - 16 - HEAP_SLAB_FIRST) / 16 of them. */
+#define HEAP_SLAB_SLOTS_MAX 240u
+#define HEAP_SLAB_MAP_WORDS ((HEAP_SLAB_SLOTS_MAX + 63u) / 64u)
+/* "SLAB" as it reads in a little-endian memory dump. */
+#define HEAP_SLAB_MAGIC UINT32_C(0x42414c53)
+
+/*
+ * The head of a slab, at its window's start. Everything a free trusts is
+ * here, never in a slot: free_map says which slots are live, requested[]
+ * their lengths, owner whose they are. The fields up to free_count never
+ * change while the slab lives and are checksummed (with the address).
+ */
+struct heap_slab {
+    uint32_t magic;      /* HEAP_SLAB_MAGIC */
+    uint8_t size_class;  /* slot size = (size_class + 1) * HEAP_ALIGN */
+    uint8_t owner;       /* enum heap_owner of every slot */
+    uint16_t check;      /* checksum of magic .. first and the address */
+    uint16_t slot_size;  /* bytes per slot */
+    uint16_t slot_count; /* (HEAP_SLAB_SIZE - HEAP_BLOCK_HEADER_SIZE - first) / slot_size */
+    uint16_t first;      /* offset of slot 0 from the slab: HEAP_SLAB_FIRST */
+    uint16_t free_count; /* free slots: the set bits of free_map */
+    struct heap_slab *next; /* heap_state.slab_partial list, while free_count != 0 */
+    struct heap_slab *prev;
+    uint64_t free_map[HEAP_SLAB_MAP_WORDS]; /* bit i set: slot i is free; no bit >= slot_count */
+    uint16_t requested[HEAP_SLAB_SLOTS_MAX]; /* used slot i: its requested length (free: stale) */
+};
+
+/* Offset of slot 0: the slab header rounded up to the alignment. */
+#define HEAP_SLAB_FIRST \
+    ((uint32_t)((sizeof(struct heap_slab) + HEAP_ALIGN - 1u) & ~(size_t)(HEAP_ALIGN - 1u)))
+#define HEAP_SLAB_SLOTS_END (HEAP_SLAB_SIZE - HEAP_BLOCK_HEADER_SIZE) /* slots end here: the next header */
+_Static_assert((HEAP_SLAB_SLOTS_END - HEAP_SLAB_FIRST) / HEAP_ALIGN <= HEAP_SLAB_SLOTS_MAX, "requested[] covers 16-byte slots");
+
 /* The head of a chunk. used_map has one bit per 16-byte granule of the chunk:
- * bit g is set exactly when a used block's header starts at chunk + 16 g.
- * It is what makes IOFree's "is this a live block?" answer independent of
- * anything stored in the block itself. */
+ * bit g is set exactly when a used block's header (a slab's included) starts
+ * at chunk + 16 g. slab_map has one bit per HEAP_SLAB_SIZE window: bit w is
+ * set exactly when a slab's header is at chunk + w * HEAP_SLAB_SIZE. They are
+ * what makes IOFree's "is this a live block?" answer independent of anything
+ * stored in the block itself. */
 struct heap_chunk {
     uint64_t magic;            /* HEAP_CHUNK_MAGIC */
     struct heap_chunk *next;   /* heap_state.chunks list */
     struct heap_chunk *prev;
     uint64_t used_map[HEAP_CHUNK_GRANULES / 64u];
+    uint64_t slab_map[(HEAP_CHUNK_WINDOWS + 63u) / 64u];
 };
 
 /* Offset of a chunk's first block: the header rounded up to the alignment. */
@@ -149,13 +209,15 @@ struct heap_state {
     uint32_t fl_bitmap;                 /* bit fl set <=> sl_bitmap[fl] != 0 */
     uint32_t sl_bitmap[HEAP_FL_COUNT];  /* bit sl set <=> free_lists[fl][sl] != NULL */
     struct heap_free_block *free_lists[HEAP_FL_COUNT][HEAP_SL_COUNT];
+    struct heap_slab *slab_partial[HEAP_OWNER_COUNT][HEAP_SLAB_CLASSES]; /* slabs with a free slot */
     struct heap_chunk *chunks;          /* every chunk the heap holds */
     struct heap_chunk *home_chunk;      /* taken by heap_init, never given back */
     uint64_t chunk_count;
     uint64_t used_bytes;   /* sum of the requested sizes of live blocks, small and large */
-    uint64_t used_blocks;  /* live blocks in chunks */
+    uint64_t used_blocks;  /* live blocks in chunks: slab slots and used blocks (not the slabs) */
     uint64_t free_bytes;   /* sum of the sizes (headers included) of free blocks */
     uint64_t free_blocks;  /* free blocks in chunks */
+    uint64_t slabs;        /* slab blocks */
     uint64_t large_blocks; /* live large blocks */
     uint64_t large_pages;  /* pages held by them */
     uint64_t allocs;       /* successful IOMalloc/IOMallocZero calls */
@@ -234,8 +296,10 @@ IOReturn heap_check(struct heap_check_report *report);
 
 /*
  * For the benchmark (not timed): bytes the heap holds (chunks and large pages),
- * free bytes in chunks (headers of free blocks included), and the largest
- * request a free block holds without taking another chunk. Walks one free list.
+ * free bytes in chunks (headers of free blocks included, and the free slots of
+ * slabs), and the largest request the heap satisfies without taking another
+ * chunk: the largest free block's, or a free slot's. Walks one free list and
+ * the partial slab lists.
  */
 void heap_space(uint64_t *held, uint64_t *free_bytes, uint64_t *largest);
 

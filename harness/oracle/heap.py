@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -50,6 +50,15 @@ HEAP_CHUNK_MAGIC = 0x4B4E5548434D4F49  # "IOMCHUNK"
 HEAP_LARGE_MAGIC = 0x4752414C  # "LARG": IOMalloc's (the caller's)
 HEAP_LARGE_MAGIC_OBJECT = 0x4A424F4C  # "LOBJ": an OSObject's
 HEAP_LARGE_MAGIC_FIRMWARE = 0x4D57464C  # "LFWM": the firmware's own metadata
+HEAP_SLAB_MAGIC = 0x42414C53  # "SLAB"
+HEAP_SLAB_SIZE = 4096  # a slab's window (HEAP_SLAB_SHIFT 12); its block is exactly this big
+HEAP_SLAB_MAX = 256  # requests of 0..256 bytes go to slabs; class c has slots of (c + 1) * 16
+# enum heap_owner names -> the owner words used here (the values come from DWARF)
+OWNER_NAMES = {
+    "HEAP_OWNER_CALLER": "caller",
+    "HEAP_OWNER_OBJECT": "object",
+    "HEAP_OWNER_FIRMWARE": "firmware",
+}
 # Who a used block belongs to (heap.h enum heap_owner): IOFree takes only "caller" blocks.
 LARGE_MAGIC_OWNER = {
     HEAP_LARGE_MAGIC: "caller",
@@ -84,6 +93,25 @@ def large_check(address: int, requested: int, magic: int) -> int:
     return _check_fold(address, requested, magic) >> 32
 
 
+def slab_check(
+    address: int, magic: int, size_class: int, owner: int, slot_size: int, slot_count: int, first: int
+) -> int:
+    """The 16-bit checksum of a slab header at ``address`` (its fields that never change)."""
+    ids = (magic << 16) | (size_class << 8) | owner
+    shape = (slot_size << 32) | (slot_count << 16) | first
+    return _check_fold(address, ids, shape) >> 48
+
+
+def slab_class(requested: int) -> int:
+    """The slab class of a request of 0..HEAP_SLAB_MAX bytes: slots of (class + 1) * 16."""
+    return 0 if requested == 0 else (requested - 1) >> 4
+
+
+def slab_fall_up(size_class: int) -> int:
+    """HEAP_SLAB_FALL_UP: the largest class a request of ``size_class`` may take a slot of."""
+    return 2 * size_class + 1
+
+
 def small_block_size(requested: int) -> int:
     """The block a small request needs: header + request rounded to 16, at least 32 bytes."""
     return max(HEAP_MIN_BLOCK, (requested + HEAP_BLOCK_HEADER_SIZE + HEAP_ALIGN - 1) & ~(HEAP_ALIGN - 1))
@@ -107,6 +135,7 @@ class Layouts:
     heap_block: StructLayout
     heap_free_block: StructLayout
     heap_large_header: StructLayout
+    heap_slab: StructLayout
     object_registry: StructLayout
     object_slot: StructLayout
     os_object: StructLayout
@@ -115,6 +144,7 @@ class Layouts:
     page_owner: dict[str, int]
     block_state: dict[str, int]
     slot_state: dict[str, int]
+    owner: dict[str, int]
 
     @classmethod
     def from_dwarf(cls, dwarf: Dwarf) -> Layouts:
@@ -125,6 +155,7 @@ class Layouts:
             heap_block=dwarf.struct("heap_block"),
             heap_free_block=dwarf.struct("heap_free_block"),
             heap_large_header=dwarf.struct("heap_large_header"),
+            heap_slab=dwarf.struct("heap_slab"),
             object_registry=dwarf.struct("object_registry"),
             object_slot=dwarf.struct("object_slot"),
             os_object=dwarf.struct("OSObject"),
@@ -133,6 +164,7 @@ class Layouts:
             page_owner=dwarf.enum("page_owner"),
             block_state=dwarf.enum("heap_block_state"),
             slot_state=dwarf.enum("object_slot_state"),
+            owner=dwarf.enum("heap_owner"),
         )
 
     # Geometry that follows from the layouts.
@@ -140,6 +172,24 @@ class Layouts:
     def used_states(self) -> dict[int, str]:
         """The used block states (enum heap_block_state) and the owner each one means."""
         return {self.block_state[name]: owner for name, owner in USED_STATE_OWNER.items()}
+
+    @cached_property
+    def owner_names(self) -> dict[int, str]:
+        """enum heap_owner values -> caller / object / firmware."""
+        return {self.owner[name]: word for name, word in OWNER_NAMES.items()}
+
+    @property
+    def slab_first(self) -> int:
+        """HEAP_SLAB_FIRST: the slab header rounded up to the alignment."""
+        return (self.heap_slab.size + HEAP_ALIGN - 1) & ~(HEAP_ALIGN - 1)
+
+    @property
+    def slab_classes(self) -> int:
+        return self.heap_state["slab_partial"].count // self.owner["HEAP_OWNER_COUNT"]
+
+    def slot_count(self, slot_size: int) -> int:
+        """Slots of ``slot_size`` bytes between the slab header and the next block's header."""
+        return (HEAP_SLAB_SIZE - HEAP_BLOCK_HEADER_SIZE - self.slab_first) // slot_size
 
     @property
     def chunk_size(self) -> int:
@@ -255,6 +305,50 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Slab:
+    """A slab: the struct heap_slab at its window, which follows its block header."""
+
+    address: int  # the window (the slab header); its block header is 16 bytes below
+    magic: int
+    size_class: int
+    owner: int
+    check: int
+    slot_size: int
+    slot_count: int
+    first: int
+    free_count: int
+    next: int
+    prev: int
+    free_map: int  # bit i set: slot i free
+    requested: tuple[int, ...]  # per slot (meaningful for used slots only)
+
+    def used_slots(self) -> list[int]:
+        return [i for i in range(min(self.slot_count, len(self.requested))) if not self.free_map >> i & 1]
+
+    def slot(self, index: int) -> int:
+        """The caller's pointer of slot ``index``."""
+        return self.address + self.first + index * self.slot_size
+
+    @property
+    def canonical(self) -> tuple[object, ...]:
+        """Without the partial-list links (history) or stale requested sizes of free slots."""
+        used = tuple((i, self.requested[i]) for i in self.used_slots())
+        return (
+            self.address,
+            self.magic,
+            self.size_class,
+            self.owner,
+            self.check,
+            self.slot_size,
+            self.slot_count,
+            self.first,
+            self.free_count,
+            self.free_map,
+            used,
+        )
+
+
+@dataclass(frozen=True)
 class Chunk:
     address: int
     magic: int
@@ -263,6 +357,8 @@ class Chunk:
     blocks: tuple[Block, ...]
     sentinel: Block | None
     used_granules: frozenset[int]
+    slab_windows: frozenset[int] = frozenset()  # slab_map bits: window w at address + w * HEAP_SLAB_SIZE
+    slabs: tuple[Slab, ...] = ()  # of the blocks of state HEAP_BLOCK_SLAB, by address
 
 
 @dataclass(frozen=True)
@@ -288,6 +384,12 @@ class HeapView:
     home_chunk: int
     chunks: tuple[Chunk, ...]
     large: tuple[LargeBlock, ...]
+    slab_partial: dict[tuple[int, int], tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    # (owner, class) -> ((slab, prev), ...) of heap_state.slab_partial, in list order
+
+    @property
+    def slabs(self) -> tuple[Slab, ...]:
+        return tuple(slab for chunk in self.chunks for slab in chunk.slabs)
 
 
 @dataclass(frozen=True)
@@ -299,15 +401,19 @@ class Snapshot:
     problems: tuple[str, ...] = field(default=())  # found while decoding
 
     def live_blocks(self) -> dict[int, int]:
-        """Every live block, small and large: caller's pointer -> requested size."""
+        """Every live block, small (a used block or a slab's used slot) and large: caller's
+        pointer -> requested size."""
         out = {b.payload: b.requested for c in self.heap.chunks for b in c.blocks if self._used(b)}
+        out.update({s.slot(i): s.requested[i] for s in self.heap.slabs for i in s.used_slots()})
         out.update({large.payload: large.requested for large in self.heap.large})
         return out
 
     def block_owners(self) -> dict[int, str]:
         """Every live block's owner (caller / object / firmware), by the caller's pointer."""
         states = self.layouts.used_states
+        names = self.layouts.owner_names
         out = {b.payload: states[b.state] for c in self.heap.chunks for b in c.blocks if self._used(b)}
+        out.update({s.slot(i): names.get(s.owner, "?") for s in self.heap.slabs for i in s.used_slots()})
         out.update({lg.payload: LARGE_MAGIC_OWNER.get(lg.magic, "?") for lg in self.heap.large})
         return out
 
@@ -353,6 +459,14 @@ class Snapshot:
             self.heap.home_chunk,
             tuple(sorted((c.address, c.blocks, c.sentinel, c.used_granules) for c in self.heap.chunks)),
             self.heap.large,
+            tuple(sorted(slab.canonical for slab in self.heap.slabs)),
+            tuple(sorted(c.slab_windows for c in self.heap.chunks)),
+            tuple(
+                sorted(
+                    (key, tuple(sorted(e for e, _ in entries)))
+                    for key, entries in self.heap.slab_partial.items()
+                )
+            ),
         )
 
 
@@ -440,6 +554,31 @@ def _decode_block(lay: Layouts, blob: bytes, offset: int, address: int) -> Block
     )
 
 
+def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int) -> Slab:
+    hs = lay.heap_slab
+    part = blob[offset : offset + hs.size]
+
+    def get(name: str, index: int = 0) -> int:
+        return hs.read(part, name, index)
+
+    words = hs["free_map"].count
+    return Slab(
+        address=address,
+        magic=get("magic"),
+        size_class=get("size_class"),
+        owner=get("owner"),
+        check=get("check"),
+        slot_size=get("slot_size"),
+        slot_count=get("slot_count"),
+        first=get("first"),
+        free_count=get("free_count"),
+        next=get("next"),
+        prev=get("prev"),
+        free_map=sum(get("free_map", i) << (64 * i) for i in range(words)),
+        requested=tuple(get("requested", i) for i in range(hs["requested"].count)),
+    )
+
+
 def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
     size = lay.chunk_size
     blob = r.maybe(address, size, f"heap: chunk {address:#x}")
@@ -454,6 +593,11 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
         set_bits.append(lowest.bit_length() - 1)
         bits ^= lowest
     granules = frozenset(set_bits)
+    slab_map = hc["slab_map"]
+    windows_bits = int.from_bytes(blob[slab_map.offset : slab_map.offset + slab_map.size], "little")
+    windows = frozenset(w for w in range(slab_map.size * 8) if windows_bits >> w & 1)
+    slab_state = lay.block_state["HEAP_BLOCK_SLAB"]
+    slabs: list[Slab] = []
     end = size - HEAP_BLOCK_HEADER_SIZE
     blocks: list[Block] = []
     offset = lay.chunk_first
@@ -467,6 +611,9 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
             break
         block = _decode_block(lay, blob, offset, address + offset)
         blocks.append(block)
+        at = offset + HEAP_BLOCK_HEADER_SIZE
+        if block.state == slab_state and at + lay.heap_slab.size <= size:
+            slabs.append(_decode_slab(lay, blob, at, address + at))
         if block.size < HEAP_MIN_BLOCK or block.size % HEAP_ALIGN:
             r.problems.append(f"heap: block {block.address:#x} has size {block.size}: cannot walk on")
             break
@@ -479,6 +626,8 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
         blocks=tuple(blocks),
         sentinel=sentinel,
         used_granules=granules,
+        slab_windows=windows,
+        slabs=tuple(slabs),
     )
 
 
@@ -507,6 +656,26 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
                 cursor = fb.read(raw, "next_free")
             if entries:
                 free_lists[(fl, sl)] = tuple(entries)
+
+    slab_partial: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
+    classes = lay.slab_classes
+    hs = lay.heap_slab
+    for index in range(s["slab_partial"].count):
+        cursor = s.read(blob, "slab_partial", index)
+        slab_entries: list[tuple[int, int]] = []
+        while cursor:
+            if len(slab_entries) > pages.size // HEAP_SLAB_SIZE or not pages.base <= cursor < pages.end:
+                r.problems.append(
+                    f"heap: partial list {divmod(index, classes)} leaves the heap or loops at {cursor:#x}"
+                )
+                break
+            raw = r.maybe(cursor, hs.size, "heap: partial list entry")
+            if raw is None:
+                break
+            slab_entries.append((cursor, hs.read(raw, "prev")))
+            cursor = hs.read(raw, "next")
+        if slab_entries:
+            slab_partial[divmod(index, classes)] = tuple(slab_entries)
 
     chunk_list: list[int] = []
     cursor = s.read(blob, "chunks")
@@ -552,6 +721,7 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
         home_chunk=s.read(blob, "home_chunk"),
         chunks=chunks,
         large=tuple(large),
+        slab_partial=slab_partial,
     )
 
 
@@ -635,11 +805,12 @@ def _page_problems(snap: Snapshot) -> Iterable[str]:
         yield f"pages: free_pages counter {p.free_pages}, lists hold {total_free}"
 
 
-def _heap_problems(snap: Snapshot) -> Iterable[str]:
+def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
     lay, h, p = snap.layouts, snap.heap, snap.pages
     used = lay.used_states
     free = lay.block_state["HEAP_BLOCK_FREE"]
     sentinel_state = lay.block_state["HEAP_BLOCK_SENTINEL"]
+    slab_state = lay.block_state["HEAP_BLOCK_SLAB"]
     owned = lay.page_state["PAGE_STATE_OWNED"]
     chunk_state = owned + lay.page_owner["PAGE_OWNER_HEAP_CHUNK"]
     chunk_order = (lay.chunk_size // p.page_size).bit_length() - 1 if p.page_size else 0
@@ -693,6 +864,13 @@ def _heap_problems(snap: Snapshot) -> Iterable[str]:
                 need = small_block_size(b.requested)
                 if b.requested >= HEAP_LARGE_MIN or not need <= b.size < need + HEAP_MIN_BLOCK:
                     yield f"{at}: {b.requested} bytes requested in a block of {b.size} (needs {need}, < +32)"
+            elif b.state == slab_state:
+                used_here += 1
+                granules.add((b.address - chunk.address) // HEAP_ALIGN)
+                if b.size != HEAP_SLAB_SIZE or b.requested:
+                    yield f"{at}: slab block of {b.size} bytes, requested {b.requested}"
+                if b.payload % HEAP_SLAB_SIZE:
+                    yield f"{at}: slab window {b.payload:#x} is not {HEAP_SLAB_SIZE}-aligned"
             elif b.state == free:
                 if prev_free:
                     yield f"{at}: two neighbouring free blocks (not coalesced)"
@@ -719,6 +897,15 @@ def _heap_problems(snap: Snapshot) -> Iterable[str]:
             yield f"{where}: used_map bits without a used block {extra}, used blocks without a bit {missing}"
         if used_here == 0 and chunk.address != h.home_chunk:
             yield f"{where}: empty chunk kept (only the home chunk may be empty)"
+        windows = {
+            (b.payload - chunk.address) // HEAP_SLAB_SIZE for b in chunk.blocks if b.state == slab_state
+        }
+        if windows != chunk.slab_windows:
+            extra, missing = (
+                sorted(chunk.slab_windows - windows)[:4],
+                sorted(windows - chunk.slab_windows)[:4],
+            )
+            yield f"{where}: slab_map bits without a slab {extra}, slabs without a bit {missing}"
 
     # TLSF lists: exactly the free blocks, each in its class, links and bitmaps right
     listed: dict[int, tuple[int, int]] = {}
@@ -761,10 +948,13 @@ def _heap_problems(snap: Snapshot) -> Iterable[str]:
         large_bytes += large.requested
         large_pages_total += large.pages
 
+    slots, slot_bytes = yield from _slab_problems(snap)
+
     # counters
     want = {
-        "used_blocks": small_used,
-        "used_bytes": small_bytes + large_bytes,
+        "slabs": len(h.slabs),
+        "used_blocks": small_used + slots,
+        "used_bytes": small_bytes + slot_bytes + large_bytes,
         "free_blocks": len(free_headers),
         "free_bytes": sum(b.size for b in free_headers.values()),
         "large_blocks": len(h.large),
@@ -785,6 +975,64 @@ def _heap_problems(snap: Snapshot) -> Iterable[str]:
             yield f"heap: blocks [{a0:#x}, {a1:#x}) and [{b0:#x}, ...) overlap"
     if spans and (spans[0][0] < p.base or spans[-1][1] > p.end):
         yield f"heap: blocks outside the page range [{p.base:#x}, {p.end:#x})"
+
+
+def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
+    """Every slab's header, maps and slots, and the partial lists (heap.c H7); returns the
+    number of used slots and the sum of their requested sizes."""
+    lay, h = snap.layouts, snap.heap
+    slots = slot_bytes = 0
+    partial: dict[int, tuple[int, int]] = {}
+    for slab in h.slabs:
+        at = f"heap: slab {slab.address:#x}"
+        want_check = slab_check(
+            slab.address, slab.magic, slab.size_class, slab.owner, slab.slot_size, slab.slot_count, slab.first
+        )
+        if slab.magic != HEAP_SLAB_MAGIC or slab.check != want_check:
+            yield f"{at}: header damaged (magic {slab.magic:#x}, check {slab.check:#06x}/{want_check:#06x})"
+        slot_size = (slab.size_class + 1) * HEAP_ALIGN
+        if (
+            slab.size_class >= lay.slab_classes
+            or slab.owner not in lay.owner_names
+            or slab.slot_size != slot_size
+            or slab.first != lay.slab_first
+            or slab.slot_count != lay.slot_count(slot_size)
+        ):
+            shape = f"{slab.slot_count} x {slab.slot_size} from +{slab.first}"
+            yield f"{at}: geometry (class {slab.size_class}, owner {slab.owner}, {shape})"
+            continue
+        if slab.free_map >> slab.slot_count:
+            yield f"{at}: free_map bits past slot {slab.slot_count}"
+        free_slots = bin(slab.free_map & ((1 << slab.slot_count) - 1)).count("1")
+        if free_slots != slab.free_count:
+            yield f"{at}: free_count {slab.free_count}, free_map has {free_slots}"
+        if free_slots == slab.slot_count:
+            yield f"{at}: empty slab kept"
+        for index in slab.used_slots():
+            requested = slab.requested[index]
+            if requested > slot_size or slab.size_class > slab_fall_up(slab_class(requested)):
+                yield f"{at}: slot {index} holds {requested} bytes in a {slot_size}-byte class"
+            slots += 1
+            slot_bytes += requested
+        if free_slots:
+            partial[slab.address] = (slab.owner, slab.size_class)
+    listed: set[int] = set()
+    for (owner, size_class), entries in h.slab_partial.items():
+        previous = 0
+        for entry, back_link in entries:
+            if entry in listed:
+                yield f"heap: slab {entry:#x} is on the partial lists twice"
+            listed.add(entry)
+            if partial.get(entry) != (owner, size_class):
+                where = f"heap: partial list ({owner},{size_class})"
+                yield f"{where} entry {entry:#x}: no such slab with a free slot"
+            if back_link != previous:
+                yield f"heap: slab {entry:#x} back link {back_link:#x}, want {previous:#x}"
+            previous = entry
+    missing = sorted(set(partial) - listed)
+    if missing:
+        yield f"heap: slabs with a free slot missing from the partial lists: {[hex(a) for a in missing[:4]]}"
+    return slots, slot_bytes
 
 
 def problems(snap: Snapshot) -> list[str]:
@@ -836,6 +1084,8 @@ def accounting(snap: Snapshot) -> dict[str, int]:
             "large_headers",
             "large_padding",
             "other_pages",
+            "slab_headers",
+            "slab_free",
         ),
         0,
     )
@@ -859,11 +1109,21 @@ def accounting(snap: Snapshot) -> dict[str, int]:
     for chunk in h.chunks:
         out["chunk_headers"] += lay.chunk_first
         out["sentinels"] += HEAP_BLOCK_HEADER_SIZE
+        slabs = {slab.address: slab for slab in chunk.slabs}
         for blk in chunk.blocks:
             if blk.state in used_states:
                 out["block_headers"] += HEAP_BLOCK_HEADER_SIZE
                 out["used"] += blk.requested
                 out["padding"] += blk.size - HEAP_BLOCK_HEADER_SIZE - blk.requested
+            elif blk.payload in slabs:  # header, slab header and the slots' tail; slots
+                slab = slabs[blk.payload]
+                used_slots = slab.used_slots()
+                requested = sum(slab.requested[i] for i in used_slots)
+                out["block_headers"] += HEAP_BLOCK_HEADER_SIZE
+                out["slab_headers"] += blk.size - HEAP_BLOCK_HEADER_SIZE - slab.slot_count * slab.slot_size
+                out["used"] += requested
+                out["padding"] += len(used_slots) * slab.slot_size - requested
+                out["slab_free"] += (slab.slot_count - len(used_slots)) * slab.slot_size
             else:
                 out["free_in_chunks"] += blk.size
     for lg in h.large:

@@ -43,6 +43,7 @@ class Workload:
     map_handle: int
     map_va: int
     dma: int | None = None  # a prepared IODMACommand, on profiles with the SMMU
+    slot: int = 0  # a slab's slot (a request of at most HEAP_SLAB_MAX bytes)
 
 
 @dataclass
@@ -72,16 +73,17 @@ class Outcome:
 
 def workload(guest: Guest) -> Workload:
     page = guest.profile.granule
-    small = guest.alloc(0x40)
-    freed = guest.alloc(0x100)
-    guest.alloc(0x80)  # keeps `freed` from merging into the chunk's tail
-    guest.free(freed, 0x100)
+    small = guest.alloc(0x140)  # past the slabs (HEAP_SLAB_MAX): a block with a header
+    freed = guest.alloc(0x180)
+    guest.alloc(0x120)  # keeps `freed` from merging into the chunk's tail
+    guest.free(freed, 0x180)
+    slot = guest.alloc(0x40)
     large = guest.alloc(0x40000)
     handle = guest.obj_new("IOMemTestObject").number("obj")
     md = guest.ok(f"bmd create {3 * page:#x}").number("md")
     sub = guest.ok(f"md sub {md:#x} {page:#x} {page:#x}").number("md")
     mapped = guest.ok(f"md map {md:#x}")
-    w = Workload(small, freed, large, handle, md, sub, mapped.number("map"), mapped.number("va"))
+    w = Workload(small, freed, large, handle, md, sub, mapped.number("map"), mapped.number("va"), slot=slot)
     if guest.profile.iommu != "none":
         w.dma = guest.ok("dma create bits=32").number("dma")
         guest.ok(f"dma prepare {w.dma:#x} {md:#x}")
@@ -194,6 +196,36 @@ def _slot(guest: Guest, handle: int) -> int:
     return registry + lay.object_registry["slots"].offset + slot * lay.object_slot.size
 
 
+def _slab_of(guest: Guest, payload: int) -> tuple[int, int]:
+    """The slab holding the live slot ``payload`` (decoded by the host) and the slot's index."""
+    for slab in guest.heap_snapshot().heap.slabs:
+        for index in slab.used_slots():
+            if slab.slot(index) == payload:
+                return slab.address, index
+    raise IomemError(f"inject: no slab holds a live slot at {payload:#x}")
+
+
+def _slab_bit(guest: Guest, payload: int, field_name: str) -> Target:
+    """Flips the bit of ``payload``'s slot in its slab's free_map (field_name "free_map"), or
+    its slab's bit in the chunk's slab_map ("slab_map")."""
+    slab, index = _slab_of(guest, payload)
+    if field_name == "free_map":
+        base, struct_name, bit = slab, "heap_slab", index
+    else:
+        chunk = slab & ~(guest.heap_layouts.chunk_size - 1)
+        base, struct_name, bit = chunk, "heap_chunk", (slab - chunk) // heap_slab_size()
+    pa, _ = _field_pa(guest, struct_name, base, field_name, bit // 64)
+    return Target(
+        pa, _le(_u64(guest, pa) ^ 1 << bit % 64), f"{struct_name}.{field_name} bit {bit} at {pa:#x}"
+    )
+
+
+def heap_slab_size() -> int:
+    from harness.oracle.heap import HEAP_SLAB_SIZE
+
+    return HEAP_SLAB_SIZE
+
+
 def _free_entry(guest: Guest) -> int:
     snap = guest.heap_snapshot()
     for entries in snap.heap.free_lists.values():
@@ -262,6 +294,13 @@ KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
     "heap-sl-bitmap": lambda g, w: _bump(g, "heap_state", _heap_state(g), "sl_bitmap", 1, _empty_fl_bit(g)),
     "heap-large-header": lambda g, w: _bump(g, "heap_large_header", _block(g, w.large), "requested", 8),
     "heap-used-counter": lambda g, w: _bump(g, "heap_state", _heap_state(g), "used_bytes", 8),
+    "heap-slab-free-map": lambda g, w: _slab_bit(g, w.slot, "free_map"),
+    "heap-slab-map": lambda g, w: _slab_bit(g, w.slot, "slab_map"),
+    "heap-slab-requested": lambda g, w: _bump(
+        g, "heap_slab", _slab_of(g, w.slot)[0], "requested", 1, _slab_of(g, w.slot)[1]
+    ),
+    "heap-slab-header": lambda g, w: _bump(g, "heap_slab", _slab_of(g, w.slot)[0], "slot_count", 1),
+    "heap-slab-partial-link": lambda g, w: _set(g, "heap_slab", _slab_of(g, w.slot)[0], "prev", w.small),
     "page-order": lambda g, w: Target(
         _page_info(g, _block(g, w.large)),
         _le(_u(g, _page_info(g, _block(g, w.large)), 1) ^ 1, 1),

@@ -41,6 +41,8 @@ from harness.oracle.pages import page_state
 
 MiB = 1024 * 1024
 CHUNK_USABLE_OFFSET = 2080  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
+HEAP_SLAB_MAX = heap_oracle.HEAP_SLAB_MAX  # requests up to this size take a slab's slot
+HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a slab: one 4 KiB block of its chunk
 
 
 def block_size(requested: int) -> int:
@@ -129,7 +131,7 @@ def test_malloc_zero_gives_unique_minimum_blocks(arena: Arena) -> None:
     first, second = arena.malloc(0), arena.malloc(0)
     assert first and second and first != second
     assert first % 16 == 0 and second % 16 == 0
-    assert abs(first - second) >= HEAP_MIN_BLOCK
+    assert abs(first - second) >= HEAP_ALIGN  # 16-byte slots of one slab, no header between
     assert arena.lookup(first) == 0
     assert arena.free(second, 1) == kIOReturnBadArgument
     assert arena.free(first, 0) == kIOReturnSuccess
@@ -162,7 +164,9 @@ def test_small_block_sizes_at_every_class_boundary(arena: Arena) -> None:
         free_before = arena.heap_stats()["free_bytes"]
         pointer = arena.malloc(request)
         assert pointer % 16 == 0
-        assert arena.heap_stats()["free_bytes"] == free_before - block_size(request), request
+        # a slab request on an empty heap makes its slab: one 4 KiB block, whatever the size
+        taken = HEAP_SLAB_SIZE if request <= HEAP_SLAB_MAX else block_size(request)
+        assert arena.heap_stats()["free_bytes"] == free_before - taken, request
         assert arena.lookup(pointer) == request
         arena.fill(pointer, 0x5A, request)
         assert arena.free(pointer, request) == kIOReturnSuccess
@@ -185,12 +189,13 @@ def test_large_threshold(arena: Arena) -> None:
 
 @pytest.mark.parametrize("request_size", list(range(0, 512, 16)))
 def test_a_freed_small_block_is_reused_for_the_same_size(arena: Arena, request_size: int) -> None:
-    # Below 512 bytes every class is exact, so the good-fit search finds the block just freed.
+    # Below 512 bytes every class is exact, so the good-fit search finds the block just freed;
+    # up to 256 bytes the slab hands out its lowest free slot, the one just freed.
     first = arena.malloc(request_size)
-    guard = arena.malloc(16)  # keeps the freed block from merging with the free tail
-    assert arena.free(first, request_size) == kIOReturnSuccess
+    guard = arena.malloc(request_size)  # keeps the freed block from merging with the free tail,
+    assert arena.free(first, request_size) == kIOReturnSuccess  # and its slab from emptying
     assert arena.malloc(request_size) == first
-    assert arena.free(guard, 16) == kIOReturnSuccess
+    assert arena.free(guard, request_size) == kIOReturnSuccess
 
 
 # ------------------------------------------------------------------ §2 IOFree
@@ -258,21 +263,52 @@ def test_free_null_is_a_no_op(arena: Arena) -> None:
 
 
 def test_pointers_into_a_small_block_are_rejected(arena: Arena) -> None:
-    pointer = arena.malloc(256)
-    neighbour = arena.malloc(256)
+    pointer = arena.malloc(300)  # past the slabs: a block with a header
+    neighbour = arena.malloc(300)
     before = arena.heap_stats()
     for offset in (1, 8, 16, 32, 128, 240, 256):
-        for size in (256, 256 - offset, 0):
+        for size in (300, 300 - offset, 0):
             assert arena.free(pointer + offset, size) == kIOReturnBadArgument
-    assert arena.free(pointer - 16, 256) == kIOReturnBadArgument  # the header itself
+    assert arena.free(pointer - 16, 300) == kIOReturnBadArgument  # the header itself
     # A perfect copy of a live header planted inside the block does not make a block start.
     header = arena.read(pointer - HEAP_BLOCK_HEADER_SIZE, HEAP_BLOCK_HEADER_SIZE)
     arena.write(pointer + 48, header)
-    assert arena.free(pointer + 64, 256) == kIOReturnBadArgument
+    assert arena.free(pointer + 64, 300) == kIOReturnBadArgument
     assert arena.heap_stats() == before
     arena.check_all()
-    assert arena.free(neighbour, 256) == kIOReturnSuccess
-    assert arena.free(pointer, 256) == kIOReturnSuccess
+    assert arena.free(neighbour, 300) == kIOReturnSuccess
+    assert arena.free(pointer, 300) == kIOReturnSuccess
+
+
+@pytest.mark.parametrize("size", [0, 16, 100, 256])
+def test_pointers_into_a_slab_are_rejected(arena: Arena, size: int) -> None:
+    """A slab has no header per slot: the slot's start is all that frees, and only while the
+    slab's free_map says live; inside a slot, the slab header, the tail past the last slot and
+    a free slot are refused, whatever size is named."""
+    pointer, neighbour = arena.malloc(size), arena.malloc(size)
+    slab = heap_decoder.decode(arena).heap.slabs[0]
+    assert slab.slot(0) == pointer and slab.slot(1) == neighbour
+    free_slot = slab.slot(2)
+    before = arena.heap_stats()
+    for address in (
+        *(pointer + offset for offset in range(16, slab.slot_size, 16)),  # inside the slot
+        slab.address,  # the slab header
+        slab.address + slab.first - 16,
+        slab.slot(slab.slot_count),  # past the last slot: the next block's header
+        free_slot,  # never handed out
+    ):
+        for wrong in (size, 0, 16):
+            assert arena.free(address, wrong) == kIOReturnBadArgument, hex(address - slab.address)
+        assert arena.lookup(address) is None
+    assert arena.free(pointer, size + 1) == kIOReturnBadArgument  # wrong size
+    assert arena.heap_stats() == before
+    arena.check_all()
+    assert arena.free(pointer, size) == kIOReturnSuccess
+    assert arena.free(pointer, size) == kIOReturnBadArgument  # double free: the bit is set
+    assert arena.free(neighbour, size) == kIOReturnSuccess  # the slab empties and goes
+    assert arena.free(neighbour, size) == kIOReturnBadArgument  # a pointer into freed memory
+    assert heap_decoder.decode(arena).heap.slabs == ()
+    arena.check_all()
 
 
 def test_pointers_into_a_large_block_are_rejected(arena: Arena) -> None:
@@ -311,17 +347,56 @@ def test_pointers_outside_any_block_are_rejected(arena: Arena) -> None:
     arena.check_all()
 
 
+@pytest.mark.parametrize("size_class", range(heap_oracle.HEAP_SLAB_MAX // HEAP_ALIGN))
+def test_every_slot_of_a_full_slab_is_found_and_freed(arena: Arena, size_class: int) -> None:
+    """IOFree finds the slot index without a division (heap.c slot_reciprocal): every slot of
+    a full slab of each class is looked up and freed, and every other 16-byte offset inside it
+    is refused, so the multiply-shift is exact over the whole window."""
+    size = (size_class + 1) * HEAP_ALIGN
+    count = heap_decoder.layouts().slot_count(size)
+    pointers = [arena.malloc(size) for _ in range(count)]
+    slab = heap_decoder.decode(arena).heap.slabs[0]
+    assert pointers == [slab.slot(i) for i in range(count)] and slab.free_count == 0
+    for pointer in pointers:
+        assert arena.lookup(pointer) == size
+        for inside in range(pointer + HEAP_ALIGN, pointer + size, HEAP_ALIGN):
+            assert arena.lookup(inside) is None
+    for pointer in reversed(pointers):
+        assert arena.free(pointer, size) == kIOReturnSuccess
+    assert heap_decoder.decode(arena).heap.slabs == ()
+    arena.check_all()
+
+
 def test_a_damaged_header_is_reported_not_followed(arena: Arena) -> None:
-    pointer = arena.malloc(64)
+    pointer = arena.malloc(400)
     header = HeapBlock.from_address(pointer - HEAP_BLOCK_HEADER_SIZE)
-    header.requested = 65  # as an overflow from the block below would
-    assert arena.free(pointer, 65) == kIOReturnBadArgument
-    assert arena.free(pointer, 64) == kIOReturnBadArgument
+    header.requested = 401  # as an overflow from the block below would
+    assert arena.free(pointer, 401) == kIOReturnBadArgument
+    assert arena.free(pointer, 400) == kIOReturnBadArgument
     result = arena.heap_check()
     assert not result.ok
     assert result.error == "block header checksum mismatch"
     assert result.where == pointer - HEAP_BLOCK_HEADER_SIZE
-    header.requested = 64
+    header.requested = 400
+    arena.check_all()
+    assert arena.free(pointer, 400) == kIOReturnSuccess
+
+
+def test_a_damaged_slab_header_is_reported_not_followed(arena: Arena) -> None:
+    """The slab header's fixed fields are checksummed: a changed slot size (as an overflow
+    from the block below would write) makes every slot of the slab unfreeable, and check says so."""
+    pointer = arena.malloc(64)
+    slab = heap_decoder.decode(arena).heap.slabs[0]
+    field = heap_decoder.layouts().heap_slab["slot_size"]
+    saved = arena.read(slab.address + field.offset, field.size)
+    arena.write(slab.address + field.offset, (32).to_bytes(field.size, "little"))
+    assert arena.free(pointer, 64) == kIOReturnBadArgument
+    result = arena.heap_check()
+    assert not result.ok and result.error == "slab header damaged" and result.where == slab.address
+    assert any(
+        "slab" in p and "header damaged" in p for p in heap_oracle.problems(heap_decoder.decode(arena))
+    )
+    arena.write(slab.address + field.offset, saved)
     arena.check_all()
     assert arena.free(pointer, 64) == kIOReturnSuccess
 

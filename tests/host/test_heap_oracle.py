@@ -92,8 +92,14 @@ def test_layout_geometry_matches_the_c_constants() -> None:
         "HEAP_BLOCK_USED_OBJECT": 0xA0B1,
         "HEAP_BLOCK_USED_FIRMWARE": 0xA1F3,
         "HEAP_BLOCK_SENTINEL": 0x5E47,
+        "HEAP_BLOCK_SLAB": 0x5AB0,
     }
     assert lay.used_states == {0xA110: "caller", 0xA0B1: "object", 0xA1F3: "firmware"}
+    # slabs: 16 classes of 16..256-byte slots per owner, slots after a 544-byte header
+    assert lay.slab_classes == heap_oracle.HEAP_SLAB_MAX // 16 == 16
+    assert lay.slab_first == 544  # sizeof(struct heap_slab): 64 + 240 x uint16_t requested
+    assert lay.slot_count(16) == 221 and lay.slot_count(256) == 13
+    assert lay.owner_names == {0: "caller", 1: "object", 2: "firmware"}
 
 
 def test_mapping_insert_classes() -> None:
@@ -237,7 +243,51 @@ def _sl_bitmap(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     return heap_decoder.symbols().heap_state + field.offset + 4 * fl, (0).to_bytes(4, "little")
 
 
+def _busy_slab(snap: heap_oracle.Snapshot) -> heap_oracle.Slab:
+    """A slab with a used slot and a free one (on a partial list, not alone on it or not)."""
+    return next(s for s in snap.heap.slabs if s.used_slots() and s.free_count)
+
+
+def _slab_free_map(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    slot = slab.used_slots()[0]
+    address = slab.address + snap.layouts.heap_slab["free_map"].offset + slot // 8
+    return address, bytes([arena.read(address, 1)[0] ^ (1 << slot % 8)])  # a live slot called free
+
+
+def _slab_requested(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    slot = slab.used_slots()[0]
+    address = slab.address + snap.layouts.heap_slab["requested"].offset + 2 * slot
+    return address, (slab.requested[slot] ^ 1).to_bytes(2, "little")
+
+
+def _slab_map_bit(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    chunk = slab.address & ~(HEAP_CHUNK_SIZE - 1)
+    window = (slab.address - chunk) // heap_oracle.HEAP_SLAB_SIZE
+    address = chunk + snap.layouts.heap_chunk["slab_map"].offset + window // 8
+    return address, bytes([arena.read(address, 1)[0] ^ (1 << window % 8)])
+
+
+def _slab_partial_link(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    return slab.address + snap.layouts.heap_slab["prev"].offset, (slab.address + 16).to_bytes(8, "little")
+
+
+def _slab_slot_count(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    return slab.address + snap.layouts.heap_slab["slot_count"].offset, (slab.slot_count - 1).to_bytes(
+        2, "little"
+    )
+
+
 DAMAGE: dict[str, tuple[Damage, str]] = {
+    "slab free_map bit": (_slab_free_map, "free_count"),
+    "slab requested": (_slab_requested, "used_bytes"),
+    "slab_map bit": (_slab_map_bit, "slab_map"),
+    "slab partial link": (_slab_partial_link, "back link"),
+    "slab header": (_slab_slot_count, "header damaged"),
     "header field": (_header_requested, "checksum"),
     "boundary tag": (_resealed_prev_size, "prev_size"),
     "used_map bit": (_used_map_bit, "used_map"),

@@ -375,9 +375,19 @@ def test_safedelete_with_a_wrong_count_is_rejected_but_nulls_the_variable(guest:
 # ------------------------------------------------------------------ size classes
 
 
+def _slot_size(guest: Guest, va: int) -> int | None:
+    """The slot size of the slab whose live slot starts at ``va`` (decoded by the host)."""
+    for slab in guest.heap_snapshot().heap.slabs:
+        if va in (slab.slot(i) for i in slab.used_slots()):
+            return slab.slot_size
+    return None
+
+
 def test_every_size_class_boundary(guest: Guest) -> None:
     """Each TLSF class start s (and s +- 1 as requests s-16 +- 1): the block size in the header
-    (read by the host), the free block's list after a free, and exact reuse of that block."""
+    (read by the host), the free block's list after a free, and exact reuse of that block.
+    Requests of at most HEAP_SLAB_MAX bytes take a slot of a slab of their class instead (no
+    header): the slot size decoded by the host, and exact reuse of the slot."""
     layouts = guest.heap_layouts
     state = baseline_state(guest)
     guard = guest.alloc(0)
@@ -388,20 +398,30 @@ def test_every_size_class_boundary(guest: Guest) -> None:
             if not 0 <= request < HEAP_LARGE_MIN:
                 continue
             va = guest.alloc(request)
+            if request <= heap_oracle.HEAP_SLAB_MAX:
+                want = (heap_oracle.slab_class(request) + 1) * 16
+                assert _slot_size(guest, va) == want, request
+                guest.free(va, request)
+                continue
             size = int.from_bytes(guest.ram.read(PhysAddr(va - 16), 4), "little")
             need = heap_oracle.small_block_size(request)
             assert need <= size < need + 32, (request, size)  # split unless the rest is < 32 bytes
             guest.free(va, request)
         # The block of exactly `start` bytes, freed next to a live block: its list, then reuse.
         va = guest.alloc(start - 16)
-        keep = guest.alloc(0)
+        # the live neighbour: the next slot of the same slab, or a block past the slabs
+        keep_size = start - 16 if start - 16 <= heap_oracle.HEAP_SLAB_MAX else heap_oracle.HEAP_SLAB_MAX + 1
+        keep = guest.alloc(keep_size)
         guest.free(va, start - 16)
         snap = guest.heap_snapshot()
-        fl, sl = layouts.mapping_insert(start)
-        assert va - 16 in {entry for entry, _ in snap.heap.free_lists.get((fl, sl), ())}, start
+        if start - 16 <= heap_oracle.HEAP_SLAB_MAX:  # the slot is free in its slab, then reused
+            assert va not in snap.live_blocks() and _slot_size(guest, keep) is not None, start
+        else:
+            fl, sl = layouts.mapping_insert(start)
+            assert va - 16 in {entry for entry, _ in snap.heap.free_lists.get((fl, sl), ())}, start
         assert guest.alloc(start - 16) == va, start  # the good-fit search finds that list first
         guest.free(va, start - 16)
-        guest.free(keep, 0)
+        guest.free(keep, keep_size)
     guest.heap_verify()
     small, large = guest.alloc(HEAP_LARGE_MIN - 1), guest.alloc(HEAP_LARGE_MIN)
     page = guest.pagesize()
@@ -508,11 +528,11 @@ def test_long_random_churn_against_the_model(guest: Guest, profile: Profile) -> 
 
 
 def test_a_damaged_header_is_reported_by_check_and_by_the_decoder(guest: Guest) -> None:
-    va = guest.alloc(64)
-    guest.alloc(64)
+    va = guest.alloc(320)  # past the slabs (HEAP_SLAB_MAX): a block with a header
+    guest.alloc(320)
     header = PhysAddr(va - 16)
     saved = guest.ram.read(header, 16)
-    guest.ram.write(PhysAddr(va - 16 + 8), (65).to_bytes(4, "little"))  # requested: 64 -> 65
+    guest.ram.write(PhysAddr(va - 16 + 8), (321).to_bytes(4, "little"))  # requested: 320 -> 321
     reply = guest.err("check", "kIOReturnInternalError")
     assert reply.value("allocator") == "heap" and reply.number("at") == va - 16
     assert "checksum" in reply.text
@@ -520,12 +540,35 @@ def test_a_damaged_header_is_reported_by_check_and_by_the_decoder(guest: Guest) 
     assert any(f"{va - 16:#x}" in p and "checksum" in p for p in found), found
     ledger.checked("check", "err.allocator", "heap-decoder")  # the decoder finds it in the heap too
     ledger.checked("check", "err.at", "heap-decoder")  # ... at that header
-    guest.err(f"free {va:#x} 65", "kIOReturnBadArgument")  # a damaged header is not followed
-    guest.err(f"free {va:#x} 64", "kIOReturnBadArgument")
+    guest.err(f"free {va:#x} 321", "kIOReturnBadArgument")  # a damaged header is not followed
+    guest.err(f"free {va:#x} 320", "kIOReturnBadArgument")
     guest.ram.write(header, saved)
     guest.check()
     guest.heap_verify()
+    guest.free(va, 320)
+
+
+def test_a_damaged_slab_is_reported_by_check_and_by_the_decoder(guest: Guest) -> None:
+    """The slab form of the test above: a slab header whose slot size is overwritten (its
+    checksum then fails) makes its slots unfreeable, and check and the decoder both name it."""
+    va = guest.alloc(64)
+    neighbour = guest.alloc(64)
+    slab = next(s for s in guest.heap_snapshot().heap.slabs if va in (s.slot(i) for i in s.used_slots()))
+    field = guest.heap_layouts.heap_slab["slot_size"]
+    where = PhysAddr(slab.address + field.offset)
+    saved = guest.ram.read(where, field.size)
+    guest.ram.write(where, (32).to_bytes(field.size, "little"))
+    reply = guest.err("check", "kIOReturnInternalError")
+    assert reply.value("allocator") == "heap" and reply.number("at") == slab.address
+    assert "slab header damaged" in reply.text
+    found = heap_oracle.problems(guest.heap_snapshot())
+    assert any(f"slab {slab.address:#x}" in p and "header damaged" in p for p in found), found
+    guest.err(f"free {va:#x} 64", "kIOReturnBadArgument")  # a damaged slab is not followed
+    guest.ram.write(where, saved)
+    guest.check()
+    guest.heap_verify()
     guest.free(va, 64)
+    guest.free(neighbour, 64)
 
 
 def test_a_damaged_page_byte_is_reported_by_check_and_by_the_decoder(guest: Guest) -> None:
