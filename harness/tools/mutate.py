@@ -4,10 +4,13 @@ mutants for C), over firmware/mm/ and the agent's parser.
 For each file: ``mutate FILE --noCheck`` writes every mutant; a seeded sample of ``--sample``
 of them per file is taken (the full count is in the thousands; the sample is uniform over the
 mutant files, seed in the report). Each sampled mutant goes into a scratch copy of the tree
-(``git archive HEAD``); one that does not build (``make host-lib firmware``) is *invalid*
-and does not count. A valid mutant is run against the host tests, then the hardware tests
-(on virt-4k, plus virt-64k for granule-dependent files) that exercise its file; the first
-failing test kills it. A survivor is listed with its diff line.
+(``git archive HEAD``: commit first); one that does not build (``make host-lib firmware``)
+is *invalid* and does not count. A valid mutant is killed as fast as possible: the host tests
+of its file (``-x``, seconds), then the hardware tests that exercise it on virt-4k (``-x -n
+2``), and only if it survives those, again on the file's extra profiles (16K/64K for
+granule-dependent code, dma32 for DMA limits); every test has a 60 s timeout, a hang is a
+kill. The first failing test is recorded; a survivor is listed with its diff line.
+``--mutant NAME`` re-runs named mutants (a survivor, after a test was written for it).
 
 Not in CI (minutes per mutant); the score per file goes in the README.
 """
