@@ -177,8 +177,8 @@ def try_mutant(tree: Path, mutant: Mutant, source: Path, *, workers: int, extra:
         # The firmware first: make recompiles only the mutated file, so most invalid mutants
         # are rejected in seconds; the host library (one gcc call over every source) after.
         host, hw = SELECTION[mutant.file]
-        for target in ["firmware"] + (["host-lib"] if host else []):
-            ok, _ = _run(["make", "-s", target], tree, 300)
+        for goal in ["firmware"] + (["host-lib"] if host else []):
+            ok, _ = _run(["make", "-s", goal], tree, 300)
             if not ok:
                 mutant.status = "invalid"
                 return
