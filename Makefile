@@ -186,7 +186,7 @@ chaos: $(VENV_STAMP) $(FW_ELF)
 # Mutation testing of firmware/mm and the agent's parser (harness/tools/mutate.py; slow, not in CI).
 MUTATE_SAMPLE ?= 20
 mutate: $(VENV_STAMP) $(FW_ELF) $(HOST_LIB)
-	$(PY) -m harness.tools.mutate --sample $(MUTATE_SAMPLE) $(MUTATE_ARGS)
+	nice -n 5 $(PY) -m harness.tools.mutate --sample $(MUTATE_SAMPLE) $(MUTATE_ARGS)
 
 console: $(VENV_STAMP) $(FW_ELF)
 	$(VENV)/bin/iomem console --profile $(PROFILE)

@@ -52,6 +52,13 @@ CLASSES = [
     "IOMemoryMap",
     "Nope",
 ]
+# A line may ask for real work: `crc HEAP_VA 0xffffffff` checksums the whole mapped heap
+# (245 MiB on virt-16k: 4.4 s idle, over the console's 10 s under load; GiBs on
+# virt-4k-dma32) and then faults at the end of the mapping, correctly. So a fuzz line may
+# take up to LINE_TIMEOUT (a guest that stops answering is still GuestHung, later); a line
+# slower than SLOW is listed in the report.
+LINE_TIMEOUT = 300.0
+SLOW = 10.0
 SAFE_VERBS = ["hello", "info", "pagesize", "stats", "help", "help md", "types", "obj classes", "check"]
 
 
@@ -79,6 +86,7 @@ class Report:
     batches: int = 0
     seconds: float = 0.0
     findings: list[str] = field(default_factory=list)
+    slow: list[str] = field(default_factory=list)  # (seconds, line): correct, but long
 
     @property
     def rate(self) -> float:
@@ -274,19 +282,29 @@ class Fuzzer:
                     if part.strip()
                 ):
                     continue
-                console.exchange_raw(data)
+                start = time.monotonic()
+                console.exchange_raw(data, timeout=LINE_TIMEOUT)
+                self.timed(start, repr(data)[:120], report)
                 report.raw_lines += 1
             else:
                 line = self.request()
                 if self.hostile(line):
                     continue
-                reply = self.guest.request(line)
+                start = time.monotonic()
+                reply = self.guest.request(line, timeout=LINE_TIMEOUT)
+                self.timed(start, line[:120], report)
                 if reply.status not in ("ok", "err") or (
                     not reply.ok and not (reply.error or "").startswith("kIOReturn")
                 ):
                     report.findings.append(f"malformed reply to {quote(line)}: {quote(reply.line)}")
                 self.track(line, reply)
             report.lines += 1
+
+    @staticmethod
+    def timed(start: float, what: str, report: Report) -> None:
+        took = time.monotonic() - start
+        if took > SLOW:
+            report.slow.append(f"{took:.1f} s: {what}")
 
     def release_all(self) -> None:
         """Give back everything the batch made (maps first), so the state stays bounded; the
@@ -321,9 +339,19 @@ def _object(guest: Guest, handle: int) -> int:
     return next(o.address for o in guest.heap_snapshot().objects.live if o.handle == handle)
 
 
-def run(profile: Profile, artifacts: Path, *, lines: int, seed: int, batch: int = 500) -> Report:
+def run(
+    profile: Profile,
+    artifacts: Path,
+    *,
+    lines: int,
+    seed: int,
+    batch: int = 500,
+    firmware: Path | None = None,
+) -> Report:
+    """``firmware``: an ELF other than the tree's build (a copy, so a rebuild mid-run cannot
+    change the image under a long run)."""
     report = Report()
-    with Guest(profile, artifacts) as guest:
+    with Guest(profile, artifacts, firmware=firmware) as guest:
         fuzzer = Fuzzer(guest, seed)
         fuzzer.plant()
         fuzzer.after_batch(report)
