@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from harness.oracle import heap as heap_oracle
-from harness.oracle.pages import page_state
+from harness.oracle.pages import page_byte, page_order, page_state
 
 MiB = 1024 * 1024
 CHUNK_USABLE_OFFSET = 2080  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
@@ -399,6 +399,143 @@ def test_a_damaged_slab_header_is_reported_not_followed(arena: Arena) -> None:
     arena.write(slab.address + field.offset, saved)
     arena.check_all()
     assert arena.free(pointer, 64) == kIOReturnSuccess
+
+
+# ------------------------------------------------------------------ heap_check: one damage per check
+# Each check the mutation run (make mutate, heap.c, seed 1) found unasserted: damage exactly
+# what it guards, assert the exact reason and address, repair, and the heap checks clean again.
+# Also the legitimate state the slab-list check must not take for damage (two partial slabs).
+
+
+def heap_state_field(name: str) -> tuple[int, int]:
+    """(address, size) of a field of the global heap_state."""
+    field = heap_decoder.layouts().heap_state[name]
+    return heap_decoder.symbols().heap_state + field.offset, field.size
+
+
+def test_a_chunk_whose_page_block_is_not_a_heap_chunk_is_reported(arena: Arena) -> None:
+    """The chunk's page block says 'kernel', not 'heap chunk': check names the chunk and why."""
+    pointer = arena.malloc(400)
+    arena.check_all()
+    chunk = heap_decoder.decode(arena).heap.chunk_list[0]
+    state = PageAllocator.in_dll(load(), "pages_state")
+    info = ctypes.cast(state.info, ctypes.c_void_p).value
+    assert info is not None
+    byte_at = info + ((chunk - state.base) >> state.page_shift)
+    saved = arena.read(byte_at, 1)
+    owners, owned = heap_decoder.layouts().page_owner, heap_decoder.layouts().page_state["PAGE_STATE_OWNED"]
+    assert page_state(saved[0]) == owned + owners["PAGE_OWNER_HEAP_CHUNK"]
+    arena.write(byte_at, bytes([page_byte(owned + owners["PAGE_OWNER_KERNEL"], page_order(saved[0]))]))
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "chunk is not a heap chunk block of the page allocator"
+    assert result.where == chunk
+    arena.write(byte_at, saved)
+    arena.check_all()
+    assert arena.free(pointer, 400) == kIOReturnSuccess
+
+
+def test_a_free_block_marked_used_in_the_used_map_is_reported(arena: Arena) -> None:
+    """A free block whose used_map bit is set (IOFree would take it for live): check says so."""
+    pointer = arena.malloc(400)
+    snap = heap_decoder.decode(arena)
+    chunk = snap.heap.chunks[0]
+    free_state = heap_decoder.layouts().block_state["HEAP_BLOCK_FREE"]
+    free = [b for b in chunk.blocks if b.state == free_state]
+    assert free, "a fresh chunk with one small block has a free block"
+    block = free[0]
+    granule = (block.address - chunk.address) // HEAP_ALIGN
+    assert granule not in chunk.used_granules
+    word_at = chunk.address + heap_decoder.layouts().heap_chunk["used_map"].offset + granule // 64 * 8
+    saved = arena.read(word_at, 8)
+    word = int.from_bytes(saved, "little") | 1 << (granule % 64)
+    arena.write(word_at, word.to_bytes(8, "little"))
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "used_map disagrees with the block state"
+    assert result.where == block.address
+    arena.write(word_at, saved)
+    arena.check_all()
+    assert arena.free(pointer, 400) == kIOReturnSuccess
+
+
+@pytest.mark.parametrize("counter", ["used_blocks", "large_blocks"])
+@pytest.mark.parametrize("delta", [1, -1])
+def test_a_block_counter_off_by_one_either_way_is_reported(arena: Arena, counter: str, delta: int) -> None:
+    """used_blocks or large_blocks above or below what the walk finds: 'heap counters disagree'."""
+    live = [(arena.malloc(size), size) for size in (400, 3000, 300000)]  # small, small, large
+    assert arena.heap_stats()["large_blocks"] == 1
+    arena.check_all()
+    address, size = heap_state_field(counter)
+    saved = arena.read(address, size)
+    value = int.from_bytes(saved, "little") + delta
+    arena.write(address, value.to_bytes(size, "little"))
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "heap counters disagree with the walk"
+    assert result.where == heap_decoder.symbols().heap_state
+    arena.write(address, saved)
+    arena.check_all()
+    for pointer, length in live:
+        assert arena.free(pointer, length) == kIOReturnSuccess
+
+
+def slabs_of_class(arena: Arena, request: int) -> list[heap_oracle.Slab]:
+    slot = (request + HEAP_ALIGN - 1) // HEAP_ALIGN * HEAP_ALIGN
+    return [s for s in heap_decoder.decode(arena).heap.slabs if s.slot_size == slot]
+
+
+def fill_two_slabs(arena: Arena, request: int) -> tuple[list[int], heap_oracle.Slab]:
+    """Allocate ``request``-byte slots until a second slab of that class is taken; returns the
+    pointers and the first (now full) slab."""
+    pointers: list[int] = []
+    while len(slabs_of_class(arena, request)) < 2:
+        pointer = arena.malloc(request)
+        assert pointer != 0
+        pointers.append(pointer)
+    full = [s for s in slabs_of_class(arena, request) if s.free_count == 0]
+    assert len(full) == 1
+    return pointers, full[0]
+
+
+def test_two_partial_slabs_in_one_list_check_clean(arena: Arena) -> None:
+    """A slab with a free slot and a successor in its partial list is the normal state, not
+    damage: fill one slab, start a second, free one slot of the first; both are partial."""
+    request = 64
+    pointers, first = fill_two_slabs(arena, request)
+    victim = next(p for p in pointers if first.address <= p < first.address + heap_oracle.HEAP_SLAB_SIZE)
+    assert arena.free(victim, request) == kIOReturnSuccess
+    pointers.remove(victim)
+    slabs = slabs_of_class(arena, request)
+    assert len(slabs) == 2 and all(0 < s.free_count < s.slot_count for s in slabs)
+    partial = heap_decoder.decode(arena).heap.slab_partial
+    lists = [entries for entries in partial.values() if len(entries) == 2]
+    assert len(lists) == 1, "both partial slabs in one list"
+    assert {slab for slab, _ in lists[0]} == {s.address for s in slabs}
+    arena.check_all()
+    for pointer in pointers:
+        assert arena.free(pointer, request) == kIOReturnSuccess
+    arena.check_all()
+
+
+def test_a_full_slab_with_a_stale_list_link_is_reported(arena: Arena) -> None:
+    """A full slab (off the partial lists) whose next link still points somewhere: check says so."""
+    request = 64
+    pointers, first = fill_two_slabs(arena, request)
+    second = next(s for s in slabs_of_class(arena, request) if s.address != first.address)
+    next_field = heap_decoder.layouts().heap_slab["next"]
+    address = first.address + next_field.offset
+    saved = arena.read(address, next_field.size)
+    assert int.from_bytes(saved, "little") == 0
+    arena.write(address, second.address.to_bytes(next_field.size, "little"))
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "slab on a partial list exactly when it has a free slot: not so"
+    assert result.where == first.address
+    arena.write(address, saved)
+    arena.check_all()
+    for pointer in pointers:
+        assert arena.free(pointer, request) == kIOReturnSuccess
 
 
 # ------------------------------------------------------------------ exhaustion
