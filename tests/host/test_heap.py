@@ -463,7 +463,7 @@ def test_a_free_block_marked_used_in_the_used_map_is_reported(arena: Arena) -> N
 @pytest.mark.parametrize("delta", [1, -1])
 def test_a_block_counter_off_by_one_either_way_is_reported(arena: Arena, counter: str, delta: int) -> None:
     """used_blocks or large_blocks above or below what the walk finds: 'heap counters disagree'."""
-    live = [(arena.malloc(size), size) for size in (400, 3000, 300000)]  # small, small, large
+    live = [(arena.malloc(size), size) for size in (64, 3000, 300000)]  # a slab slot, small, large
     assert arena.heap_stats()["large_blocks"] == 1
     arena.check_all()
     address, size = heap_state_field(counter)
