@@ -72,6 +72,9 @@
 #define AGENT_PROTO_VERSION 1
 #define AGENT_LINE_MAX 1024    /* request bytes, without the LF */
 #define AGENT_DATA_MAX 4096    /* bytes of bulk data (data=) per request */
+/* Bytes one crc or fill request may touch: every request answers in seconds, even one
+ * over Device memory, where each byte is an MMIO access in the emulator. */
+#define AGENT_SCAN_MAX (16u << 20)
 #define AGENT_MAX_POSITIONAL 8 /* per usage string */
 #define AGENT_MAX_KEYS 8
 #define AGENT_MAX_FLAGS 4

@@ -70,6 +70,17 @@ static IOReturn range_args(struct agent_call *call, uint64_t *va, uint64_t *len)
     return kIOReturnSuccess;
 }
 
+/* range_args, for the verbs that scan a range (crc, fill): at most AGENT_SCAN_MAX bytes. */
+static IOReturn scan_args(struct agent_call *call, uint64_t *va, uint64_t *len)
+{
+    IOReturn rc = range_args(call, va, len);
+
+    if (rc == kIOReturnSuccess && *len > AGENT_SCAN_MAX)
+        return agent_fail(call, kIOReturnMessageTooLarge, "LEN %llu above %u (split the range)",
+                          (unsigned long long)*len, (unsigned)AGENT_SCAN_MAX);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- accesses */
 
 /* One load or store of exactly the access width: the compiler emits ldrb/ldrh/ldr w/ldr x. */
@@ -345,7 +356,7 @@ AGENT_COMMAND(cmd_fill, "fill", "VA LEN BYTE", "len crc32", AGENT_FAULT_KEYS)
     uint64_t va, len;
     IOReturn rc;
 
-    if ((rc = range_args(call, &va, &len)) != kIOReturnSuccess || (rc = agent_arg_u64(call, 2, &a.value)) != kIOReturnSuccess)
+    if ((rc = scan_args(call, &va, &len)) != kIOReturnSuccess || (rc = agent_arg_u64(call, 2, &a.value)) != kIOReturnSuccess)
         return rc;
     if (a.value > 0xff)
         return agent_fail(call, kIOReturnBadArgument, "BYTE %llu out of range (0..255)", (unsigned long long)a.value);
@@ -363,7 +374,7 @@ AGENT_COMMAND(cmd_crc, "crc", "VA LEN", "len crc32", AGENT_FAULT_KEYS)
     struct access a = {0};
     struct fault_info fault;
     uint64_t va, len;
-    IOReturn rc = range_args(call, &va, &len);
+    IOReturn rc = scan_args(call, &va, &len);
 
     if (rc != kIOReturnSuccess)
         return rc;

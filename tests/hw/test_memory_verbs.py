@@ -94,3 +94,34 @@ def test_write_checks_crc_before_writing(guest: Guest) -> None:
     data = b"\xde\xad\xbe\xef"
     guest.ok(f"write {va:#x} data={data.hex()} crc32={zlib.crc32(data):#x}")
     assert guest.ram.read(pa, 4) == data
+
+
+SCAN_MAX = 16 << 20  # docs/protocol-notes.md: crc and fill touch at most 16 MiB per request
+
+
+def test_a_crc_from_the_pcie_window_over_4_gib_is_refused_at_once(guest: Guest) -> None:
+    """iomem fuzz's finding: this line read ~750 MiB of unassigned MMIO (each byte an exit to
+    QEMU) and held the agent for minutes. It is refused before any byte is read."""
+    reply = guest.err("crc 0x10874304 4294967296", "kIOReturnMessageTooLarge")
+    assert f"above {SCAN_MAX}" in reply.text
+    assert guest.pagesize() == guest.profile.granule  # still serving
+
+
+@pytest.mark.parametrize("verb", ["crc {va} {n}", "fill {va} {n} 0x5a"])
+def test_crc_and_fill_scan_at_most_16_mib(guest: Guest, verb: str) -> None:
+    va, pa, _ = _scratch(guest)
+    before = guest.ram.read(pa, 64)
+    reply = guest.err(verb.format(va=f"{va:#x}", n=SCAN_MAX + 1), "kIOReturnMessageTooLarge")
+    assert f"above {SCAN_MAX}" in reply.text
+    assert guest.ram.read(pa, 64) == before  # a refused fill writes nothing
+
+
+def test_a_crc_of_exactly_16_mib_covers_its_last_byte(guest: Guest) -> None:
+    buf = guest.ok(f"bmd create {SCAN_MAX:#x}")
+    va = VirtAddr(buf.number("va"))
+    assert guest.crc(va, SCAN_MAX) == zlib.crc32(bytes(SCAN_MAX))  # a new buffer is zero-filled
+    walked = guest.walker().walk(VirtAddr(va + SCAN_MAX - 1))
+    assert walked is not None
+    guest.ram.write(PhysAddr(walked.pa), b"\x01")  # the last byte, written by the host
+    assert guest.crc(va, SCAN_MAX) == zlib.crc32(bytes(SCAN_MAX - 1) + b"\x01")
+    guest.ok(f"md release {buf.number('md'):#x}")
