@@ -9,21 +9,11 @@ import ctypes
 import hostlib
 import pytest
 
+from harness.models.descriptors import CACHE_MODES
 from harness.oracle.pagewalk import cache_mode
 from harness.oracle.pte import PTE_AF, PTE_AP_RO, PTE_PXN, PTE_TABLE_OR_PAGE, PTE_UXN, PTE_VALID
 
-MODES = [
-    "default",
-    "inhibit",
-    "writethru",
-    "copyback",
-    "writecombine",
-    "copybackinner",
-    "posted",
-    "realtime",
-    "postedreordered",
-    "postedcombinedreordered",
-]
+MODES = CACHE_MODES  # the ten IOCacheModes in value order (one list, in the model)
 EXECUTE_NEVER = {
     "inhibit",
     "writecombine",
