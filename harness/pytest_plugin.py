@@ -35,7 +35,7 @@ import pytest
 
 from harness import PROJECT_ROOT, ledger
 from harness.errors import StateError
-from harness.guest import Guest
+from harness.guest import Guest, warm
 from harness.image.build import ensure_firmware
 from harness.junit import JunitLogs, artifact_properties
 from harness.qemu import profile as profiles
@@ -45,6 +45,8 @@ ARTIFACT_ROOT = PROJECT_ROOT / "build" / "test-artifacts"
 _GUESTS_KEY = pytest.StashKey[list[Guest]]()
 PROFILE_PROPERTY = "iomem_profile"
 BOOT_PROPERTY = "iomem_boot_seconds"
+WARM_PROPERTY = "iomem_boot_warm"
+_CALL_REPORT_KEY = pytest.StashKey[pytest.TestReport]()
 CLAIMS_PROPERTY = "iomem_claims"
 CLAIMS_JSON = PROJECT_ROOT / "build" / "claims.json"
 
@@ -85,6 +87,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run hardware tests on this profile (repeatable; default: every profile)",
     )
     group.addoption(
+        "--iomem-cold",
+        action="store_true",
+        default=False,
+        help="start a new QEMU for every guest (default: a clean guest's QEMU is rebooted in "
+        "place for the next guest of its profile; harness/guest/warm.py)",
+    )
+    group.addoption(
         "--iomem-keep",
         action="store_true",
         default=False,
@@ -97,6 +106,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "profiles(*names): run only on the named machine profiles")
     config.pluginmanager.register(SummaryReporter(config), "iomem-summary")
     config.pluginmanager.register(JunitLogs(config), "iomem-junit")
+    warm.enable(not config.getoption("--iomem-cold") and not config.getoption("--iomem-keep"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    warm.drain()  # the parked QEMUs end with the session (xdist: with each worker's)
 
 
 def _selected(config: pytest.Config) -> list[str]:
@@ -165,9 +180,11 @@ def make_guest(
         return guest
 
     yield make
+    report = request.node.stash.get(_CALL_REPORT_KEY, None)
+    passed = report is not None and report.passed and not keeping
     for guest in made:
-        guest.close()
-        if guest.machine.alive():
+        guest.close(reuse=passed)
+        if guest.machine.alive() and not guest.parked:  # a parked QEMU lives on by design
             raise StateError(f"QEMU pid {guest.machine.pid} survived teardown")
     # edu silently redirects a DMA whose bus address its dma_mask changes; QEMU's only sign is
     # a line on its stdout. Any such line means a DMA went somewhere nobody asked for.
@@ -181,6 +198,7 @@ def guest(request: pytest.FixtureRequest, profile: Profile, make_guest: Callable
     """A freshly booted guest on ``profile``."""
     booted = make_guest(profile, name="guest").boot()
     request.node.user_properties.append((BOOT_PROPERTY, booted.boot_seconds))
+    request.node.user_properties.append((WARM_PROPERTY, booted.warm))
     return booted
 
 
@@ -198,11 +216,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             item.user_properties.append((CLAIMS_PROPERTY, ledger.encode(records)))
     outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
+    if report.when == "call":
+        item.stash[_CALL_REPORT_KEY] = report  # make_guest's teardown parks only a passed test's guests
     if report.failed:
         for guest in item.stash.get(_GUESTS_KEY, []):
             lines = [f"artifacts: {guest.artifacts}"]
-            for name in ("console.log", "qemu-stderr.log", "qmp.log", "cmdline.txt"):
-                path = guest.artifacts / name
+            for path in [guest.artifacts / "console.log", guest.artifacts / "qemu.txt"] + [
+                guest.machine.artifacts / name for name in ("qemu-stderr.log", "qmp.log", "cmdline.txt")
+            ]:
                 if path.exists():
                     lines.append(f"  {path}")
             lines.extend(_where_is_the_cpu(guest, report))

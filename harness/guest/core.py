@@ -31,6 +31,7 @@ from harness.errors import (
     QemuKilled,
     StateError,
 )
+from harness.guest import warm
 from harness.guest.heap import HeapVerbs
 from harness.image.build import ensure_firmware
 from harness.image.elf import Firmware
@@ -104,19 +105,29 @@ class Guest(HeapVerbs):
         self.banner: Banner | None = None
         self._check_build_id = check_build_id
         self.boot_seconds = 0.0
-        self._gdb: GdbStub | None = None
         self._description: Description | None = None
+        self._closed = False
+        self.warm = False  # booted by rebooting a parked QEMU in place (harness/guest/warm.py)
+        self.parked = False  # closed by parking its QEMU for the next guest
 
     # ------------------------------------------------------------ lifecycle
     def boot(self) -> Self:
         """Start QEMU paused, attach everything, ``cont``, wait for the banner, turn echo off."""
 
         t0 = time.monotonic()
-        self.machine.start()
-        if self.machine.serial is None:
-            raise StateError("the machine started without a serial line")
-        self.console = Console(self.machine.serial, self.artifacts / "console.log", diagnose=self._diagnose)
-        self.machine.cont()
+        parked = (
+            warm.take(self.profile.name, self.machine.firmware) if self._may_take_a_parked_machine() else None
+        )
+        if parked is not None:
+            self._reboot_parked(parked)
+        else:
+            self.machine.start()
+            if self.machine.serial is None:
+                raise StateError("the machine started without a serial line")
+            log = self.artifacts / "console.log"
+            self.console = Console(self.machine.serial, log, diagnose=self._diagnose)
+            self.machine.cont()
+        assert self.console is not None
         self.banner = self.console.wait_banner(BOOT_TIMEOUT)
         self.boot_seconds = time.monotonic() - t0
         if self.banner.proto != PROTO_VERSION:
@@ -130,8 +141,57 @@ class Guest(HeapVerbs):
         self.ok("echo off")
         return self
 
-    def close(self) -> int | None:
-        """Power the guest off (``quit``) if it still answers, then reap QEMU."""
+    def _may_take_a_parked_machine(self) -> bool:
+        m = self.machine
+        return warm.enabled() and m.state is Runstate.CREATED and m.die_with_parent and not m.extra_args
+
+    def _reboot_parked(self, machine: Machine) -> None:
+        """Boot on a parked machine (harness/guest/warm.py): this guest's console log is its
+        own; QEMU's command line, output and QMP trace stay in the directory it started in."""
+        try:
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            (self.artifacts / "qemu.txt").write_text(
+                f"QEMU pid {machine.pid}, rebooted in place (system_reset) for this guest; "
+                f"its command line, output and QMP trace: {machine.artifacts}\n"
+            )
+        except OSError:
+            machine.shutdown(graceful_timeout=0)
+            raise
+        self.machine = machine
+        if machine.serial is None:
+            raise StateError("the parked machine has no serial line")
+        self.console = Console(machine.serial, self.artifacts / "console.log", diagnose=self._diagnose)
+        self.warm = True
+        machine.reboot_in_place()
+
+    def _parkable(self) -> bool:
+        """Whether nothing of this guest can leak into the next one (harness/guest/warm.py)."""
+        m, console = self.machine, self.console
+        if not warm.enabled() or console is None or self.banner is None:
+            return False
+        if m.gdbstub is not None and m.gdbstub.breakpoints:  # they would outlive the reset
+            return False
+        if console.touched_devices or m.extra_args or not m.die_with_parent:
+            return False
+        if m.state is not Runstate.RUNNING or not m.alive() or not m.said_nothing():
+            return False
+        try:
+            return console.request("hello", timeout=1.0).ok and console.quiet()
+        except IomemError:
+            return False
+
+    def close(self, *, reuse: bool = False) -> int | None:
+        """Power the guest off (``quit``) if it still answers, then reap QEMU. With ``reuse``
+        (a test that passed) a clean guest's QEMU is parked instead, for the next guest of the
+        same profile to reboot in place (harness/guest/warm.py); then None is returned."""
+        if self._closed:
+            return self.machine.exit_status()
+        self._closed = True
+        if reuse and self._parkable() and warm.park(self.machine):
+            self.parked = True
+            if self.console is not None:
+                self.console.close()
+            return None
         if self.console is not None and self.machine.state is Runstate.RUNNING and self.machine.alive():
             with contextlib.suppress(IomemError):
                 self.console.request("quit", timeout=1.0)
@@ -148,8 +208,8 @@ class Guest(HeapVerbs):
             self.close()
             raise
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(reuse=exc_type is None)
 
     def _diagnose(self, what: str, command: str | None) -> IomemError:
         """Tell a crashed guest from a hung one, from QEMU's side."""
@@ -322,12 +382,13 @@ class Guest(HeapVerbs):
     @property
     def gdb(self) -> GdbStub:
         """QEMU's gdbstub on this guest (a source the guest does not control)."""
-        if self._gdb is None:
+        if self.machine.gdbstub is None:
             if self.machine.gdb is None:
                 raise IomemError("this machine was started without a gdbstub")
-            self._gdb = GdbStub(self.machine.gdb)
-            self._gdb.handshake()
-        return self._gdb
+            stub = GdbStub(self.machine.gdb)
+            stub.handshake()
+            self.machine.gdbstub = stub  # one session per connection, whichever guest it serves
+        return self.machine.gdbstub
 
     def registers(self) -> SystemRegisters:
         """A register snapshot read by QEMU (the CPU is halted for the read, then resumed)."""

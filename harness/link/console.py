@@ -24,6 +24,7 @@ from pexpect import fdpexpect
 
 from harness.errors import ArtifactsUnwritable, GuestPanic, IomemError, ProtocolError
 from harness.link.protocol import (
+    PROMPT,
     Banner,
     Event,
     Reply,
@@ -42,6 +43,11 @@ PIPELINE_REQUESTS = 64
 PIPELINE_BYTES = 16 * 1024
 """... and at most this many bytes of them: far below a socket buffer (~200 KiB), so a send
 never blocks while QEMU, its UART output unread, waits for the harness (no deadlock)."""
+
+DEVICE_VERBS = frozenset({b"dma", b"edu", b"poke"})
+"""Words that, anywhere in what is sent, mean the guest may have driven a device whose state
+outlives a reset (QEMU 7.2's edu has no reset handler) or written device registers: such a
+guest is never rebooted in place for another (``touched_devices``; harness/guest/warm.py)."""
 
 # diagnose(what, command) -> the error to raise when the guest stopped answering.
 Diagnose = Callable[[str, str | None], IomemError]
@@ -77,6 +83,7 @@ class Console:
         self.stray: list[str] = []
         self.on_event: Callable[[Event], None] | None = None
         self.log_path = log_path
+        self.touched_devices = False
 
     # ------------------------------------------------------------ lines
     def tail(self) -> str:
@@ -197,6 +204,8 @@ class Console:
         return replies
 
     def _send(self, data: bytes, command: str | None) -> None:
+        if not self.touched_devices and DEVICE_VERBS.intersection(data.split()):
+            self.touched_devices = True
         try:
             self._child.send(data)
         except OSError as exc:
@@ -300,6 +309,18 @@ class Console:
                     if not self._handle_unsolicited(line, None):
                         self.stray.append(line)
         return self.events[before:]
+
+    def quiet(self, timeout: float = 1.0) -> bool:
+        """Whether the guest, done answering, has written its prompt and nothing after it
+        (which is then consumed): the line holds no byte of this session any more."""
+        with self._lock:
+            try:
+                index = self._child.expect_exact(
+                    [PROMPT.encode(), pexpect.TIMEOUT, pexpect.EOF], timeout=timeout
+                )
+            except OSError:
+                return False
+            return index == 0 and not self._child.buffer
 
     def close(self) -> None:
         with self._lock:

@@ -230,6 +230,8 @@ class GdbStub:
         self.stop_replies: list[bytes] = []
         self.xml_files: dict[str, bytes] = {}
         self._phys_mode = False
+        # Break/watchpoints inserted (Z) and not removed (z): QEMU keeps them across a reset.
+        self.breakpoints: set[bytes] = set()
 
     # ---- basic exchange
     def request(self, payload: bytes | str, *, timeout: float | None = None) -> bytes:
@@ -241,6 +243,12 @@ class GdbStub:
             if is_stop_reply(reply):
                 self.stop_replies.append(reply)
                 continue
+            if data[:1] in (b"Z", b"z") and reply == b"OK":
+                point = data[1:]
+                if data[:1] == b"Z":
+                    self.breakpoints.add(point)
+                else:
+                    self.breakpoints.discard(point)
             return reply
 
     def handshake(self) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import ArtifactsUnwritable, LaunchError, StateError
+from harness.qemu.gdbstub import GdbStub
 from harness.qemu.profile import EDU_SLOT, Profile
 from harness.qemu.qmp import QmpError, QmpSession
 from harness.qemu.ram import RamFile, SharedRam
@@ -66,6 +67,9 @@ SMMU_TRACE_EVENTS = ("smmuv3_translate_success", "smmuv3_translate_abort", "smmu
 TRACE_FILE = "qemu-trace.log"
 
 
+QEMU_IDLE_WARNING = "qemu-system-aarch64: warning: icount sleep disabled and no active timers"
+"""What QEMU 7.2 prints once on the icount profiles when the guest waits in wfi with no timer
+armed (``sleep=off``): expected, and the only output a machine may have to be parked."""
 EDU_CLAMP = re.compile(r"EDU: clamping DMA (0x[0-9a-fA-F]+) to (0x[0-9a-fA-F]+)!")
 """What QEMU 7.2's edu prints (to stdout) when ``dma_mask`` changes a bus address (dma-facts §1.3)."""
 _QEMU_FATAL = re.compile(r"^(qemu: hardware error:.*|qemu-system-aarch64: .*|\*\*.*(ERROR|assert).*)$", re.M)
@@ -174,6 +178,7 @@ class Machine:
         self.ram: SharedRam | None = None
         self.serial: socket.socket | None = None
         self.gdb: socket.socket | None = None
+        self.gdbstub: GdbStub | None = None  # the session on ``gdb``, once a guest opened one
         self._ram_file: RamFile | None = None
         self.stderr_path = self.artifacts / "qemu-stderr.log"
         self.qmp_trace_path = self.artifacts / "qmp.log"
@@ -325,6 +330,33 @@ class Machine:
         self.state = Runstate.OFF
         self.process = None
         _live.discard(self)
+
+    def reboot_in_place(self) -> None:
+        """A warm reboot of a RUNNING machine (``harness/guest/warm.py``): QMP ``system_reset``
+        resets the CPU and every device and reloads the firmware image (QEMU's ROM reset: its
+        loaded segments rewritten, its bss zeroed); the rest of RAM keeps what the last guest
+        left, as after a reset button. ``-no-reboot`` would turn the reset into a power-off,
+        so the reboot action is ``reset`` for this one request (QEMU decides when the request
+        is made) and ``shutdown`` again at once: a reboot the guest asks for still ends QEMU."""
+        self._require(Runstate.RUNNING)
+        qmp = self._qmp()
+        qmp.execute("set-action", {"reboot": "reset"})
+        try:
+            qmp.execute("system_reset")
+        finally:
+            qmp.execute("set-action", {"reboot": "shutdown"})
+
+    def said_nothing(self) -> bool:
+        """Whether QEMU has written nothing to its trace file and nothing but
+        :data:`QEMU_IDLE_WARNING` to its output: a machine whose logs say nothing can serve
+        the next guest without mixing their logs."""
+        try:
+            if self.trace_path.exists() and self.trace_path.stat().st_size:
+                return False
+            said = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+        except OSError:
+            return False
+        return all(line == QEMU_IDLE_WARNING for line in said.splitlines())
 
     @staticmethod
     def _wait(process: subprocess.Popen[bytes], timeout: float) -> bool:

@@ -214,3 +214,38 @@ def test_pipeline_keeps_a_bounded_window(pair: tuple[socket.socket, socket.socke
             while chunk := theirs.recv(65536):
                 got += chunk
         assert 0 < got.count(b"\n") <= most and len(got) <= max(PIPELINE_BYTES, 1100)
+
+
+def test_device_verbs_anywhere_in_what_is_sent_mark_the_console(
+    pair: tuple[socket.socket, socket.socket, Path],
+) -> None:
+    """What harness/guest/warm.py relies on to never reuse a guest that drove a device."""
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    FakeGuest(theirs, lambda line: f"{_tag_and_body(line)[0]} ok\r\niomem> ".encode())
+    console = Console(ours, log, timeout=2)
+    console.wait_banner()
+    console.request("alloc 16")
+    console.pipeline(["read 0x40000000 8", "stats"])
+    assert not console.touched_devices
+    console.request("edu info")
+    assert console.touched_devices
+    for sent in (b"@7 dma create\n", b"garbage poke 1 2\n"):
+        other = Console(ours, log.with_suffix(".2"), timeout=2)
+        assert not other.touched_devices
+        other.send_raw(sent)
+        assert other.touched_devices
+
+
+def test_quiet_consumes_the_last_prompt_and_sees_anything_after_it(
+    pair: tuple[socket.socket, socket.socket, Path],
+) -> None:
+    ours, theirs, log = pair
+    theirs.sendall(BANNER)
+    console = Console(ours, log, timeout=2)
+    console.wait_banner()
+    theirs.sendall(b"iomem> ")
+    assert console.quiet(timeout=1)
+    theirs.sendall(b"iomem> ! event kind=x\r\n")
+    assert not console.quiet(timeout=1)  # bytes after the prompt: the line is not quiet
+    assert not console.quiet(timeout=0.1)  # no prompt at all

@@ -97,7 +97,7 @@ class GuestHeapMachine(RuleBasedStateMachine):
         self.next_byte = 1
 
     def teardown(self) -> None:
-        self.guest.close()
+        self.guest.close(reuse=True)  # rebooted in place for the next example if it is clean (warm.py)
 
     # ------------------------------------------------------------ helpers
     def _fill(self, va: int, size: int) -> None:

@@ -109,6 +109,7 @@ class DescriptorMachine(RuleBasedStateMachine):
         self.buffer_va: dict[int, int] = {}
 
     def teardown(self) -> None:
+        clean = False
         try:
             if self.guest.console is not None and self.guest.machine.alive():
                 for handle in self.model.held_maps():
@@ -117,8 +118,9 @@ class DescriptorMachine(RuleBasedStateMachine):
                     self._release_md(handle)
                 assert not self.model.nodes and not self.model.maps
                 self.baseline.check(self.guest)
+                clean = True
         finally:
-            self.guest.close()
+            self.guest.close(reuse=clean)  # a clean guest's QEMU reboots for the next example
 
     # ------------------------------------------------------------ helpers
     def _count(self, line: str, reply: Reply) -> None:
