@@ -127,7 +127,8 @@ class Guest(HeapVerbs):
             log = self.artifacts / "console.log"
             self.console = Console(self.machine.serial, log, diagnose=self._diagnose)
             self.machine.cont()
-        assert self.console is not None
+        if self.console is None:
+            raise StateError("the guest has no console after boot")
         self.banner = self.console.wait_banner(BOOT_TIMEOUT)
         self.boot_seconds = time.monotonic() - t0
         if self.banner.proto != PROTO_VERSION:
