@@ -335,17 +335,34 @@ def _domain(guest: Guest) -> tuple[int, int, int]:
     return base, root, base + dom["iova"].offset
 
 
-def _find_u64(guest: Guest, want: Callable[[int], bool], step: int = 8) -> list[int]:
+def _find_u64(guest: Guest, mask: int, value: int, step: int = 8) -> list[int]:
+    """Every PA, a multiple of ``step``, of a little-endian u64 ``v`` in RAM with
+    ``v & mask == value``. The longest run of bytes the mask covers whole is searched for
+    with ``bytes.find`` and each hit compared in full: a scan of 256 MiB at C speed (a u64
+    at a time in Python took 4 s)."""
     banner = _banner(guest)
     ram = guest.ram.read(PhysAddr(banner.ram_base), banner.ram_size)
-    view = memoryview(ram).cast("Q")
-    return [banner.ram_base + i * 8 for i in range(0, len(view), step // 8) if want(view[i])]
+    whole = [(mask >> (8 * i)) & 0xFF == 0xFF for i in range(8)]
+    runs = [(i, j) for i in range(8) for j in range(i + 1, 9) if all(whole[i:j])]
+    if not runs:
+        raise IomemError(f"inject: mask {mask:#x} covers no whole byte to search for")
+    first, end = max(runs, key=lambda r: r[1] - r[0])
+    anchor = value.to_bytes(8, "little")[first:end]
+    hits: list[int] = []
+    at = ram.find(anchor)
+    while at >= 0:
+        start = at - first
+        aligned = start >= 0 and start % step == 0 and start + 8 <= len(ram)
+        if aligned and int.from_bytes(ram[start : start + 8], "little") & mask == value:
+            hits.append(banner.ram_base + start)
+        at = ram.find(anchor, at + 1)
+    return hits
 
 
 def _smmu_cd(guest: Guest) -> int:
     _, root, _ = _domain(guest)
     # CD words 2-3 (bytes 8-15) hold TTB0[51:4] (smmuv3.c)
-    hits = _find_u64(guest, lambda v: v & 0x7_FFFF_FFFF_FFF0 == root, step=8)
+    hits = _find_u64(guest, 0x7_FFFF_FFFF_FFF0, root, step=8)
     hits = [h - 8 for h in hits if (h - 8) % 64 == 0]
     if not hits:
         raise IomemError("inject: no context descriptor holds the domain's root")
@@ -354,7 +371,7 @@ def _smmu_cd(guest: Guest) -> int:
 
 def _smmu_ste(guest: Guest) -> int:
     cd = _smmu_cd(guest)
-    hits = [h for h in _find_u64(guest, lambda v: v & 0xFFFF_FFFF_FFC0 == cd and v & 0xF == 0xB, 64)]
+    hits = _find_u64(guest, 0xFFFF_FFFF_FFC0 | 0xF, cd | 0xB, 64)
     if not hits:
         raise IomemError("inject: no stream table entry points at the context descriptor")
     return hits[0]
@@ -371,7 +388,7 @@ def _smmu_leaf(guest: Guest, w: Workload) -> Target:
     buffer_va = guest.ok(f"md info {w.md:#x}")  # the buffer's own kernel mapping
     if "va" in buffer_va:
         cpu.add(_leaf(guest, buffer_va.number("va") + 2 * guest.profile.granule).descriptor_pa)
-    hits = [h for h in _find_u64(guest, lambda v: v & 0xFFFF_FFFF_F003 == pa | 3) if h not in cpu]
+    hits = [h for h in _find_u64(guest, 0xFFFF_FFFF_F003, pa | 3) if h not in cpu]
     if not hits:
         raise IomemError("inject: no IO page-table leaf maps the buffer's last page")
     return Target(hits[0], _le(_u64(guest, hits[0]) & ~1), f"IO leaf at {hits[0]:#x}")
