@@ -340,9 +340,8 @@ class Machine:
         is made) and ``shutdown`` again at once: a reboot the guest asks for still ends QEMU."""
         self._require(Runstate.RUNNING)
         qmp = self._qmp()
-        qmp.execute("set-action", {"reboot": "reset"})
         try:
-            qmp.execute("system_reset")
+            qmp.execute_in_order([("set-action", {"reboot": "reset"}), ("system_reset", None)])
         finally:
             qmp.execute("set-action", {"reboot": "shutdown"})
 

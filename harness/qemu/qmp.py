@@ -87,6 +87,26 @@ class QmpSession:
         self._log("<-", result)
         return result
 
+    def execute_in_order(
+        self, commands: Sequence[tuple[str, dict[str, object] | None]], *, timeout: float = 10.0
+    ) -> list[Any]:
+        """Several commands, each sent when the one before has answered, in one hand-off to
+        the client's thread; their ``return`` values. The first failure raises."""
+        for command, arguments in commands:
+            self._log("->", {"execute": command, "arguments": arguments or {}})
+
+        async def run_in_order() -> list[object]:
+            return [await self._client.execute(c, a) for c, a in commands]
+
+        try:
+            results = self._run(run_in_order(), timeout, " then ".join(c for c, _ in commands))
+        except QmpError as exc:
+            self._log("!!", str(exc))
+            raise
+        for result in results:
+            self._log("<-", result)
+        return results
+
     def hmp(self, command_line: str, *, timeout: float = 10.0) -> str:
         """Run a human-monitor command through QMP and return its text output."""
         return str(self.execute("human-monitor-command", {"command-line": command_line}, timeout=timeout))
