@@ -17,8 +17,9 @@
  *       everything allocated since some moment restores that moment's heap
  *       and page-allocator state exactly (not just the byte counts).
  *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
- *       is HEAP_SLAB_SIZE bytes with its payload on a slab_map window; its
- *       header checksum holds; free_map has free_count bits, none past the
+ *       is HEAP_SLAB_SPAN(class) bytes (4 KiB for slots up to 256 bytes, 16 KiB
+ *       above) with its payload aligned to that span, on a slab_map window (one
+ *       bit per slab, at its first window); its header checksum holds; free_map has free_count bits, none past the
  *       slots; it is never entirely free (the free that empties it gives the
  *       block back, so H6's "state is a function of the live blocks" still
  *       holds); it is on slab_partial[owner][class] exactly when it has a free
@@ -504,25 +505,39 @@ static __attribute__((noinline)) void tlsf_free(struct heap_chunk *chunk, struct
 
 /* ------------------------------------------------------------ slabs */
 
-/* The slab block: its header, then the window up to the next block's header. */
-#define HEAP_SLAB_BLOCK HEAP_SLAB_SIZE
-/* A free block this big always holds an aligned slab with a tail that is
- * empty or a block of its own, above a lead that is a block of its own. */
-#define HEAP_SLAB_SEARCH (2u * HEAP_SLAB_SIZE + 2u * HEAP_MIN_BLOCK)
+/* A slab of `span` bytes: its block (header, then the window up to the next
+ * block's header) is `span` bytes. A free block of HEAP_SLAB_SEARCH(span)
+ * always holds an aligned slab with a tail that is empty or a block of its
+ * own, above a lead that is a block of its own. */
+#define HEAP_SLAB_SEARCH(span) (2u * (span) + 2u * HEAP_MIN_BLOCK)
 _Static_assert(HEAP_SLAB_MAX <= UINT16_MAX, "requested[] holds every slab request");
-_Static_assert(HEAP_SLAB_SEARCH < HEAP_CHUNK_SIZE / 2u, "a fresh chunk holds a slab");
+_Static_assert(HEAP_SLAB_SEARCH(HEAP_SLAB_BIG_SIZE) < HEAP_CHUNK_SIZE / 2u, "a fresh chunk holds a slab");
+_Static_assert(HEAP_SLAB_SLOT_SIZE(HEAP_SLAB_CLASSES - 1u) == HEAP_SLAB_MAX, "the last class holds HEAP_SLAB_MAX");
+_Static_assert(HEAP_SLAB_SLOT_SIZE(HEAP_SLAB_SMALL_CLASSES) > HEAP_SLAB_SMALL_MAX, "class sizes rise");
 _Static_assert(HEAP_SLAB_MAX < UINT16_MAX && HEAP_SLAB_CLASSES <= UINT8_MAX + 1u, "slab fields fit");
 _Static_assert(HEAP_OWNER_COUNT <= UINT8_MAX, "owner fits a byte");
 _Static_assert(HEAP_CHUNK_WINDOWS <= 64u * (sizeof(((struct heap_chunk *)0)->slab_map) / sizeof(uint64_t)),
                "slab_map covers the chunk");
 
-/* Class of a request of 0..HEAP_SLAB_MAX bytes: slots of (class + 1) * 16. */
+/* Class of a request of 0..HEAP_SLAB_MAX bytes (heap.h: 16-byte steps up to
+ * HEAP_SLAB_SMALL_MAX, then HEAP_SLAB_BIG_STEP steps). */
 static inline unsigned slab_class(size_t length)
 {
-    return length == 0 ? 0u : (unsigned)((length - 1u) >> HEAP_ALIGN_SHIFT);
+    if (length <= HEAP_SLAB_SMALL_MAX) {
+        return length == 0 ? 0u : (unsigned)((length - 1u) >> HEAP_ALIGN_SHIFT);
+    }
+    return HEAP_SLAB_SMALL_CLASSES + (unsigned)((length - HEAP_SLAB_SMALL_MAX - 1u) >> HEAP_SLAB_BIG_STEP_SHIFT);
 }
 
-static inline uint32_t class_slot_size(unsigned size_class) { return (size_class + 1u) << HEAP_ALIGN_SHIFT; }
+static inline uint32_t class_slot_size(unsigned size_class) { return HEAP_SLAB_SLOT_SIZE(size_class); }
+
+/* The bytes of a slab of `size_class`: its block, from header to the next header. */
+static inline uint32_t class_span(unsigned size_class) { return HEAP_SLAB_SPAN(size_class); }
+
+static inline uint32_t class_slot_count(unsigned size_class)
+{
+    return (HEAP_SLAB_SLOTS_END(size_class) - HEAP_SLAB_FIRST) / class_slot_size(size_class);
+}
 
 static uint16_t slab_check(const struct heap_slab *slab)
 {
@@ -554,6 +569,11 @@ static inline void slab_bit_set(struct heap_chunk *chunk, unsigned window, bool 
     } else {
         chunk->slab_map[window / 64u] &= ~mask;
     }
+}
+
+static inline struct heap_slab *window_slab(struct heap_chunk *chunk, unsigned window)
+{
+    return (struct heap_slab *)((uintptr_t)chunk + ((uintptr_t)window << HEAP_SLAB_SHIFT));
 }
 
 static inline bool slot_free(const struct heap_slab *slab, unsigned slot)
@@ -596,46 +616,47 @@ static void partial_remove(struct heap_slab *slab)
 static __attribute__((noinline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
 {
     struct heap_state *h = &heap_state;
-    struct heap_block *block = take_free(HEAP_SLAB_SEARCH);
+    uint32_t span = class_span(size_class);
+    struct heap_block *block = take_free(HEAP_SLAB_SEARCH(span));
 
     if (block == NULL) {
         return NULL;
     }
-    /* The window: the highest HEAP_SLAB_SIZE boundary such that the slab ends
+    /* The window: the highest `span` boundary such that the slab ends
      * in `block` leaving a tail that is empty or a block of its own. Slabs are
      * carved from the top of a free block and TLSF blocks from its bottom, so
      * on a chunk's free tail the slabs pile up against the sentinel, one split
      * each, and the two kinds do not interleave. */
     uintptr_t start = (uintptr_t)block;
     uintptr_t end = start + block->size;
-    uintptr_t window = (end - HEAP_SLAB_SLOTS_END) & ~(uintptr_t)(HEAP_SLAB_SIZE - 1u);
-    uint32_t tail = (uint32_t)(end - (window + HEAP_SLAB_SLOTS_END));
+    uintptr_t window = (end - (span - HEAP_BLOCK_HEADER_SIZE)) & ~(uintptr_t)(span - 1u);
+    uint32_t tail = (uint32_t)(end - (window + span - HEAP_BLOCK_HEADER_SIZE));
     if (tail != 0 && tail < HEAP_MIN_BLOCK) {
-        window -= HEAP_SLAB_SIZE;
-        tail += HEAP_SLAB_SIZE;
+        window -= span;
+        tail += span;
     }
     struct heap_block *header = (struct heap_block *)(window - HEAP_BLOCK_HEADER_SIZE);
     uint32_t lead = (uint32_t)((uintptr_t)header - start);
     ASSERT((uintptr_t)header >= start + HEAP_MIN_BLOCK); /* HEAP_SLAB_SEARCH */
     block_write(block, lead, block->prev_size, 0, HEAP_BLOCK_FREE);
     free_insert((struct heap_free_block *)(void *)block);
-    block_write(header, HEAP_SLAB_BLOCK, lead, 0, HEAP_BLOCK_SLAB);
+    block_write(header, span, lead, 0, HEAP_BLOCK_SLAB);
     if (tail != 0) {
         struct heap_block *rest = block_next(header);
-        block_write(rest, tail, HEAP_SLAB_BLOCK, 0, HEAP_BLOCK_FREE);
+        block_write(rest, tail, span, 0, HEAP_BLOCK_FREE);
         block_set_prev_size(block_next(rest), tail);
         free_insert((struct heap_free_block *)(void *)rest);
         h->free_blocks++;
     } else {
-        block_set_prev_size(block_next(header), HEAP_SLAB_BLOCK);
+        block_set_prev_size(block_next(header), span);
     }
-    h->free_bytes -= HEAP_SLAB_BLOCK;
+    h->free_bytes -= span;
     struct heap_chunk *chunk = chunk_of(header);
     used_bit_set(chunk, granule_of(chunk, header), true);
 
     struct heap_slab *slab = (struct heap_slab *)window;
     uint32_t slot_size = class_slot_size(size_class);
-    uint32_t slot_count = (HEAP_SLAB_SLOTS_END - HEAP_SLAB_FIRST) / slot_size;
+    uint32_t slot_count = class_slot_count(size_class);
     slab->magic = HEAP_SLAB_MAGIC;
     slab->size_class = (uint8_t)size_class;
     slab->owner = (uint8_t)owner;
@@ -795,23 +816,28 @@ struct resolved_block {
 };
 
 /* Slot index without a division (a 32-bit divide is the slowest instruction of
- * IOFree's path): granules * ceil(2^16 / (class + 1)) >> 16 is exactly
- * granules / (class + 1) for every granule offset below 256 and class below 16
+ * IOFree's path): granules * ceil(2^20 / units) >> 20, where units = the slot
+ * size in granules (at most 64), is exactly granules / units for every granule
+ * offset of a slab (below HEAP_SLAB_BIG_SIZE / 16 = 1024): the rounding error is
+ * below granules * units / 2^20 < 1 / units
  * (test_every_slot_of_a_full_slab_is_found_and_freed, tests/host/test_heap.py). */
-#define SLOT_RECIPROCAL_SHIFT 16u
-#define SLOT_RECIPROCAL(c) ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + (c)) / ((c) + 1u)))
+#define SLOT_RECIPROCAL_SHIFT 20u
+#define SLOT_RECIPROCAL(c) \
+    ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN - 1u) / (HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN)))
 static const uint32_t slot_reciprocal[HEAP_SLAB_CLASSES] = {
-    SLOT_RECIPROCAL(0u),  SLOT_RECIPROCAL(1u),  SLOT_RECIPROCAL(2u),  SLOT_RECIPROCAL(3u),
-    SLOT_RECIPROCAL(4u),  SLOT_RECIPROCAL(5u),  SLOT_RECIPROCAL(6u),  SLOT_RECIPROCAL(7u),
-    SLOT_RECIPROCAL(8u),  SLOT_RECIPROCAL(9u),  SLOT_RECIPROCAL(10u), SLOT_RECIPROCAL(11u),
-    SLOT_RECIPROCAL(12u), SLOT_RECIPROCAL(13u), SLOT_RECIPROCAL(14u), SLOT_RECIPROCAL(15u),
+    SLOT_RECIPROCAL(0u),  SLOT_RECIPROCAL(1u),  SLOT_RECIPROCAL(2u),  SLOT_RECIPROCAL(3u),  SLOT_RECIPROCAL(4u),
+    SLOT_RECIPROCAL(5u),  SLOT_RECIPROCAL(6u),  SLOT_RECIPROCAL(7u),  SLOT_RECIPROCAL(8u),  SLOT_RECIPROCAL(9u),
+    SLOT_RECIPROCAL(10u), SLOT_RECIPROCAL(11u), SLOT_RECIPROCAL(12u), SLOT_RECIPROCAL(13u), SLOT_RECIPROCAL(14u),
+    SLOT_RECIPROCAL(15u), SLOT_RECIPROCAL(16u), SLOT_RECIPROCAL(17u), SLOT_RECIPROCAL(18u), SLOT_RECIPROCAL(19u),
+    SLOT_RECIPROCAL(20u), SLOT_RECIPROCAL(21u), SLOT_RECIPROCAL(22u), SLOT_RECIPROCAL(23u), SLOT_RECIPROCAL(24u),
+    SLOT_RECIPROCAL(25u), SLOT_RECIPROCAL(26u), SLOT_RECIPROCAL(27u),
 };
-_Static_assert(HEAP_SLAB_CLASSES == 16u && HEAP_SLAB_SIZE / HEAP_ALIGN <= 256u, "slot_reciprocal is exact");
+_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 1024u,
+               "slot_reciprocal is exact");
 
 /* resolve() for an address in a slab's window: a live slot's start. */
-static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, unsigned window, uintptr_t addr, struct resolved_block *out)
+static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, struct heap_slab *slab, uintptr_t addr, struct resolved_block *out)
 {
-    struct heap_slab *slab = (struct heap_slab *)((uintptr_t)chunk + ((uintptr_t)window << HEAP_SLAB_SHIFT));
     if (!slab_intact(slab) || slab->owner >= HEAP_OWNER_COUNT || slab->size_class >= HEAP_SLAB_CLASSES ||
         slab->slot_size != class_slot_size(slab->size_class)) {
         return false;
@@ -842,8 +868,22 @@ static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_c
     if (chunk->magic != HEAP_CHUNK_MAGIC) {
         return false;
     }
-    if (offset < HEAP_CHUNK_SIZE && slab_bit(chunk, window_of(chunk, addr))) {
-        return resolve_slot(chunk, window_of(chunk, addr), addr, out);
+    if (offset < HEAP_CHUNK_SIZE) {
+        /* In a slab: the slab_map bit of the address's window, or of the
+         * HEAP_SLAB_BIG_SIZE boundary below it when a big slab starts there
+         * (a big slab has one bit, at its first window). */
+        unsigned window = window_of(chunk, addr);
+        if (slab_bit(chunk, window)) {
+            return resolve_slot(chunk, window_slab(chunk, window), addr, out);
+        }
+        unsigned big = window & ~(HEAP_SLAB_BIG_WINDOWS - 1u);
+        if (slab_bit(chunk, big)) {
+            struct heap_slab *slab = window_slab(chunk, big);
+            if (slab_intact(slab) && slab->size_class < HEAP_SLAB_CLASSES &&
+                class_span(slab->size_class) == HEAP_SLAB_BIG_SIZE) {
+                return resolve_slot(chunk, slab, addr, out);
+            }
+        }
     }
     if (!used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) || !state_owner(block->state, &out->owner)) {
         return false;
@@ -1066,18 +1106,22 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     struct heap_slab *slab = (struct heap_slab *)block_payload(block);
     uintptr_t window = (uintptr_t)slab;
 
-    if (block->requested != 0 || block->size != HEAP_SLAB_BLOCK) {
-        return check_fail(report, "slab block of the wrong size", block);
-    }
     if (window % HEAP_SLAB_SIZE != 0 || !slab_bit(chunk, window_of(chunk, window))) {
         return check_fail(report, "slab not on a slab_map window", slab);
     }
     if (!slab_intact(slab)) {
         return check_fail(report, "slab header damaged", slab);
     }
+    if (slab->size_class >= HEAP_SLAB_CLASSES || slab->owner >= HEAP_OWNER_COUNT) {
+        return check_fail(report, "slab geometry wrong", slab);
+    }
     uint32_t slot_size = class_slot_size(slab->size_class);
-    if (slab->size_class >= HEAP_SLAB_CLASSES || slab->owner >= HEAP_OWNER_COUNT || slab->slot_size != slot_size ||
-        slab->first != HEAP_SLAB_FIRST || slab->slot_count != (HEAP_SLAB_SLOTS_END - HEAP_SLAB_FIRST) / slot_size) {
+    uint32_t span = class_span(slab->size_class);
+    if (block->requested != 0 || block->size != span || window % span != 0) {
+        return check_fail(report, "slab block of the wrong size", block);
+    }
+    if (slab->slot_size != slot_size || slab->first != HEAP_SLAB_FIRST ||
+        slab->slot_count != class_slot_count(slab->size_class)) {
         return check_fail(report, "slab geometry wrong", slab);
     }
     uint64_t free_slots = 0;
