@@ -523,10 +523,13 @@ _Static_assert(HEAP_CHUNK_WINDOWS <= 64u * (sizeof(((struct heap_chunk *)0)->sla
  * HEAP_SLAB_SMALL_MAX, then HEAP_SLAB_BIG_STEP steps). */
 static inline unsigned slab_class(size_t length)
 {
-    if (length <= HEAP_SLAB_SMALL_MAX) {
-        return length == 0 ? 0u : (unsigned)((length - 1u) >> HEAP_ALIGN_SHIFT);
-    }
-    return HEAP_SLAB_SMALL_CLASSES + (unsigned)((length - HEAP_SLAB_SMALL_MAX - 1u) >> HEAP_SLAB_BIG_STEP_SHIFT);
+    /* Both forms, then a select: no branch (in the guest a taken branch ends a
+     * TCG translation block; on the host the mixed traces alternate at random). */
+    size_t below = length - (length != 0u); /* n - 1, 0 for 0 */
+    unsigned small = (unsigned)(below >> HEAP_ALIGN_SHIFT);
+    unsigned big = (unsigned)(below >> HEAP_SLAB_BIG_STEP_SHIFT) + HEAP_SLAB_SMALL_CLASSES -
+                   HEAP_SLAB_SMALL_MAX / HEAP_SLAB_BIG_STEP;
+    return below < HEAP_SLAB_SMALL_MAX ? small : big;
 }
 
 static inline uint32_t class_slot_size(unsigned size_class) { return HEAP_SLAB_SLOT_SIZE(size_class); }
