@@ -23,7 +23,8 @@
  *       slots; it is never entirely free (the free that empties it gives the
  *       block back, so H6's "state is a function of the live blocks" still
  *       holds); it is on slab_partial[owner][class] exactly when it has a free
- *       slot; used slots count in used_blocks / used_bytes.
+ *       slot, and bit class of slab_partial_map[owner] is set exactly when
+ *       that list is not empty; used slots count in used_blocks / used_bytes.
  * Allocation and free do a bounded amount of work: bit scans on the two
  * bitmap levels or on a slab's free_map, never a walk along a free list.
  */
@@ -598,6 +599,7 @@ static void partial_push(struct heap_slab *slab)
         (*head)->prev = slab;
     }
     *head = slab;
+    heap_state.slab_partial_map[slab->owner] |= UINT32_C(1) << slab->size_class;
 }
 
 static void partial_remove(struct heap_slab *slab)
@@ -606,6 +608,9 @@ static void partial_remove(struct heap_slab *slab)
         slab->prev->next = slab->next;
     } else {
         heap_state.slab_partial[slab->owner][slab->size_class] = slab->next;
+        if (slab->next == NULL) {
+            heap_state.slab_partial_map[slab->owner] &= ~(UINT32_C(1) << slab->size_class);
+        }
     }
     if (slab->next != NULL) {
         slab->next->prev = slab->prev;
@@ -690,6 +695,31 @@ static __attribute__((noinline)) void slab_release(struct heap_chunk *chunk, str
     block_release(chunk, slab_block(slab));
 }
 
+/* The classes a request of class c may take a slot of, c .. HEAP_SLAB_FALL_UP(c)
+ * (within the classes), as bits from bit 0 = class c. */
+#define FALL_UP_LAST(c) (HEAP_SLAB_FALL_UP(c) < HEAP_SLAB_CLASSES ? HEAP_SLAB_FALL_UP(c) : HEAP_SLAB_CLASSES - 1u)
+#define FALL_UP_MASK(c) ((UINT32_C(2) << (FALL_UP_LAST(c) - (c))) - 1u)
+static const uint32_t fall_up_mask[HEAP_SLAB_CLASSES] = {
+    FALL_UP_MASK(0u),  FALL_UP_MASK(1u),  FALL_UP_MASK(2u),  FALL_UP_MASK(3u),  FALL_UP_MASK(4u),  FALL_UP_MASK(5u),
+    FALL_UP_MASK(6u),  FALL_UP_MASK(7u),  FALL_UP_MASK(8u),  FALL_UP_MASK(9u),  FALL_UP_MASK(10u), FALL_UP_MASK(11u),
+    FALL_UP_MASK(12u), FALL_UP_MASK(13u), FALL_UP_MASK(14u), FALL_UP_MASK(15u), FALL_UP_MASK(16u), FALL_UP_MASK(17u),
+    FALL_UP_MASK(18u), FALL_UP_MASK(19u), FALL_UP_MASK(20u), FALL_UP_MASK(21u), FALL_UP_MASK(22u), FALL_UP_MASK(23u),
+    FALL_UP_MASK(24u), FALL_UP_MASK(25u), FALL_UP_MASK(26u), FALL_UP_MASK(27u),
+};
+_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_CLASSES <= 32u, "fall_up_mask has a row per class; the map is 32-bit");
+
+/* The partial slab a request of `size_class` takes: the first of its class,
+ * else of the smallest class up to HEAP_SLAB_FALL_UP that has one: one bit
+ * scan of slab_partial_map, no loop. NULL when there is none. */
+static inline __attribute__((always_inline)) struct heap_slab *slab_partial_for(enum heap_owner owner, unsigned size_class)
+{
+    uint32_t reach = (heap_state.slab_partial_map[owner] >> size_class) & fall_up_mask[size_class];
+    if (reach == 0) {
+        return NULL;
+    }
+    return heap_state.slab_partial[owner][size_class + (unsigned)__builtin_ctz(reach)];
+}
+
 /* The fast path for 0..HEAP_SLAB_MAX bytes: the first free slot of `slab`, a
  * partial slab of the request's class: a bit scan, no search, no header to write. */
 static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *slab, size_t length)
@@ -718,11 +748,8 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
 static void *slab_alloc(size_t length, enum heap_owner owner)
 {
     unsigned size_class = slab_class(length);
-    struct heap_slab *slab = NULL;
+    struct heap_slab *slab = slab_partial_for(owner, size_class);
 
-    for (unsigned up = size_class; slab == NULL && up < HEAP_SLAB_CLASSES && up <= HEAP_SLAB_FALL_UP(size_class); up++) {
-        slab = heap_state.slab_partial[owner][up];
-    }
     if (slab == NULL) {
         slab = slab_new(owner, size_class);
         if (slab == NULL) {
@@ -975,7 +1002,8 @@ IOReturn heap_lookup(const void *ptr, size_t *requested) { return heap_lookup_ow
 /* ------------------------------------------------------------ IOLib.h */
 
 /* heap_alloc(), inlined into IOMalloc: a request with a partial slab of its
- * class takes a slot with no call (an uninitialized heap has no slab). */
+ * class, or of a class it falls up to, takes a slot with no call (an
+ * uninitialized heap has no slab). */
 static inline __attribute__((always_inline)) void *alloc_inline(size_t length, enum heap_owner owner, bool zero)
 {
     struct heap_state *h = &heap_state;
@@ -984,8 +1012,9 @@ static inline __attribute__((always_inline)) void *alloc_inline(size_t length, e
     if ((unsigned)owner >= HEAP_OWNER_COUNT) {
         return NULL;
     }
-    if (length <= HEAP_SLAB_MAX && h->slab_partial[owner][slab_class(length)] != NULL) {
-        ptr = slab_take(h->slab_partial[owner][slab_class(length)], length);
+    struct heap_slab *slab = length <= HEAP_SLAB_MAX ? slab_partial_for(owner, slab_class(length)) : NULL;
+    if (slab != NULL) {
+        ptr = slab_take(slab, length);
     } else if (!h->initialized) {
         return NULL;
     } else {
@@ -1171,6 +1200,13 @@ static IOReturn check_slab_lists(struct heap_check_report *report)
     uint64_t listed = 0;
 
     for (unsigned owner = 0; owner < HEAP_OWNER_COUNT; owner++) {
+        uint32_t map = 0;
+        for (unsigned size_class = 0; size_class < HEAP_SLAB_CLASSES; size_class++) {
+            map |= (uint32_t)(h->slab_partial[owner][size_class] != NULL) << size_class;
+        }
+        if (h->slab_partial_map[owner] != map) {
+            return check_fail(report, "slab_partial_map disagrees with the partial lists", &h->slab_partial_map[owner]);
+        }
         for (unsigned size_class = 0; size_class < HEAP_SLAB_CLASSES; size_class++) {
             const struct heap_slab *prev = NULL;
             for (const struct heap_slab *slab = h->slab_partial[owner][size_class]; slab != NULL;

@@ -238,6 +238,7 @@ struct heap_state {
     uint32_t sl_bitmap[HEAP_FL_COUNT];  /* bit sl set <=> free_lists[fl][sl] != NULL */
     struct heap_free_block *free_lists[HEAP_FL_COUNT][HEAP_SL_COUNT];
     struct heap_slab *slab_partial[HEAP_OWNER_COUNT][HEAP_SLAB_CLASSES]; /* slabs with a free slot */
+    uint32_t slab_partial_map[HEAP_OWNER_COUNT]; /* bit c set <=> slab_partial[owner][c] != NULL */
     struct heap_chunk *chunks;          /* every chunk the heap holds */
     struct heap_chunk *home_chunk;      /* taken by heap_init, never given back */
     uint64_t chunk_count;

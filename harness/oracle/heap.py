@@ -409,6 +409,7 @@ class HeapView:
     large: tuple[LargeBlock, ...]
     slab_partial: dict[tuple[int, int], tuple[tuple[int, int], ...]] = field(default_factory=dict)
     # (owner, class) -> ((slab, prev), ...) of heap_state.slab_partial, in list order
+    slab_partial_map: tuple[int, ...] = ()  # per owner: bit c set <=> slab_partial[owner][c] is not empty
 
     @property
     def slabs(self) -> tuple[Slab, ...]:
@@ -752,6 +753,9 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
         chunks=chunks,
         large=tuple(large),
         slab_partial=slab_partial,
+        slab_partial_map=tuple(
+            s.read(blob, "slab_partial_map", i) for i in range(s["slab_partial_map"].count)
+        ),
     )
 
 
@@ -1065,6 +1069,10 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
     missing = sorted(set(partial) - listed)
     if missing:
         yield f"heap: slabs with a free slot missing from the partial lists: {[hex(a) for a in missing[:4]]}"
+    for owner, bits in enumerate(h.slab_partial_map):
+        want = sum(1 << c for (o, c), entries in h.slab_partial.items() if o == owner and entries)
+        if bits != want:
+            yield f"heap: slab_partial_map[{owner}] {bits:#x}, the partial lists say {want:#x}"
     return slots, slot_bytes
 
 

@@ -482,6 +482,34 @@ def test_a_block_counter_off_by_one_either_way_is_reported(arena: Arena, counter
         assert arena.free(pointer, length) == kIOReturnSuccess
 
 
+@pytest.mark.parametrize("change", ["cleared", "set"])
+def test_a_slab_partial_map_bit_that_disagrees_with_its_list_is_reported(arena: Arena, change: str) -> None:
+    """slab_partial_map (the bit scan behind the fall-up) with a partial class's bit cleared,
+    or an empty class's bit set: check names the map; an allocation meanwhile still gets a
+    slot (a set bit over an empty list leads to the slow path, never to a NULL slab)."""
+    live = [(arena.malloc(64), 64)]
+    arena.check_all()
+    address, size = heap_state_field("slab_partial_map")  # the caller's word (owner 0)
+    saved = arena.read(address, size)
+    bit = heap_oracle.slab_class(64) if change == "cleared" else heap_oracle.slab_class(16)
+    arena.write(address, (int.from_bytes(saved, "little") ^ 1 << bit).to_bytes(size, "little"))
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "slab_partial_map disagrees with the partial lists"
+    assert result.where == address
+    if change == "set":
+        pointer = arena.malloc(16)
+        assert pointer != 0 and arena.lookup(pointer) == 16
+        live.append((pointer, 16))
+    arena.write(address, saved)
+    if change == "set":  # the new slab of class 0 put its bit in the saved word's place
+        arena.write(address, (int.from_bytes(saved, "little") | 1 << bit).to_bytes(size, "little"))
+    arena.check_all()
+    for pointer, length in live:
+        assert arena.free(pointer, length) == kIOReturnSuccess
+    arena.check_all()
+
+
 def slabs_of_class(arena: Arena, request: int) -> list[heap_oracle.Slab]:
     slot = (request + HEAP_ALIGN - 1) // HEAP_ALIGN * HEAP_ALIGN
     return [s for s in heap_decoder.decode(arena).heap.slabs if s.slot_size == slot]

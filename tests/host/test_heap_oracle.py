@@ -282,6 +282,13 @@ def _slab_partial_link(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, b
     return slab.address + snap.layouts.heap_slab["prev"].offset, (slab.address + 16).to_bytes(8, "little")
 
 
+def _slab_partial_map(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)  # its class's bit cleared: the list is not empty
+    field = snap.layouts.heap_state["slab_partial_map"]
+    bits = snap.heap.slab_partial_map[slab.owner] & ~(1 << slab.size_class)
+    return heap_decoder.symbols().heap_state + field.offset + 4 * slab.owner, bits.to_bytes(4, "little")
+
+
 def _slab_slot_count(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     slab = _busy_slab(snap)
     return slab.address + snap.layouts.heap_slab["slot_count"].offset, (slab.slot_count - 1).to_bytes(
@@ -294,6 +301,7 @@ DAMAGE: dict[str, tuple[Damage, str]] = {
     "slab requested": (_slab_requested, "used_bytes"),
     "slab_map bit": (_slab_map_bit, "slab_map"),
     "slab partial link": (_slab_partial_link, "back link"),
+    "slab partial map": (_slab_partial_map, "slab_partial_map"),
     "slab header": (_slab_slot_count, "header damaged"),
     "header field": (_header_requested, "checksum"),
     "boundary tag": (_resealed_prev_size, "prev_size"),
