@@ -215,7 +215,7 @@ static void mapping_search(uint32_t size, unsigned *fl, unsigned *sl)
     mapping_insert(size, fl, sl);
 }
 
-static struct heap_free_block *find_suitable(unsigned fl, unsigned sl)
+static inline __attribute__((always_inline)) struct heap_free_block *find_suitable(unsigned fl, unsigned sl)
 {
     struct heap_state *h = &heap_state;
 
@@ -238,7 +238,7 @@ static struct heap_free_block *find_suitable(unsigned fl, unsigned sl)
 
 /* ------------------------------------------------------------ free lists */
 
-static void free_insert(struct heap_free_block *block)
+static inline __attribute__((always_inline)) void free_insert(struct heap_free_block *block)
 {
     struct heap_state *h = &heap_state;
     unsigned fl, sl;
@@ -256,7 +256,7 @@ static void free_insert(struct heap_free_block *block)
     h->fl_bitmap |= 1u << fl;
 }
 
-static void free_remove(struct heap_free_block *block)
+static inline __attribute__((always_inline)) void free_remove(struct heap_free_block *block)
 {
     struct heap_state *h = &heap_state;
     unsigned fl, sl;
@@ -415,7 +415,7 @@ static struct heap_block *carve(struct heap_block *block, uint32_t need, uint32_
 
 /* A free block of at least `size` bytes out of the free lists, taking a chunk
  * when none is free; NULL when the page allocator has none either. */
-static struct heap_block *take_free(uint32_t size)
+static inline __attribute__((always_inline)) struct heap_block *take_free(uint32_t size)
 {
     unsigned fl, sl;
 
@@ -590,7 +590,7 @@ static inline struct heap_block *slab_block(struct heap_slab *slab)
     return (struct heap_block *)(void *)((uint8_t *)slab - HEAP_BLOCK_HEADER_SIZE);
 }
 
-static void partial_push(struct heap_slab *slab)
+static inline __attribute__((always_inline)) void partial_push(struct heap_slab *slab)
 {
     struct heap_slab **head = &heap_state.slab_partial[slab->owner][slab->size_class];
     slab->prev = NULL;
@@ -602,7 +602,7 @@ static void partial_push(struct heap_slab *slab)
     heap_state.slab_partial_map[slab->owner] |= UINT32_C(1) << slab->size_class;
 }
 
-static void partial_remove(struct heap_slab *slab)
+static inline __attribute__((always_inline)) void partial_remove(struct heap_slab *slab)
 {
     if (slab->prev != NULL) {
         slab->prev->next = slab->next;
