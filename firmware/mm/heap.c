@@ -17,12 +17,14 @@
  *       everything allocated since some moment restores that moment's heap
  *       and page-allocator state exactly (not just the byte counts).
  *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
- *       is HEAP_SLAB_SIZE bytes with its payload on a slab_map window; its
- *       header checksum holds; free_map has free_count bits, none past the
+ *       is HEAP_SLAB_SPAN(class) bytes (4 KiB for slots up to 256 bytes, 16 KiB
+ *       above) with its payload aligned to that span, on a slab_map window (one
+ *       bit per slab, at its first window); its header checksum holds; free_map has free_count bits, none past the
  *       slots; it is never entirely free (the free that empties it gives the
  *       block back, so H6's "state is a function of the live blocks" still
  *       holds); it is on slab_partial[owner][class] exactly when it has a free
- *       slot; used slots count in used_blocks / used_bytes.
+ *       slot, and bit class of slab_partial_map[owner] is set exactly when
+ *       that list is not empty; used slots count in used_blocks / used_bytes.
  * Allocation and free do a bounded amount of work: bit scans on the two
  * bitmap levels or on a slab's free_map, never a walk along a free list.
  */
@@ -213,7 +215,7 @@ static void mapping_search(uint32_t size, unsigned *fl, unsigned *sl)
     mapping_insert(size, fl, sl);
 }
 
-static struct heap_free_block *find_suitable(unsigned fl, unsigned sl)
+static inline __attribute__((always_inline)) struct heap_free_block *find_suitable(unsigned fl, unsigned sl)
 {
     struct heap_state *h = &heap_state;
 
@@ -236,7 +238,7 @@ static struct heap_free_block *find_suitable(unsigned fl, unsigned sl)
 
 /* ------------------------------------------------------------ free lists */
 
-static void free_insert(struct heap_free_block *block)
+static inline __attribute__((always_inline)) void free_insert(struct heap_free_block *block)
 {
     struct heap_state *h = &heap_state;
     unsigned fl, sl;
@@ -254,7 +256,7 @@ static void free_insert(struct heap_free_block *block)
     h->fl_bitmap |= 1u << fl;
 }
 
-static void free_remove(struct heap_free_block *block)
+static inline __attribute__((always_inline)) void free_remove(struct heap_free_block *block)
 {
     struct heap_state *h = &heap_state;
     unsigned fl, sl;
@@ -413,7 +415,7 @@ static struct heap_block *carve(struct heap_block *block, uint32_t need, uint32_
 
 /* A free block of at least `size` bytes out of the free lists, taking a chunk
  * when none is free; NULL when the page allocator has none either. */
-static struct heap_block *take_free(uint32_t size)
+static inline __attribute__((always_inline)) struct heap_block *take_free(uint32_t size)
 {
     unsigned fl, sl;
 
@@ -504,25 +506,42 @@ static __attribute__((noinline)) void tlsf_free(struct heap_chunk *chunk, struct
 
 /* ------------------------------------------------------------ slabs */
 
-/* The slab block: its header, then the window up to the next block's header. */
-#define HEAP_SLAB_BLOCK HEAP_SLAB_SIZE
-/* A free block this big always holds an aligned slab with a tail that is
- * empty or a block of its own, above a lead that is a block of its own. */
-#define HEAP_SLAB_SEARCH (2u * HEAP_SLAB_SIZE + 2u * HEAP_MIN_BLOCK)
+/* A slab of `span` bytes: its block (header, then the window up to the next
+ * block's header) is `span` bytes. A free block of HEAP_SLAB_SEARCH(span)
+ * always holds an aligned slab with a tail that is empty or a block of its
+ * own, above a lead that is a block of its own. */
+#define HEAP_SLAB_SEARCH(span) (2u * (span) + 2u * HEAP_MIN_BLOCK)
 _Static_assert(HEAP_SLAB_MAX <= UINT16_MAX, "requested[] holds every slab request");
-_Static_assert(HEAP_SLAB_SEARCH < HEAP_CHUNK_SIZE / 2u, "a fresh chunk holds a slab");
+_Static_assert(HEAP_SLAB_SEARCH(HEAP_SLAB_BIG_SIZE) < HEAP_CHUNK_SIZE / 2u, "a fresh chunk holds a slab");
+_Static_assert(HEAP_SLAB_SLOT_SIZE(HEAP_SLAB_CLASSES - 1u) == HEAP_SLAB_MAX, "the last class holds HEAP_SLAB_MAX");
+_Static_assert(HEAP_SLAB_SLOT_SIZE(HEAP_SLAB_SMALL_CLASSES) > HEAP_SLAB_SMALL_MAX, "class sizes rise");
 _Static_assert(HEAP_SLAB_MAX < UINT16_MAX && HEAP_SLAB_CLASSES <= UINT8_MAX + 1u, "slab fields fit");
 _Static_assert(HEAP_OWNER_COUNT <= UINT8_MAX, "owner fits a byte");
 _Static_assert(HEAP_CHUNK_WINDOWS <= 64u * (sizeof(((struct heap_chunk *)0)->slab_map) / sizeof(uint64_t)),
                "slab_map covers the chunk");
 
-/* Class of a request of 0..HEAP_SLAB_MAX bytes: slots of (class + 1) * 16. */
+/* Class of a request of 0..HEAP_SLAB_MAX bytes (heap.h: 16-byte steps up to
+ * HEAP_SLAB_SMALL_MAX, then HEAP_SLAB_BIG_STEP steps). */
 static inline unsigned slab_class(size_t length)
 {
-    return length == 0 ? 0u : (unsigned)((length - 1u) >> HEAP_ALIGN_SHIFT);
+    /* Both forms, then a select: no branch (in the guest a taken branch ends a
+     * TCG translation block; on the host the mixed traces alternate at random). */
+    size_t below = length - (length != 0u); /* n - 1, 0 for 0 */
+    unsigned small = (unsigned)(below >> HEAP_ALIGN_SHIFT);
+    unsigned big = (unsigned)(below >> HEAP_SLAB_BIG_STEP_SHIFT) + HEAP_SLAB_SMALL_CLASSES -
+                   HEAP_SLAB_SMALL_MAX / HEAP_SLAB_BIG_STEP;
+    return below < HEAP_SLAB_SMALL_MAX ? small : big;
 }
 
-static inline uint32_t class_slot_size(unsigned size_class) { return (size_class + 1u) << HEAP_ALIGN_SHIFT; }
+static inline uint32_t class_slot_size(unsigned size_class) { return HEAP_SLAB_SLOT_SIZE(size_class); }
+
+/* The bytes of a slab of `size_class`: its block, from header to the next header. */
+static inline uint32_t class_span(unsigned size_class) { return HEAP_SLAB_SPAN(size_class); }
+
+static inline uint32_t class_slot_count(unsigned size_class)
+{
+    return (HEAP_SLAB_SLOTS_END(size_class) - HEAP_SLAB_FIRST) / class_slot_size(size_class);
+}
 
 static uint16_t slab_check(const struct heap_slab *slab)
 {
@@ -556,6 +575,11 @@ static inline void slab_bit_set(struct heap_chunk *chunk, unsigned window, bool 
     }
 }
 
+static inline struct heap_slab *window_slab(struct heap_chunk *chunk, unsigned window)
+{
+    return (struct heap_slab *)((uintptr_t)chunk + ((uintptr_t)window << HEAP_SLAB_SHIFT));
+}
+
 static inline bool slot_free(const struct heap_slab *slab, unsigned slot)
 {
     return (slab->free_map[slot / 64u] >> (slot % 64u)) & 1u;
@@ -566,7 +590,7 @@ static inline struct heap_block *slab_block(struct heap_slab *slab)
     return (struct heap_block *)(void *)((uint8_t *)slab - HEAP_BLOCK_HEADER_SIZE);
 }
 
-static void partial_push(struct heap_slab *slab)
+static inline __attribute__((always_inline)) void partial_push(struct heap_slab *slab)
 {
     struct heap_slab **head = &heap_state.slab_partial[slab->owner][slab->size_class];
     slab->prev = NULL;
@@ -575,14 +599,18 @@ static void partial_push(struct heap_slab *slab)
         (*head)->prev = slab;
     }
     *head = slab;
+    heap_state.slab_partial_map[slab->owner] |= UINT32_C(1) << slab->size_class;
 }
 
-static void partial_remove(struct heap_slab *slab)
+static inline __attribute__((always_inline)) void partial_remove(struct heap_slab *slab)
 {
     if (slab->prev != NULL) {
         slab->prev->next = slab->next;
     } else {
         heap_state.slab_partial[slab->owner][slab->size_class] = slab->next;
+        if (slab->next == NULL) {
+            heap_state.slab_partial_map[slab->owner] &= ~(UINT32_C(1) << slab->size_class);
+        }
     }
     if (slab->next != NULL) {
         slab->next->prev = slab->prev;
@@ -596,46 +624,47 @@ static void partial_remove(struct heap_slab *slab)
 static __attribute__((noinline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
 {
     struct heap_state *h = &heap_state;
-    struct heap_block *block = take_free(HEAP_SLAB_SEARCH);
+    uint32_t span = class_span(size_class);
+    struct heap_block *block = take_free(HEAP_SLAB_SEARCH(span));
 
     if (block == NULL) {
         return NULL;
     }
-    /* The window: the highest HEAP_SLAB_SIZE boundary such that the slab ends
+    /* The window: the highest `span` boundary such that the slab ends
      * in `block` leaving a tail that is empty or a block of its own. Slabs are
      * carved from the top of a free block and TLSF blocks from its bottom, so
      * on a chunk's free tail the slabs pile up against the sentinel, one split
      * each, and the two kinds do not interleave. */
     uintptr_t start = (uintptr_t)block;
     uintptr_t end = start + block->size;
-    uintptr_t window = (end - HEAP_SLAB_SLOTS_END) & ~(uintptr_t)(HEAP_SLAB_SIZE - 1u);
-    uint32_t tail = (uint32_t)(end - (window + HEAP_SLAB_SLOTS_END));
+    uintptr_t window = (end - (span - HEAP_BLOCK_HEADER_SIZE)) & ~(uintptr_t)(span - 1u);
+    uint32_t tail = (uint32_t)(end - (window + span - HEAP_BLOCK_HEADER_SIZE));
     if (tail != 0 && tail < HEAP_MIN_BLOCK) {
-        window -= HEAP_SLAB_SIZE;
-        tail += HEAP_SLAB_SIZE;
+        window -= span;
+        tail += span;
     }
     struct heap_block *header = (struct heap_block *)(window - HEAP_BLOCK_HEADER_SIZE);
     uint32_t lead = (uint32_t)((uintptr_t)header - start);
     ASSERT((uintptr_t)header >= start + HEAP_MIN_BLOCK); /* HEAP_SLAB_SEARCH */
     block_write(block, lead, block->prev_size, 0, HEAP_BLOCK_FREE);
     free_insert((struct heap_free_block *)(void *)block);
-    block_write(header, HEAP_SLAB_BLOCK, lead, 0, HEAP_BLOCK_SLAB);
+    block_write(header, span, lead, 0, HEAP_BLOCK_SLAB);
     if (tail != 0) {
         struct heap_block *rest = block_next(header);
-        block_write(rest, tail, HEAP_SLAB_BLOCK, 0, HEAP_BLOCK_FREE);
+        block_write(rest, tail, span, 0, HEAP_BLOCK_FREE);
         block_set_prev_size(block_next(rest), tail);
         free_insert((struct heap_free_block *)(void *)rest);
         h->free_blocks++;
     } else {
-        block_set_prev_size(block_next(header), HEAP_SLAB_BLOCK);
+        block_set_prev_size(block_next(header), span);
     }
-    h->free_bytes -= HEAP_SLAB_BLOCK;
+    h->free_bytes -= span;
     struct heap_chunk *chunk = chunk_of(header);
     used_bit_set(chunk, granule_of(chunk, header), true);
 
     struct heap_slab *slab = (struct heap_slab *)window;
     uint32_t slot_size = class_slot_size(size_class);
-    uint32_t slot_count = (HEAP_SLAB_SLOTS_END - HEAP_SLAB_FIRST) / slot_size;
+    uint32_t slot_count = class_slot_count(size_class);
     slab->magic = HEAP_SLAB_MAGIC;
     slab->size_class = (uint8_t)size_class;
     slab->owner = (uint8_t)owner;
@@ -666,6 +695,31 @@ static __attribute__((noinline)) void slab_release(struct heap_chunk *chunk, str
     block_release(chunk, slab_block(slab));
 }
 
+/* The classes a request of class c may take a slot of, c .. HEAP_SLAB_FALL_UP(c)
+ * (within the classes), as bits from bit 0 = class c. */
+#define FALL_UP_LAST(c) (HEAP_SLAB_FALL_UP(c) < HEAP_SLAB_CLASSES ? HEAP_SLAB_FALL_UP(c) : HEAP_SLAB_CLASSES - 1u)
+#define FALL_UP_MASK(c) ((UINT32_C(2) << (FALL_UP_LAST(c) - (c))) - 1u)
+static const uint32_t fall_up_mask[HEAP_SLAB_CLASSES] = {
+    FALL_UP_MASK(0u),  FALL_UP_MASK(1u),  FALL_UP_MASK(2u),  FALL_UP_MASK(3u),  FALL_UP_MASK(4u),  FALL_UP_MASK(5u),
+    FALL_UP_MASK(6u),  FALL_UP_MASK(7u),  FALL_UP_MASK(8u),  FALL_UP_MASK(9u),  FALL_UP_MASK(10u), FALL_UP_MASK(11u),
+    FALL_UP_MASK(12u), FALL_UP_MASK(13u), FALL_UP_MASK(14u), FALL_UP_MASK(15u), FALL_UP_MASK(16u), FALL_UP_MASK(17u),
+    FALL_UP_MASK(18u), FALL_UP_MASK(19u), FALL_UP_MASK(20u), FALL_UP_MASK(21u), FALL_UP_MASK(22u), FALL_UP_MASK(23u),
+    FALL_UP_MASK(24u), FALL_UP_MASK(25u), FALL_UP_MASK(26u), FALL_UP_MASK(27u),
+};
+_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_CLASSES <= 32u, "fall_up_mask has a row per class; the map is 32-bit");
+
+/* The partial slab a request of `size_class` takes: the first of its class,
+ * else of the smallest class up to HEAP_SLAB_FALL_UP that has one: one bit
+ * scan of slab_partial_map, no loop. NULL when there is none. */
+static inline __attribute__((always_inline)) struct heap_slab *slab_partial_for(enum heap_owner owner, unsigned size_class)
+{
+    uint32_t reach = (heap_state.slab_partial_map[owner] >> size_class) & fall_up_mask[size_class];
+    if (reach == 0) {
+        return NULL;
+    }
+    return heap_state.slab_partial[owner][size_class + (unsigned)__builtin_ctz(reach)];
+}
+
 /* The fast path for 0..HEAP_SLAB_MAX bytes: the first free slot of `slab`, a
  * partial slab of the request's class: a bit scan, no search, no header to write. */
 static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *slab, size_t length)
@@ -694,11 +748,8 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
 static void *slab_alloc(size_t length, enum heap_owner owner)
 {
     unsigned size_class = slab_class(length);
-    struct heap_slab *slab = NULL;
+    struct heap_slab *slab = slab_partial_for(owner, size_class);
 
-    for (unsigned up = size_class; slab == NULL && up < HEAP_SLAB_CLASSES && up <= HEAP_SLAB_FALL_UP(size_class); up++) {
-        slab = heap_state.slab_partial[owner][up];
-    }
     if (slab == NULL) {
         slab = slab_new(owner, size_class);
         if (slab == NULL) {
@@ -795,23 +846,28 @@ struct resolved_block {
 };
 
 /* Slot index without a division (a 32-bit divide is the slowest instruction of
- * IOFree's path): granules * ceil(2^16 / (class + 1)) >> 16 is exactly
- * granules / (class + 1) for every granule offset below 256 and class below 16
+ * IOFree's path): granules * ceil(2^20 / units) >> 20, where units = the slot
+ * size in granules (at most 64), is exactly granules / units for every granule
+ * offset of a slab (below HEAP_SLAB_BIG_SIZE / 16 = 1024): the rounding error is
+ * below granules * units / 2^20 < 1 / units
  * (test_every_slot_of_a_full_slab_is_found_and_freed, tests/host/test_heap.py). */
-#define SLOT_RECIPROCAL_SHIFT 16u
-#define SLOT_RECIPROCAL(c) ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + (c)) / ((c) + 1u)))
+#define SLOT_RECIPROCAL_SHIFT 20u
+#define SLOT_RECIPROCAL(c) \
+    ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN - 1u) / (HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN)))
 static const uint32_t slot_reciprocal[HEAP_SLAB_CLASSES] = {
-    SLOT_RECIPROCAL(0u),  SLOT_RECIPROCAL(1u),  SLOT_RECIPROCAL(2u),  SLOT_RECIPROCAL(3u),
-    SLOT_RECIPROCAL(4u),  SLOT_RECIPROCAL(5u),  SLOT_RECIPROCAL(6u),  SLOT_RECIPROCAL(7u),
-    SLOT_RECIPROCAL(8u),  SLOT_RECIPROCAL(9u),  SLOT_RECIPROCAL(10u), SLOT_RECIPROCAL(11u),
-    SLOT_RECIPROCAL(12u), SLOT_RECIPROCAL(13u), SLOT_RECIPROCAL(14u), SLOT_RECIPROCAL(15u),
+    SLOT_RECIPROCAL(0u),  SLOT_RECIPROCAL(1u),  SLOT_RECIPROCAL(2u),  SLOT_RECIPROCAL(3u),  SLOT_RECIPROCAL(4u),
+    SLOT_RECIPROCAL(5u),  SLOT_RECIPROCAL(6u),  SLOT_RECIPROCAL(7u),  SLOT_RECIPROCAL(8u),  SLOT_RECIPROCAL(9u),
+    SLOT_RECIPROCAL(10u), SLOT_RECIPROCAL(11u), SLOT_RECIPROCAL(12u), SLOT_RECIPROCAL(13u), SLOT_RECIPROCAL(14u),
+    SLOT_RECIPROCAL(15u), SLOT_RECIPROCAL(16u), SLOT_RECIPROCAL(17u), SLOT_RECIPROCAL(18u), SLOT_RECIPROCAL(19u),
+    SLOT_RECIPROCAL(20u), SLOT_RECIPROCAL(21u), SLOT_RECIPROCAL(22u), SLOT_RECIPROCAL(23u), SLOT_RECIPROCAL(24u),
+    SLOT_RECIPROCAL(25u), SLOT_RECIPROCAL(26u), SLOT_RECIPROCAL(27u),
 };
-_Static_assert(HEAP_SLAB_CLASSES == 16u && HEAP_SLAB_SIZE / HEAP_ALIGN <= 256u, "slot_reciprocal is exact");
+_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 1024u,
+               "slot_reciprocal is exact");
 
 /* resolve() for an address in a slab's window: a live slot's start. */
-static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, unsigned window, uintptr_t addr, struct resolved_block *out)
+static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, struct heap_slab *slab, uintptr_t addr, struct resolved_block *out)
 {
-    struct heap_slab *slab = (struct heap_slab *)((uintptr_t)chunk + ((uintptr_t)window << HEAP_SLAB_SHIFT));
     if (!slab_intact(slab) || slab->owner >= HEAP_OWNER_COUNT || slab->size_class >= HEAP_SLAB_CLASSES ||
         slab->slot_size != class_slot_size(slab->size_class)) {
         return false;
@@ -842,8 +898,22 @@ static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_c
     if (chunk->magic != HEAP_CHUNK_MAGIC) {
         return false;
     }
-    if (offset < HEAP_CHUNK_SIZE && slab_bit(chunk, window_of(chunk, addr))) {
-        return resolve_slot(chunk, window_of(chunk, addr), addr, out);
+    if (offset < HEAP_CHUNK_SIZE) {
+        /* In a slab: the slab_map bit of the address's window, or of the
+         * HEAP_SLAB_BIG_SIZE boundary below it when a big slab starts there
+         * (a big slab has one bit, at its first window). */
+        unsigned window = window_of(chunk, addr);
+        if (slab_bit(chunk, window)) {
+            return resolve_slot(chunk, window_slab(chunk, window), addr, out);
+        }
+        unsigned big = window & ~(HEAP_SLAB_BIG_WINDOWS - 1u);
+        if (slab_bit(chunk, big)) {
+            struct heap_slab *slab = window_slab(chunk, big);
+            if (slab_intact(slab) && slab->size_class < HEAP_SLAB_CLASSES &&
+                class_span(slab->size_class) == HEAP_SLAB_BIG_SIZE) {
+                return resolve_slot(chunk, slab, addr, out);
+            }
+        }
     }
     if (!used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) || !state_owner(block->state, &out->owner)) {
         return false;
@@ -932,7 +1002,8 @@ IOReturn heap_lookup(const void *ptr, size_t *requested) { return heap_lookup_ow
 /* ------------------------------------------------------------ IOLib.h */
 
 /* heap_alloc(), inlined into IOMalloc: a request with a partial slab of its
- * class takes a slot with no call (an uninitialized heap has no slab). */
+ * class, or of a class it falls up to, takes a slot with no call (an
+ * uninitialized heap has no slab). */
 static inline __attribute__((always_inline)) void *alloc_inline(size_t length, enum heap_owner owner, bool zero)
 {
     struct heap_state *h = &heap_state;
@@ -941,8 +1012,9 @@ static inline __attribute__((always_inline)) void *alloc_inline(size_t length, e
     if ((unsigned)owner >= HEAP_OWNER_COUNT) {
         return NULL;
     }
-    if (length <= HEAP_SLAB_MAX && h->slab_partial[owner][slab_class(length)] != NULL) {
-        ptr = slab_take(h->slab_partial[owner][slab_class(length)], length);
+    struct heap_slab *slab = length <= HEAP_SLAB_MAX ? slab_partial_for(owner, slab_class(length)) : NULL;
+    if (slab != NULL) {
+        ptr = slab_take(slab, length);
     } else if (!h->initialized) {
         return NULL;
     } else {
@@ -1066,18 +1138,22 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     struct heap_slab *slab = (struct heap_slab *)block_payload(block);
     uintptr_t window = (uintptr_t)slab;
 
-    if (block->requested != 0 || block->size != HEAP_SLAB_BLOCK) {
-        return check_fail(report, "slab block of the wrong size", block);
-    }
     if (window % HEAP_SLAB_SIZE != 0 || !slab_bit(chunk, window_of(chunk, window))) {
         return check_fail(report, "slab not on a slab_map window", slab);
     }
     if (!slab_intact(slab)) {
         return check_fail(report, "slab header damaged", slab);
     }
+    if (slab->size_class >= HEAP_SLAB_CLASSES || slab->owner >= HEAP_OWNER_COUNT) {
+        return check_fail(report, "slab geometry wrong", slab);
+    }
     uint32_t slot_size = class_slot_size(slab->size_class);
-    if (slab->size_class >= HEAP_SLAB_CLASSES || slab->owner >= HEAP_OWNER_COUNT || slab->slot_size != slot_size ||
-        slab->first != HEAP_SLAB_FIRST || slab->slot_count != (HEAP_SLAB_SLOTS_END - HEAP_SLAB_FIRST) / slot_size) {
+    uint32_t span = class_span(slab->size_class);
+    if (block->requested != 0 || block->size != span || window % span != 0) {
+        return check_fail(report, "slab block of the wrong size", block);
+    }
+    if (slab->slot_size != slot_size || slab->first != HEAP_SLAB_FIRST ||
+        slab->slot_count != class_slot_count(slab->size_class)) {
         return check_fail(report, "slab geometry wrong", slab);
     }
     uint64_t free_slots = 0;
@@ -1124,6 +1200,13 @@ static IOReturn check_slab_lists(struct heap_check_report *report)
     uint64_t listed = 0;
 
     for (unsigned owner = 0; owner < HEAP_OWNER_COUNT; owner++) {
+        uint32_t map = 0;
+        for (unsigned size_class = 0; size_class < HEAP_SLAB_CLASSES; size_class++) {
+            map |= (uint32_t)(h->slab_partial[owner][size_class] != NULL) << size_class;
+        }
+        if (h->slab_partial_map[owner] != map) {
+            return check_fail(report, "slab_partial_map disagrees with the partial lists", &h->slab_partial_map[owner]);
+        }
         for (unsigned size_class = 0; size_class < HEAP_SLAB_CLASSES; size_class++) {
             const struct heap_slab *prev = NULL;
             for (const struct heap_slab *slab = h->slab_partial[owner][size_class]; slab != NULL;

@@ -17,11 +17,13 @@
  *     .free_lists[fl][sl] --> struct heap_free_block (doubly linked)
  *
  *   A slab (small requests, <= HEAP_SLAB_MAX bytes) is a used block of state
- *   HEAP_BLOCK_SLAB and HEAP_SLAB_SIZE bytes whose payload starts on a
- *   HEAP_SLAB_SIZE boundary of its chunk (the "window"; the window's last 16
- *   bytes are the next block's header, so slabs can follow each other):
+ *   HEAP_BLOCK_SLAB and HEAP_SLAB_SPAN(class) bytes (HEAP_SLAB_SIZE for slots
+ *   up to HEAP_SLAB_SMALL_MAX, HEAP_SLAB_BIG_SIZE above) whose payload starts
+ *   on a boundary of that size in its chunk (the "window"; the window's last
+ *   16 bytes are the next block's header, so slabs can follow each other):
  *   struct heap_slab there, then slot_count slots of one size, no header per
- *   slot. The chunk's slab_map has a bit per window.
+ *   slot. The chunk's slab_map has a bit per HEAP_SLAB_SIZE window, set at
+ *   each slab's first window.
  *     .slab_partial[owner][class] --> struct heap_slab (doubly linked, the
  *                 slabs of that owner and slot size with a free slot)
  *
@@ -124,17 +126,38 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 
 /* ------------------------------------------------------------ slabs */
 
-/* Requests of 0..HEAP_SLAB_MAX bytes are served from slabs: slot sizes 16,
- * 32, ..., HEAP_SLAB_MAX (class c has slots of (c + 1) * 16 bytes). A request
- * of class c takes a slot of class c, or when no slab of class c has a free
- * slot, of the smallest class up to HEAP_SLAB_FALL_UP(c) that has one (at most
- * twice its size: fewer slabs made and emptied when a class comes and goes). */
-#define HEAP_SLAB_MAX 256u
-#define HEAP_SLAB_CLASSES (HEAP_SLAB_MAX / HEAP_ALIGN)
-#define HEAP_SLAB_FALL_UP(size_class) (2u * (size_class) + 1u)
-/* A slab's window: 4 KiB, aligned to its size inside the chunk. */
+/* Requests of 0..HEAP_SLAB_MAX bytes are served from slabs. Classes 0..15
+ * (HEAP_SLAB_SMALL_CLASSES) have slots of 16, 32, ..., HEAP_SLAB_SMALL_MAX bytes
+ * (16 apart) in slabs of HEAP_SLAB_SIZE; classes 16..27 have slots of 320,
+ * 384, ..., HEAP_SLAB_MAX bytes (HEAP_SLAB_BIG_STEP apart) in slabs of
+ * HEAP_SLAB_BIG_SIZE. A request of class c takes a slot of class c, or when no
+ * slab of class c has a free slot, of the smallest class up to
+ * HEAP_SLAB_FALL_UP(c) that has one: the largest class whose slots are at most
+ * twice class c's (fewer slabs made and emptied when a class comes and goes). */
+#define HEAP_SLAB_MAX 1024u
+#define HEAP_SLAB_SMALL_MAX 256u
+#define HEAP_SLAB_SMALL_CLASSES (HEAP_SLAB_SMALL_MAX / HEAP_ALIGN)
+#define HEAP_SLAB_BIG_STEP_SHIFT 6u
+#define HEAP_SLAB_BIG_STEP (1u << HEAP_SLAB_BIG_STEP_SHIFT)
+#define HEAP_SLAB_CLASSES (HEAP_SLAB_SMALL_CLASSES + (HEAP_SLAB_MAX - HEAP_SLAB_SMALL_MAX) / HEAP_SLAB_BIG_STEP)
+/* Slot size of class c (c < HEAP_SLAB_CLASSES). The big formula gives
+ * HEAP_SLAB_SMALL_MAX at c = HEAP_SLAB_SMALL_CLASSES - 1, so the sizes rise
+ * without a gap: 16 .. 256 by 16, then 320 .. 1024 by 64. */
+#define HEAP_SLAB_BIG_BASE (HEAP_SLAB_SMALL_CLASSES - 1u - HEAP_SLAB_SMALL_MAX / HEAP_SLAB_BIG_STEP)
+#define HEAP_SLAB_SLOT_SIZE(c)                                                                          \
+    ((c) < HEAP_SLAB_SMALL_CLASSES ? ((c) + 1u) * HEAP_ALIGN : ((c) - HEAP_SLAB_BIG_BASE) * HEAP_SLAB_BIG_STEP)
+#define HEAP_SLAB_FALL_UP(c)                                                                            \
+    ((c) < HEAP_SLAB_SMALL_CLASSES / 2u ? 2u * (c) + 1u                                                 \
+     : (c) < HEAP_SLAB_SMALL_CLASSES    ? HEAP_SLAB_BIG_BASE + ((c) + 1u) / 2u                          \
+                                        : 2u * (c) - HEAP_SLAB_BIG_BASE)
+/* A slab's window: the small classes' slabs are HEAP_SLAB_SIZE (4 KiB), the big
+ * classes' HEAP_SLAB_BIG_SIZE (16 KiB); each aligned to its size inside the chunk. */
 #define HEAP_SLAB_SHIFT 12u
 #define HEAP_SLAB_SIZE (UINT32_C(1) << HEAP_SLAB_SHIFT)
+#define HEAP_SLAB_BIG_SHIFT 14u
+#define HEAP_SLAB_BIG_SIZE (UINT32_C(1) << HEAP_SLAB_BIG_SHIFT)
+#define HEAP_SLAB_BIG_WINDOWS (HEAP_SLAB_BIG_SIZE / HEAP_SLAB_SIZE)
+#define HEAP_SLAB_SPAN(c) ((c) < HEAP_SLAB_SMALL_CLASSES ? HEAP_SLAB_SIZE : HEAP_SLAB_BIG_SIZE)
 #define HEAP_CHUNK_WINDOWS (HEAP_CHUNK_SIZE / HEAP_SLAB_SIZE)
 /* Enough for the smallest slots: (HEAP_SLAB_SIZE - 16 - HEAP_SLAB_FIRST) / 16 of them. */
 #define HEAP_SLAB_SLOTS_MAX 240u
@@ -154,7 +177,7 @@ struct heap_slab {
     uint8_t owner;       /* enum heap_owner of every slot */
     uint16_t check;      /* checksum of magic .. first and the address */
     uint16_t slot_size;  /* bytes per slot */
-    uint16_t slot_count; /* (HEAP_SLAB_SIZE - HEAP_BLOCK_HEADER_SIZE - first) / slot_size */
+    uint16_t slot_count; /* (HEAP_SLAB_SPAN(size_class) - HEAP_BLOCK_HEADER_SIZE - first) / slot_size */
     uint16_t first;      /* offset of slot 0 from the slab: HEAP_SLAB_FIRST */
     uint16_t free_count; /* free slots: the set bits of free_map */
     struct heap_slab *next; /* heap_state.slab_partial list, while free_count != 0 */
@@ -166,8 +189,13 @@ struct heap_slab {
 /* Offset of slot 0: the slab header rounded up to the alignment. */
 #define HEAP_SLAB_FIRST \
     ((uint32_t)((sizeof(struct heap_slab) + HEAP_ALIGN - 1u) & ~(size_t)(HEAP_ALIGN - 1u)))
-#define HEAP_SLAB_SLOTS_END (HEAP_SLAB_SIZE - HEAP_BLOCK_HEADER_SIZE) /* slots end here: the next header */
-_Static_assert((HEAP_SLAB_SLOTS_END - HEAP_SLAB_FIRST) / HEAP_ALIGN <= HEAP_SLAB_SLOTS_MAX, "requested[] covers 16-byte slots");
+/* A slab's slots end at its window's end less 16: the next block's header. */
+#define HEAP_SLAB_SLOTS_END(c) (HEAP_SLAB_SPAN(c) - HEAP_BLOCK_HEADER_SIZE)
+_Static_assert((HEAP_SLAB_SIZE - HEAP_BLOCK_HEADER_SIZE - HEAP_SLAB_FIRST) / HEAP_ALIGN <= HEAP_SLAB_SLOTS_MAX,
+               "requested[] covers 16-byte slots");
+_Static_assert((HEAP_SLAB_BIG_SIZE - HEAP_BLOCK_HEADER_SIZE - HEAP_SLAB_FIRST) / HEAP_SLAB_SLOT_SIZE(HEAP_SLAB_SMALL_CLASSES) <=
+                   HEAP_SLAB_SLOTS_MAX,
+               "requested[] covers the big slabs' smallest slots");
 
 /* The head of a chunk. used_map has one bit per 16-byte granule of the chunk:
  * bit g is set exactly when a used block's header (a slab's included) starts
@@ -210,6 +238,7 @@ struct heap_state {
     uint32_t sl_bitmap[HEAP_FL_COUNT];  /* bit sl set <=> free_lists[fl][sl] != NULL */
     struct heap_free_block *free_lists[HEAP_FL_COUNT][HEAP_SL_COUNT];
     struct heap_slab *slab_partial[HEAP_OWNER_COUNT][HEAP_SLAB_CLASSES]; /* slabs with a free slot */
+    uint32_t slab_partial_map[HEAP_OWNER_COUNT]; /* bit c set <=> slab_partial[owner][c] != NULL */
     struct heap_chunk *chunks;          /* every chunk the heap holds */
     struct heap_chunk *home_chunk;      /* taken by heap_init, never given back */
     uint64_t chunk_count;

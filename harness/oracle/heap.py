@@ -52,8 +52,12 @@ HEAP_LARGE_MAGIC = 0x4752414C  # "LARG": IOMalloc's (the caller's)
 HEAP_LARGE_MAGIC_OBJECT = 0x4A424F4C  # "LOBJ": an OSObject's
 HEAP_LARGE_MAGIC_FIRMWARE = 0x4D57464C  # "LFWM": the firmware's own metadata
 HEAP_SLAB_MAGIC = 0x42414C53  # "SLAB"
-HEAP_SLAB_SIZE = 4096  # a slab's window (HEAP_SLAB_SHIFT 12); its block is exactly this big
-HEAP_SLAB_MAX = 256  # requests of 0..256 bytes go to slabs; class c has slots of (c + 1) * 16
+HEAP_SLAB_SIZE = 4096  # a small-class slab's window (HEAP_SLAB_SHIFT 12); its block is exactly this big
+HEAP_SLAB_BIG_SIZE = 16384  # a big-class slab's (HEAP_SLAB_BIG_SHIFT 14)
+HEAP_SLAB_MAX = 1024  # requests of 0..1024 bytes go to slabs
+HEAP_SLAB_SMALL_MAX = 256  # classes 0..15: slots of (c + 1) * 16 bytes in HEAP_SLAB_SIZE slabs
+HEAP_SLAB_SMALL_CLASSES = HEAP_SLAB_SMALL_MAX // HEAP_ALIGN
+HEAP_SLAB_BIG_STEP = 64  # classes 16..27: slots of 320..1024 bytes, 64 apart, in HEAP_SLAB_BIG_SIZE slabs
 # enum heap_owner names -> the owner words used here (the values come from DWARF)
 OWNER_NAMES = {
     "HEAP_OWNER_CALLER": "caller",
@@ -104,13 +108,30 @@ def slab_check(
 
 
 def slab_class(requested: int) -> int:
-    """The slab class of a request of 0..HEAP_SLAB_MAX bytes: slots of (class + 1) * 16."""
-    return 0 if requested == 0 else (requested - 1) >> 4
+    """The slab class of a request of 0..HEAP_SLAB_MAX bytes (its slots: slab_slot_size)."""
+    if requested <= HEAP_SLAB_SMALL_MAX:
+        return 0 if requested == 0 else (requested - 1) // HEAP_ALIGN
+    return HEAP_SLAB_SMALL_CLASSES + (requested - HEAP_SLAB_SMALL_MAX - 1) // HEAP_SLAB_BIG_STEP
+
+
+def slab_slot_size(size_class: int) -> int:
+    """HEAP_SLAB_SLOT_SIZE: 16, 32, ..., 256 bytes, then 320, 384, ..., 1024."""
+    if size_class < HEAP_SLAB_SMALL_CLASSES:
+        return (size_class + 1) * HEAP_ALIGN
+    return HEAP_SLAB_SMALL_MAX + (size_class - HEAP_SLAB_SMALL_CLASSES + 1) * HEAP_SLAB_BIG_STEP
+
+
+def slab_span(size_class: int) -> int:
+    """HEAP_SLAB_SPAN: the bytes of a slab of ``size_class`` (its block), and its alignment."""
+    return HEAP_SLAB_SIZE if size_class < HEAP_SLAB_SMALL_CLASSES else HEAP_SLAB_BIG_SIZE
 
 
 def slab_fall_up(size_class: int) -> int:
-    """HEAP_SLAB_FALL_UP: the largest class a request of ``size_class`` may take a slot of."""
-    return 2 * size_class + 1
+    """HEAP_SLAB_FALL_UP: the largest class a request of ``size_class`` may take a slot of,
+    the largest whose slots are at most twice as big (stated here by that rule, not by
+    heap.h's closed form)."""
+    limit = 2 * slab_slot_size(size_class)
+    return max(c for c in range(slab_class(HEAP_SLAB_MAX) + 1) if slab_slot_size(c) <= limit)
 
 
 def small_block_size(requested: int) -> int:
@@ -188,9 +209,10 @@ class Layouts:
     def slab_classes(self) -> int:
         return self.heap_state["slab_partial"].count // self.owner["HEAP_OWNER_COUNT"]
 
-    def slot_count(self, slot_size: int) -> int:
-        """Slots of ``slot_size`` bytes between the slab header and the next block's header."""
-        return (HEAP_SLAB_SIZE - HEAP_BLOCK_HEADER_SIZE - self.slab_first) // slot_size
+    def slot_count(self, size_class: int) -> int:
+        """Slots of a slab of ``size_class`` between its header and the next block's header."""
+        span = slab_span(size_class)
+        return (span - HEAP_BLOCK_HEADER_SIZE - self.slab_first) // slab_slot_size(size_class)
 
     @property
     def chunk_size(self) -> int:
@@ -387,6 +409,7 @@ class HeapView:
     large: tuple[LargeBlock, ...]
     slab_partial: dict[tuple[int, int], tuple[tuple[int, int], ...]] = field(default_factory=dict)
     # (owner, class) -> ((slab, prev), ...) of heap_state.slab_partial, in list order
+    slab_partial_map: tuple[int, ...] = ()  # per owner: bit c set <=> slab_partial[owner][c] is not empty
 
     @property
     def slabs(self) -> tuple[Slab, ...]:
@@ -730,6 +753,9 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
         chunks=chunks,
         large=tuple(large),
         slab_partial=slab_partial,
+        slab_partial_map=tuple(
+            s.read(blob, "slab_partial_map", i) for i in range(s["slab_partial_map"].count)
+        ),
     )
 
 
@@ -850,6 +876,7 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
 
     free_headers: dict[int, Block] = {}
     small_used = small_bytes = 0
+    slab_classes = {slab.address: slab.size_class for slab in h.slabs}
     for chunk in h.chunks:
         where = f"heap: chunk {chunk.address:#x}"
         if chunk.magic != HEAP_CHUNK_MAGIC:
@@ -875,10 +902,12 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
             elif b.state == slab_state:
                 used_here += 1
                 granules.add((b.address - chunk.address) // HEAP_ALIGN)
-                if b.size != HEAP_SLAB_SIZE or b.requested:
-                    yield f"{at}: slab block of {b.size} bytes, requested {b.requested}"
-                if b.payload % HEAP_SLAB_SIZE:
-                    yield f"{at}: slab window {b.payload:#x} is not {HEAP_SLAB_SIZE}-aligned"
+                # the span of the slab's class (a class out of range is _slab_problems')
+                span = slab_span(slab_classes.get(b.payload, 0))
+                if b.size != span or b.requested:
+                    yield f"{at}: slab block of {b.size} bytes (its class: {span}), requested {b.requested}"
+                if b.payload % span:
+                    yield f"{at}: slab window {b.payload:#x} is not {span}-aligned"
             elif b.state == free:
                 if prev_free:
                     yield f"{at}: two neighbouring free blocks (not coalesced)"
@@ -998,13 +1027,13 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
         )
         if slab.magic != HEAP_SLAB_MAGIC or slab.check != want_check:
             yield f"{at}: header damaged (magic {slab.magic:#x}, check {slab.check:#06x}/{want_check:#06x})"
-        slot_size = (slab.size_class + 1) * HEAP_ALIGN
+        slot_size = slab_slot_size(slab.size_class)
         if (
             slab.size_class >= lay.slab_classes
             or slab.owner not in lay.owner_names
             or slab.slot_size != slot_size
             or slab.first != lay.slab_first
-            or slab.slot_count != lay.slot_count(slot_size)
+            or slab.slot_count != lay.slot_count(slab.size_class)
         ):
             shape = f"{slab.slot_count} x {slab.slot_size} from +{slab.first}"
             yield f"{at}: geometry (class {slab.size_class}, owner {slab.owner}, {shape})"
@@ -1040,6 +1069,10 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
     missing = sorted(set(partial) - listed)
     if missing:
         yield f"heap: slabs with a free slot missing from the partial lists: {[hex(a) for a in missing[:4]]}"
+    for owner, bits in enumerate(h.slab_partial_map):
+        want = sum(1 << c for (o, c), entries in h.slab_partial.items() if o == owner and entries)
+        if bits != want:
+            yield f"heap: slab_partial_map[{owner}] {bits:#x}, the partial lists say {want:#x}"
     return slots, slot_bytes
 
 

@@ -42,7 +42,7 @@ from harness.oracle.pages import page_byte, page_order, page_state
 MiB = 1024 * 1024
 CHUNK_USABLE_OFFSET = 2080  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
 HEAP_SLAB_MAX = heap_oracle.HEAP_SLAB_MAX  # requests up to this size take a slab's slot
-HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a slab: one 4 KiB block of its chunk
+HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a small-class slab: one 4 KiB block of its chunk
 
 
 def block_size(requested: int) -> int:
@@ -164,8 +164,10 @@ def test_small_block_sizes_at_every_class_boundary(arena: Arena) -> None:
         free_before = arena.heap_stats()["free_bytes"]
         pointer = arena.malloc(request)
         assert pointer % 16 == 0
-        # a slab request on an empty heap makes its slab: one 4 KiB block, whatever the size
-        taken = HEAP_SLAB_SIZE if request <= HEAP_SLAB_MAX else block_size(request)
+        # a slab request on an empty heap makes its slab: one block of its class's span (4 KiB
+        # up to 256 bytes, 16 KiB above), whatever the size
+        slab_span = heap_oracle.slab_span(heap_oracle.slab_class(request))
+        taken = slab_span if request <= HEAP_SLAB_MAX else block_size(request)
         assert arena.heap_stats()["free_bytes"] == free_before - taken, request
         assert arena.lookup(pointer) == request
         arena.fill(pointer, 0x5A, request)
@@ -347,13 +349,13 @@ def test_pointers_outside_any_block_are_rejected(arena: Arena) -> None:
     arena.check_all()
 
 
-@pytest.mark.parametrize("size_class", range(heap_oracle.HEAP_SLAB_MAX // HEAP_ALIGN))
+@pytest.mark.parametrize("size_class", range(heap_oracle.slab_class(HEAP_SLAB_MAX) + 1))
 def test_every_slot_of_a_full_slab_is_found_and_freed(arena: Arena, size_class: int) -> None:
     """IOFree finds the slot index without a division (heap.c slot_reciprocal): every slot of
-    a full slab of each class is looked up and freed, and every other 16-byte offset inside it
-    is refused, so the multiply-shift is exact over the whole window."""
-    size = (size_class + 1) * HEAP_ALIGN
-    count = heap_decoder.layouts().slot_count(size)
+    a full slab of each class (4 KiB and 16 KiB slabs) is looked up and freed, and every other
+    16-byte offset inside it is refused, so the multiply-shift is exact over the whole window."""
+    size = heap_oracle.slab_slot_size(size_class)
+    count = heap_decoder.layouts().slot_count(size_class)
     pointers = [arena.malloc(size) for _ in range(count)]
     slab = heap_decoder.decode(arena).heap.slabs[0]
     assert pointers == [slab.slot(i) for i in range(count)] and slab.free_count == 0
@@ -368,18 +370,18 @@ def test_every_slot_of_a_full_slab_is_found_and_freed(arena: Arena, size_class: 
 
 
 def test_a_damaged_header_is_reported_not_followed(arena: Arena) -> None:
-    pointer = arena.malloc(400)
+    pointer = arena.malloc(1400)  # past the slabs: a block with a header
     header = HeapBlock.from_address(pointer - HEAP_BLOCK_HEADER_SIZE)
-    header.requested = 401  # as an overflow from the block below would
-    assert arena.free(pointer, 401) == kIOReturnBadArgument
-    assert arena.free(pointer, 400) == kIOReturnBadArgument
+    header.requested = 1401  # as an overflow from the block below would
+    assert arena.free(pointer, 1401) == kIOReturnBadArgument
+    assert arena.free(pointer, 1400) == kIOReturnBadArgument
     result = arena.heap_check()
     assert not result.ok
     assert result.error == "block header checksum mismatch"
     assert result.where == pointer - HEAP_BLOCK_HEADER_SIZE
-    header.requested = 400
+    header.requested = 1400
     arena.check_all()
-    assert arena.free(pointer, 400) == kIOReturnSuccess
+    assert arena.free(pointer, 1400) == kIOReturnSuccess
 
 
 def test_a_damaged_slab_header_is_reported_not_followed(arena: Arena) -> None:
@@ -478,6 +480,34 @@ def test_a_block_counter_off_by_one_either_way_is_reported(arena: Arena, counter
     arena.check_all()
     for pointer, length in live:
         assert arena.free(pointer, length) == kIOReturnSuccess
+
+
+@pytest.mark.parametrize("change", ["cleared", "set"])
+def test_a_slab_partial_map_bit_that_disagrees_with_its_list_is_reported(arena: Arena, change: str) -> None:
+    """slab_partial_map (the bit scan behind the fall-up) with a partial class's bit cleared,
+    or an empty class's bit set: check names the map; an allocation meanwhile still gets a
+    slot (a set bit over an empty list leads to the slow path, never to a NULL slab)."""
+    live = [(arena.malloc(64), 64)]
+    arena.check_all()
+    address, size = heap_state_field("slab_partial_map")  # the caller's word (owner 0)
+    saved = arena.read(address, size)
+    bit = heap_oracle.slab_class(64) if change == "cleared" else heap_oracle.slab_class(16)
+    arena.write(address, (int.from_bytes(saved, "little") ^ 1 << bit).to_bytes(size, "little"))
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "slab_partial_map disagrees with the partial lists"
+    assert result.where == address
+    if change == "set":
+        pointer = arena.malloc(16)
+        assert pointer != 0 and arena.lookup(pointer) == 16
+        live.append((pointer, 16))
+    arena.write(address, saved)
+    if change == "set":  # the new slab of class 0 put its bit in the saved word's place
+        arena.write(address, (int.from_bytes(saved, "little") | 1 << bit).to_bytes(size, "little"))
+    arena.check_all()
+    for pointer, length in live:
+        assert arena.free(pointer, length) == kIOReturnSuccess
+    arena.check_all()
 
 
 def slabs_of_class(arena: Arena, request: int) -> list[heap_oracle.Slab]:

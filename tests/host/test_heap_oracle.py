@@ -95,10 +95,17 @@ def test_layout_geometry_matches_the_c_constants() -> None:
         "HEAP_BLOCK_SLAB": 0x5AB0,
     }
     assert lay.used_states == {0xA110: "caller", 0xA0B1: "object", 0xA1F3: "firmware"}
-    # slabs: 16 classes of 16..256-byte slots per owner, slots after a 544-byte header
-    assert lay.slab_classes == heap_oracle.HEAP_SLAB_MAX // 16 == 16
+    # slabs: 28 classes per owner, 16 of 16..256-byte slots in 4 KiB slabs, 12 of 320..1024
+    # in 16 KiB slabs, slots after a 544-byte header
+    assert lay.slab_classes == heap_oracle.slab_class(heap_oracle.HEAP_SLAB_MAX) + 1 == 28
+    sizes = [heap_oracle.slab_slot_size(c) for c in range(lay.slab_classes)]
+    assert sizes == [*range(16, 257, 16), *range(320, 1025, 64)]
+    assert [heap_oracle.slab_span(c) for c in (0, 15, 16, 27)] == [4096, 4096, 16384, 16384]
     assert lay.slab_first == 544  # sizeof(struct heap_slab): 64 + 240 x uint16_t requested
-    assert lay.slot_count(16) == 221 and lay.slot_count(256) == 13
+    assert [lay.slot_count(c) for c in (0, 15, 16, 27)] == [221, 13, 49, 15]
+    # fall-up: slots at most twice as big (heap.h HEAP_SLAB_FALL_UP's closed form)
+    fall_up = [heap_oracle.slab_fall_up(c) for c in (0, 7, 8, 15, 16, 21, 22, 27)]
+    assert fall_up == [1, 15, 15, 19, 21, 27, 27, 27]
     assert lay.owner_names == {0: "caller", 1: "object", 2: "firmware"}
 
 
@@ -275,6 +282,13 @@ def _slab_partial_link(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, b
     return slab.address + snap.layouts.heap_slab["prev"].offset, (slab.address + 16).to_bytes(8, "little")
 
 
+def _slab_partial_map(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)  # its class's bit cleared: the list is not empty
+    field = snap.layouts.heap_state["slab_partial_map"]
+    bits = snap.heap.slab_partial_map[slab.owner] & ~(1 << slab.size_class)
+    return heap_decoder.symbols().heap_state + field.offset + 4 * slab.owner, bits.to_bytes(4, "little")
+
+
 def _slab_slot_count(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     slab = _busy_slab(snap)
     return slab.address + snap.layouts.heap_slab["slot_count"].offset, (slab.slot_count - 1).to_bytes(
@@ -287,6 +301,7 @@ DAMAGE: dict[str, tuple[Damage, str]] = {
     "slab requested": (_slab_requested, "used_bytes"),
     "slab_map bit": (_slab_map_bit, "slab_map"),
     "slab partial link": (_slab_partial_link, "back link"),
+    "slab partial map": (_slab_partial_map, "slab_partial_map"),
     "slab header": (_slab_slot_count, "header damaged"),
     "header field": (_header_requested, "checksum"),
     "boundary tag": (_resealed_prev_size, "prev_size"),
