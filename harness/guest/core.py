@@ -168,7 +168,7 @@ class Guest(HeapVerbs):
     def _parkable(self) -> bool:
         """Whether nothing of this guest can leak into the next one (harness/guest/warm.py)."""
         m, console = self.machine, self.console
-        if not warm.enabled() or console is None or self.banner is None:
+        if not warm.enabled() or console is None or self.banner is None or console.failure is not None:
             return False
         if m.gdbstub is not None and m.gdbstub.breakpoints:  # they would outlive the reset
             return False
@@ -193,11 +193,14 @@ class Guest(HeapVerbs):
             if self.console is not None:
                 self.console.close()
             return None
-        if self.console is not None and self.machine.state is Runstate.RUNNING and self.machine.alive():
+        graceful = 0.0  # a guest that panicked or fell silent is not asked, nor waited for
+        console = self.console
+        asking = console is not None and console.failure is None and self.machine.state is Runstate.RUNNING
+        if console is not None and asking and self.machine.alive():
             with contextlib.suppress(IomemError):
-                self.console.request("quit", timeout=1.0)
-            self.machine.wait_exit(1.0)  # PSCI SYSTEM_OFF: QEMU exits by itself
-        status = self.machine.shutdown(graceful_timeout=1.0)
+                console.request("quit", timeout=1.0)
+                graceful = 1.0  # PSCI SYSTEM_OFF: QEMU exits by itself
+        status = self.machine.shutdown(graceful_timeout=graceful)
         if self.console is not None:
             self.console.close()
         return status

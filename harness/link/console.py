@@ -84,12 +84,16 @@ class Console:
         self.on_event: Callable[[Event], None] | None = None
         self.log_path = log_path
         self.touched_devices = False
+        # Why the guest stopped answering (a panic, silence, a closed line), once it has: then
+        # nobody waits for it to answer again (Guest.close skips its power-off request).
+        self.failure: str | None = None
 
     # ------------------------------------------------------------ lines
     def tail(self) -> str:
         return "\n".join(self._tail)
 
     def _fail(self, what: str, command: str | None) -> IomemError:
+        self.failure = what
         if self._diagnose is not None:
             return self._diagnose(what, command)
         return ProtocolError(what, command=command, console_tail=self.tail())
@@ -120,6 +124,7 @@ class Console:
         if event is not None:
             self.events.append(event)
             if event.kind == "panic":
+                self.failure = f"panic: {event.text}"
                 raise GuestPanic(
                     f"guest panic: {event.text}",
                     reason=event.text,
