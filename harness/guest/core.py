@@ -181,6 +181,14 @@ class Guest(HeapVerbs):
         except IomemError:
             return False
 
+    def _begin_reboot(self) -> bool:
+        """The parked machine reboots while the harness goes on (the next guest waits for it)."""
+        try:
+            self.machine.start_reboot()
+        except IomemError:
+            return False
+        return True
+
     def close(self, *, reuse: bool = False) -> int | None:
         """Power the guest off (``quit``) if it still answers, then reap QEMU. With ``reuse``
         (a test that passed) a clean guest's QEMU is parked instead, for the next guest of the
@@ -188,7 +196,7 @@ class Guest(HeapVerbs):
         if self._closed:
             return self.machine.exit_status()
         self._closed = True
-        if reuse and self._parkable() and warm.park(self.machine):
+        if reuse and self._parkable() and self._begin_reboot() and warm.park(self.machine):
             self.parked = True
             if self.console is not None:
                 self.console.close()

@@ -28,7 +28,7 @@ from pathlib import Path
 from harness.errors import ArtifactsUnwritable, LaunchError, StateError
 from harness.qemu.gdbstub import GdbStub
 from harness.qemu.profile import EDU_SLOT, Profile
-from harness.qemu.qmp import QmpError, QmpSession
+from harness.qemu.qmp import Pending, QmpError, QmpSession
 from harness.qemu.ram import RamFile, SharedRam
 
 QEMU_BINARY = "qemu-system-aarch64"
@@ -179,6 +179,7 @@ class Machine:
         self.serial: socket.socket | None = None
         self.gdb: socket.socket | None = None
         self.gdbstub: GdbStub | None = None  # the session on ``gdb``, once a guest opened one
+        self._reboot: Pending | None = None  # a warm reboot begun and not yet waited for
         self._ram_file: RamFile | None = None
         self.stderr_path = self.artifacts / "qemu-stderr.log"
         self.qmp_trace_path = self.artifacts / "qmp.log"
@@ -331,19 +332,38 @@ class Machine:
         self.process = None
         _live.discard(self)
 
-    def reboot_in_place(self) -> None:
-        """A warm reboot of a RUNNING machine (``harness/guest/warm.py``): QMP ``system_reset``
-        resets the CPU and every device and reloads the firmware image (QEMU's ROM reset: its
-        loaded segments rewritten, its bss zeroed); the rest of RAM keeps what the last guest
-        left, as after a reset button. ``-no-reboot`` would turn the reset into a power-off,
-        so the reboot action is ``reset`` for this one request (QEMU decides when the request
-        is made) and ``shutdown`` again at once: a reboot the guest asks for still ends QEMU."""
+    def start_reboot(self) -> Pending:
+        """Begin a warm reboot of a RUNNING machine (``harness/guest/warm.py``) and return at
+        once: the guest boots while the harness goes on; :meth:`reboot_in_place` waits for it.
+
+        QMP ``system_reset`` resets the CPU and every device and reloads the firmware image
+        (QEMU's ROM reset: its loaded segments rewritten, its bss zeroed); the rest of RAM
+        keeps what the last guest left, as after a reset button. ``-no-reboot`` would turn
+        the reset into a power-off, so the reboot action is ``reset`` for this one request
+        (QEMU decides when the request is made) and ``shutdown`` again right after it: a
+        reboot the guest asks for still ends QEMU."""
         self._require(Runstate.RUNNING)
+        self._reboot = self._qmp().submit_in_order(
+            [
+                ("set-action", {"reboot": "reset"}),
+                ("system_reset", None),
+                ("set-action", {"reboot": "shutdown"}),
+            ]
+        )
+        return self._reboot
+
+    def reboot_in_place(self) -> None:
+        """A warm reboot (begun by :meth:`start_reboot` if it was not already): returns once
+        QEMU has reset the machine and the reboot action is ``shutdown`` again."""
+        pending = self._reboot or self.start_reboot()
+        self._reboot = None
         qmp = self._qmp()
         try:
-            qmp.execute_in_order([("set-action", {"reboot": "reset"}), ("system_reset", None)])
-        finally:
-            qmp.execute("set-action", {"reboot": "shutdown"})
+            qmp.finish(pending)
+        except QmpError:
+            with contextlib.suppress(QmpError):
+                qmp.execute("set-action", {"reboot": "shutdown"})
+            raise
 
     def said_nothing(self) -> bool:
         """Whether QEMU has written nothing to its trace file and nothing but

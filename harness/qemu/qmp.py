@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -28,6 +29,14 @@ T = TypeVar("T")
 
 class QmpError(IomemError):
     """A QMP command failed or the monitor went away."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Commands submitted to QEMU and not yet waited for (:meth:`QmpSession.finish`)."""
+
+    future: concurrent.futures.Future[list[object]]
+    what: str
 
 
 class QmpSession:
@@ -63,7 +72,9 @@ class QmpSession:
             self._log("event", record)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return self._result(asyncio.run_coroutine_threadsafe(coro, self._loop), timeout, what)
+
+    def _result(self, future: concurrent.futures.Future[T], timeout: float, what: str) -> T:
         try:
             return future.result(timeout)
         except TimeoutError:
@@ -87,19 +98,22 @@ class QmpSession:
         self._log("<-", result)
         return result
 
-    def execute_in_order(
-        self, commands: Sequence[tuple[str, dict[str, object] | None]], *, timeout: float = 10.0
-    ) -> list[Any]:
-        """Several commands, each sent when the one before has answered, in one hand-off to
-        the client's thread; their ``return`` values. The first failure raises."""
+    def submit_in_order(self, commands: Sequence[tuple[str, dict[str, object] | None]]) -> Pending:
+        """Several commands, each sent when the one before has answered, on the client's
+        thread, without waiting: :meth:`finish` waits for their ``return`` values."""
         for command, arguments in commands:
             self._log("->", {"execute": command, "arguments": arguments or {}})
 
         async def run_in_order() -> list[object]:
             return [await self._client.execute(c, a) for c, a in commands]
 
+        what = " then ".join(c for c, _ in commands)
+        return Pending(asyncio.run_coroutine_threadsafe(run_in_order(), self._loop), what)
+
+    def finish(self, pending: Pending, *, timeout: float = 10.0) -> list[Any]:
+        """The ``return`` values of submitted commands; the first failure raises."""
         try:
-            results = self._run(run_in_order(), timeout, " then ".join(c for c, _ in commands))
+            results = self._result(pending.future, timeout, pending.what)
         except QmpError as exc:
             self._log("!!", str(exc))
             raise
