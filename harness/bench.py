@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.addresses import PhysAddr, VirtAddr
-from harness.errors import GuestError, OracleMismatch, StateError
-from harness.guest import Guest
+from harness.errors import GuestError, IomemError, OracleMismatch, StateError
+from harness.guest import Guest, warm
 from harness.image.build import ensure_firmware
 from harness.qemu import profile as profiles
 from harness.qemu.ram import PmemsaveRam
@@ -72,7 +72,30 @@ def bench_boot(out: Path, repeat: int) -> list[Result]:
             whole.append(time.perf_counter() - t0)
         results.append(Result(f"boot to banner ({profile.name})", "ms", [t * 1000 for t in to_banner]))
         results.append(Result(f"boot + power-off ({profile.name})", "ms", [t * 1000 for t in whole]))
+        cycles = _warm_cycles(out, profile, firmware, repeat)
+        results.append(Result(f"warm reboot + park ({profile.name})", "ms", cycles))
     return results
+
+
+def _warm_cycles(out: Path, profile: profiles.Profile, firmware: Path, repeat: int) -> list[float]:
+    """What a test pays per guest under pytest (harness/guest/warm.py): a guest booted by
+    rebooting the parked QEMU in place, then parked again (the reboot is begun at the park
+    and waited for at the next boot, so one cycle holds exactly one reboot)."""
+    was = warm.enabled()
+    warm.enable(True)
+    try:
+        with Guest(profile, out / "logs" / f"warm-{profile.name}-first", firmware=firmware):
+            pass  # the QEMU every cycle below reuses
+        cycles = []
+        for i in range(repeat):
+            t0 = time.perf_counter()
+            with Guest(profile, out / "logs" / f"warm-{profile.name}-{i}", firmware=firmware) as guest:
+                if not guest.warm:
+                    raise IomemError(f"bench: the {profile.name} guest was not rebooted in place")
+            cycles.append((time.perf_counter() - t0) * 1000)
+        return cycles
+    finally:
+        warm.enable(was)
 
 
 def bench_round_trips(out: Path, repeat: int) -> list[Result]:
