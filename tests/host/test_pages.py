@@ -401,3 +401,21 @@ class PagesMachine(RuleBasedStateMachine):
 
 TestPagesMachine = PagesMachine.TestCase
 TestPagesMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+@pytest.mark.parametrize("page", [1, 7, 8, 13, 31])
+def test_check_finds_a_corrupt_page_byte_anywhere_in_a_large_block(arena: Arena, page: int) -> None:
+    """pages_check compares a block's page bytes eight at a time where aligned: a wrong byte
+    before, inside and after the aligned words of a 32-page block is found, at its own page."""
+    ret, pa = arena.pages_alloc(5)
+    assert ret == kIOReturnSuccess
+    state = Arena.state()
+    index = (pa - state.base) // arena.page_size + page
+    saved = state.info[index]
+    state.info[index] = page_byte(PAGE_STATE_FREE, 5)
+    result = arena.pages_check()
+    assert not result.ok
+    assert result.error == "page byte differs from its block head"
+    assert result.where == pa + page * arena.page_size
+    state.info[index] = saved
+    _check(arena)
