@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -43,17 +42,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         for (profile, what), n in sorted(_DMA_TOTALS.items()):
             write(f"  {profile:<14} {what:<42} {n:>6}")
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest first, by the durations recorded in .test_durations (``make test-durations``):
-    pytest-xdist hands tests out in this order, so the long state machines start while every
-    worker is busy instead of ending the run on one worker while the other idles (the
-    longest-processing-time rule). Tests the file does not know keep their order, after."""
-    from harness import PROJECT_ROOT
-
-    try:
-        durations: dict[str, float] = json.loads((PROJECT_ROOT / ".test_durations").read_text())
-    except (OSError, ValueError):
-        return
-    position = {id(item): i for i, item in enumerate(items)}
-    items.sort(key=lambda item: (-durations.get(item.nodeid, 0.0), position[id(item)]))
