@@ -168,7 +168,7 @@ class Guest(HeapVerbs):
     def _parkable(self) -> bool:
         """Whether nothing of this guest can leak into the next one (harness/guest/warm.py)."""
         m, console = self.machine, self.console
-        if not warm.enabled() or console is None or self.banner is None or console.failure is not None:
+        if not warm.has_room(m) or console is None or self.banner is None or console.failure is not None:
             return False
         if m.gdbstub is not None and m.gdbstub.breakpoints:  # they would outlive the reset
             return False

@@ -14,10 +14,12 @@ A machine is kept only when nothing of the last guest can leak into the next one
 
 * the guest ended without an exception, still running and answering;
 * nothing sent to it named a device verb (``dma``, ``edu``, ``poke``: QEMU 7.2's edu has no
-  reset handler, so its registers and DMA timer would survive), and no gdbstub session was
-  opened (breakpoints and a halted CPU belong to one test);
-* QEMU has written nothing to its output or trace file (the edu clamp warnings, fatal
-  lines and SMMU trace events are read per machine);
+  reset handler, so its registers and DMA timer would survive), and no gdbstub break- or
+  watchpoint is left (QEMU keeps them across a reset; the gdbstub session itself belongs to
+  the machine and serves the next guest);
+* QEMU has written no trace line and nothing to its output but the icount idle warning
+  (``QEMU_IDLE_WARNING``: the edu clamp warnings, fatal lines and SMMU trace events are
+  read per machine);
 * it was started with the profile's own command line (no extra arguments) and may be reaped
   with the harness (not kept for ``--iomem-keep``).
 
@@ -70,6 +72,12 @@ def take(profile_name: str, firmware: Path) -> Machine | None:
         machine.shutdown(graceful_timeout=0)
         return None
     return machine
+
+
+def has_room(machine: Machine) -> bool:
+    """Whether :func:`park` would keep ``machine`` (asked before anything is done to it)."""
+    k = key(machine.profile.name, machine.firmware)
+    return _enabled and k is not None and k not in _parked
 
 
 def park(machine: Machine) -> bool:

@@ -67,3 +67,12 @@ def test_only_the_icount_idle_warning_may_be_in_qemus_output(tmp_path: Path) -> 
     machine.stderr_path.write_text("")
     machine.trace_path.write_text("smmuv3_translate_success ...\n")
     assert not machine.said_nothing()
+
+
+def test_room_is_asked_before_anything_is_done_to_a_machine(tmp_path: Path) -> None:
+    first, second = _machine(tmp_path), _machine(tmp_path)
+    assert warm.has_room(first)
+    assert warm.park(first)
+    assert not warm.has_room(second) and warm.has_room(_machine(tmp_path, "virt-16k"))
+    warm.enable(False)
+    assert not warm.has_room(second)
