@@ -156,6 +156,24 @@ void agent_reply_range(struct agent_call *call, const char *key, uint64_t base, 
 void agent_reply_hexdata(struct agent_call *call, const char *key, const void *data, size_t len);
 
 /*
+ * Keep only the ok-reply keys named in `list` (comma-separated: "md_live,maps_live"),
+ * still in the verb's order: for verbs that take [keys=LIST] (`stats`, `md info`),
+ * so that a check needing two keys does not pay for forty over the UART, where
+ * every byte is a trip through the emulator. Every name must be one that
+ * `known` accepts (the verb's declared reply keys); an empty or unknown name
+ * records `err kIOReturnBadArgument unknown key 'NAME'` and returns
+ * kIOReturnBadArgument. A NULL list keeps every key. err replies are never cut.
+ */
+IOReturn agent_reply_only(struct agent_call *call, const char *list, bool (*known)(const char *name, size_t len));
+
+/* Whether `declared` (reply keys as registered: "k1 k2 [k3]") names the key name[0..len). */
+bool agent_key_declared(const char *declared, const char *name, size_t len);
+
+/* Whether the reply keeps any of the keys in `declared` (always, without agent_reply_only()
+ * or for an undeclared NULL): lets a verb skip computing values nobody asked for. */
+bool agent_reply_wants_any(const struct agent_call *call, const char *declared);
+
+/*
  * Make the reply `err <name of code> [keys added from now on] [text]` and
  * return `code`, so a handler can `return agent_fail(call, ...)`. fmt may be
  * NULL for no text. Text is free form (ASCII, one line).

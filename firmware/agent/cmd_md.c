@@ -31,13 +31,19 @@ AGENT_COMMAND(cmd_md_length, "md length", "MD", "length", "")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_md_info, "md info", "MD", "kind dir length depth refs [capacity] [va] [pages] [contiguous] [creator]", "")
+#define MD_INFO_KEYS "kind dir length depth refs [capacity] [va] [pages] [contiguous] [creator]"
+
+static bool md_info_key_known(const char *name, size_t len) { return agent_key_declared(MD_INFO_KEYS, name, len); }
+
+AGENT_COMMAND(cmd_md_info, "md info", "MD [keys=LIST]", MD_INFO_KEYS, "")
 {
     IOMemoryDescriptor *md;
     IOBufferMemoryDescriptor *bmd;
     IOReturn rc;
 
     if ((rc = held_md_arg(call, 0, false, &md)) != kIOReturnSuccess)
+        return rc;
+    if ((rc = agent_reply_only(call, agent_key(call, "keys"), md_info_key_known)) != kIOReturnSuccess)
         return rc;
     agent_reply_str(call, "kind", iomd_kind_name(md->kind));
     agent_reply_hex(call, "dir", md->direction);

@@ -84,15 +84,32 @@ AGENT_COMMAND(cmd_pagesize, "pagesize", "", "page", "")
     return kIOReturnSuccess;
 }
 
-AGENT_COMMAND(cmd_stats, "stats", "", "requests errors faults", "")
+#define STATS_OWN_KEYS "requests errors faults"
+
+/* A key of the `stats` reply: its own, or one a stats hook declares. */
+static bool stats_key_known(const char *name, size_t len)
+{
+    if (agent_key_declared(STATS_OWN_KEYS, name, len))
+        return true;
+    for (const struct agent_stats_hook *hook = __start_agent_stats; hook < __stop_agent_stats; hook++)
+        if (hook->keys.ok != NULL && agent_key_declared(hook->keys.ok, name, len))
+            return true;
+    return false;
+}
+
+AGENT_COMMAND(cmd_stats, "stats", "[keys=LIST]", STATS_OWN_KEYS, "")
 {
     const struct agent_counters *counters = agent_counters(call);
+    IOReturn rc;
 
+    if ((rc = agent_reply_only(call, agent_key(call, "keys"), stats_key_known)) != kIOReturnSuccess)
+        return rc;
     agent_reply_dec(call, "requests", counters->requests);
     agent_reply_dec(call, "errors", counters->errors);
     agent_reply_dec(call, "faults", counters->faults);
     for (const struct agent_stats_hook *hook = __start_agent_stats; hook < __stop_agent_stats; hook++)
-        hook->fn(call);
+        if (agent_reply_wants_any(call, hook->keys.ok)) /* a hook none of whose keys is asked for is not run */
+            hook->fn(call);
     return kIOReturnSuccess;
 }
 

@@ -20,11 +20,82 @@ void agent_reply_reset(struct agent_reply *r)
     r->status = kIOReturnSuccess;
     r->failed = false;
     r->overflow = false;
+    r->only = NULL;
     r->after = NULL;
     r->after_ctx = NULL;
 }
 
-/* Append " key=" + formatted value to the keys. */
+/* Whether the comma-separated `list` names `key`. */
+static bool list_names(const char *list, const char *key)
+{
+    size_t len = strlen(key);
+
+    for (const char *p = list;; p++) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        if (n == len && memcmp(p, key, len) == 0)
+            return true;
+        if (end == NULL)
+            return false;
+        p = end;
+    }
+}
+
+bool agent_key_declared(const char *declared, const char *name, size_t len)
+{
+    for (const char *p = declared; *p != '\0';) {
+        size_t n;
+
+        while (*p == ' ' || *p == '[')
+            p++;
+        n = strcspn(p, " ]");
+        if (n == len && n != 0 && memcmp(p, name, len) == 0)
+            return true;
+        p += n;
+        while (*p == ']')
+            p++;
+    }
+    return false;
+}
+
+bool agent_reply_wants_any(const struct agent_call *call, const char *declared)
+{
+    const char *only = call->session->reply.only;
+
+    if (only == NULL || declared == NULL)
+        return true;
+    for (const char *p = only;; p++) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        if (agent_key_declared(declared, p, n))
+            return true;
+        if (end == NULL)
+            return false;
+        p = end;
+    }
+}
+
+IOReturn agent_reply_only(struct agent_call *call, const char *list, bool (*known)(const char *name, size_t len))
+{
+    if (list == NULL)
+        return kIOReturnSuccess;
+    for (const char *p = list;; p++) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        if (n == 0 || !known(p, n))
+            return agent_fail(call, kIOReturnBadArgument, "unknown key '%.*s'", (int)n, p);
+        if (end == NULL)
+            break;
+        p = end;
+    }
+    reply_of(call)->only = list;
+    return kIOReturnSuccess;
+}
+
+/* Append " key=" + formatted value to the keys (unless agent_reply_only() leaves it out). */
 static void reply_key(struct agent_call *call, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -35,7 +106,7 @@ static void reply_key(struct agent_call *call, const char *key, const char *fmt,
     va_list ap;
     int n;
 
-    if (r->overflow)
+    if (r->overflow || (r->only != NULL && !r->failed && !list_names(r->only, key)))
         return;
     n = snprintf(r->keys + r->keys_len, room, " %s=", key);
     if (n < 0 || (size_t)n >= room) {

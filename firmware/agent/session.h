@@ -29,6 +29,7 @@ struct agent_reply {
     IOReturn status;
     bool failed;   /* agent_fail() called */
     bool overflow; /* keys did not fit */
+    const char *only; /* agent_reply_only(): the ok keys to keep, comma-separated; NULL: all */
     void (*after)(void *ctx);
     void *after_ctx;
 };

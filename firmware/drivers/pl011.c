@@ -29,6 +29,10 @@
 #define FR_BUSY (1u << 3)
 #define FR_RXFE (1u << 4)
 #define FR_TXFF (1u << 5)
+#define FR_TXFE (1u << 7)
+
+/* Bytes the TX FIFO takes when empty: 16 on every PL011 revision (r1p5 has 32). */
+#define TX_FIFO_DEPTH 16u
 
 /* UARTLCR_H */
 #define LCR_H_FEN (1u << 4)
@@ -70,12 +74,23 @@ void pl011_init(void)
     uart_write(UART_CR, CR_UARTEN | CR_TXE | CR_RXE);
 }
 
+/*
+ * An empty FIFO (TXFE) takes TX_FIFO_DEPTH bytes without another look at FR; a
+ * partly full one takes one byte per look. Under QEMU every register access is
+ * a trip through the emulator (an exit and the big lock, and under -icount a
+ * retranslated block), so one FR read per 16 bytes instead of per byte makes a
+ * 400-byte reply about a fifth cheaper (measured: docs/harness.md, Speed).
+ */
 void pl011_write(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        while (uart_read(UART_FR) & FR_TXFF)
-            ;
-        uart_write(UART_DR, (uint8_t)s[i]);
+    size_t i = 0;
+
+    while (i < n) {
+        uint32_t fr = uart_read(UART_FR);
+        size_t room = (fr & FR_TXFE) ? TX_FIFO_DEPTH : (fr & FR_TXFF) ? 0 : 1;
+
+        for (; room > 0 && i < n; room--)
+            uart_write(UART_DR, (uint8_t)s[i++]);
     }
 }
 

@@ -14,7 +14,7 @@
  */
 void pl011_init(void);
 
-/* Write bytes, waiting while the TX FIFO is full. */
+/* Write bytes, waiting while the TX FIFO is full (a burst of 16 when it is empty). */
 void pl011_write(const char *s, size_t n);
 
 /* Wait until every written byte has left the UART. */

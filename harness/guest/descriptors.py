@@ -235,9 +235,9 @@ class Descriptors:
         return Released(r.number("refs"), bool(r.number("freed")))
 
     # -------------------------------------------------------------- accounting
-    def stats(self) -> dict[str, int]:
-        r = self.guest.ok("stats")
-        return {k: r.number(k) for k in r.keys}
+    def stats(self, *keys: str) -> dict[str, int]:
+        """``stats``, or only ``keys`` (:meth:`harness.guest.heap.HeapVerbs.stats`)."""
+        return self.guest.stats(*keys)
 
 
 # --------------------------------------------------------------------------- leak checks

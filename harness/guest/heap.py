@@ -13,6 +13,7 @@ from abc import abstractmethod
 from typing import TYPE_CHECKING
 
 from harness.addresses import PhysAddr, VirtAddr
+from harness.errors import ProtocolError
 from harness.oracle import heap as heap_oracle
 
 if TYPE_CHECKING:
@@ -58,9 +59,16 @@ class HeapVerbs:
         r = self.ok(f"safedelete {va:#x} {type_name} {count:#x}")
         return r.number("ptr"), bool(r.number("freed"))
 
-    def stats(self) -> dict[str, int]:
-        """Every ``stats`` key, parsed."""
-        return {k: v for k, v in self.ok("stats").parsed_keys().items() if isinstance(v, int)}
+    def stats(self, *keys: str) -> dict[str, int]:
+        """Every ``stats`` key, parsed; or only ``keys`` (``stats keys=a,b``, the reply cut to
+        them by the guest: a per-step check that needs two keys does not carry forty over
+        the UART)."""
+        line = f"stats keys={','.join(keys)}" if keys else "stats"
+        reply = self.ok(line)
+        got = {k: v for k, v in reply.parsed_keys().items() if isinstance(v, int)}
+        if keys and set(got) != set(keys):
+            raise ProtocolError(f"asked for stats {sorted(keys)}, got {sorted(got)}", command=line)
+        return got
 
     def check(self) -> dict[str, int]:
         """The guest's own integrity walk (``check``); an ``err`` raises GuestError."""

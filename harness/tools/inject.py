@@ -359,22 +359,29 @@ def _find_u64(guest: Guest, mask: int, value: int, step: int = 8) -> list[int]:
     return hits
 
 
-def _smmu_cd(guest: Guest) -> int:
+def _smmu_cd_and_ste(guest: Guest) -> tuple[int, int]:
+    """The live context descriptor (the one a stream table entry points at) and that STE. RAM
+    may hold other 64-byte-aligned words equal to a CD's TTB0 (a stale copy in a freed page):
+    a candidate counts only with an STE that points at it."""
     _, root, _ = _domain(guest)
     # CD words 2-3 (bytes 8-15) hold TTB0[51:4] (smmuv3.c)
     hits = _find_u64(guest, 0x7_FFFF_FFFF_FFF0, root, step=8)
-    hits = [h - 8 for h in hits if (h - 8) % 64 == 0]
-    if not hits:
+    candidates = [h - 8 for h in hits if (h - 8) % 64 == 0]
+    if not candidates:
         raise IomemError("inject: no context descriptor holds the domain's root")
-    return hits[0]
+    for cd in candidates:
+        stes = _find_u64(guest, 0xFFFF_FFFF_FFC0 | 0xF, cd | 0xB, 64)
+        if stes:
+            return cd, stes[0]
+    raise IomemError("inject: no stream table entry points at a context descriptor of the domain's root")
+
+
+def _smmu_cd(guest: Guest) -> int:
+    return _smmu_cd_and_ste(guest)[0]
 
 
 def _smmu_ste(guest: Guest) -> int:
-    cd = _smmu_cd(guest)
-    hits = _find_u64(guest, 0xFFFF_FFFF_FFC0 | 0xF, cd | 0xB, 64)
-    if not hits:
-        raise IomemError("inject: no stream table entry points at the context descriptor")
-    return hits[0]
+    return _smmu_cd_and_ste(guest)[1]
 
 
 def _smmu_leaf(guest: Guest, w: Workload) -> Target:

@@ -134,3 +134,17 @@ def test_line_editing_and_limits(lib: ctypes.CDLL) -> None:
     assert "@4 err kIOReturnBadArgument" in out and "0xff" in out.lower()
     out = transcript(lib, b"\n  \n@5 t-fam one\r\r\n")
     assert out.count(" ok ") + out.count(" ok\r") == 1 and "@5 ok sub=one" in out
+
+
+def test_a_reply_can_be_cut_to_the_keys_asked_for(lib: ctypes.CDLL) -> None:
+    """agent_reply_only (`stats keys=...`, `md info MD keys=...`): the keys named, in the verb's
+    order whatever the order asked; an unknown or empty name is a bad argument, not an empty reply."""
+    full = parse_reply(reply(lib, b"@1 t-only"))
+    assert full is not None and full.ok and list(full.keys) == ["a", "b"]
+    cut = parse_reply(reply(lib, b"@2 t-only keys=c,a"))
+    assert cut is not None and cut.ok and list(cut.keys) == ["a", "c"] and cut.number("c") == 3
+    one = parse_reply(reply(lib, b"@3 t-only keys=b"))
+    assert one is not None and one.ok and list(one.keys) == ["b"]
+    for line in (b"@4 t-only keys=d", b"@5 t-only keys=a,,b", b"@6 t-only keys=a,", b"@7 t-only keys=ab"):
+        bad = parse_reply(reply(lib, line))
+        assert bad is not None and bad.error == "kIOReturnBadArgument" and "unknown key" in bad.text, line

@@ -341,10 +341,10 @@ class DmaMachine(RuleBasedStateMachine):
             assert slack == bytes([CANARY]) * len(slack), f"buffer {buf.md:#x}: canary after its end changed"
         if self.profile.smmu:
             self.smmu_maps_exactly_the_live_preparations()
-        stats = self.guest.ok("stats")
-        ledger.compare("stats", "dma_live", stats.number("dma_live"), len(self.model.commands), "model")
+        stats = self.guest.stats("dma_live", "dma_prepared")
+        ledger.compare("stats", "dma_live", stats["dma_live"], len(self.model.commands), "model")
         prepared = len(self.model.prepared_handles())
-        ledger.compare("stats", "dma_prepared", stats.number("dma_prepared"), prepared, "model")
+        ledger.compare("stats", "dma_prepared", stats["dma_prepared"], prepared, "model")
 
     def smmu_maps_exactly_the_live_preparations(self) -> None:
         """Isolation, from the host: the edu's stage-1 tables map every page of every live

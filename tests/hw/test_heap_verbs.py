@@ -129,6 +129,23 @@ def test_stats_has_every_spec_key_and_agrees_with_the_decoder(guest: Guest) -> N
     assert check["pages_free"] == free_pages
 
 
+def test_stats_cut_to_the_keys_asked_for_says_what_the_full_reply_says(guest: Guest) -> None:
+    """``stats keys=a,b`` (what the state machines ask after every step): exactly those keys, in
+    the full reply's order, with the full reply's values; an unknown name is a bad argument."""
+    guest.alloc(100)
+    wanted = ["pages_free", "heap_used", "md_live", "maps_live", "dma_live", "pt_used", "allocs"]
+    full = guest.ok("stats")
+    cut = guest.ok(f"stats keys={','.join(wanted)}")
+    assert list(cut.keys) == [key for key in full.keys if key in wanted]
+    assert {key: cut.number(key) for key in wanted} == {key: full.number(key) for key in wanted}
+    assert list(guest.ok("stats keys=requests").keys) == ["requests"]
+    assert guest.ok("stats keys=requests").number("requests") == full.number("requests") + 3
+    for bad in ("nosuchkey", "heap_used,", "heap_used,,allocs", "heap"):
+        reply = guest.err(f"stats keys={bad}", "kIOReturnBadArgument")
+        assert "unknown key" in reply.text and not reply.keys
+    assert guest.stats("heap_used", "allocs") == {"heap_used": 100, "allocs": 1}
+
+
 def test_accounting_sums_to_the_heap(guest: Guest) -> None:
     """free + used + metadata (+ padding, other owners) = the page allocator's range, exactly."""
     for size in (0, 1, 100, 5000, 65535, 65536, 300_000):

@@ -355,3 +355,15 @@ def test_a_full_object_table_is_no_resources_not_no_memory(
     for b in bufs:
         mds.release(b.md)
     baseline.check(guest)
+
+
+def test_md_info_cut_to_the_keys_asked_for_says_what_the_full_reply_says(guest: Guest) -> None:
+    """``md info MD keys=...`` (the descriptor state machine's per-step check): exactly those
+    keys in the full reply's order and values; an unknown name is a bad argument."""
+    md = guest.ok("bmd create 5000").number("md")
+    full = guest.ok(f"md info {md:#x}")
+    cut = guest.ok(f"md info {md:#x} keys=refs,kind,capacity")
+    assert list(cut.keys) == ["kind", "refs", "capacity"]
+    assert all(cut.value(key) == full.value(key) for key in cut.keys)
+    guest.err(f"md info {md:#x} keys=refs,segments", "kIOReturnBadArgument")
+    guest.ok(f"md release {md:#x}")

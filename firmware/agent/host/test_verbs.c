@@ -4,6 +4,7 @@
  * grammar, family dispatch, the fault reply and bulk data from tests/host:
  *   t-args A [B] [num=N] [name=S] [flag]  ok a=<A as number> [b=...] [num=...] [name=S] [flag=1]
  *   t-fam one / t-fam two                  ok sub=one / ok sub=two
+ *   t-only [keys=LIST]                     ok a=1 b=2 [c=3], cut to LIST (agent_reply_only)
  *   t-fault                                a canned fault reply (write, translation, level 3)
  *   t-data LEN                             ok data=<LEN bytes 00 01 02 ...> crc32=0x.. len=LEN
  */
@@ -36,6 +37,24 @@ AGENT_COMMAND(cmd_t_args, "t-args", "A [B] [num=N] [name=S] [flag]", "a [b] [num
         agent_reply_str(call, "name", agent_key(call, "name"));
     if (agent_flag(call, "flag"))
         agent_reply_dec(call, "flag", 1);
+    return kIOReturnSuccess;
+}
+
+/* t-only [keys=LIST]: ok a=1 b=2 [c=3] (c only with keys=), for agent_reply_only(). */
+#define T_ONLY_KEYS "a b [c]"
+
+static bool t_only_known(const char *name, size_t len) { return agent_key_declared(T_ONLY_KEYS, name, len); }
+
+AGENT_COMMAND(cmd_t_only, "t-only", "[keys=LIST]", T_ONLY_KEYS, "")
+{
+    IOReturn rc;
+
+    if ((rc = agent_reply_only(call, agent_key(call, "keys"), t_only_known)) != kIOReturnSuccess)
+        return rc;
+    agent_reply_dec(call, "a", 1);
+    agent_reply_dec(call, "b", 2);
+    if (agent_key(call, "keys") != NULL)
+        agent_reply_dec(call, "c", 3);
     return kIOReturnSuccess;
 }
 
