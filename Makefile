@@ -147,8 +147,13 @@ $(HOST_LIB): $(HOST_SRCS) $(wildcard firmware/include/*.h firmware/*/*.h firmwar
 
 # Both use every core (pytest-xdist; the per-profile summary is exact across workers) and
 # list the ten slowest tests at the end. JOBS=1 runs in one process (e.g. to profile).
+# The hardware tests run two workers more than there are cores: a worker's time goes in
+# hand-offs between the harness, QEMU's main loop and its vCPU thread, which leave a core
+# idle between them (2 cores: 2 workers 5 min 12 s, 3 4:47, 4 4:36, 6 5:19; docs/harness.md).
 JOBS ?= auto
+HW_JOBS ?= $(if $(filter auto,$(JOBS)),$(shell echo $$(( $$(nproc) + 2 ))),$(JOBS))
 PYTEST_PAR := $(if $(filter 1,$(JOBS)),,-n $(JOBS)) --durations=10
+HW_PAR := $(if $(filter 1,$(HW_JOBS)),,-n $(HW_JOBS)) --durations=10
 
 test-host: $(VENV_STAMP) $(HOST_LIB)
 	$(VENV)/bin/pytest tests/host -q $(PYTEST_PAR) $(PYTEST_ARGS)
@@ -166,10 +171,10 @@ SHARD_ARGS := $(if $(SHARD),--splits $(word 2,$(subst /, ,$(SHARD))) --group $(w
 HW_PATHS = $(if $(filter tests/%,$(PYTEST_ARGS)),,tests/hw)
 
 test-hw: $(VENV_STAMP) $(FW_ELF)
-	$(VENV)/bin/pytest $(HW_PATHS) $(PYTEST_PAR) --junitxml=$(BUILD)/test-hw.xml $(SHARD_ARGS) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(HW_PATHS) $(HW_PAR) --junitxml=$(BUILD)/test-hw.xml $(SHARD_ARGS) $(PYTEST_ARGS)
 
 test-durations: $(VENV_STAMP) $(FW_ELF)
-	$(VENV)/bin/pytest tests/hw $(PYTEST_PAR) --store-durations --clean-durations \
+	$(VENV)/bin/pytest tests/hw $(HW_PAR) --store-durations --clean-durations \
 	  --durations-path $(DURATIONS) $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)

@@ -116,7 +116,7 @@ class Guest(HeapVerbs):
 
         t0 = time.monotonic()
         parked = (
-            warm.take(self.profile.name, self.machine.firmware) if self._may_take_a_parked_machine() else None
+            warm.take(self.profile, self.machine.firmware) if self._may_take_a_parked_machine() else None
         )
         if parked is not None:
             self._reboot_parked(parked)

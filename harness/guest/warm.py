@@ -23,7 +23,7 @@ A machine is kept only when nothing of the last guest can leak into the next one
 * it was started with the profile's own command line (no extra arguments) and may be reaped
   with the harness (not kept for ``--iomem-keep``).
 
-At most one machine is parked per (profile, firmware file); the pool is per process, off
+At most one machine is parked per (profile with its ``icount``, firmware file); the pool is per process, off
 unless :func:`enable` was called (the pytest plugin does, unless ``--iomem-cold``), and every
 parked machine is shut down by :func:`drain` (pytest's session end, and the exit handler in
 ``harness/qemu/machine.py`` for anything left).
@@ -34,8 +34,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.qemu.machine import Machine, Runstate
+from harness.qemu.profile import Profile
 
-Key = tuple[str, str, int, int]
+Key = tuple[Profile, str, int, int]
 
 _parked: dict[Key, Machine] = {}
 _enabled = False
@@ -53,18 +54,19 @@ def enabled() -> bool:
     return _enabled
 
 
-def key(profile_name: str, firmware: Path) -> Key | None:
-    """The pool key of a firmware file as it is now (a rebuilt file is a new key)."""
+def key(profile: Profile, firmware: Path) -> Key | None:
+    """The pool key of a profile (all of it: the same name with another ``icount`` is another
+    command line) and a firmware file as it is now (a rebuilt file is a new key)."""
     try:
         st = firmware.stat()
     except OSError:
         return None
-    return (profile_name, str(firmware), st.st_ino, st.st_mtime_ns)
+    return (profile, str(firmware), st.st_ino, st.st_mtime_ns)
 
 
-def take(profile_name: str, firmware: Path) -> Machine | None:
+def take(profile: Profile, firmware: Path) -> Machine | None:
     """A parked, still running machine for this profile and firmware, or None."""
-    k = key(profile_name, firmware)
+    k = key(profile, firmware)
     machine = _parked.pop(k, None) if k is not None else None
     if machine is None:
         return None
@@ -76,14 +78,14 @@ def take(profile_name: str, firmware: Path) -> Machine | None:
 
 def has_room(machine: Machine) -> bool:
     """Whether :func:`park` would keep ``machine`` (asked before anything is done to it)."""
-    k = key(machine.profile.name, machine.firmware)
+    k = key(machine.profile, machine.firmware)
     return _enabled and k is not None and k not in _parked
 
 
 def park(machine: Machine) -> bool:
     """Keep ``machine`` for the next guest of its profile and firmware; False (and the caller
     shuts it down) when the pool is off or already holds one for that key."""
-    k = key(machine.profile.name, machine.firmware)
+    k = key(machine.profile, machine.firmware)
     if not _enabled or k is None or k in _parked:
         return False
     _parked[k] = machine

@@ -7,6 +7,7 @@ fields are errors too, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass
@@ -111,6 +112,18 @@ class Profile:
         }
 
 
+EDU_WAIT_ICOUNT = "shift=0,sleep=off"
+"""The ``-icount`` of guests that wait on many edu transfers (docs/dma-oracles.md, Speed): the
+virtual clock counts instructions and jumps to the edu's 100 ms timer while the CPU idles."""
+
+
+def with_icount(profile: Profile, icount: str = EDU_WAIT_ICOUNT) -> Profile:
+    """The same machine on an instruction-counted virtual clock (a profile that sets its own
+    ``icount`` keeps it). For tests whose time goes to edu transfers; every other request is
+    slower under -icount (each MMIO access retranslates its block), so profiles leave it off."""
+    return profile if profile.icount else dataclasses.replace(profile, icount=icount)
+
+
 def validate(data: dict[str, Any], path: str, expected_name: str | None = None) -> Profile:
     """Check a profile's fields and build it; raise :class:`ProfileError` on the first problem."""
 
@@ -179,8 +192,19 @@ def validate(data: dict[str, Any], path: str, expected_name: str | None = None) 
         if not isinstance(arg, str):
             raise fail("qemu_args", f"{arg!r} is not a string")
         if arg in (
-            "-S", "-kernel", "-serial", "-chardev", "-qmp", "-mon", "-gdb", "-nic", "-machine", "-M",
-            "-icount", "-trace", "-fw_cfg",
+            "-S",
+            "-kernel",
+            "-serial",
+            "-chardev",
+            "-qmp",
+            "-mon",
+            "-gdb",
+            "-nic",
+            "-machine",
+            "-M",
+            "-icount",
+            "-trace",
+            "-fw_cfg",
         ):
             raise fail("qemu_args", f"{arg} is set by the harness and cannot be overridden")
     return Profile(

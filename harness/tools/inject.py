@@ -21,7 +21,7 @@ from harness.guest import Guest
 from harness.link.protocol import Banner
 from harness.oracle.pages import PageBytes
 from harness.oracle.pagewalk import PageWalker, Translation
-from harness.qemu.profile import Profile
+from harness.qemu.profile import Profile, with_icount
 from harness.tools.commands import Commands
 from harness.tools.structs import live_maps, reservations
 from harness.tools.verify import verify
@@ -462,7 +462,7 @@ def _guest_check(guest: Guest) -> str | None:
 
 
 def run_kind(profile: Profile, kind: str, artifacts: Path) -> Outcome:
-    with Guest(profile, artifacts / kind) as guest:
+    with Guest(with_icount(profile), artifacts / kind) as guest:  # the workload waits on the edu
         w = workload(guest)
         before = verify(guest)
         if not before.ok or _guest_check(guest) is not None:

@@ -34,9 +34,13 @@ def test_one_machine_per_profile_and_firmware_version(tmp_path: Path) -> None:
     assert not warm.park(second)  # the key is taken: the caller powers it off
     assert warm.park(_machine(tmp_path, "virt-16k")) and warm.parked() == 2
     assert warm.park(_machine(tmp_path, firmware="other.elf")) and warm.parked() == 3
+    counted = Machine(profiles.with_icount(first.profile), first.firmware, tmp_path / "artifacts")
+    assert warm.park(counted) and warm.parked() == 4  # the same name on another clock: another key
+    assert warm.take(profiles.with_icount(first.profile), first.firmware) is None  # not RUNNING
+    assert warm.parked() == 3
     image = tmp_path / "fw.elf"
     os.utime(image, ns=(1, 1))  # a rebuilt file is another key: the parked one is not taken
-    assert warm.take("virt-4k", image) is None and warm.parked() == 3
+    assert warm.take(profiles.load("virt-4k"), image) is None and warm.parked() == 3
     warm.drain()
     assert warm.parked() == 0
 
@@ -44,7 +48,7 @@ def test_one_machine_per_profile_and_firmware_version(tmp_path: Path) -> None:
 def test_a_machine_that_is_not_running_is_never_handed_out(tmp_path: Path) -> None:
     machine = _machine(tmp_path)
     assert warm.park(machine)
-    assert warm.take("virt-4k", machine.firmware) is None  # CREATED, not RUNNING: ended instead
+    assert warm.take(machine.profile, machine.firmware) is None  # CREATED, not RUNNING: ended instead
     assert machine.state is Runstate.OFF and warm.parked() == 0
 
 

@@ -762,8 +762,8 @@ def test_dma_and_edu_claims_against_the_smmu_ram_and_the_model(guest: Guest, pro
     cmp("dma release", "freed", r.number("freed"), 1, "model")
     _check_dma_stats(bench, live=0, prepared=0, bounce_pages=_kernel_pages(guest) - kernel_pages)
     assert _kernel_pages(guest) == kernel_pages
-    if not profile.icount:
-        _edu_busy(bench, buf)
+    if not profile.icount and not profile.smmu and profile.edu_dma_bits == 64:
+        _edu_busy(bench, buf)  # a host-started command at a PA: the edu must reach it directly
 
 
 def _perform(bench: DmaBench, handle: int, buf: Buffer) -> None:

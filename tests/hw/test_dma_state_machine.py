@@ -46,7 +46,7 @@ from harness.guest.dma import EDU_MAX_TRANSFER
 from harness.link.protocol import Reply
 from harness.models.dma_model import Memory, Model, Outcome
 from harness.oracle.smmu import SmmuFault
-from harness.qemu.profile import Profile
+from harness.qemu.profile import Profile, with_icount
 
 STEPS = 30
 SETTINGS = state_machine_settings("DMA_SM_EXAMPLES", examples=20, steps=STEPS)
@@ -67,8 +67,10 @@ class DmaMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         type(self).examples += 1
-        self.guest = Guest(
-            self.profile, self.artifacts / f"example{type(self).examples}", firmware=self.firmware
+        self.guest = Guest(  # ~30 edu transfers per example: on the instruction-counted clock
+            with_icount(self.profile),
+            self.artifacts / f"example{type(self).examples}",
+            firmware=self.firmware,
         ).boot()
         send = self.guest.request
 

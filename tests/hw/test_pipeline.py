@@ -6,17 +6,24 @@ reads in guest RAM, and against the same requests sent one at a time."""
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 import pytest
 
 from harness.addresses import PhysAddr, VirtAddr
 from harness.guest import Guest
+from harness.qemu.profile import Profile, with_icount
 
 CHUNK = 400  # bytes per write: an 800-hex-digit line, near the agent's 1024-byte limit
 
 
-@pytest.mark.profiles("virt-4k", "virt-4k-smmu")  # plain TCG, and -icount
-def test_pipelined_replies_match_ram_and_sequential_replies(guest: Guest) -> None:
+@pytest.mark.profiles("virt-4k", "virt-4k-smmu")
+@pytest.mark.parametrize("clock", ["real-time", "icount"])  # -icount: what the DMA-heavy tests run
+def test_pipelined_replies_match_ram_and_sequential_replies(
+    profile: Profile, make_guest: Callable[..., Guest], clock: str
+) -> None:
+    guest = make_guest(with_icount(profile) if clock == "icount" else profile).boot()
+    assert bool(guest.profile.icount) == (clock == "icount")
     base, length = guest.scratch()
     chunks = min(length // CHUNK, 40)
     payloads = [bytes((i * 7 + j) & 0xFF for j in range(CHUNK)) for i in range(chunks)]
