@@ -15,6 +15,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := firmware
 .DELETE_ON_ERROR:
+# Python may keep its bytecode (__pycache__/, ignored by git): with PYTHONDONTWRITEBYTECODE set,
+# every pytest worker and every `iomem` a test starts compiled the harness and rewrote the
+# tests' asserts again (a 3 s collection became 1.2 s).
+unexport PYTHONDONTWRITEBYTECODE
 
 PROFILE ?= virt-4k
 V ?= 0

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from harness.addresses import PhysAddr
 from harness.errors import GuestCrashed, GuestError, GuestHung, IomemError, StateError
 from harness.guest import Guest
@@ -335,28 +338,25 @@ def _domain(guest: Guest) -> tuple[int, int, int]:
     return base, root, base + dom["iova"].offset
 
 
-def _find_u64(guest: Guest, mask: int, value: int, step: int = 8) -> list[int]:
-    """Every PA, a multiple of ``step``, of a little-endian u64 ``v`` in RAM with
-    ``v & mask == value``. The longest run of bytes the mask covers whole is searched for
-    with ``bytes.find`` and each hit compared in full: a scan of 256 MiB at C speed (a u64
-    at a time in Python took 4 s)."""
+def _ram_words(guest: Guest) -> npt.NDArray[np.uint64]:
+    """Guest RAM as little-endian u64s (one copy; the SMMU searches share it)."""
     banner = _banner(guest)
-    ram = guest.ram.read(PhysAddr(banner.ram_base), banner.ram_size)
-    whole = [(mask >> (8 * i)) & 0xFF == 0xFF for i in range(8)]
-    runs = [(i, j) for i in range(8) for j in range(i + 1, 9) if all(whole[i:j])]
-    if not runs:
-        raise IomemError(f"inject: mask {mask:#x} covers no whole byte to search for")
-    first, end = max(runs, key=lambda r: r[1] - r[0])
-    anchor = value.to_bytes(8, "little")[first:end]
-    hits: list[int] = []
-    at = ram.find(anchor)
-    while at >= 0:
-        start = at - first
-        aligned = start >= 0 and start % step == 0 and start + 8 <= len(ram)
-        if aligned and int.from_bytes(ram[start : start + 8], "little") & mask == value:
-            hits.append(banner.ram_base + start)
-        at = ram.find(anchor, at + 1)
-    return hits
+    return np.frombuffer(guest.ram.read(PhysAddr(banner.ram_base), banner.ram_size), dtype="<u8")
+
+
+def _find_u64(
+    guest: Guest, mask: int, value: int, step: int = 8, words: npt.NDArray[np.uint64] | None = None
+) -> list[int]:
+    """Every PA, a multiple of ``step``, of a little-endian u64 ``v`` in RAM with
+    ``v & mask == value``: a vector compare over RAM (32 M words in ~0.1 s; a u64 at a time
+    in Python took 4 s, ``bytes.find`` of the masked bytes ~1 s)."""
+    if step % 8:
+        raise IomemError(f"inject: step {step} is not a multiple of 8")
+    ram = _ram_words(guest) if words is None else words
+    lanes = ram[:: step // 8]
+    hits = np.flatnonzero((lanes & np.uint64(mask)) == np.uint64(value))
+    base = _banner(guest).ram_base
+    return [base + int(i) * step for i in hits]
 
 
 def _smmu_cd_and_ste(guest: Guest) -> tuple[int, int]:
@@ -364,13 +364,14 @@ def _smmu_cd_and_ste(guest: Guest) -> tuple[int, int]:
     may hold other 64-byte-aligned words equal to a CD's TTB0 (a stale copy in a freed page):
     a candidate counts only with an STE that points at it."""
     _, root, _ = _domain(guest)
+    words = _ram_words(guest)
     # CD words 2-3 (bytes 8-15) hold TTB0[51:4] (smmuv3.c)
-    hits = _find_u64(guest, 0x7_FFFF_FFFF_FFF0, root, step=8)
+    hits = _find_u64(guest, 0x7_FFFF_FFFF_FFF0, root, step=8, words=words)
     candidates = [h - 8 for h in hits if (h - 8) % 64 == 0]
     if not candidates:
         raise IomemError("inject: no context descriptor holds the domain's root")
     for cd in candidates:
-        stes = _find_u64(guest, 0xFFFF_FFFF_FFC0 | 0xF, cd | 0xB, 64)
+        stes = _find_u64(guest, 0xFFFF_FFFF_FFC0 | 0xF, cd | 0xB, 64, words=words)
         if stes:
             return cd, stes[0]
     raise IomemError("inject: no stream table entry points at a context descriptor of the domain's root")
