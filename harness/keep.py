@@ -7,7 +7,7 @@ must outlive pytest). When a test fails, :func:`keep` for each of its guests:
 
 1. pauses the CPU (QMP ``stop``);
 2. moves the gdbstub to a Unix socket ``DIR/gdb.sock`` (HMP ``gdbserver``);
-3. hands the harness's end of the serial socketpair to a small relay process
+3. hands the harness's ends of the serial pipes to a small relay process
    (``python -m harness.keep relay``) that serves it on ``DIR/console.sock``, keeps the
    output in ``DIR/console-kept.log`` and replays it to whoever attaches;
 4. writes ``DIR/kept.json`` (QEMU and relay pids, ELF, artifacts, test id) and lets go of
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from harness import PROJECT_ROOT
 from harness.errors import StateError
+from harness.qemu.serial import SerialPipes
 
 if TYPE_CHECKING:
     from harness.guest import Guest
@@ -87,11 +88,11 @@ def keep(guest: Guest, test: str) -> Kept:
     machine.qmp.execute("stop")
     gdb_socket = directory / "gdb.sock"
     machine.qmp.hmp(f"gdbserver unix:{gdb_socket},server=on,wait=off")
-    serial_fd = machine.serial.fileno()
+    read_fd, write_fd = machine.serial.read_fd, machine.serial.write_fd
     with (directory / "relay.log").open("wb") as log:
         relay = subprocess.Popen(
-            [sys.executable, "-m", "harness.keep", "relay", str(directory), str(serial_fd)],
-            pass_fds=[serial_fd],
+            [sys.executable, "-m", "harness.keep", "relay", str(directory), str(read_fd), str(write_fd)],
+            pass_fds=[read_fd, write_fd],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -183,10 +184,10 @@ def attach(kept: Kept, *, stdin: int = 0, stdout: int = 1, paused: bool = False)
                 sock.sendall(data.replace(b"\r\n", b"\n"))
 
 
-def relay(directory: Path, serial_fd: int) -> int:
-    """Serve the serial socket on ``directory/console.sock``: one client at a time, the output
-    kept in a backlog (replayed on connect) and in ``console-kept.log``."""
-    serial = socket.socket(fileno=serial_fd)
+def relay(directory: Path, read_fd: int, write_fd: int) -> int:
+    """Serve the serial line (its two pipes) on ``directory/console.sock``: one client at a time,
+    the output kept in a backlog (replayed on connect) and in ``console-kept.log``."""
+    serial = SerialPipes(read_fd, write_fd)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     path = directory / "console.sock"
     with contextlib.suppress(FileNotFoundError):
@@ -197,10 +198,12 @@ def relay(directory: Path, serial_fd: int) -> int:
     client: socket.socket | None = None
     with (directory / "console-kept.log").open("ab", buffering=0) as log:
         while True:
-            watched: list[socket.socket] = [serial, server] + ([client] if client else [])
+            watched: list[socket.socket | SerialPipes] = [serial, server]
+            if client is not None:
+                watched.append(client)
             ready, _, _ = select.select(watched, [], [])
             if serial in ready:
-                data = serial.recv(4096)
+                data = os.read(serial.read_fd, 4096)
                 if not data:
                     return 0  # QEMU is gone
                 log.write(data)
@@ -268,10 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("relay")
     p.add_argument("dir", type=Path)
-    p.add_argument("fd", type=int)
+    p.add_argument("read_fd", type=int)
+    p.add_argument("write_fd", type=int)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return relay(args.dir, args.fd)
+    return relay(args.dir, args.read_fd, args.write_fd)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The serial protocol client: tagged requests, exactly one reply each, ``!`` events, and the
 bad patterns that fail at once (``! panic``, a second banner, a reply with the wrong tag).
 
-It runs on pexpect over the harness's end of the serial socketpair, with pexpect's 50 ms
+It runs on pexpect over the harness's end of the serial line (two pipes), with pexpect's 50 ms
 send delay and its sleep after each read both off. Every byte the guest sends is teed to
 the console log, whether or not anyone is waiting for it. When the guest stops answering,
 ``diagnose`` (supplied by the owner, who can see QEMU) turns the timeout into
@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import collections
 import errno
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import pexpect
 from pexpect import fdpexpect
@@ -41,7 +40,7 @@ TAIL_LINES = 60
 PIPELINE_REQUESTS = 64
 """At most this many pipelined requests are sent and not yet answered ..."""
 PIPELINE_BYTES = 16 * 1024
-"""... and at most this many bytes of them: far below a socket buffer (~200 KiB), so a send
+"""... and at most this many bytes of them: far below a pipe's buffer (64 KiB), so a send
 never blocks while QEMU, its UART output unread, waits for the harness (no deadlock)."""
 
 DEVICE_VERBS = frozenset({b"dma", b"edu", b"poke"})
@@ -53,12 +52,21 @@ guest is never rebooted in place for another (``touched_devices``; harness/guest
 Diagnose = Callable[[str, str | None], IomemError]
 
 
+class SerialLine(Protocol):
+    """What the console needs of the serial line: an fd to read the guest's output from and a
+    way to write its input (the machine's pipes, harness/qemu/serial.py; a socket in tests)."""
+
+    def fileno(self) -> int: ...
+
+    def sendall(self, data: bytes, /) -> None: ...
+
+
 class Console:
     """Request/reply over the guest's serial line."""
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: SerialLine,
         log_path: Path,
         *,
         diagnose: Diagnose | None = None,
@@ -212,7 +220,7 @@ class Console:
         if not self.touched_devices and DEVICE_VERBS.intersection(data.split()):
             self.touched_devices = True
         try:
-            self._child.send(data)
+            self._sock.sendall(data)
         except OSError as exc:
             raise self._fail(f"the serial line closed ({exc.strerror})", command) from exc
 

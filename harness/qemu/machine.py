@@ -2,9 +2,10 @@
 and guaranteed teardown. Nothing else in the harness starts or kills QEMU.
 
 Runstate: ``CREATED -> PAUSED -> RUNNING -> OFF``. QEMU starts paused (``-S``) with the
-serial port, QMP and gdbstub on socketpairs the harness owns, so no boot output can be lost
-and no socket path can race; ``cont`` then starts the CPU. Teardown is graceful then hard
-(wait, QMP ``quit``, SIGKILL), and QEMU also dies with the harness (parent-death signal).
+serial port on pipes (harness/qemu/serial.py), QMP and gdbstub on socketpairs, all owned by
+the harness, so no boot output can be lost and no socket path can race; ``cont`` then starts
+the CPU. Teardown is graceful then hard (wait, QMP ``quit``, SIGKILL), and QEMU also dies with
+the harness (parent-death signal).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from harness.qemu.gdbstub import GdbStub
 from harness.qemu.profile import EDU_SLOT, Profile
 from harness.qemu.qmp import Pending, QmpError, QmpSession
 from harness.qemu.ram import RamFile, SharedRam
+from harness.qemu.serial import SerialPipes, SerialPlumbing
 
 QEMU_BINARY = "qemu-system-aarch64"
 PR_SET_PDEATHSIG = 1
@@ -93,7 +95,7 @@ def qemu_command(
     firmware: Path,
     *,
     ram_path: str,
-    serial_fd: int,
+    serial_path: str,
     qmp_fd: int,
     gdb_fd: int | None,
     extra_args: Sequence[str] = (),
@@ -131,7 +133,7 @@ def qemu_command(
         f"name=opt/iomem/granule,string={profile.granule}",
         *[arg for name, value in profile.fw_cfg for arg in ("-fw_cfg", f"name={name},string={value}")],
         "-chardev",
-        f"socket,id=serial0,fd={serial_fd}",
+        f"pipe,id=serial0,path={serial_path}",  # serial_path.in / .out: harness/qemu/serial.py
         "-serial",
         "chardev:serial0",
         "-chardev",
@@ -176,7 +178,7 @@ class Machine:
         self.process: subprocess.Popen[bytes] | None = None
         self.qmp: QmpSession | None = None
         self.ram: SharedRam | None = None
-        self.serial: socket.socket | None = None
+        self.serial: SerialPipes | None = None
         self.gdb: socket.socket | None = None
         self.gdbstub: GdbStub | None = None  # the session on ``gdb``, once a guest opened one
         self._reboot: Pending | None = None  # a warm reboot begun and not yet waited for
@@ -209,25 +211,27 @@ class Machine:
             raise _unwritable(self.artifacts, exc) from exc
         ours: list[socket.socket] = []
         theirs: list[socket.socket] = []
+        serial: SerialPlumbing | None = None
         try:
-            for _ in range(3 if self.want_gdb else 2):
+            for _ in range(2 if self.want_gdb else 1):
                 a, b = socket.socketpair()
                 ours.append(a)
                 theirs.append(b)
-            serial, qmp_sock = ours[0], ours[1]
+            qmp_sock = ours[0]
+            serial = SerialPlumbing(self.artifacts)
             self._ram_file = RamFile(self.profile.ram_size)
             self.cmdline = qemu_command(
                 self.profile,
                 self.firmware,
                 ram_path=self._ram_file.qemu_path,
-                serial_fd=theirs[0].fileno(),
-                qmp_fd=theirs[1].fileno(),
-                gdb_fd=theirs[2].fileno() if self.want_gdb else None,
+                serial_path=str(serial.path),
+                qmp_fd=theirs[0].fileno(),
+                gdb_fd=theirs[1].fileno() if self.want_gdb else None,
                 extra_args=self.extra_args,
                 trace_path=str(self.trace_path),
             )
             (self.artifacts / "cmdline.txt").write_text(" ".join(self.cmdline) + "\n")
-            pass_fds = [s.fileno() for s in theirs] + [self._ram_file.fd]
+            pass_fds = [s.fileno() for s in theirs] + [self._ram_file.fd, *serial.theirs]
             # Line-buffer QEMU's stdout (it shares the log with stderr): edu's clamp warning is a
             # printf to stdout, otherwise block-buffered and lost if QEMU is killed.
             stdbuf = shutil.which("stdbuf")
@@ -245,6 +249,8 @@ class Machine:
         except BaseException as exc:  # nothing of ours may outlive a failed start
             for sock in ours + theirs:
                 sock.close()
+            if serial is not None:
+                serial.close()
             if self._ram_file is not None:
                 self._ram_file.close()
             if isinstance(exc, OSError) and exc.errno in _UNWRITABLE:
@@ -254,13 +260,15 @@ class Machine:
         self.started_at = time.monotonic()
         for s in theirs:
             s.close()
-        self.serial = serial
-        self.gdb = ours[2] if self.want_gdb else None
+        self.serial = serial.ours
+        self.gdb = ours[1] if self.want_gdb else None
         self.state = Runstate.PAUSED
         try:
             self.qmp = QmpSession(qmp_sock, self.qmp_trace_path)
         except QmpError as exc:
             self._fail_launch(f"QEMU did not answer on QMP ({exc.message})")
+        finally:
+            serial.qemu_opened()  # its chardevs exist before its monitor answers (or it is gone)
         if self.process.poll() is not None:
             self._fail_launch("QEMU exited during start-up")
         self.ram = SharedRam(self._ram_file, self.profile.ram_base)

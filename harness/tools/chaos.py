@@ -84,12 +84,13 @@ def _alive(pid: int) -> bool:
 
 
 def _our_fds() -> tuple[int, list[str]]:
-    """Sockets this process holds, and fds open on guest RAM files."""
+    """Sockets and pipes this process holds (QMP, gdbstub, the serial line), and fds open on
+    guest RAM files."""
     sockets, ram = 0, []
     for fd in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):
             target = os.readlink(f"/proc/self/fd/{fd}")
-            if target.startswith("socket:"):
+            if target.startswith(("socket:", "pipe:")):
                 sockets += 1
             elif "iomem-ram-" in target:
                 ram.append(target)
@@ -106,7 +107,7 @@ def leftovers(pids: list[int], sockets_before: int) -> list[str]:
             found.append(f"QEMU pid {pid} is still running")
     sockets, ram = _our_fds()
     if sockets > sockets_before:
-        found.append(f"{sockets - sockets_before} sockets left open")
+        found.append(f"{sockets - sockets_before} sockets or pipes left open")
     found += [f"RAM file still open: {r}" for r in ram]
     return found
 
@@ -253,7 +254,7 @@ def harness_sigkill(profile: Profile, artifacts: Path) -> Result:
     )
     result = Result("", "HarnessKilled", f"harness exited {child.returncode}", tail, pids)
     result.leftovers = leftovers(pids, 0) if pids else ["the child never reported its QEMU"]
-    result.leftovers = [x for x in result.leftovers if not x.endswith("sockets left open")]
+    result.leftovers = [x for x in result.leftovers if not x.endswith("sockets or pipes left open")]
     return result
 
 
@@ -306,7 +307,7 @@ def xdist_worker_killed(profile: Profile, artifacts: Path) -> Result:
         pids,
     )
     result.leftovers = leftovers(pids, 0) if pids else ["the worker never reported its QEMU"]
-    result.leftovers = [x for x in result.leftovers if not x.endswith("sockets left open")]
+    result.leftovers = [x for x in result.leftovers if not x.endswith("sockets or pipes left open")]
     return result
 
 

@@ -13,7 +13,12 @@ from harness.qemu.machine import SMMU_TRACE_EVENTS, Machine, Runstate, qemu_comm
 
 def _cmd(name: str) -> list[str]:
     return qemu_command(
-        profiles.load(name), Path("/fw.elf"), ram_path="/proc/self/fd/9", serial_fd=5, qmp_fd=6, gdb_fd=7
+        profiles.load(name),
+        Path("/fw.elf"),
+        ram_path="/proc/self/fd/9",
+        serial_path="/a/serial",
+        qmp_fd=6,
+        gdb_fd=7,
     )
 
 
@@ -25,7 +30,11 @@ def test_command_line_is_paused_isolated_and_complete() -> None:
     assert cmd[cmd.index("-display") + 1] == "none"
     assert cmd[cmd.index("-cpu") + 1] == "max"
     assert "name=opt/iomem/granule,string=16384" in cmd
-    assert "socket,id=serial0,fd=5" in cmd and "socket,id=qmp0,fd=6" in cmd and "socket,id=gdb0,fd=7" in cmd
+    assert (
+        "pipe,id=serial0,path=/a/serial" in cmd
+        and "socket,id=qmp0,fd=6" in cmd
+        and "socket,id=gdb0,fd=7" in cmd
+    )
     assert any("memory-backend-file" in a and "share=on" in a and "size=256M" in a for a in cmd)
     assert cmd[cmd.index("-kernel") + 1] == "/fw.elf"
     assert cmd[cmd.index("-device") + 1] == "edu,addr=0x01,dma_mask=0xffffffffffffffff"
@@ -45,13 +54,24 @@ def test_dma_profiles_pin_edu_and_set_its_mask() -> None:
 def test_smmu_profiles_trace_translations_into_the_artifacts() -> None:
     profile = profiles.load("virt-4k-smmu")
     cmd = qemu_command(
-        profile, Path("/fw.elf"), ram_path="/r", serial_fd=5, qmp_fd=6, gdb_fd=None, trace_path="/a,b/t.log"
+        profile,
+        Path("/fw.elf"),
+        ram_path="/r",
+        serial_path="/a/serial",
+        qmp_fd=6,
+        gdb_fd=None,
+        trace_path="/a,b/t.log",
     )
     traces = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-trace"]
     assert traces == [f"enable={e},file=/a,,b/t.log" for e in SMMU_TRACE_EVENTS]
     assert "smmuv3_translate_success" in SMMU_TRACE_EVENTS
     plain = qemu_command(
-        profiles.load("virt-4k"), Path("/f"), ram_path="/r", serial_fd=5, qmp_fd=6, gdb_fd=None,
+        profiles.load("virt-4k"),
+        Path("/f"),
+        ram_path="/r",
+        serial_path="/a/serial",
+        qmp_fd=6,
+        gdb_fd=None,
         trace_path="/t",
     )
     assert "-trace" not in plain
