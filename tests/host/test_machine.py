@@ -11,14 +11,15 @@ from harness.qemu import profile as profiles
 from harness.qemu.machine import SMMU_TRACE_EVENTS, Machine, Runstate, qemu_command
 
 
-def _cmd(name: str) -> list[str]:
+def _cmd(name: str, *, gdb_fd: int | None = 7, trace_path: str | None = None) -> list[str]:
     return qemu_command(
         profiles.load(name),
         Path("/fw.elf"),
         ram_path="/proc/self/fd/9",
         serial_path="/a/serial",
         qmp_fd=6,
-        gdb_fd=7,
+        gdb_fd=gdb_fd,
+        trace_path=trace_path,
     )
 
 
@@ -52,28 +53,11 @@ def test_dma_profiles_pin_edu_and_set_its_mask() -> None:
 
 
 def test_smmu_profiles_trace_translations_into_the_artifacts() -> None:
-    profile = profiles.load("virt-4k-smmu")
-    cmd = qemu_command(
-        profile,
-        Path("/fw.elf"),
-        ram_path="/r",
-        serial_path="/a/serial",
-        qmp_fd=6,
-        gdb_fd=None,
-        trace_path="/a,b/t.log",
-    )
+    cmd = _cmd("virt-4k-smmu", gdb_fd=None, trace_path="/a,b/t.log")
     traces = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-trace"]
     assert traces == [f"enable={e},file=/a,,b/t.log" for e in SMMU_TRACE_EVENTS]
     assert "smmuv3_translate_success" in SMMU_TRACE_EVENTS
-    plain = qemu_command(
-        profiles.load("virt-4k"),
-        Path("/f"),
-        ram_path="/r",
-        serial_path="/a/serial",
-        qmp_fd=6,
-        gdb_fd=None,
-        trace_path="/t",
-    )
+    plain = _cmd("virt-4k", gdb_fd=None, trace_path="/t")
     assert "-trace" not in plain
 
 
