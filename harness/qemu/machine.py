@@ -1,4 +1,4 @@
-"""One QEMU process: its command line, runstate, QMP, serial and gdbstub sockets, guest RAM
+"""One QEMU process: its command line, runstate, QMP, serial line and gdbstub, guest RAM
 and guaranteed teardown. Nothing else in the harness starts or kills QEMU.
 
 Runstate: ``CREATED -> PAUSED -> RUNNING -> OFF``. QEMU starts paused (``-S``) with the
@@ -299,7 +299,7 @@ class Machine:
         if self.state is Runstate.OFF:
             return self.process.returncode if self.process else None
         process = self.process
-        # Close the serial first: QEMU blocks writing to a socket nobody drains.
+        # Close the serial line first: QEMU blocks writing to a pipe nobody drains.
         for sock in (self.serial, self.gdb):
             if sock is not None:
                 with contextlib.suppress(OSError):
@@ -325,7 +325,7 @@ class Machine:
 
     def detach(self) -> None:
         """Let go of a running QEMU without ending it (harness/keep.py has handed its serial
-        socket on): close the harness's ends and forget it, so no teardown kills it."""
+        pipes on): close the harness's ends and forget it, so no teardown kills it."""
         for sock in (self.serial, self.gdb):
             if sock is not None:
                 with contextlib.suppress(OSError):
