@@ -25,21 +25,32 @@ void agent_reply_reset(struct agent_reply *r)
     r->after_ctx = NULL;
 }
 
+/*
+ * The names of a comma-separated list, one per call: the next name (its length in
+ * *len, 0 for an empty one) or NULL past the last. *cursor starts at the list.
+ */
+static const char *next_name(const char **cursor, size_t *len)
+{
+    const char *name = *cursor;
+    const char *end;
+
+    if (name == NULL)
+        return NULL;
+    end = strchr(name, ',');
+    *len = end != NULL ? (size_t)(end - name) : strlen(name);
+    *cursor = end != NULL ? end + 1 : NULL;
+    return name;
+}
+
 /* Whether the comma-separated `list` names `key`. */
 static bool list_names(const char *list, const char *key)
 {
-    size_t len = strlen(key);
+    size_t len = strlen(key), n;
 
-    for (const char *p = list;; p++) {
-        const char *end = strchr(p, ',');
-        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-
-        if (n == len && memcmp(p, key, len) == 0)
+    for (const char *p = list, *name; (name = next_name(&p, &n)) != NULL;)
+        if (n == len && memcmp(name, key, len) == 0)
             return true;
-        if (end == NULL)
-            return false;
-        p = end;
-    }
+    return false;
 }
 
 bool agent_key_declared(const char *declared, const char *name, size_t len)
@@ -62,35 +73,25 @@ bool agent_key_declared(const char *declared, const char *name, size_t len)
 bool agent_reply_wants_any(const struct agent_call *call, const char *declared)
 {
     const char *only = call->session->reply.only;
+    size_t n;
 
     if (only == NULL || declared == NULL)
         return true;
-    for (const char *p = only;; p++) {
-        const char *end = strchr(p, ',');
-        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-
-        if (agent_key_declared(declared, p, n))
+    for (const char *p = only, *name; (name = next_name(&p, &n)) != NULL;)
+        if (agent_key_declared(declared, name, n))
             return true;
-        if (end == NULL)
-            return false;
-        p = end;
-    }
+    return false;
 }
 
 IOReturn agent_reply_only(struct agent_call *call, const char *list, bool (*known)(const char *name, size_t len))
 {
+    size_t n;
+
     if (list == NULL)
         return kIOReturnSuccess;
-    for (const char *p = list;; p++) {
-        const char *end = strchr(p, ',');
-        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-
-        if (n == 0 || !known(p, n))
-            return agent_fail(call, kIOReturnBadArgument, "unknown key '%.*s'", (int)n, p);
-        if (end == NULL)
-            break;
-        p = end;
-    }
+    for (const char *p = list, *name; (name = next_name(&p, &n)) != NULL;)
+        if (n == 0 || !known(name, n))
+            return agent_fail(call, kIOReturnBadArgument, "unknown key '%.*s'", (int)n, name);
     reply_of(call)->only = list;
     return kIOReturnSuccess;
 }

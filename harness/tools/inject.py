@@ -377,12 +377,16 @@ def _smmu_cd_and_ste(guest: Guest) -> tuple[int, int]:
     raise IomemError("inject: no stream table entry points at a context descriptor of the domain's root")
 
 
-def _smmu_cd(guest: Guest) -> int:
-    return _smmu_cd_and_ste(guest)[0]
+def _smmu_ste_config(guest: Guest) -> Target:
+    """The STE's Config field (bits 3:1): S1 translate becomes something else."""
+    ste = _smmu_cd_and_ste(guest)[1]
+    return Target(ste, _le(_u64(guest, ste) ^ 0x6), "STE config")
 
 
-def _smmu_ste(guest: Guest) -> int:
-    return _smmu_cd_and_ste(guest)[1]
+def _smmu_cd_ttb0(guest: Guest) -> Target:
+    """The CD's TTB0 (its second word) moved one granule off the domain's root."""
+    ttb0 = _smmu_cd_and_ste(guest)[0] + 8
+    return Target(ttb0, _le(_u64(guest, ttb0) + guest.profile.granule), "CD TTB0")
 
 
 def _smmu_leaf(guest: Guest, w: Workload) -> Target:
@@ -432,10 +436,8 @@ def _chunk_list_emptied(guest: Guest) -> Target:
 
 
 SMMU_KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
-    "smmu-ste": lambda g, w: Target(_smmu_ste(g), _le(_u64(g, _smmu_ste(g)) ^ 0x6), "STE config"),
-    "smmu-cd": lambda g, w: Target(
-        _smmu_cd(g) + 8, _le(_u64(g, _smmu_cd(g) + 8) + g.profile.granule), "CD TTB0"
-    ),
+    "smmu-ste": lambda g, w: _smmu_ste_config(g),
+    "smmu-cd": lambda g, w: _smmu_cd_ttb0(g),
     "smmu-stage1-entry": _smmu_leaf,
     "iova-allocator-bytes": lambda g, w: _bump(g, "iova_space", _domain(g)[2], "bytes", g.profile.granule),
     "iova-allocator-range": lambda g, w: _bump(
