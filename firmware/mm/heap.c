@@ -18,8 +18,9 @@
  *       and page-allocator state exactly (not just the byte counts).
  *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
  *       is HEAP_SLAB_SPAN(class) bytes (4 KiB for slots up to 256 bytes, 16 KiB
- *       above) with its payload aligned to that span, on a slab_map window (one
- *       bit per slab, at its first window); its header checksum holds; free_map has free_count bits, none past the
+ *       above) with its payload aligned to that span; the chunk's slab_windows
+ *       byte of every window it covers (and of no other) is HEAP_SLAB_WINDOW(its
+ *       class, its owner); its header checksum holds; free_map has free_count bits, none past the
  *       slots; it is never entirely free (the free that empties it gives the
  *       block back, so H6's "state is a function of the live blocks" still
  *       holds); it is on slab_partial[owner][class] exactly when it has a free
@@ -30,6 +31,7 @@
  */
 #include "mm/heap.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "IOLib.h"
@@ -517,20 +519,33 @@ _Static_assert(HEAP_SLAB_SLOT_SIZE(HEAP_SLAB_CLASSES - 1u) == HEAP_SLAB_MAX, "th
 _Static_assert(HEAP_SLAB_SLOT_SIZE(HEAP_SLAB_SMALL_CLASSES) > HEAP_SLAB_SMALL_MAX, "class sizes rise");
 _Static_assert(HEAP_SLAB_MAX < UINT16_MAX && HEAP_SLAB_CLASSES <= UINT8_MAX + 1u, "slab fields fit");
 _Static_assert(HEAP_OWNER_COUNT <= UINT8_MAX, "owner fits a byte");
-_Static_assert(HEAP_CHUNK_WINDOWS <= 64u * (sizeof(((struct heap_chunk *)0)->slab_map) / sizeof(uint64_t)),
-               "slab_map covers the chunk");
+_Static_assert(HEAP_SLAB_CLASSES <= (unsigned)HEAP_SLAB_WINDOW_CLASS_MASK + 1u &&
+                   HEAP_OWNER_COUNT <= (0xFFu & ~(unsigned)HEAP_SLAB_WINDOW_SLAB) >> HEAP_SLAB_WINDOW_OWNER_SHIFT,
+               "a slab_windows byte holds the class and the owner");
 
-/* Class of a request of 0..HEAP_SLAB_MAX bytes (heap.h: 16-byte steps up to
- * HEAP_SLAB_SMALL_MAX, then HEAP_SLAB_BIG_STEP steps). */
+/* Class of a request of n bytes, 0 <= n <= HEAP_SLAB_MAX (heap.h: 16-byte
+ * steps up to HEAP_SLAB_SMALL_MAX, then HEAP_SLAB_BIG_STEP steps). Class
+ * boundaries are multiples of 16, so every length of a granule has the class
+ * of the granule's last byte: one table row per granule, no branch. */
+#define SLAB_CLASS_OF(n)                                                                                \
+    ((n) == 0u                                 ? 0u                                                     \
+     : (n) - 1u < HEAP_SLAB_SMALL_MAX          ? ((n) - 1u) >> HEAP_ALIGN_SHIFT                         \
+                                               : (((n) - 1u) >> HEAP_SLAB_BIG_STEP_SHIFT) + HEAP_SLAB_SMALL_CLASSES - \
+                                                     HEAP_SLAB_SMALL_MAX / HEAP_SLAB_BIG_STEP)
+#define CLASS_ROW8(g)                                                                                   \
+    SLAB_CLASS_OF(16u * (g)), SLAB_CLASS_OF(16u * ((g) + 1u)), SLAB_CLASS_OF(16u * ((g) + 2u)),        \
+        SLAB_CLASS_OF(16u * ((g) + 3u)), SLAB_CLASS_OF(16u * ((g) + 4u)), SLAB_CLASS_OF(16u * ((g) + 5u)), \
+        SLAB_CLASS_OF(16u * ((g) + 6u)), SLAB_CLASS_OF(16u * ((g) + 7u))
+static const uint8_t class_of_granules[HEAP_SLAB_MAX / HEAP_ALIGN + 1u] = {
+    CLASS_ROW8(0u),  CLASS_ROW8(8u),  CLASS_ROW8(16u), CLASS_ROW8(24u), CLASS_ROW8(32u),
+    CLASS_ROW8(40u), CLASS_ROW8(48u), CLASS_ROW8(56u), SLAB_CLASS_OF(1024u),
+};
+_Static_assert(HEAP_SLAB_MAX == 1024u && SLAB_CLASS_OF(HEAP_SLAB_MAX) == HEAP_SLAB_CLASSES - 1u,
+               "class_of_granules has a row per granule up to HEAP_SLAB_MAX");
+
 static inline unsigned slab_class(size_t length)
 {
-    /* Both forms, then a select: no branch (in the guest a taken branch ends a
-     * TCG translation block; on the host the mixed traces alternate at random). */
-    size_t below = length - (length != 0u); /* n - 1, 0 for 0 */
-    unsigned small = (unsigned)(below >> HEAP_ALIGN_SHIFT);
-    unsigned big = (unsigned)(below >> HEAP_SLAB_BIG_STEP_SHIFT) + HEAP_SLAB_SMALL_CLASSES -
-                   HEAP_SLAB_SMALL_MAX / HEAP_SLAB_BIG_STEP;
-    return below < HEAP_SLAB_SMALL_MAX ? small : big;
+    return class_of_granules[(length + HEAP_ALIGN - 1u) >> HEAP_ALIGN_SHIFT];
 }
 
 static inline uint32_t class_slot_size(unsigned size_class) { return HEAP_SLAB_SLOT_SIZE(size_class); }
@@ -560,24 +575,27 @@ static inline unsigned window_of(const struct heap_chunk *chunk, uintptr_t addre
     return (unsigned)((address - (uintptr_t)chunk) >> HEAP_SLAB_SHIFT);
 }
 
-static inline bool slab_bit(const struct heap_chunk *chunk, unsigned window)
+/* The slab_windows byte a slab of `size_class` and `owner` puts on its windows. */
+static inline uint8_t slab_window_byte(unsigned size_class, enum heap_owner owner)
 {
-    return (chunk->slab_map[window / 64u] >> (window % 64u)) & 1u;
+    return HEAP_SLAB_WINDOW(size_class, owner);
 }
 
-static inline void slab_bit_set(struct heap_chunk *chunk, unsigned window, bool value)
+/* The class and the owner a slab_windows byte names (not 0). */
+static inline unsigned window_class(uint8_t window) { return window & (unsigned)HEAP_SLAB_WINDOW_CLASS_MASK; }
+static inline enum heap_slab_window window_owner_bits(uint8_t window)
 {
-    uint64_t mask = UINT64_C(1) << (window % 64u);
-    if (value) {
-        chunk->slab_map[window / 64u] |= mask;
-    } else {
-        chunk->slab_map[window / 64u] &= ~mask;
+    return (enum heap_slab_window)((window & ~(unsigned)HEAP_SLAB_WINDOW_SLAB) >> HEAP_SLAB_WINDOW_OWNER_SHIFT);
+}
+
+/* Writes `value` into the slab_windows byte of every window `slab` covers:
+ * its slab_window_byte() when it is made, 0 when it goes. */
+static void slab_windows_write(struct heap_chunk *chunk, const struct heap_slab *slab, uint8_t value)
+{
+    unsigned first = window_of(chunk, (uintptr_t)slab);
+    for (unsigned window = 0; window < class_span(slab->size_class) / HEAP_SLAB_SIZE; window++) {
+        chunk->slab_windows[first + window] = value;
     }
-}
-
-static inline struct heap_slab *window_slab(struct heap_chunk *chunk, unsigned window)
-{
-    return (struct heap_slab *)((uintptr_t)chunk + ((uintptr_t)window << HEAP_SLAB_SHIFT));
 }
 
 static inline bool slot_free(const struct heap_slab *slab, unsigned slot)
@@ -677,7 +695,7 @@ static __attribute__((noinline)) struct heap_slab *slab_new(enum heap_owner owne
         uint32_t below = slot_count > word * 64u ? slot_count - word * 64u : 0u;
         slab->free_map[word] = below >= 64u ? ~UINT64_C(0) : (UINT64_C(1) << below) - 1u;
     }
-    slab_bit_set(chunk, window_of(chunk, window), true);
+    slab_windows_write(chunk, slab, slab_window_byte(size_class, owner));
     partial_push(slab);
     h->slabs++;
     return slab;
@@ -689,7 +707,7 @@ static __attribute__((noinline)) void slab_release(struct heap_chunk *chunk, str
     struct heap_state *h = &heap_state;
 
     partial_remove(slab);
-    slab_bit_set(chunk, window_of(chunk, (uintptr_t)slab), false);
+    slab_windows_write(chunk, slab, 0);
     h->slabs--;
     slab->magic = 0; /* a stale pointer into it must not pass resolve() */
     block_release(chunk, slab_block(slab));
@@ -726,9 +744,10 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
 {
     struct heap_state *h = &heap_state;
     unsigned word = 0;
-    while (slab->free_map[word] == 0) {
+    /* A partial slab has a free slot: if the words before the last are all
+     * taken, the last has one (heap_check: free_count = the set bits). */
+    while (word < HEAP_SLAB_MAP_WORDS - 1u && slab->free_map[word] == 0) {
         word++;
-        ASSERT(word < HEAP_SLAB_MAP_WORDS); /* a partial slab has a free slot */
     }
     uint64_t bits = slab->free_map[word];
     unsigned slot = word * 64u + (unsigned)__builtin_ctzll(bits);
@@ -764,10 +783,13 @@ static inline __attribute__((always_inline)) void slab_free(struct heap_chunk *c
 {
     struct heap_state *h = &heap_state;
 
-    slab->free_map[slot / 64u] |= UINT64_C(1) << (slot % 64u);
-    h->used_blocks--;
+    /* The counters apart, with the slab's stores between: side by side, the
+     * host compiler pairs them into vector operations that cost more. */
     h->used_bytes -= requested;
-    if (++slab->free_count == 1u) {
+    slab->free_map[slot / 64u] |= UINT64_C(1) << (slot % 64u);
+    uint16_t free_count = ++slab->free_count;
+    h->used_blocks--;
+    if (free_count == 1u) {
         partial_push(slab);
     }
     if (slab->free_count == slab->slot_count) {
@@ -865,55 +887,96 @@ static const uint32_t slot_reciprocal[HEAP_SLAB_CLASSES] = {
 _Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 1024u,
                "slot_reciprocal is exact");
 
-/* resolve() for an address in a slab's window: a live slot's start. */
-static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, struct heap_slab *slab, uintptr_t addr, struct resolved_block *out)
+/* What IOFree compares a slab header with, per class: the first 8 bytes
+ * (magic, size_class, owner 0, slot_size) and the next 4 (slot_count, first),
+ * as they read as little-endian words. */
+#define SLAB_IDENT(c)                                                                                   \
+    ((uint64_t)HEAP_SLAB_MAGIC | (uint64_t)(c) << 32 | (uint64_t)HEAP_SLAB_SLOT_SIZE(c) << 48)
+#define SLAB_IDENT_OWNER_SHIFT 40u
+#define SLAB_SHAPE(c)                                                                                   \
+    ((uint32_t)((HEAP_SLAB_SLOTS_END(c) - HEAP_SLAB_FIRST) / HEAP_SLAB_SLOT_SIZE(c)) | HEAP_SLAB_FIRST << 16)
+#define SLAB_ROW(c) {SLAB_IDENT(c), SLAB_SHAPE(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SPAN(c) - 1u}
+static const struct slab_row {
+    uint64_t ident;     /* magic | size_class << 32 | slot_size << 48 (owner: << 40) */
+    uint32_t shape;     /* slot_count | first << 16 */
+    uint16_t slot_size;
+    uint16_t span_mask; /* HEAP_SLAB_SPAN - 1: a slot's address less this is its slab's */
+} slab_rows[HEAP_SLAB_CLASSES] = {
+    SLAB_ROW(0u),  SLAB_ROW(1u),  SLAB_ROW(2u),  SLAB_ROW(3u),  SLAB_ROW(4u),  SLAB_ROW(5u),  SLAB_ROW(6u),
+    SLAB_ROW(7u),  SLAB_ROW(8u),  SLAB_ROW(9u),  SLAB_ROW(10u), SLAB_ROW(11u), SLAB_ROW(12u), SLAB_ROW(13u),
+    SLAB_ROW(14u), SLAB_ROW(15u), SLAB_ROW(16u), SLAB_ROW(17u), SLAB_ROW(18u), SLAB_ROW(19u), SLAB_ROW(20u),
+    SLAB_ROW(21u), SLAB_ROW(22u), SLAB_ROW(23u), SLAB_ROW(24u), SLAB_ROW(25u), SLAB_ROW(26u), SLAB_ROW(27u),
+};
+_Static_assert(HEAP_SLAB_CLASSES == 28u, "slab_rows has a row per class");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap_slab, size_class) == 4u &&
+                   offsetof(struct heap_slab, owner) == 5u && offsetof(struct heap_slab, slot_size) == 6u &&
+                   offsetof(struct heap_slab, slot_count) == 8u && offsetof(struct heap_slab, first) == 10u,
+               "the words slab_header_matches() compares");
+
+/* Whether a slab header's fixed fields are what the chunk's window byte says
+ * (class, owner) and what that class's slabs have (magic, shape): two word
+ * compares instead of the checksum. A header overwritten by a caller is
+ * reported, never followed (the checksum, address included, is heap_check's). */
+static inline __attribute__((always_inline)) bool slab_header_matches(const struct heap_slab *slab, unsigned size_class,
+                                                                     unsigned owner)
 {
-    if (!slab_intact(slab) || slab->owner >= HEAP_OWNER_COUNT || slab->size_class >= HEAP_SLAB_CLASSES ||
-        slab->slot_size != class_slot_size(slab->size_class)) {
-        return false;
+    uint64_t ident;
+    uint32_t shape;
+    memcpy(&ident, &slab->magic, sizeof(ident));
+    memcpy(&shape, &slab->slot_count, sizeof(shape));
+    return ident == (slab_rows[size_class].ident | (uint64_t)owner << SLAB_IDENT_OWNER_SHIFT) &&
+           shape == slab_rows[size_class].shape;
+}
+
+/* resolve() for an address in a window whose slab_windows byte is `window`
+ * (not 0): a live slot's start of the slab that byte names. */
+static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, uintptr_t addr, uint8_t window,
+                                                              struct resolved_block *out)
+{
+    unsigned size_class = window_class(window);
+    unsigned owner = (unsigned)window_owner_bits(window);
+    if (size_class >= HEAP_SLAB_CLASSES) {
+        return false; /* a damaged byte: the tables below have no such row */
     }
+    struct heap_slab *slab = (struct heap_slab *)(addr & ~(uintptr_t)slab_rows[size_class].span_mask);
     uint32_t offset = (uint32_t)(addr - (uintptr_t)slab);
-    if (offset < slab->first) {
+    if (!slab_header_matches(slab, size_class, owner) || offset < HEAP_SLAB_FIRST) {
         return false;
     }
-    offset -= slab->first;
-    unsigned slot = ((offset >> HEAP_ALIGN_SHIFT) * slot_reciprocal[slab->size_class]) >> SLOT_RECIPROCAL_SHIFT;
-    if (slot * slab->slot_size != offset || slot >= slab->slot_count || slot_free(slab, slot)) {
+    offset -= HEAP_SLAB_FIRST;
+    unsigned slot = ((offset >> HEAP_ALIGN_SHIFT) * slot_reciprocal[size_class]) >> SLOT_RECIPROCAL_SHIFT;
+    if (slot * slab_rows[size_class].slot_size != offset || slot >= slab->slot_count || slot_free(slab, slot)) {
         return false;
     }
     out->chunk = chunk;
     out->slab = slab;
     out->slot = slot;
-    out->owner = (enum heap_owner)slab->owner;
+    out->owner = (enum heap_owner)owner;
     out->requested = slab->requested[slot];
     return true;
+}
+
+/* The slab_windows byte of the window holding `addr`, a pointer whose header
+ * is in `chunk`: 0 when no slab covers it (or `addr` is the first byte past the
+ * chunk). A slab's last 16 bytes are the next block's header, which no slot
+ * start reaches. */
+static inline __attribute__((always_inline)) uint8_t slab_window_at(const struct heap_chunk *chunk, uintptr_t addr)
+{
+    uintptr_t offset = addr - (uintptr_t)chunk;
+    return offset < HEAP_CHUNK_SIZE ? chunk->slab_windows[offset >> HEAP_SLAB_SHIFT] : 0u;
 }
 
 /* resolve() for a header address in the chunk `chunk` (known to be one). */
 static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_chunk *chunk, uintptr_t addr, struct resolved_block *out)
 {
     struct heap_block *block = (struct heap_block *)(addr - HEAP_BLOCK_HEADER_SIZE);
-    uintptr_t offset = addr - (uintptr_t)chunk;
 
     if (chunk->magic != HEAP_CHUNK_MAGIC) {
         return false;
     }
-    if (offset < HEAP_CHUNK_SIZE) {
-        /* In a slab: the slab_map bit of the address's window, or of the
-         * HEAP_SLAB_BIG_SIZE boundary below it when a big slab starts there
-         * (a big slab has one bit, at its first window). */
-        unsigned window = window_of(chunk, addr);
-        if (slab_bit(chunk, window)) {
-            return resolve_slot(chunk, window_slab(chunk, window), addr, out);
-        }
-        unsigned big = window & ~(HEAP_SLAB_BIG_WINDOWS - 1u);
-        if (slab_bit(chunk, big)) {
-            struct heap_slab *slab = window_slab(chunk, big);
-            if (slab_intact(slab) && slab->size_class < HEAP_SLAB_CLASSES &&
-                class_span(slab->size_class) == HEAP_SLAB_BIG_SIZE) {
-                return resolve_slot(chunk, slab, addr, out);
-            }
-        }
+    uint8_t window = slab_window_at(chunk, addr);
+    if (window != 0) {
+        return resolve_slot(chunk, addr, window, out);
     }
     if (!used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) || !state_owner(block->state, &out->owner)) {
         return false;
@@ -929,8 +992,9 @@ static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_c
  * allocator's own metadata for the yes/no:
  *   1. the page byte of the header address says which page block holds it
  *      and who owns it (a heap chunk, a large block, or something else);
- *   2. in a chunk, slab_map says whether the address is in a slab's window:
- *      then the slab's free_map must call the slot live, and the address
+ *   2. in a chunk, slab_windows says whether the address is in a slab's
+ *      window, of which class and owner: then the slab header's fixed fields
+ *      must match them, the slab's free_map must call the slot live, and the address
  *      must be exactly a slot's start; otherwise used_map says whether a used
  *      block starts exactly there; for a large block, the pointer must be its
  *      page run start + 16;
@@ -1001,35 +1065,46 @@ IOReturn heap_lookup(const void *ptr, size_t *requested) { return heap_lookup_ow
 
 /* ------------------------------------------------------------ IOLib.h */
 
-/* heap_alloc(), inlined into IOMalloc: a request with a partial slab of its
- * class, or of a class it falls up to, takes a slot with no call (an
- * uninitialized heap has no slab). */
-static inline __attribute__((always_inline)) void *alloc_inline(size_t length, enum heap_owner owner, bool zero)
+/* heap_alloc() when alloc_inline() found no partial slab: a new slab, a TLSF
+ * block or a large block; counts the call. */
+static __attribute__((noinline)) void *alloc_slow(size_t length, enum heap_owner owner, bool zero)
 {
     struct heap_state *h = &heap_state;
     void *ptr;
 
-    if ((unsigned)owner >= HEAP_OWNER_COUNT) {
+    if ((unsigned)owner >= HEAP_OWNER_COUNT || !h->initialized) {
         return NULL;
     }
-    struct heap_slab *slab = length <= HEAP_SLAB_MAX ? slab_partial_for(owner, slab_class(length)) : NULL;
-    if (slab != NULL) {
-        ptr = slab_take(slab, length);
-    } else if (!h->initialized) {
-        return NULL;
-    } else {
-        ptr = length < HEAP_LARGE_MIN ? small_alloc(length, owner) : large_alloc(length, owner);
-    }
-    if (ptr != NULL) {
-        ASSERT((uintptr_t)ptr % HEAP_ALIGN == 0);
-        h->allocs++;
-        if (zero) {
-            memset(ptr, 0, length);
-        }
-    } else {
+    ptr = length < HEAP_LARGE_MIN ? small_alloc(length, owner) : large_alloc(length, owner);
+    if (ptr == NULL) {
         h->alloc_failures++;
+        return NULL;
+    }
+    ASSERT((uintptr_t)ptr % HEAP_ALIGN == 0);
+    h->allocs++;
+    if (zero) {
+        memset(ptr, 0, length);
     }
     return ptr;
+}
+
+/* heap_alloc(), inlined into IOMalloc: a request with a partial slab of its
+ * class, or of a class it falls up to, takes a slot with no call (an
+ * uninitialized heap has no slab); anything else is alloc_slow()'s. */
+static inline __attribute__((always_inline)) void *alloc_inline(size_t length, enum heap_owner owner, bool zero)
+{
+    if (length <= HEAP_SLAB_MAX && (unsigned)owner < HEAP_OWNER_COUNT) {
+        struct heap_slab *slab = slab_partial_for(owner, slab_class(length));
+        if (slab != NULL) {
+            void *ptr = slab_take(slab, length);
+            heap_state.allocs++;
+            if (zero) {
+                memset(ptr, 0, length);
+            }
+            return ptr;
+        }
+    }
+    return alloc_slow(length, owner, zero);
 }
 
 void *heap_alloc(size_t length, enum heap_owner owner, bool zero) { return alloc_inline(length, owner, zero); }
@@ -1038,7 +1113,41 @@ void *IOMalloc(size_t length) { return alloc_inline(length, HEAP_OWNER_CALLER, f
 
 void *IOMallocZero(size_t length) { return alloc_inline(length, HEAP_OWNER_CALLER, true); }
 
-static inline __attribute__((always_inline)) IOReturn free_inline(void *address, size_t length, enum heap_owner owner)
+/*
+ * IOFree's common case, with no call: `addr` is a live slot of a slab of
+ * `owner`, freed with its requested length. The same decisions as resolve()
+ * (page byte, chunk magic, slab_windows, resolve_slot), in one straight line;
+ * false, with nothing changed, for anything else, which free_checked() then
+ * accepts or rejects.
+ */
+static inline __attribute__((always_inline)) bool slot_free_fast(uintptr_t addr, size_t length, enum heap_owner owner)
+{
+    struct resolved_block found;
+    uint8_t info;
+
+    if (addr % HEAP_ALIGN != 0 || addr < HEAP_BLOCK_HEADER_SIZE ||
+        !pages_info_of(pa_init(addr - HEAP_BLOCK_HEADER_SIZE), &info) || info != heap_chunk_info ||
+        !heap_state.initialized) {
+        return false;
+    }
+    struct heap_chunk *chunk = chunk_of((const struct heap_block *)(addr - HEAP_BLOCK_HEADER_SIZE));
+    if ((uintptr_t)chunk < pages_range_base() || chunk->magic != HEAP_CHUNK_MAGIC) {
+        return false;
+    }
+    /* The window's byte with its class cleared names the slab's owner: the
+     * caller's, or this is not its slot (a constant compare, 0 included). */
+    uint8_t window = slab_window_at(chunk, addr);
+    if ((window & ~(unsigned)HEAP_SLAB_WINDOW_CLASS_MASK) != slab_window_byte(0u, owner) ||
+        !resolve_slot(chunk, addr, window, &found) || found.requested != length) {
+        return false;
+    }
+    heap_state.frees++;
+    slab_free(chunk, found.slab, found.slot, length);
+    return true;
+}
+
+/* heap_free() for everything slot_free_fast() did not take: the full resolve(). */
+static __attribute__((noinline)) IOReturn free_checked(void *address, size_t length, enum heap_owner owner)
 {
     struct heap_state *h = &heap_state;
     struct resolved_block found;
@@ -1060,6 +1169,14 @@ static inline __attribute__((always_inline)) IOReturn free_inline(void *address,
     }
     h->frees++;
     return kIOReturnSuccess;
+}
+
+static inline __attribute__((always_inline)) IOReturn free_inline(void *address, size_t length, enum heap_owner owner)
+{
+    if (slot_free_fast((uintptr_t)address, length, owner)) {
+        return kIOReturnSuccess;
+    }
+    return free_checked(address, length, owner);
 }
 
 IOReturn heap_free(void *address, size_t length, enum heap_owner owner) { return free_inline(address, length, owner); }
@@ -1138,8 +1255,8 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     struct heap_slab *slab = (struct heap_slab *)block_payload(block);
     uintptr_t window = (uintptr_t)slab;
 
-    if (window % HEAP_SLAB_SIZE != 0 || !slab_bit(chunk, window_of(chunk, window))) {
-        return check_fail(report, "slab not on a slab_map window", slab);
+    if (window % HEAP_SLAB_SIZE != 0) {
+        return check_fail(report, "slab not on a window", slab);
     }
     if (!slab_intact(slab)) {
         return check_fail(report, "slab header damaged", slab);
@@ -1155,6 +1272,12 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     if (slab->slot_size != slot_size || slab->first != HEAP_SLAB_FIRST ||
         slab->slot_count != class_slot_count(slab->size_class)) {
         return check_fail(report, "slab geometry wrong", slab);
+    }
+    for (unsigned covered = 0; covered < span / HEAP_SLAB_SIZE; covered++) {
+        if (chunk->slab_windows[window_of(chunk, window) + covered] !=
+            slab_window_byte(slab->size_class, (enum heap_owner)slab->owner)) {
+            return check_fail(report, "slab_windows byte disagrees with its slab", slab);
+        }
     }
     uint64_t free_slots = 0;
     for (unsigned slot = 0; slot < HEAP_SLAB_SLOTS_MAX; slot++) {
@@ -1217,7 +1340,10 @@ static IOReturn check_slab_lists(struct heap_check_report *report)
                 }
                 if (!pages_block_containing(pages_ptr_to_pa(slab), &holder) ||
                     !page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK) || !slab_intact(slab) ||
-                    !slab_bit(pages_pa_to_ptr(holder.start), window_of(pages_pa_to_ptr(holder.start), (uintptr_t)slab))) {
+                    slab->size_class >= HEAP_SLAB_CLASSES || slab->owner >= HEAP_OWNER_COUNT ||
+                    ((struct heap_chunk *)pages_pa_to_ptr(holder.start))
+                            ->slab_windows[window_of(pages_pa_to_ptr(holder.start), (uintptr_t)slab)] !=
+                        slab_window_byte(slab->size_class, (enum heap_owner)slab->owner)) {
                     return check_fail(report, "partial list entry is not a slab", slab);
                 }
                 if (slab->owner != owner || slab->size_class != size_class || slab->free_count == 0) {
@@ -1239,7 +1365,7 @@ static IOReturn check_slab_lists(struct heap_check_report *report)
 static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *report)
 {
     struct page_block holder;
-    uint64_t used_here = 0, slabs_here = 0;
+    uint64_t used_here = 0, slab_windows_here = 0;
 
     if (!pages_block_containing(pages_ptr_to_pa(chunk), &holder) ||
         pa_addr(holder.start) != (uint64_t)(uintptr_t)chunk ||
@@ -1277,7 +1403,7 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
                 return ret;
             }
             used_here++;
-            slabs_here++;
+            slab_windows_here += block->size / HEAP_SLAB_SIZE; /* check_slab: the span */
         } else if (used) {
             if (block->requested > block->size - HEAP_BLOCK_HEADER_SIZE || block->requested >= HEAP_LARGE_MIN) {
                 return check_fail(report, "requested size does not fit the block", block);
@@ -1311,12 +1437,12 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
     if (bits != used_here) {
         return check_fail(report, "used_map has bits where no used block starts", chunk);
     }
-    bits = 0;
-    for (size_t word = 0; word < sizeof(chunk->slab_map) / sizeof(chunk->slab_map[0]); word++) {
-        bits += (uint64_t)__builtin_popcountll(chunk->slab_map[word]);
+    uint64_t marked = 0;
+    for (unsigned window = 0; window < HEAP_CHUNK_WINDOWS; window++) {
+        marked += chunk->slab_windows[window] != 0;
     }
-    if (bits != slabs_here) {
-        return check_fail(report, "slab_map has bits where no slab is", chunk);
+    if (marked != slab_windows_here) {
+        return check_fail(report, "slab_windows marks a window where no slab is", chunk);
     }
     if (used_here == 0 && chunk != heap_state.home_chunk) {
         return check_fail(report, "an empty chunk other than the home chunk was kept", chunk);

@@ -22,8 +22,8 @@
  *   on a boundary of that size in its chunk (the "window"; the window's last
  *   16 bytes are the next block's header, so slabs can follow each other):
  *   struct heap_slab there, then slot_count slots of one size, no header per
- *   slot. The chunk's slab_map has a bit per HEAP_SLAB_SIZE window, set at
- *   each slab's first window.
+ *   slot. The chunk's slab_windows has a byte per HEAP_SLAB_SIZE window:
+ *   HEAP_SLAB_WINDOW(class, owner) on every window a slab covers, 0 elsewhere.
  *     .slab_partial[owner][class] --> struct heap_slab (doubly linked, the
  *                 slabs of that owner and slot size with a free slot)
  *
@@ -168,17 +168,18 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 /*
  * The head of a slab, at its window's start. Everything a free trusts is
  * here, never in a slot: free_map says which slots are live, requested[]
- * their lengths, owner whose they are. The fields up to free_count never
- * change while the slab lives and are checksummed (with the address).
+ * their lengths, owner whose they are. The fields up to check never change
+ * while the slab lives and are checksummed (with the address); magic to first
+ * are the first 12 bytes, which IOFree compares as two words.
  */
 struct heap_slab {
     uint32_t magic;      /* HEAP_SLAB_MAGIC */
-    uint8_t size_class;  /* slot size = (size_class + 1) * HEAP_ALIGN */
+    uint8_t size_class;  /* slot size = HEAP_SLAB_SLOT_SIZE(size_class) */
     uint8_t owner;       /* enum heap_owner of every slot */
-    uint16_t check;      /* checksum of magic .. first and the address */
     uint16_t slot_size;  /* bytes per slot */
     uint16_t slot_count; /* (HEAP_SLAB_SPAN(size_class) - HEAP_BLOCK_HEADER_SIZE - first) / slot_size */
     uint16_t first;      /* offset of slot 0 from the slab: HEAP_SLAB_FIRST */
+    uint16_t check;      /* checksum of magic .. first and the address */
     uint16_t free_count; /* free slots: the set bits of free_map */
     struct heap_slab *next; /* heap_state.slab_partial list, while free_count != 0 */
     struct heap_slab *prev;
@@ -197,18 +198,33 @@ _Static_assert((HEAP_SLAB_BIG_SIZE - HEAP_BLOCK_HEADER_SIZE - HEAP_SLAB_FIRST) /
                    HEAP_SLAB_SLOTS_MAX,
                "requested[] covers the big slabs' smallest slots");
 
+/* A chunk's slab_windows byte, for a window covered by a slab of class c and
+ * owner o: HEAP_SLAB_WINDOW_SLAB | o << HEAP_SLAB_WINDOW_OWNER_SHIFT | c (0
+ * where no slab is). It is what IOFree takes the slab's class and owner from:
+ * no caller's block lies next to it, unlike the slab's own header. An enum so
+ * that decoders read the format from DWARF. */
+enum heap_slab_window {
+    HEAP_SLAB_WINDOW_OWNER_SHIFT = 5,
+    HEAP_SLAB_WINDOW_CLASS_MASK = (1 << HEAP_SLAB_WINDOW_OWNER_SHIFT) - 1,
+    HEAP_SLAB_WINDOW_SLAB = 0x80,
+};
+#define HEAP_SLAB_WINDOW(size_class, owner) \
+    ((uint8_t)((unsigned)HEAP_SLAB_WINDOW_SLAB | ((unsigned)(owner) << HEAP_SLAB_WINDOW_OWNER_SHIFT) | (size_class)))
+
 /* The head of a chunk. used_map has one bit per 16-byte granule of the chunk:
  * bit g is set exactly when a used block's header (a slab's included) starts
- * at chunk + 16 g. slab_map has one bit per HEAP_SLAB_SIZE window: bit w is
- * set exactly when a slab's header is at chunk + w * HEAP_SLAB_SIZE. They are
- * what makes IOFree's "is this a live block?" answer independent of anything
- * stored in the block itself. */
+ * at chunk + 16 g. slab_windows has one byte per HEAP_SLAB_SIZE window: byte w
+ * is HEAP_SLAB_WINDOW(class, owner) exactly when a slab of that class and
+ * owner covers chunk + w * HEAP_SLAB_SIZE (its header is at the window's
+ * address rounded down to the slab's span), else 0. They are what makes
+ * IOFree's "is this a live block?" answer independent of anything stored in
+ * the block itself. */
 struct heap_chunk {
     uint64_t magic;            /* HEAP_CHUNK_MAGIC */
     struct heap_chunk *next;   /* heap_state.chunks list */
     struct heap_chunk *prev;
+    uint8_t slab_windows[HEAP_CHUNK_WINDOWS]; /* HEAP_SLAB_WINDOW() bytes (enum heap_slab_window) */
     uint64_t used_map[HEAP_CHUNK_GRANULES / 64u];
-    uint64_t slab_map[(HEAP_CHUNK_WINDOWS + 63u) / 64u];
 };
 
 /* Offset of a chunk's first block: the header rounded up to the alignment. */

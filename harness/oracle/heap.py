@@ -167,6 +167,7 @@ class Layouts:
     block_state: dict[str, int]
     slot_state: dict[str, int]
     owner: dict[str, int]
+    slab_window: dict[str, int]
 
     @classmethod
     def from_dwarf(cls, dwarf: Dwarf) -> Layouts:
@@ -187,6 +188,7 @@ class Layouts:
             block_state=dwarf.enum("heap_block_state"),
             slot_state=dwarf.enum("object_slot_state"),
             owner=dwarf.enum("heap_owner"),
+            slab_window=dwarf.enum("heap_slab_window"),
         )
 
     # Geometry that follows from the layouts.
@@ -199,6 +201,12 @@ class Layouts:
     def owner_names(self) -> dict[int, str]:
         """enum heap_owner values -> caller / object / firmware."""
         return {self.owner[name]: word for name, word in OWNER_NAMES.items()}
+
+    def slab_window_byte(self, size_class: int, owner: int) -> int:
+        """The chunk's slab_windows byte on each window a slab of ``size_class`` and ``owner``
+        (an enum heap_owner value) covers: HEAP_SLAB_WINDOW() of heap.h."""
+        w = self.slab_window
+        return w["HEAP_SLAB_WINDOW_SLAB"] | owner << w["HEAP_SLAB_WINDOW_OWNER_SHIFT"] | size_class
 
     @property
     def slab_first(self) -> int:
@@ -380,7 +388,7 @@ class Chunk:
     blocks: tuple[Block, ...]
     sentinel: Block | None
     used_granules: frozenset[int]
-    slab_windows: frozenset[int] = frozenset()  # slab_map bits: window w at address + w * HEAP_SLAB_SIZE
+    slab_windows: bytes = b""  # slab_windows: byte w for the window at address + w * HEAP_SLAB_SIZE
     slabs: tuple[Slab, ...] = ()  # of the blocks of state HEAP_BLOCK_SLAB, by address
 
 
@@ -665,9 +673,8 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
         set_bits.append(lowest.bit_length() - 1)
         bits ^= lowest
     granules = frozenset(set_bits)
-    slab_map = hc["slab_map"]
-    windows_bits = int.from_bytes(blob[slab_map.offset : slab_map.offset + slab_map.size], "little")
-    windows = frozenset(w for w in range(slab_map.size * 8) if windows_bits >> w & 1)
+    slab_windows = hc["slab_windows"]
+    windows = bytes(blob[slab_windows.offset : slab_windows.offset + slab_windows.size])
     slab_state = lay.block_state["HEAP_BLOCK_SLAB"]
     slabs: list[Slab] = []
     end = size - HEAP_BLOCK_HEADER_SIZE
@@ -975,15 +982,18 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
             yield f"{where}: used_map bits without a used block {extra}, used blocks without a bit {missing}"
         if used_here == 0 and chunk.address != h.home_chunk:
             yield f"{where}: empty chunk kept (only the home chunk may be empty)"
-        windows = {
-            (b.payload - chunk.address) // HEAP_SLAB_SIZE for b in chunk.blocks if b.state == slab_state
-        }
-        if windows != chunk.slab_windows:
-            extra, missing = (
-                sorted(chunk.slab_windows - windows)[:4],
-                sorted(windows - chunk.slab_windows)[:4],
-            )
-            yield f"{where}: slab_map bits without a slab {extra}, slabs without a bit {missing}"
+        marks = bytearray(len(chunk.slab_windows))
+        slab_at = {slab.address: slab for slab in chunk.slabs}
+        for b in chunk.blocks:
+            slab = slab_at.get(b.payload)
+            if b.state == slab_state and slab is not None:
+                first = (b.payload - chunk.address) // HEAP_SLAB_SIZE
+                for w in range(first, min(first + b.size // HEAP_SLAB_SIZE, len(marks))):
+                    marks[w] = lay.slab_window_byte(slab.size_class, slab.owner) & 0xFF
+        wrong = [w for w, have in enumerate(chunk.slab_windows) if have != marks[w]]
+        if wrong:
+            shown = ", ".join(f"{w}: {chunk.slab_windows[w]:#04x} not {marks[w]:#04x}" for w in wrong[:4])
+            yield f"{where}: slab_windows bytes disagree with the slabs ({shown})"
 
     # TLSF lists: exactly the free blocks, each in its class, links and bitmaps right
     listed: dict[int, tuple[int, int]] = {}

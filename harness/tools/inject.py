@@ -208,19 +208,21 @@ def _slab_of(guest: Guest, payload: int) -> tuple[int, int]:
     raise IomemError(f"inject: no slab holds a live slot at {payload:#x}")
 
 
-def _slab_bit(guest: Guest, payload: int, field_name: str) -> Target:
-    """Flips the bit of ``payload``'s slot in its slab's free_map (field_name "free_map"), or
-    its slab's bit in the chunk's slab_map ("slab_map")."""
+def _slab_free_bit(guest: Guest, payload: int) -> Target:
+    """Flips the bit of ``payload``'s slot in its slab's free_map."""
     slab, index = _slab_of(guest, payload)
-    if field_name == "free_map":
-        base, struct_name, bit = slab, "heap_slab", index
-    else:
-        chunk = slab & ~(guest.heap_layouts.chunk_size - 1)
-        base, struct_name, bit = chunk, "heap_chunk", (slab - chunk) // heap_slab_size()
-    pa, _ = _field_pa(guest, struct_name, base, field_name, bit // 64)
-    return Target(
-        pa, _le(_u64(guest, pa) ^ 1 << bit % 64), f"{struct_name}.{field_name} bit {bit} at {pa:#x}"
-    )
+    pa, _ = _field_pa(guest, "heap_slab", slab, "free_map", index // 64)
+    return Target(pa, _le(_u64(guest, pa) ^ 1 << index % 64), f"heap_slab.free_map bit {index} at {pa:#x}")
+
+
+def _slab_window(guest: Guest, payload: int) -> Target:
+    """Names another owner in the chunk's slab_windows byte of ``payload``'s slab (its first
+    window): the byte IOFree takes the slab's class and owner from."""
+    slab, _ = _slab_of(guest, payload)
+    chunk = slab & ~(guest.heap_layouts.chunk_size - 1)
+    pa, _ = _field_pa(guest, "heap_chunk", chunk, "slab_windows", (slab - chunk) // heap_slab_size())
+    shift = guest.heap_layouts.slab_window["HEAP_SLAB_WINDOW_OWNER_SHIFT"]
+    return Target(pa, _le(_u(guest, pa, 1) ^ 1 << shift, 1), f"heap_chunk.slab_windows byte at {pa:#x}")
 
 
 def heap_slab_size() -> int:
@@ -297,8 +299,8 @@ KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
     "heap-sl-bitmap": lambda g, w: _bump(g, "heap_state", _heap_state(g), "sl_bitmap", 1, _empty_fl_bit(g)),
     "heap-large-header": lambda g, w: _bump(g, "heap_large_header", _block(g, w.large), "requested", 8),
     "heap-used-counter": lambda g, w: _bump(g, "heap_state", _heap_state(g), "used_bytes", 8),
-    "heap-slab-free-map": lambda g, w: _slab_bit(g, w.slot, "free_map"),
-    "heap-slab-map": lambda g, w: _slab_bit(g, w.slot, "slab_map"),
+    "heap-slab-free-map": lambda g, w: _slab_free_bit(g, w.slot),
+    "heap-slab-window": lambda g, w: _slab_window(g, w.slot),
     "heap-slab-requested": lambda g, w: _bump(
         g, "heap_slab", _slab_of(g, w.slot)[0], "requested", 1, _slab_of(g, w.slot)[1]
     ),

@@ -40,7 +40,7 @@ from harness.oracle import heap as heap_oracle
 from harness.oracle.pages import page_byte, page_order, page_state
 
 MiB = 1024 * 1024
-CHUNK_USABLE_OFFSET = 2080  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
+CHUNK_USABLE_OFFSET = 2144  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
 HEAP_SLAB_MAX = heap_oracle.HEAP_SLAB_MAX  # requests up to this size take a slab's slot
 HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a small-class slab: one 4 KiB block of its chunk
 

@@ -83,7 +83,7 @@ def busy() -> Iterator[tuple[Arena, dict[int, int]]]:
 def test_layout_geometry_matches_the_c_constants() -> None:
     lay = heap_decoder.layouts()
     assert lay.chunk_size == HEAP_CHUNK_SIZE
-    assert lay.chunk_first == 2080  # sizeof(struct heap_chunk) rounded to 16
+    assert lay.chunk_first == 2144  # sizeof(struct heap_chunk) rounded to 16
     assert lay.sl_shift == HEAP_SL_SHIFT and lay.sl_shift + 4 == HEAP_FL_SHIFT
     assert lay.fl_count == 10 and lay.orders == 32
     assert lay.block_state == {
@@ -118,7 +118,7 @@ def test_mapping_insert_classes() -> None:
         and lay.mapping_insert(528) == (1, 1)
     )
     assert lay.mapping_insert(1023) == (1, 31) and lay.mapping_insert(1024) == (2, 0)
-    assert lay.mapping_insert(HEAP_CHUNK_SIZE - 2080 - 16)[0] == lay.fl_count - 1
+    assert lay.mapping_insert(HEAP_CHUNK_SIZE - 2144 - 16)[0] == lay.fl_count - 1
 
 
 # ------------------------------------------------------------------ clean states
@@ -269,12 +269,13 @@ def _slab_requested(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, byte
     return address, (slab.requested[slot] ^ 1).to_bytes(2, "little")
 
 
-def _slab_map_bit(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
-    slab = _busy_slab(snap)
+def _slab_window_byte(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)  # its first window's byte names another owner
     chunk = slab.address & ~(HEAP_CHUNK_SIZE - 1)
     window = (slab.address - chunk) // heap_oracle.HEAP_SLAB_SIZE
-    address = chunk + snap.layouts.heap_chunk["slab_map"].offset + window // 8
-    return address, bytes([arena.read(address, 1)[0] ^ (1 << window % 8)])
+    address = chunk + snap.layouts.heap_chunk["slab_windows"].offset + window
+    shift = snap.layouts.slab_window["HEAP_SLAB_WINDOW_OWNER_SHIFT"]
+    return address, bytes([arena.read(address, 1)[0] ^ 1 << shift])
 
 
 def _slab_partial_link(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
@@ -299,7 +300,7 @@ def _slab_slot_count(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, byt
 DAMAGE: dict[str, tuple[Damage, str]] = {
     "slab free_map bit": (_slab_free_map, "free_count"),
     "slab requested": (_slab_requested, "used_bytes"),
-    "slab_map bit": (_slab_map_bit, "slab_map"),
+    "slab_windows byte": (_slab_window_byte, "slab_windows"),
     "slab partial link": (_slab_partial_link, "back link"),
     "slab partial map": (_slab_partial_map, "slab_partial_map"),
     "slab header": (_slab_slot_count, "header damaged"),
