@@ -751,14 +751,16 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
     }
     uint64_t bits = slab->free_map[word];
     unsigned slot = word * 64u + (unsigned)__builtin_ctzll(bits);
+    /* The two counters apart, the slab's stores between (see slab_free). */
+    h->used_bytes += length;
     slab->free_map[word] = bits & (bits - 1u);
     uint32_t slot_size = slab->slot_size;
     slab->requested[slot] = (uint16_t)length;
-    if (--slab->free_count == 0) {
+    uint16_t free_count = --slab->free_count;
+    h->used_blocks++;
+    if (free_count == 0) {
         partial_remove(slab);
     }
-    h->used_blocks++;
-    h->used_bytes += length;
     return (uint8_t *)slab + HEAP_SLAB_FIRST + (size_t)slot * slot_size;
 }
 
