@@ -924,8 +924,8 @@ static inline __attribute__((always_inline)) bool slab_header_matches(const stru
 {
     uint64_t ident;
     uint32_t shape;
-    memcpy(&ident, &slab->magic, sizeof(ident));
-    memcpy(&shape, &slab->slot_count, sizeof(shape));
+    __builtin_memcpy(&ident, &slab->magic, sizeof(ident)); /* inline even when freestanding */
+    __builtin_memcpy(&shape, &slab->slot_count, sizeof(shape));
     return ident == (slab_rows[size_class].ident | (uint64_t)owner << SLAB_IDENT_OWNER_SHIFT) &&
            shape == slab_rows[size_class].shape;
 }
