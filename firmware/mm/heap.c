@@ -1000,7 +1000,8 @@ static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_c
  *      must be exactly a slot's start; otherwise used_map says whether a used
  *      block starts exactly there; for a large block, the pointer must be its
  *      page run start + 16;
- *   3. only then is the header read, and its checksum must hold (a header
+ *   3. only then is the header read: a block's checksum must hold, a slab's
+ *      fixed fields must be what the window byte and the class say (a header
  *      overwritten by a caller is reported, not followed).
  * Every step is O(1). Pointers into the middle of a block fail step 2.
  */
