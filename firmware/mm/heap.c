@@ -70,17 +70,19 @@ static inline unsigned floor_log2_32(uint32_t value) { return 31u - (unsigned)__
  * Header checksums catch overwritten headers (a caller writing past its
  * block) and headers copied to another address. They are not what makes
  * IOFree safe against forged headers: used_map and the page bytes are.
- * They run several times per alloc/free, so they are one multiply deep:
- * fields scaled by distinct odd constants, folded with the address, then
- * one multiply whose top bits depend on every input bit.
+ * They run several times per slab made or unmade (the p99 of the slab
+ * traces), so they are one multiply: the address, the first field word and
+ * the second rotated by 32 are folded, then multiplied by an odd constant,
+ * whose product's top bits depend on every bit folded in (the lowest changed
+ * bit of the input is the lowest changed bit of the product, and carries
+ * reach upward from it). Three multiplies measured 3 of mixed's 34 p99 ticks
+ * under icount.
  */
-#define CHECK_MUL_A UINT64_C(0x9e3779b97f4a7c15)
-#define CHECK_MUL_B UINT64_C(0xc2b2ae3d27d4eb4f)
 #define CHECK_MUL_FINAL UINT64_C(0xff51afd7ed558ccd)
 
 static uint64_t check_fold(uint64_t address, uint64_t first, uint64_t second)
 {
-    return (address ^ first * CHECK_MUL_A ^ second * CHECK_MUL_B) * CHECK_MUL_FINAL;
+    return (address ^ first ^ (second << 32 | second >> 32)) * CHECK_MUL_FINAL;
 }
 
 static uint16_t block_check(const struct heap_block *block)

@@ -75,17 +75,16 @@ USED_STATE_OWNER = {
     "HEAP_BLOCK_USED_OBJECT": "object",
     "HEAP_BLOCK_USED_FIRMWARE": "firmware",
 }
-# heap.c header checksum: fields scaled by odd constants, folded with the address, one multiply.
-CHECK_MUL_A = 0x9E3779B97F4A7C15
-CHECK_MUL_B = 0xC2B2AE3D27D4EB4F
+# heap.c header checksum: the address, the first word and the second rotated by 32 folded,
+# then one multiply by an odd constant.
 CHECK_MUL_FINAL = 0xFF51AFD7ED558CCD
 M64 = (1 << 64) - 1
 
 
 def _check_fold(address: int, first: int, second: int) -> int:
-    return (
-        (address ^ ((first * CHECK_MUL_A) & M64) ^ ((second * CHECK_MUL_B) & M64)) * CHECK_MUL_FINAL
-    ) & M64
+    second &= M64
+    rotated = ((second << 32) | (second >> 32)) & M64
+    return ((address ^ first ^ rotated) * CHECK_MUL_FINAL) & M64
 
 
 def block_check(address: int, size: int, prev_size: int, requested: int, state: int) -> int:
