@@ -458,7 +458,7 @@ static void *tlsf_alloc(size_t requested, enum heap_owner owner)
  * Assumptions: `block` is a used block of `chunk` with an intact header and
  * its used_map bit set; the caller has already uncounted it.
  */
-static void block_release(struct heap_chunk *chunk, struct heap_block *block)
+static inline __attribute__((always_inline)) void block_release(struct heap_chunk *chunk, struct heap_block *block)
 {
     struct heap_state *h = &heap_state;
 
@@ -641,7 +641,7 @@ static inline __attribute__((always_inline)) void partial_remove(struct heap_sla
 
 /* A new slab of `owner` with slots of class `size_class`, every slot free, on
  * its partial list; NULL when there is no memory. */
-static __attribute__((noinline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
+static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
 {
     struct heap_state *h = &heap_state;
     uint32_t span = class_span(size_class);
@@ -768,7 +768,7 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
 
 /* slab_take() from the first partial slab of the class, of a class up to
  * HEAP_SLAB_FALL_UP above, or from a new one. */
-static void *slab_alloc(size_t length, enum heap_owner owner)
+static inline __attribute__((always_inline)) void *slab_alloc(size_t length, enum heap_owner owner)
 {
     unsigned size_class = slab_class(length);
     struct heap_slab *slab = slab_partial_for(owner, size_class);
@@ -801,7 +801,7 @@ static inline __attribute__((always_inline)) void slab_free(struct heap_chunk *c
     }
 }
 
-static __attribute__((noinline)) void *small_alloc(size_t requested, enum heap_owner owner)
+static inline __attribute__((always_inline)) void *small_alloc(size_t requested, enum heap_owner owner)
 {
     return requested <= HEAP_SLAB_MAX ? slab_alloc(requested, owner) : tlsf_alloc(requested, owner);
 }
