@@ -278,6 +278,14 @@ def _slab_window_byte(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, by
     return address, bytes([arena.read(address, 1)[0] ^ 1 << shift])
 
 
+def _stray_slab_window(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    """A slab_windows byte set on window 0 of the home chunk (its header: never a slab),
+    naming the caller's 16-byte class."""
+    chunk = snap.heap.home_chunk
+    byte = snap.layouts.slab_window_byte(0, snap.layouts.owner["HEAP_OWNER_CALLER"])
+    return chunk + snap.layouts.heap_chunk["slab_windows"].offset, bytes([byte])
+
+
 def _slab_partial_link(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     slab = _busy_slab(snap)
     return slab.address + snap.layouts.heap_slab["prev"].offset, (slab.address + 16).to_bytes(8, "little")
@@ -301,6 +309,7 @@ DAMAGE: dict[str, tuple[Damage, str]] = {
     "slab free_map bit": (_slab_free_map, "free_count"),
     "slab requested": (_slab_requested, "used_bytes"),
     "slab_windows byte": (_slab_window_byte, "slab_windows"),
+    "stray slab_windows byte": (_stray_slab_window, "slab_windows"),
     "slab partial link": (_slab_partial_link, "back link"),
     "slab partial map": (_slab_partial_map, "slab_partial_map"),
     "slab header": (_slab_slot_count, "header damaged"),
