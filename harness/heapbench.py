@@ -106,30 +106,44 @@ def guest_heap(out: Path, quick: bool) -> list[dict[str, object]]:
 
 
 def host_heap(quick: bool) -> list[dict[str, object]]:
-    """Every trace against the host-built heap and glibc / jemalloc / mimalloc."""
+    """Every trace against the host-built heap and glibc / jemalloc / mimalloc. Each
+    allocator runs each trace `repeat` times, in rounds over all traces and allocators, in
+    a process of its own each time; the run with the lowest ns/op is kept. On this shared
+    machine a spell of several seconds can run everything 30-50 % slower, and a single
+    run per allocator put a ratio anywhere in a 2x range."""
     if not HEAPBENCH.exists():
         raise StateError(f"{HEAPBENCH} is missing: run `make heapbench`")
-    ops = 50_000 if quick else 500_000
-    results: list[dict[str, object]] = []
-    for trace in TRACES:
-        n = ops if trace != "large" else max(ops // 50, 200)
-        for allocator in HOST_ALLOCATORS:
-            env = dict(os.environ)
-            if allocator in PRELOAD:
-                env["LD_PRELOAD"] = PRELOAD[allocator]
-            which = "iomem" if allocator == "iomem" else "malloc"
-            proc = subprocess.run(
-                [str(HEAPBENCH), which, trace, str(n), "1"],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=False,
-            )
-            if proc.returncode != 0 or not proc.stdout.startswith("ok "):
-                raise StateError(f"heapbench {allocator} {trace}: {proc.stderr or proc.stdout}")
-            f = _fields(proc.stdout)
-            results.append(_result("host", trace, allocator, f, 1e9 / float(f["freq"])))
-    return results
+    ops, repeat = (50_000, 1) if quick else (500_000, 3)
+    best: dict[tuple[str, str], dict[str, object]] = {}
+    for _ in range(repeat):  # rounds over every trace: a slow spell hits one round, not all three
+        for trace in TRACES:
+            n = ops if trace != "large" else max(ops // 50, 200)
+            for allocator in HOST_ALLOCATORS:
+                row = _host_run(allocator, trace, n)
+                key = (trace, allocator)
+                if key not in best or _num(row, "ns_per_op") < _num(best[key], "ns_per_op"):
+                    best[key] = row
+    return [best[(t, a)] | {"runs": repeat} for t in TRACES for a in HOST_ALLOCATORS]
+
+
+def _host_run(allocator: str, trace: str, ops: int) -> dict[str, object]:
+    """One heapbench process: `allocator` (iomem, or malloc preloaded as glibc / jemalloc /
+    mimalloc) on `trace`."""
+    env = dict(os.environ)
+    if allocator in PRELOAD:
+        env["LD_PRELOAD"] = PRELOAD[allocator]
+    which = "iomem" if allocator == "iomem" else "malloc"
+    proc = subprocess.run(
+        [str(HEAPBENCH), which, trace, str(ops), "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout.startswith("ok "):
+        raise StateError(f"heapbench {allocator} {trace}: {proc.stderr or proc.stdout}")
+    f = _fields(proc.stdout)
+    return _result("host", trace, allocator, f, 1e9 / float(f["freq"]))
 
 
 def code_size() -> dict[str, int]:
@@ -225,8 +239,10 @@ def tables(rows: list[dict[str, object]], sizes: dict[str, int]) -> str:
             "### Host: the same heap source (-O2) against glibc, jemalloc, mimalloc (ns per call)",
             "",
             "ns per call: the fastest of 7 untimed replays of the recorded trace, less the same "
-            "replay against a stub allocator (a call that returns a constant). Median / p99: the TSC "
-            "around each call, less the cost of reading it (resolution ~10 ns here).",
+            "replay against a stub allocator (a call that returns a constant); of "
+            f"{host[0].get('runs', 1)} processes per allocator, run alternately, the fastest. "
+            "Median / p99: the TSC around each call, less the cost of reading it (resolution ~10 ns "
+            "here).",
             "",
             "| trace | iomem | glibc | jemalloc | mimalloc | iomem / mimalloc | iomem median / p99 |",
             "|---|---:|---:|---:|---:|---:|---:|",
