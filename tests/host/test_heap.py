@@ -369,6 +369,40 @@ def test_every_slot_of_a_full_slab_is_found_and_freed(arena: Arena, size_class: 
     arena.check_all()
 
 
+SLAB_CLASSES = heap_oracle.slab_class(HEAP_SLAB_MAX) + 1
+
+
+def _slab_class_of(arena: Arena, pointer: int) -> int:
+    """The class of the slab whose slot ``pointer`` is (decoded from the arena)."""
+    return next(
+        s.size_class
+        for s in heap_decoder.decode(arena).heap.slabs
+        if any(s.slot(i) == pointer for i in range(s.slot_count))
+    )
+
+
+@pytest.mark.parametrize("size_class", range(SLAB_CLASSES))
+def test_a_request_falls_up_to_twice_its_slot_size_and_no_further(arena: Arena, size_class: int) -> None:
+    """heap.h HEAP_SLAB_FALL_UP, one row of fall_up_mask per class: with no partial slab of its
+    own class, a request takes a slot of a class whose slots are at most twice its own (here
+    the farthest such class), and with only a slab of the class past that, it makes a slab of
+    its own class. Only a performance rule, so nothing else notices when a row is wrong."""
+    own, top = heap_oracle.slab_slot_size(size_class), heap_oracle.slab_fall_up(size_class)
+    far = arena.malloc(heap_oracle.slab_slot_size(top))
+    pointer = arena.malloc(own)
+    assert _slab_class_of(arena, pointer) == top, "took a slot of the farthest class it may"
+    assert arena.free(pointer, own) == kIOReturnSuccess
+    assert arena.free(far, heap_oracle.slab_slot_size(top)) == kIOReturnSuccess
+    if top + 1 < SLAB_CLASSES:
+        past = arena.malloc(heap_oracle.slab_slot_size(top + 1))
+        pointer = arena.malloc(own)
+        assert _slab_class_of(arena, pointer) == size_class, "made its own slab, not one past its reach"
+        assert arena.free(pointer, own) == kIOReturnSuccess
+        assert arena.free(past, heap_oracle.slab_slot_size(top + 1)) == kIOReturnSuccess
+    assert heap_decoder.decode(arena).heap.slabs == ()
+    arena.check_all()
+
+
 def test_a_damaged_header_is_reported_not_followed(arena: Arena) -> None:
     pointer = arena.malloc(1400)  # past the slabs: a block with a header
     header = HeapBlock.from_address(pointer - HEAP_BLOCK_HEADER_SIZE)
