@@ -381,6 +381,42 @@ def _slab_class_of(arena: Arena, pointer: int) -> int:
     )
 
 
+def test_heap_space_counts_every_owners_free_slots_and_the_callers_largest(arena: Arena) -> None:
+    """The benchmark's probe (heap_space, what the fragmentation figures come from), against
+    the decoder: free bytes are the free blocks and the free slots of every owner's slabs;
+    the largest request is the largest free block's payload or the slot of a caller's partial
+    slab; held is the chunks and large pages (heap.mutant.8511 counted the caller's slabs only)."""
+    lib = load()
+    lib.heap_space.argtypes = [ctypes.POINTER(ctypes.c_uint64)] * 3
+    caller = [arena.malloc(64) for _ in range(3)]
+    owned = [
+        (int(lib.heap_alloc(size, owner, False) or 0), size, owner)
+        for size, owner in ((1024, HEAP_OWNER_OBJECT), (1024, HEAP_OWNER_OBJECT), (500, HEAP_OWNER_FIRMWARE))
+    ]
+    big = arena.malloc(200_000)  # a large block: its pages count as held
+    held, free, largest = ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64()
+    lib.heap_space(ctypes.byref(held), ctypes.byref(free), ctypes.byref(largest))
+    snap = heap_decoder.decode(arena)
+    lay = snap.layouts
+    free_state = lay.block_state["HEAP_BLOCK_FREE"]
+    free_blocks = [b.size for c in snap.heap.chunks for b in c.blocks if b.state == free_state]
+    slots = sum(s.free_count * s.slot_size for s in snap.heap.slabs)
+    assert {s.owner for s in snap.heap.slabs if s.free_count} == set(lay.owner_names)  # all three
+    assert free.value == sum(free_blocks) + slots
+    caller_slots = [
+        s.slot_size for s in snap.heap.slabs if s.owner == lay.owner["HEAP_OWNER_CALLER"] and s.free_count
+    ]
+    assert largest.value == max([max(free_blocks) - HEAP_BLOCK_HEADER_SIZE, *caller_slots])
+    large_pages = sum(-(-(b.requested + HEAP_BLOCK_HEADER_SIZE) // 4096) for b in snap.heap.large)
+    assert held.value == len(snap.heap.chunks) * HEAP_CHUNK_SIZE + large_pages * 4096
+    for pointer in caller:
+        assert arena.free(pointer, 64) == kIOReturnSuccess
+    for pointer, size, owner in owned:
+        assert lib.heap_free(pointer, size, owner) == kIOReturnSuccess
+    assert arena.free(big, 200_000) == kIOReturnSuccess
+    arena.check_all()
+
+
 @pytest.mark.parametrize("size_class", range(SLAB_CLASSES))
 def test_a_request_falls_up_to_twice_its_slot_size_and_no_further(arena: Arena, size_class: int) -> None:
     """heap.h HEAP_SLAB_FALL_UP, one row of fall_up_mask per class: with no partial slab of its
@@ -493,6 +529,83 @@ def test_a_free_block_marked_used_in_the_used_map_is_reported(arena: Arena) -> N
     arena.write(word_at, saved)
     arena.check_all()
     assert arena.free(pointer, 400) == kIOReturnSuccess
+
+
+def _reseal(header: HeapBlock, address: int) -> None:
+    """Recompute a header's checksum after a field was changed (a forged header)."""
+    header.check = heap_oracle.block_check(
+        address, header.size, header.prev_size, header.requested, header.state
+    )
+
+
+def test_a_wrong_window_byte_of_a_full_slab_is_reported(arena: Arena) -> None:
+    """A full 16 KiB slab is on no partial list, so only the slab walk can see its windows:
+    the byte of its last window naming another owner is reported at the slab, by check and
+    by the decoder (heap.mutant.8960 skipped the per-window loop and went unnoticed)."""
+    size = HEAP_SLAB_MAX
+    count = heap_decoder.layouts().slot_count(heap_oracle.slab_class(size))
+    pointers = [arena.malloc(size) for _ in range(count)]
+    slab = heap_decoder.decode(arena).heap.slabs[0]
+    assert slab.free_count == 0 and heap_oracle.slab_span(slab.size_class) == 4 * HEAP_SLAB_SIZE
+    chunk = slab.address & ~(HEAP_CHUNK_SIZE - 1)
+    last = (slab.address - chunk) // HEAP_SLAB_SIZE + 3
+    byte_at = chunk + heap_decoder.layouts().heap_chunk["slab_windows"].offset + last
+    saved = arena.read(byte_at, 1)
+    shift = heap_decoder.layouts().slab_window["HEAP_SLAB_WINDOW_OWNER_SHIFT"]
+    arena.write(byte_at, bytes([saved[0] ^ 1 << shift]))
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "slab_windows byte disagrees with its slab"
+    assert result.where == slab.address
+    assert any("slab_windows" in p for p in heap_oracle.problems(heap_decoder.decode(arena)))
+    arena.write(byte_at, saved)
+    arena.check_all()
+    for pointer in pointers:
+        assert arena.free(pointer, size) == kIOReturnSuccess
+
+
+def test_a_requested_size_past_its_block_is_reported(arena: Arena) -> None:
+    """A used block whose requested size (checksum resealed) no longer fits it: check names it,
+    and walks no further than that block (heap.mutant.10365: a `break` there went unnoticed)."""
+    pointer = arena.malloc(3000)  # a TLSF block: header, payload of 3008 bytes
+    address = pointer - HEAP_BLOCK_HEADER_SIZE
+    header = HeapBlock.from_address(address)
+    header.requested = header.size - HEAP_BLOCK_HEADER_SIZE + 1
+    _reseal(header, address)
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "requested size does not fit the block"
+    assert result.where == address
+    header.requested = 3000
+    _reseal(header, address)
+    arena.check_all()
+    assert arena.free(pointer, 3000) == kIOReturnSuccess
+
+
+def test_two_neighbouring_free_blocks_are_reported(arena: Arena) -> None:
+    """A used block made free by hand (state and used_map bit, checksum resealed) next to the
+    free block below it: TLSF never leaves two free neighbours (H2), and check says where
+    (heap.mutant.10444: a `break` there went unnoticed)."""
+    low, high = arena.malloc(3000), arena.malloc(3000)
+    assert arena.free(low, 3000) == kIOReturnSuccess  # a free block, then `high` above it
+    address = high - HEAP_BLOCK_HEADER_SIZE
+    chunk = address & ~(HEAP_CHUNK_SIZE - 1)
+    header = HeapBlock.from_address(address)
+    assert header.prev_size == heap_decoder.decode(arena).heap.chunks[0].blocks[0].size
+    granule = (address - chunk) // HEAP_ALIGN
+    word_at = chunk + heap_decoder.layouts().heap_chunk["used_map"].offset + granule // 64 * 8
+    saved_word, saved_header = arena.read(word_at, 8), arena.read(address, HEAP_BLOCK_HEADER_SIZE)
+    arena.write(word_at, (int.from_bytes(saved_word, "little") & ~(1 << granule % 64)).to_bytes(8, "little"))
+    header.state, header.requested = heap_decoder.layouts().block_state["HEAP_BLOCK_FREE"], 0
+    _reseal(header, address)
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "two neighbouring free blocks (not coalesced)"
+    assert result.where == address
+    arena.write(word_at, saved_word)
+    arena.write(address, saved_header)
+    arena.check_all()
+    assert arena.free(high, 3000) == kIOReturnSuccess
 
 
 @pytest.mark.parametrize("counter", ["used_blocks", "large_blocks"])
