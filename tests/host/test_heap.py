@@ -695,6 +695,28 @@ def test_two_partial_slabs_in_one_list_check_clean(arena: Arena) -> None:
     arena.check_all()
 
 
+def test_a_partial_slab_cut_off_its_list_is_reported(arena: Arena) -> None:
+    """Two partial slabs in one list, the first's next link cut: the second still has its
+    back link, so only the count of listed against partial slabs sees it (heap.mutant.9930
+    dropped that comparison and went unnoticed)."""
+    request = 64
+    pointers, first = fill_two_slabs(arena, request)
+    victim = next(p for p in pointers if first.address <= p < first.address + heap_oracle.HEAP_SLAB_SIZE)
+    assert arena.free(victim, request) == kIOReturnSuccess
+    pointers.remove(victim)
+    head, _ = next(e for e in heap_decoder.decode(arena).heap.slab_partial.values() if len(e) == 2)[0]
+    link = head + heap_decoder.layouts().heap_slab["next"].offset
+    saved = arena.read(link, 8)
+    arena.write(link, bytes(8))
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "slab with a free slot missing from the partial lists"
+    arena.write(link, saved)
+    arena.check_all()
+    for pointer in pointers:
+        assert arena.free(pointer, request) == kIOReturnSuccess
+
+
 def test_a_full_slab_with_a_stale_list_link_is_reported(arena: Arena) -> None:
     """A full slab (off the partial lists) whose next link still points somewhere: check says so."""
     request = 64
