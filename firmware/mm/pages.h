@@ -114,12 +114,12 @@ static inline uint64_t pages_range_base(void) { return pages_state.base; }
 static inline bool pages_info_of(paddr_t pa, uint8_t *info)
 {
     const struct page_allocator *st = &pages_state;
-    uint64_t addr = pa_addr(pa);
 
-    if (!st->initialized || addr < st->base) {
-        return false;
-    }
-    uint64_t index = (addr - st->base) >> st->page_shift;
+    /* One unsigned compare covers all three ways out: below the range the
+     * difference wraps to an index of at least 2^48 (page_count < 2^32), and
+     * before pages_init() (or after it failed) the whole state is 0, so
+     * page_count is. */
+    uint64_t index = (pa_addr(pa) - st->base) >> st->page_shift;
     if (index >= st->page_count) {
         return false;
     }
