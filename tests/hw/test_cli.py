@@ -115,8 +115,8 @@ def test_console_session(profile: object, tmp_path: Path) -> None:
         child.expect("ok verbs=.*pagesize")
         child.sendline("peek 0x7f00000000")
         child.expect("err kIOReturnNotReadable")
-        # EOF only at the prompt: between prompts the terminal is in cooked mode, where the
-        # line discipline swallows a ^D typed ahead (one full run lost it and timed out).
+        # EOF only at the prompt: between prompts readline has the tty back in cooked mode,
+        # where a ^D typed ahead is swallowed (one full run lost it and timed out).
         child.expect_exact("iomem> ")
         child.sendeof()
         child.expect(pexpect.EOF)
