@@ -54,6 +54,9 @@ static uint8_t heap_chunk_info;
 _Static_assert(HEAP_SMALL_BLOCK_MAX + HEAP_SMALL_BLOCK_MAX / HEAP_SL_COUNT < HEAP_CHUNK_SIZE / 2u,
                "a rounded small request is below half a chunk");
 _Static_assert(HEAP_CHUNK_USABLE >= HEAP_CHUNK_SIZE / 2u, "an empty chunk is at least half a chunk");
+
+/* The largest request a block of a chunk can hold (an empty chunk's one block). */
+#define HEAP_CHUNK_PAYLOAD_MAX (HEAP_CHUNK_USABLE - HEAP_BLOCK_HEADER_SIZE)
 _Static_assert(HEAP_CHUNK_SIZE <= UINT32_MAX, "block sizes are 32-bit");
 _Static_assert(sizeof(size_t) == sizeof(uint64_t), "64-bit size_t");
 
@@ -209,6 +212,13 @@ static void mapping_insert(uint32_t size, unsigned *fl, unsigned *sl)
     }
 }
 
+/* The smallest block size list (fl, sl) holds: mapping_search() of any size up
+ * to it reaches that list, of any size above it a higher one. */
+static uint32_t list_floor(unsigned fl, unsigned sl)
+{
+    return fl == 0 ? sl << HEAP_ALIGN_SHIFT : (HEAP_SL_COUNT | sl) << (fl - 1u + HEAP_FL_SHIFT - HEAP_SL_SHIFT);
+}
+
 /* The first list whose every block holds `size`: round size up to the next
  * class boundary, so the head of any non-empty list found fits (good fit). */
 static void mapping_search(uint32_t size, unsigned *fl, unsigned *sl)
@@ -285,7 +295,7 @@ static inline __attribute__((always_inline)) void free_remove(struct heap_free_b
 
 /* ------------------------------------------------------------ chunks */
 
-/* The page-allocator order of a chunk: 256 KiB in pages of the current size. */
+/* The page-allocator order of a chunk: HEAP_CHUNK_SIZE in pages of the current size. */
 static inline unsigned chunk_order(void) { return heap_chunk_order; }
 
 /* Takes one more chunk from the page allocator and makes it one free block. */
@@ -418,15 +428,16 @@ static struct heap_block *carve(struct heap_block *block, uint32_t need, uint32_
 }
 
 /* A free block of at least `size` bytes out of the free lists, taking a chunk
- * when none is free; NULL when the page allocator has none either. */
-static inline __attribute__((always_inline)) struct heap_block *take_free(uint32_t size)
+ * when none is free and `grow` allows it; NULL when the page allocator has
+ * none either (or `grow` is false). */
+static inline __attribute__((always_inline)) struct heap_block *take_free(uint32_t size, bool grow)
 {
     unsigned fl, sl;
 
     mapping_search(size, &fl, &sl);
     struct heap_free_block *found = find_suitable(fl, sl);
     if (found == NULL) {
-        if (chunk_add() != kIOReturnSuccess) {
+        if (!grow || chunk_add() != kIOReturnSuccess) {
             return NULL;
         }
         found = find_suitable(fl, sl);
@@ -438,10 +449,12 @@ static inline __attribute__((always_inline)) struct heap_block *take_free(uint32
     return block;
 }
 
-static void *tlsf_alloc(size_t requested, enum heap_owner owner)
+/* A used block of a chunk for `requested` bytes; `grow`: whether a chunk may be
+ * taken when no free block fits. */
+static void *tlsf_alloc(size_t requested, enum heap_owner owner, bool grow)
 {
     struct heap_state *h = &heap_state;
-    struct heap_block *block = take_free(small_block_size(requested));
+    struct heap_block *block = take_free(small_block_size(requested), grow);
 
     if (block == NULL) {
         return NULL;
@@ -645,7 +658,7 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
 {
     struct heap_state *h = &heap_state;
     uint32_t span = class_span(size_class);
-    struct heap_block *block = take_free(HEAP_SLAB_SEARCH(span));
+    struct heap_block *block = take_free(HEAP_SLAB_SEARCH(span), true);
 
     if (block == NULL) {
         return NULL;
@@ -803,7 +816,7 @@ static inline __attribute__((always_inline)) void slab_free(struct heap_chunk *c
 
 static inline __attribute__((always_inline)) void *small_alloc(size_t requested, enum heap_owner owner)
 {
-    return requested <= HEAP_SLAB_MAX ? slab_alloc(requested, owner) : tlsf_alloc(requested, owner);
+    return requested <= HEAP_SLAB_MAX ? slab_alloc(requested, owner) : tlsf_alloc(requested, owner, true);
 }
 
 /* ------------------------------------------------------------ large blocks */
@@ -835,6 +848,20 @@ static __attribute__((noinline)) void *large_alloc(size_t requested, enum heap_o
     h->large_pages += page_count;
     h->used_bytes += requested;
     return header + 1;
+}
+
+/* A request of HEAP_LARGE_MIN bytes or more: a free block of a chunk the heap
+ * already holds when one fits (no chunk is taken for it, so the free space the
+ * chunks hold serves every request it can), else a page run of its own. */
+static __attribute__((noinline)) void *big_alloc(size_t requested, enum heap_owner owner)
+{
+    if (requested <= HEAP_CHUNK_PAYLOAD_MAX) {
+        void *ptr = tlsf_alloc(requested, owner, false);
+        if (ptr != NULL) {
+            return ptr;
+        }
+    }
+    return large_alloc(requested, owner);
 }
 
 /* Frees a large block that resolve() accepted. */
@@ -1080,7 +1107,7 @@ static __attribute__((noinline)) void *alloc_slow(size_t length, enum heap_owner
     if ((unsigned)owner >= HEAP_OWNER_COUNT || !h->initialized) {
         return NULL;
     }
-    ptr = length < HEAP_LARGE_MIN ? small_alloc(length, owner) : large_alloc(length, owner);
+    ptr = length < HEAP_LARGE_MIN ? small_alloc(length, owner) : big_alloc(length, owner);
     if (ptr == NULL) {
         h->alloc_failures++;
         return NULL;
@@ -1213,18 +1240,21 @@ void heap_stats(struct heap_stats *out)
 void heap_space(uint64_t *held, uint64_t *free_bytes, uint64_t *largest)
 {
     const struct heap_state *h = &heap_state;
-    uint32_t top = 0;
 
     *held = h->chunk_count * HEAP_CHUNK_SIZE + h->large_pages * pages_page_size();
     *free_bytes = h->free_bytes;
+    *largest = 0;
+    /* The good-fit search places a request in the highest non-empty list only
+     * if its block is at most that list's floor (a bigger block would take a
+     * chunk, or pages, that the heap does not hold yet); any request above
+     * HEAP_SLAB_MAX up to HEAP_CHUNK_PAYLOAD_MAX, HEAP_LARGE_MIN and over
+     * included, may take it. (A request of HEAP_SLAB_MAX or less takes a slot:
+     * of a partial slab, below, or of a new slab, which needs a bigger block.) */
     if (h->fl_bitmap != 0) {
         unsigned fl = floor_log2_32(h->fl_bitmap);
-        unsigned sl = floor_log2_32(h->sl_bitmap[fl]);
-        for (const struct heap_free_block *b = h->free_lists[fl][sl]; b != NULL; b = b->next_free) {
-            top = b->header.size > top ? b->header.size : top;
-        }
+        uint32_t request = list_floor(fl, floor_log2_32(h->sl_bitmap[fl])) - HEAP_BLOCK_HEADER_SIZE;
+        *largest = request > HEAP_SLAB_MAX ? request : 0;
     }
-    *largest = top > HEAP_BLOCK_HEADER_SIZE ? top - HEAP_BLOCK_HEADER_SIZE : 0;
     /* A free slot is as good as a free block for a request of its class (the
      * caller's slabs: what IOMalloc can use). */
     for (unsigned owner = 0; owner < HEAP_OWNER_COUNT; owner++) {
@@ -1412,7 +1442,7 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
             used_here++;
             slab_windows_here += block->size / HEAP_SLAB_SIZE; /* check_slab: the span */
         } else if (used) {
-            if (block->requested > block->size - HEAP_BLOCK_HEADER_SIZE || block->requested >= HEAP_LARGE_MIN) {
+            if (block->requested > block->size - HEAP_BLOCK_HEADER_SIZE) {
                 return check_fail(report, "requested size does not fit the block", block);
             }
             used_here++;

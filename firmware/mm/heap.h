@@ -27,7 +27,8 @@
  *     .slab_partial[owner][class] --> struct heap_slab (doubly linked, the
  *                 slabs of that owner and slot size with a free slot)
  *
- *   A large block (request >= HEAP_LARGE_MIN) is a pages_alloc_contig() run
+ *   A request >= HEAP_LARGE_MIN takes a chunk's free block when one fits;
+ *   otherwise it is a large block, a pages_alloc_contig() run
  *   owned by PAGE_OWNER_HEAP_LARGE; it begins with struct heap_large_header
  *   and the caller's pointer is run start + 16. Decoders find them by walking
  *   the page allocator's bytes (pages.h).
@@ -58,14 +59,16 @@
 /* Below 2^HEAP_FL_SHIFT = 512 bytes the classes are linear, 16 bytes apart. */
 #define HEAP_FL_SHIFT (HEAP_SL_SHIFT + HEAP_ALIGN_SHIFT)
 
-/* Chunks: 256 KiB, a whole number of pages for every granule (<= 64 KiB). */
-#define HEAP_CHUNK_SHIFT 18u
+/* Chunks: 2 MiB, a whole number of pages for every granule (<= 64 KiB). */
+#define HEAP_CHUNK_SHIFT 21u
 #define HEAP_CHUNK_SIZE (UINT32_C(1) << HEAP_CHUNK_SHIFT)
 #define HEAP_CHUNK_GRANULES (HEAP_CHUNK_SIZE / HEAP_ALIGN)
 /* First-level classes: fl 0 is [0, 512), fl i is [2^(i+8), 2^(i+9)). */
 #define HEAP_FL_COUNT (HEAP_CHUNK_SHIFT - HEAP_FL_SHIFT + 1u)
 
-/* Requests of at least this many bytes skip the chunks and get whole pages. */
+/* Requests of at least this many bytes never make the heap take a chunk: they
+ * take a free block of a chunk it already holds when the good-fit search finds
+ * one, else whole pages (a large block). */
 #define HEAP_LARGE_MIN (UINT64_C(64) * 1024u)
 
 /* ------------------------------------------------------------ blocks */

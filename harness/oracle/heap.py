@@ -255,6 +255,18 @@ class Layouts:
         top = size.bit_length() - 1
         return top - fl_shift + 1, (size >> (top - self.sl_shift)) ^ self.sl_count
 
+    def list_floor(self, fl: int, sl: int) -> int:
+        """The smallest block size that belongs in list (fl, sl): the largest block the good-fit
+        search, which rounds a size up to the next list's start, is sure to place in it."""
+        low, high = 0, 1 << 32
+        while low < high:  # the first size whose list is (fl, sl) or above
+            mid = (low + high) // 2
+            if self.mapping_insert(mid) < (fl, sl):
+                low = mid + 1
+            else:
+                high = mid
+        return low
+
 
 _LAYOUTS: dict[tuple[str, str], Layouts] = {}
 
@@ -451,6 +463,31 @@ class Snapshot:
     def free_blocks(self) -> dict[int, int]:
         """Every free block in a chunk: header address -> size (header included)."""
         return {b.address: b.size for c in self.heap.chunks for b in c.blocks if self._free(b)}
+
+    def space(self, page_size: int) -> tuple[int, int, int]:
+        """What the bench's probe (heap_space) reports, restated from the decoded state: held,
+        free and largest bytes. Held: the chunks and the large blocks' pages. Free: the free
+        blocks (headers included) and the slots a slab's free_map marks free. Largest: the
+        largest request served without taking memory the heap does not hold. Above
+        HEAP_SLAB_MAX, the good-fit search places a request in the highest non-empty list only
+        when its block is at most that list's floor (any request a chunk can hold, HEAP_LARGE_MIN
+        and over included, may take it); at most HEAP_SLAB_MAX, a free slot of a caller's slab."""
+        lay = self.layouts
+        held = len(self.heap.chunks) * lay.chunk_size + sum(b.pages for b in self.heap.large) * page_size
+        sizes = list(self.free_blocks().values())
+        free = sum(sizes)
+        largest = 0
+        if sizes:
+            top = max(lay.mapping_insert(size) for size in sizes)
+            request = lay.list_floor(*top) - HEAP_BLOCK_HEADER_SIZE
+            largest = request if request > HEAP_SLAB_MAX else 0
+        caller = lay.owner["HEAP_OWNER_CALLER"]
+        for slab in self.heap.slabs:
+            free_slots = sum(1 for i in range(slab.slot_count) if slab.free_map >> i & 1)
+            free += free_slots * slab.slot_size
+            if free_slots and slab.owner == caller:
+                largest = max(largest, slab.slot_size)
+        return held, free, largest
 
     @property
     def used_bytes(self) -> int:
@@ -944,7 +981,7 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
                 small_bytes += b.requested
                 granules.add((b.address - chunk.address) // HEAP_ALIGN)
                 need = small_block_size(b.requested)
-                if b.requested >= HEAP_LARGE_MIN or not need <= b.size < need + HEAP_MIN_BLOCK:
+                if not need <= b.size < need + HEAP_MIN_BLOCK:
                     yield f"{at}: {b.requested} bytes requested in a block of {b.size} (needs {need}, < +32)"
             elif b.state == slab_state:
                 used_here += 1

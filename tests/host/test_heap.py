@@ -40,7 +40,7 @@ from harness.oracle import heap as heap_oracle
 from harness.oracle.pages import page_byte, page_order, page_state
 
 MiB = 1024 * 1024
-CHUNK_USABLE_OFFSET = 2144  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
+CHUNK_USABLE_OFFSET = 16928  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
 HEAP_SLAB_MAX = heap_oracle.HEAP_SLAB_MAX  # requests up to this size take a slab's slot
 HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a small-class slab: one 4 KiB block of its chunk
 
@@ -85,16 +85,22 @@ def test_init_needs_the_page_allocator() -> None:
 
 @pytest.mark.parametrize("page_size", [4096, 16384, 65536])
 def test_fresh_heap_is_one_free_chunk(page_size: int) -> None:
-    arena = Arena(4 * MiB, page_size)
+    arena = Arena(8 * MiB, page_size)
     stats = arena.heap_stats()
     assert stats["chunks"] == 1
     assert stats["free_blocks"] == 1
     assert stats["free_bytes"] == HEAP_CHUNK_SIZE - CHUNK_USABLE_OFFSET - HEAP_BLOCK_HEADER_SIZE
     assert stats["used_bytes"] == stats["used_blocks"] == stats["allocs"] == stats["frees"] == 0
     arena.check_all()
-    pointer = arena.malloc(HEAP_LARGE_MIN)
-    assert pointer % page_size == HEAP_BLOCK_HEADER_SIZE  # large blocks: page run + 16
-    assert arena.free(pointer, HEAP_LARGE_MIN) == kIOReturnSuccess
+    chunk = arena.malloc(HEAP_LARGE_MIN)  # a big request: the chunk's free block holds it
+    # 16 bytes more than the free tail's payload: a page run of its own, pointer 16 bytes in
+    over = arena.heap_stats()["free_bytes"]
+    pointer = arena.malloc(over)
+    assert arena.heap_stats()["large_blocks"] == 1 and arena.heap_stats()["chunks"] == 1
+    assert pointer % page_size == HEAP_BLOCK_HEADER_SIZE
+    assert chunk & ~(HEAP_CHUNK_SIZE - 1) != pointer & ~(HEAP_CHUNK_SIZE - 1)
+    assert arena.free(pointer, over) == kIOReturnSuccess
+    assert arena.free(chunk, HEAP_LARGE_MIN) == kIOReturnSuccess
 
 
 # ------------------------------------------------------------------ §1 IOMalloc / IOMallocZero
@@ -177,15 +183,36 @@ def test_small_block_sizes_at_every_class_boundary(arena: Arena) -> None:
 
 
 def test_large_threshold(arena: Arena) -> None:
+    """Below HEAP_LARGE_MIN a request takes a chunk's block, adding a chunk when none fits; at
+    HEAP_LARGE_MIN and above it takes a block of a chunk the heap already holds when one fits,
+    else a page run of its own: a big request never adds a chunk."""
     small = arena.malloc(HEAP_LARGE_MIN - 1)
     stats = arena.heap_stats()
     assert stats["large_blocks"] == 0 and stats["used_blocks"] == 1
-    large = arena.malloc(HEAP_LARGE_MIN)
+    big = arena.malloc(HEAP_LARGE_MIN)
     stats = arena.heap_stats()
-    assert stats["large_blocks"] == 1
+    assert stats["large_blocks"] == 0 and stats["used_blocks"] == 2 and stats["chunks"] == 1
+    assert arena.lookup(big) == HEAP_LARGE_MIN
+    # the most of the chunk's free tail that the good-fit search is sure to find
+    lay = heap_decoder.layouts()
+    rest = lay.list_floor(*lay.mapping_insert(stats["free_bytes"])) - HEAP_BLOCK_HEADER_SIZE
+    assert rest >= HEAP_LARGE_MIN
+    tail = arena.malloc(rest)
+    stats = arena.heap_stats()
+    assert stats["free_bytes"] < HEAP_LARGE_MIN and stats["large_blocks"] == 0 and stats["chunks"] == 1
+    large = arena.malloc(HEAP_LARGE_MIN)  # no held block fits: pages, not a chunk
+    stats = arena.heap_stats()
+    assert stats["large_blocks"] == 1 and stats["chunks"] == 1
     assert stats["large_pages"] == (HEAP_LARGE_MIN + HEAP_BLOCK_HEADER_SIZE + 4095) // 4096
-    assert arena.free(small, HEAP_LARGE_MIN - 1) == kIOReturnSuccess
+    other = arena.malloc(HEAP_LARGE_MIN - 1)  # no held block fits: a second chunk
+    assert arena.heap_stats()["chunks"] == 2
+    arena.check_all()
+    for pointer, size in ((small, HEAP_LARGE_MIN - 1), (big, HEAP_LARGE_MIN), (tail, rest)):
+        assert arena.free(pointer, size + 1) == kIOReturnBadArgument  # a big block's size is checked too
+        assert arena.free(pointer, size) == kIOReturnSuccess
     assert arena.free(large, HEAP_LARGE_MIN) == kIOReturnSuccess
+    assert arena.free(other, HEAP_LARGE_MIN - 1) == kIOReturnSuccess
+    assert arena.heap_stats()["chunks"] == 1
     arena.check_all()
 
 
@@ -393,7 +420,7 @@ def test_heap_space_counts_every_owners_free_slots_and_the_callers_largest(arena
         (int(lib.heap_alloc(size, owner, False) or 0), size, owner)
         for size, owner in ((1024, HEAP_OWNER_OBJECT), (1024, HEAP_OWNER_OBJECT), (500, HEAP_OWNER_FIRMWARE))
     ]
-    big = arena.malloc(200_000)  # a large block: its pages count as held
+    big = arena.malloc(HEAP_CHUNK_SIZE)  # a large block: its pages count as held
     held, free, largest = ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64()
     lib.heap_space(ctypes.byref(held), ctypes.byref(free), ctypes.byref(largest))
     snap = heap_decoder.decode(arena)
@@ -403,17 +430,19 @@ def test_heap_space_counts_every_owners_free_slots_and_the_callers_largest(arena
     slots = sum(s.free_count * s.slot_size for s in snap.heap.slabs)
     assert {s.owner for s in snap.heap.slabs if s.free_count} == set(lay.owner_names)  # all three
     assert free.value == sum(free_blocks) + slots
-    caller_slots = [
-        s.slot_size for s in snap.heap.slabs if s.owner == lay.owner["HEAP_OWNER_CALLER"] and s.free_count
-    ]
-    assert largest.value == max([max(free_blocks) - HEAP_BLOCK_HEADER_SIZE, *caller_slots])
+    # the chunk's free tail: a request of its whole payload is not sure to be found (the
+    # good-fit search rounds it up past the tail's list); one of the list's floor is
+    tail = max(free_blocks)
+    floor = lay.list_floor(*lay.mapping_insert(tail))
+    assert floor < tail and largest.value == floor - HEAP_BLOCK_HEADER_SIZE
+    assert (held.value, free.value, largest.value) == snap.space(4096)
     large_pages = sum(-(-(b.requested + HEAP_BLOCK_HEADER_SIZE) // 4096) for b in snap.heap.large)
-    assert held.value == len(snap.heap.chunks) * HEAP_CHUNK_SIZE + large_pages * 4096
+    assert large_pages and held.value == len(snap.heap.chunks) * HEAP_CHUNK_SIZE + large_pages * 4096
     for pointer in caller:
         assert arena.free(pointer, 64) == kIOReturnSuccess
     for pointer, size, owner in owned:
         assert lib.heap_free(pointer, size, owner) == kIOReturnSuccess
-    assert arena.free(big, 200_000) == kIOReturnSuccess
+    assert arena.free(big, HEAP_CHUNK_SIZE) == kIOReturnSuccess
     arena.check_all()
 
 
@@ -612,7 +641,7 @@ def test_two_neighbouring_free_blocks_are_reported(arena: Arena) -> None:
 @pytest.mark.parametrize("delta", [1, -1])
 def test_a_block_counter_off_by_one_either_way_is_reported(arena: Arena, counter: str, delta: int) -> None:
     """used_blocks or large_blocks above or below what the walk finds: 'heap counters disagree'."""
-    live = [(arena.malloc(size), size) for size in (64, 3000, 300000)]  # a slab slot, small, large
+    live = [(arena.malloc(size), size) for size in (64, 3000, HEAP_CHUNK_SIZE)]  # a slab slot, small, large
     assert arena.heap_stats()["large_blocks"] == 1
     arena.check_all()
     address, size = heap_state_field(counter)
@@ -777,7 +806,7 @@ def test_exhaustion_then_full_free_restores_the_baseline_exactly(page_size: int,
 
 def test_emptied_chunks_go_back_to_the_page_allocator(arena: Arena) -> None:
     baseline = arena.snapshot()
-    blocks = [arena.malloc(60000) for _ in range(12)]  # more than one chunk holds
+    blocks = [arena.malloc(60000) for _ in range(HEAP_CHUNK_SIZE // 60000 + 2)]  # more than one chunk holds
     assert arena.heap_stats()["chunks"] > 1
     for pointer in blocks:
         assert arena.free(pointer, 60000) == kIOReturnSuccess

@@ -83,9 +83,9 @@ def busy() -> Iterator[tuple[Arena, dict[int, int]]]:
 def test_layout_geometry_matches_the_c_constants() -> None:
     lay = heap_decoder.layouts()
     assert lay.chunk_size == HEAP_CHUNK_SIZE
-    assert lay.chunk_first == 2144  # sizeof(struct heap_chunk) rounded to 16
+    assert lay.chunk_first == 16928  # sizeof(struct heap_chunk) rounded to 16
     assert lay.sl_shift == HEAP_SL_SHIFT and lay.sl_shift + 4 == HEAP_FL_SHIFT
-    assert lay.fl_count == 10 and lay.orders == 32
+    assert lay.fl_count == 13 and lay.orders == 32
     assert lay.block_state == {
         "HEAP_BLOCK_FREE": 0xF4EE,
         "HEAP_BLOCK_USED": 0xA110,
@@ -118,7 +118,7 @@ def test_mapping_insert_classes() -> None:
         and lay.mapping_insert(528) == (1, 1)
     )
     assert lay.mapping_insert(1023) == (1, 31) and lay.mapping_insert(1024) == (2, 0)
-    assert lay.mapping_insert(HEAP_CHUNK_SIZE - 2144 - 16)[0] == lay.fl_count - 1
+    assert lay.mapping_insert(HEAP_CHUNK_SIZE - 16928 - 16)[0] == lay.fl_count - 1
 
 
 # ------------------------------------------------------------------ clean states

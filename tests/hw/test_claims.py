@@ -886,20 +886,10 @@ class _Probe:
 
 def _probe_from_ram(guest: Guest, before: set[int], page: int) -> _Probe:
     """firmware/lib/bench_run.h's fragmentation and metadata figures for the heap as the host
-    decoder reads it from RAM: held = chunks and large pages, free = the free blocks (headers
-    included) and the free slots of slabs (their free_map bits), largest = the biggest free
-    block's payload or the biggest slot a caller's slab has free; live = the trace's blocks."""
+    decoder reads it from RAM (Snapshot.space: held, free and the largest request served
+    without growing); live = the trace's blocks."""
     snap = guest.heap_snapshot()
-    held = len(snap.heap.chunks) * snap.layouts.chunk_size + sum(b.pages for b in snap.heap.large) * page
-    sizes = list(snap.free_blocks().values())
-    free = sum(sizes)
-    largest = max(max(sizes, default=0) - HEAP_BLOCK_HEADER_SIZE, 0)
-    caller = snap.layouts.owner["HEAP_OWNER_CALLER"]
-    for slab in snap.heap.slabs:
-        free_slots = sum(1 for i in range(slab.slot_count) if slab.free_map >> i & 1)
-        free += free_slots * slab.slot_size
-        if free_slots and slab.owner == caller:
-            largest = max(largest, slab.slot_size)
+    held, free, largest = snap.space(page)
     frag = 0 if free == 0 else PPM - (PPM if largest >= free else largest * PPM // free)
     live = {va: n for va, n in snap.live_blocks().items() if va not in before}
     live_bytes = sum(live.values())

@@ -465,14 +465,20 @@ def test_every_size_class_boundary(guest: Guest) -> None:
         assert guest.alloc(start - 16) == va, start  # the good-fit search finds that list first
         guest.free(va, start - 16)
         guest.free(keep, keep_size)
-    guest.heap_verify()
-    small, large = guest.alloc(HEAP_LARGE_MIN - 1), guest.alloc(HEAP_LARGE_MIN)
-    page = guest.pagesize()
-    assert large % page == 16  # a page run, pointer 16 bytes in
+    chunks = len(guest.heap_verify().heap.chunks)
+    # HEAP_LARGE_MIN and over: a block of a chunk the heap holds when one fits, else a page run
+    small, big = guest.alloc(HEAP_LARGE_MIN - 1), guest.alloc(HEAP_LARGE_MIN)
     snap = guest.heap_verify()
-    assert [lg.payload for lg in snap.heap.large] == [large]
+    assert snap.heap.large == () and {small, big} <= {b.payload for c in snap.heap.chunks for b in c.blocks}
+    largest = max(snap.free_blocks().values())
+    over = largest - 16 + 1  # one byte more than the largest free block holds
+    large = guest.alloc(over)
+    assert large % guest.pagesize() == 16  # a page run, pointer 16 bytes in
+    snap = guest.heap_verify()
+    assert [lg.payload for lg in snap.heap.large] == [large] and len(snap.heap.chunks) == chunks  # none added
     guest.free(small, HEAP_LARGE_MIN - 1)
-    guest.free(large, HEAP_LARGE_MIN)
+    guest.free(big, HEAP_LARGE_MIN)
+    guest.free(large, over)
     guest.free(guard, 0)
     assert baseline_state(guest) == state
 
