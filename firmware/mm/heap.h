@@ -59,8 +59,8 @@
 /* Below 2^HEAP_FL_SHIFT = 512 bytes the classes are linear, 16 bytes apart. */
 #define HEAP_FL_SHIFT (HEAP_SL_SHIFT + HEAP_ALIGN_SHIFT)
 
-/* Chunks: 2 MiB, a whole number of pages for every granule (<= 64 KiB). */
-#define HEAP_CHUNK_SHIFT 21u
+/* Chunks: 4 MiB, a whole number of pages for every granule (<= 64 KiB). */
+#define HEAP_CHUNK_SHIFT 22u
 #define HEAP_CHUNK_SIZE (UINT32_C(1) << HEAP_CHUNK_SHIFT)
 #define HEAP_CHUNK_GRANULES (HEAP_CHUNK_SIZE / HEAP_ALIGN)
 /* First-level classes: fl 0 is [0, 512), fl i is [2^(i+8), 2^(i+9)). */
@@ -221,14 +221,22 @@ enum heap_slab_window {
  * owner covers chunk + w * HEAP_SLAB_SIZE (its header is at the window's
  * address rounded down to the slab's span), else 0. They are what makes
  * IOFree's "is this a live block?" answer independent of anything stored in
- * the block itself. */
+ * the block itself.
+ *
+ * slab_windows sits at HEAP_CHUNK_WINDOWS_AT, in the chunk's first page (as
+ * the magic: one TLB entry for both) and off the L1 cache sets of the lines a
+ * slab's header fills (offsets 0-543 of a 4 KiB window, sets 0-8), which every
+ * IOFree of a slot also reads; `reserved` (zero) pads up to it. */
+#define HEAP_CHUNK_WINDOWS_AT 1024u
 struct heap_chunk {
     uint64_t magic;            /* HEAP_CHUNK_MAGIC */
     struct heap_chunk *next;   /* heap_state.chunks list */
     struct heap_chunk *prev;
-    uint64_t used_map[HEAP_CHUNK_GRANULES / 64u];
+    uint8_t reserved[HEAP_CHUNK_WINDOWS_AT - 24u];
     uint8_t slab_windows[HEAP_CHUNK_WINDOWS]; /* HEAP_SLAB_WINDOW() bytes (enum heap_slab_window) */
+    uint64_t used_map[HEAP_CHUNK_GRANULES / 64u];
 };
+_Static_assert(offsetof(struct heap_chunk, slab_windows) == HEAP_CHUNK_WINDOWS_AT, "slab_windows where stated");
 
 /* Offset of a chunk's first block: the header rounded up to the alignment. */
 #define HEAP_CHUNK_FIRST \

@@ -695,11 +695,33 @@ def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int) -> Slab:
     )
 
 
+class _ChunkPieces:
+    """A chunk's bytes read as the walk reaches them, a piece at a time: a chunk that is mostly
+    one long free block costs its header and a few pieces, not its megabytes."""
+
+    PIECE = 64 * 1024
+
+    def __init__(self, r: Reader, address: int, size: int) -> None:
+        self.r, self.address, self.size = r, address, size
+        self.start, self.data = 0, b""
+
+    def at(self, offset: int, length: int) -> tuple[bytes, int] | None:
+        """The bytes holding [offset, offset + length) of the chunk and offset's place in them."""
+        if not self.start <= offset <= offset + length <= self.start + len(self.data):
+            count = min(max(self.PIECE, length), self.size - offset)
+            data = self.r.maybe(self.address + offset, count, f"heap: chunk {self.address:#x}")
+            if data is None or len(data) < length:
+                return None
+            self.start, self.data = offset, data
+        return self.data, offset - self.start
+
+
 def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
     size = lay.chunk_size
-    blob = r.maybe(address, size, f"heap: chunk {address:#x}")
+    blob = r.maybe(address, lay.chunk_first, f"heap: chunk {address:#x}")
     if blob is None:
         return None
+    pieces = _ChunkPieces(r, address, size)
     hc = lay.heap_chunk
     used_map = hc["used_map"]
     bits = int.from_bytes(blob[used_map.offset : used_map.offset + used_map.size], "little")
@@ -718,17 +740,22 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
     offset = lay.chunk_first
     sentinel: Block | None = None
     while True:
-        if offset == end:
-            sentinel = _decode_block(lay, blob, offset, address + offset)
-            break
         if offset > end:
             r.problems.append(f"heap: chunk {address:#x}: blocks overrun the sentinel (offset {offset:#x})")
             break
-        block = _decode_block(lay, blob, offset, address + offset)
-        blocks.append(block)
         at = offset + HEAP_BLOCK_HEADER_SIZE
-        if block.state == slab_state and at + lay.heap_slab.size <= size:
-            slabs.append(_decode_slab(lay, blob, at, address + at))
+        slab_room = at + lay.heap_slab.size <= size
+        piece = pieces.at(offset, HEAP_BLOCK_HEADER_SIZE + (lay.heap_slab.size if slab_room else 0))
+        if piece is None:
+            break
+        data, rel = piece
+        if offset == end:
+            sentinel = _decode_block(lay, data, rel, address + offset)
+            break
+        block = _decode_block(lay, data, rel, address + offset)
+        blocks.append(block)
+        if block.state == slab_state and slab_room:
+            slabs.append(_decode_slab(lay, data, rel + HEAP_BLOCK_HEADER_SIZE, address + at))
         if block.size < HEAP_MIN_BLOCK or block.size % HEAP_ALIGN:
             r.problems.append(f"heap: block {block.address:#x} has size {block.size}: cannot walk on")
             break

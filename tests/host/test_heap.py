@@ -40,7 +40,7 @@ from harness.oracle import heap as heap_oracle
 from harness.oracle.pages import page_byte, page_order, page_state
 
 MiB = 1024 * 1024
-CHUNK_USABLE_OFFSET = 16928  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
+CHUNK_USABLE_OFFSET = 34816  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
 HEAP_SLAB_MAX = heap_oracle.HEAP_SLAB_MAX  # requests up to this size take a slab's slot
 HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a small-class slab: one 4 KiB block of its chunk
 
@@ -61,7 +61,7 @@ def class_starts() -> list[int]:
 
 @pytest.fixture
 def arena() -> Arena:
-    return Arena(8 * MiB, 4096)
+    return Arena(16 * MiB, 4096)
 
 
 def counters(arena: Arena) -> tuple[int, int]:
@@ -85,7 +85,7 @@ def test_init_needs_the_page_allocator() -> None:
 
 @pytest.mark.parametrize("page_size", [4096, 16384, 65536])
 def test_fresh_heap_is_one_free_chunk(page_size: int) -> None:
-    arena = Arena(8 * MiB, page_size)
+    arena = Arena(16 * MiB, page_size)
     stats = arena.heap_stats()
     assert stats["chunks"] == 1
     assert stats["free_blocks"] == 1
@@ -772,7 +772,7 @@ def test_a_full_slab_with_a_stale_list_link_is_reported(arena: Arena) -> None:
 @pytest.mark.parametrize("page_size", [4096, 65536])
 @pytest.mark.parametrize("preexisting", [0, 5])
 def test_exhaustion_then_full_free_restores_the_baseline_exactly(page_size: int, preexisting: int) -> None:
-    arena = Arena(4 * MiB, page_size)
+    arena = Arena(16 * MiB, page_size)
     keep = [(arena.malloc(size), size) for size in (40, 3000, 70000, 24, 500)[:preexisting]]
     baseline = arena.snapshot()
     allocs, frees = counters(arena)
@@ -997,7 +997,7 @@ class HeapMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.arena = Arena(6 * MiB, 4096)
+        self.arena = Arena(8 * MiB, 4096)
         self.live: dict[int, tuple[int, int]] = {}  # pointer -> (size, fill byte)
         self.freed: set[int] = set()
         self.allocs = 0

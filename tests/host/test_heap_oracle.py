@@ -59,7 +59,7 @@ def new_object() -> int:
 @pytest.fixture
 def busy() -> Iterator[tuple[Arena, dict[int, int]]]:
     """An arena with small, large and object blocks, some freed (holes in lists)."""
-    arena = Arena(8 * MiB, 4096)
+    arena = Arena(16 * MiB, 4096)
     rng = random.Random(11)
     live: dict[int, int] = {}
     for _ in range(200):
@@ -83,9 +83,9 @@ def busy() -> Iterator[tuple[Arena, dict[int, int]]]:
 def test_layout_geometry_matches_the_c_constants() -> None:
     lay = heap_decoder.layouts()
     assert lay.chunk_size == HEAP_CHUNK_SIZE
-    assert lay.chunk_first == 16928  # sizeof(struct heap_chunk) rounded to 16
+    assert lay.chunk_first == 34816  # sizeof(struct heap_chunk) rounded to 16
     assert lay.sl_shift == HEAP_SL_SHIFT and lay.sl_shift + 4 == HEAP_FL_SHIFT
-    assert lay.fl_count == 13 and lay.orders == 32
+    assert lay.fl_count == 14 and lay.orders == 32
     assert lay.block_state == {
         "HEAP_BLOCK_FREE": 0xF4EE,
         "HEAP_BLOCK_USED": 0xA110,
@@ -118,7 +118,7 @@ def test_mapping_insert_classes() -> None:
         and lay.mapping_insert(528) == (1, 1)
     )
     assert lay.mapping_insert(1023) == (1, 31) and lay.mapping_insert(1024) == (2, 0)
-    assert lay.mapping_insert(HEAP_CHUNK_SIZE - 16928 - 16)[0] == lay.fl_count - 1
+    assert lay.mapping_insert(HEAP_CHUNK_SIZE - 34816 - 16)[0] == lay.fl_count - 1
 
 
 # ------------------------------------------------------------------ clean states
@@ -126,7 +126,7 @@ def test_mapping_insert_classes() -> None:
 
 @pytest.mark.parametrize("page_size", [4096, 16384, 65536])
 def test_a_fresh_arena_decodes_clean_and_adds_up(page_size: int) -> None:
-    arena = Arena(4 * MiB, page_size)
+    arena = Arena(8 * MiB, page_size)
     snap = heap_decoder.decode(arena)
     assert heap_oracle.problems(snap) == []
     assert snap.live_blocks() == {}

@@ -28,7 +28,7 @@ INT32_MAX = 2**31 - 1
 
 @pytest.fixture
 def arena() -> Arena:
-    return Arena(4 * 1024 * 1024, 4096)
+    return Arena(8 * 1024 * 1024, 4096)
 
 
 def allocate(class_symbol: str = TEST_CLASS) -> int:
