@@ -223,20 +223,24 @@ enum heap_slab_window {
  * IOFree's "is this a live block?" answer independent of anything stored in
  * the block itself.
  *
- * slab_windows sits at HEAP_CHUNK_WINDOWS_AT, in the chunk's first page (as
- * the magic: one TLB entry for both) and off the L1 cache sets of the lines a
- * slab's header fills (offsets 0-543 of a 4 KiB window, sets 0-8), which every
- * IOFree of a slot also reads; `reserved` (zero) pads up to it. */
-#define HEAP_CHUNK_WINDOWS_AT 1024u
+ * slab_windows sits at HEAP_CHUNK_WINDOWS_AT, right below the chunk's first
+ * block and in the page that holds it and the end of used_map: a slab made on
+ * the free tail of an otherwise empty chunk (slabs pile up at its top) touches
+ * that page and its own, as IOFree of a slot touches that page and the slab's.
+ * The offset is 1024 past a page boundary, off the L1 cache sets of the lines
+ * a slab's header fills (bytes 0-543 of a 4 KiB window, sets 0-8), which IOFree
+ * of a slot also reads; `reserved` (zero) pads up to it. */
+#define HEAP_CHUNK_WINDOWS_AT (24u + HEAP_CHUNK_GRANULES / 8u + 1000u)
 struct heap_chunk {
     uint64_t magic;            /* HEAP_CHUNK_MAGIC */
     struct heap_chunk *next;   /* heap_state.chunks list */
     struct heap_chunk *prev;
-    uint8_t reserved[HEAP_CHUNK_WINDOWS_AT - 24u];
-    uint8_t slab_windows[HEAP_CHUNK_WINDOWS]; /* HEAP_SLAB_WINDOW() bytes (enum heap_slab_window) */
     uint64_t used_map[HEAP_CHUNK_GRANULES / 64u];
+    uint8_t reserved[HEAP_CHUNK_WINDOWS_AT - 24u - HEAP_CHUNK_GRANULES / 8u];
+    uint8_t slab_windows[HEAP_CHUNK_WINDOWS]; /* HEAP_SLAB_WINDOW() bytes (enum heap_slab_window) */
 };
 _Static_assert(offsetof(struct heap_chunk, slab_windows) == HEAP_CHUNK_WINDOWS_AT, "slab_windows where stated");
+_Static_assert(HEAP_CHUNK_WINDOWS_AT % 4096u == 1024u, "slab_windows 1024 bytes past a page boundary");
 
 /* Offset of a chunk's first block: the header rounded up to the alignment. */
 #define HEAP_CHUNK_FIRST \
