@@ -427,10 +427,10 @@ static struct heap_block *carve(struct heap_block *block, uint32_t need, uint32_
     return block;
 }
 
-/* A free block of at least `size` bytes out of the free lists, taking a chunk
- * when none is free and `grow` allows it; NULL when the page allocator has
- * none either (or `grow` is false). */
-static inline __attribute__((always_inline)) struct heap_block *take_free(uint32_t size, bool grow)
+/* A free block of at least `size` bytes, the head of its list (left in it),
+ * taking a chunk when none is free and `grow` allows it; NULL when the page
+ * allocator has none either (or `grow` is false). */
+static inline __attribute__((always_inline)) struct heap_free_block *find_free(uint32_t size, bool grow)
 {
     unsigned fl, sl;
 
@@ -443,10 +443,31 @@ static inline __attribute__((always_inline)) struct heap_block *take_free(uint32
         found = find_suitable(fl, sl);
         ASSERT(found != NULL); /* a fresh chunk holds any small block */
     }
-    struct heap_block *block = &found->header;
-    ASSERT(block_intact(block) && block->state == HEAP_BLOCK_FREE && block->size >= size);
+    ASSERT(block_intact(&found->header) && found->header.state == HEAP_BLOCK_FREE && found->header.size >= size);
+    return found;
+}
+
+/* find_free(), out of the free lists. */
+static inline __attribute__((always_inline)) struct heap_block *take_free(uint32_t size, bool grow)
+{
+    struct heap_free_block *found = find_free(size, grow);
+
+    if (found == NULL) {
+        return NULL;
+    }
     free_remove(found);
-    return block;
+    return &found->header;
+}
+
+/* Whether a free block of `from` bytes resized to `to` stays in the same list
+ * (then it keeps its links: the head of a list stays its head). */
+static inline bool same_list(uint32_t from, uint32_t to)
+{
+    unsigned fl_from, sl_from, fl_to, sl_to;
+
+    mapping_insert(from, &fl_from, &sl_from);
+    mapping_insert(to, &fl_to, &sl_to);
+    return fl_from == fl_to && sl_from == sl_to;
 }
 
 /* A used block of a chunk for `requested` bytes; `grow`: whether a chunk may be
@@ -487,11 +508,19 @@ static inline __attribute__((always_inline)) void block_release(struct heap_chun
         size += next->size;
         h->free_blocks--;
     }
+    bool linked = false; /* `block` is a free block already in its list */
     if (block->prev_size != 0) {
         struct heap_block *prev = block_prev(block);
         ASSERT(block_intact(prev) && prev->size == block->prev_size);
         if (prev->state == HEAP_BLOCK_FREE) {
-            free_remove((struct heap_free_block *)(void *)prev);
+            struct heap_free_block *free_prev = (struct heap_free_block *)(void *)prev;
+            /* Growing into the same list, the head of a list stays in place (as a
+             * remove and insert would put it): the usual case of a slab given
+             * back next to a chunk's free tail. */
+            linked = free_prev->prev_free == NULL && same_list(prev->size, size + prev->size);
+            if (!linked) {
+                free_remove(free_prev);
+            }
             size += prev->size;
             block = prev;
             h->free_blocks--;
@@ -501,8 +530,11 @@ static inline __attribute__((always_inline)) void block_release(struct heap_chun
     block_set_prev_size(block_next(block), size);
 
     if (size == HEAP_CHUNK_USABLE && chunk != h->home_chunk) {
+        if (linked) {
+            free_remove((struct heap_free_block *)(void *)block);
+        }
         chunk_release(chunk);
-    } else {
+    } else if (!linked) {
         free_insert((struct heap_free_block *)(void *)block);
     }
 }
@@ -652,17 +684,34 @@ static inline __attribute__((always_inline)) void partial_remove(struct heap_sla
     slab->prev = NULL;
 }
 
+/* A new slab's free_map per class: a bit for each of its slots. */
+#define SLAB_SLOT_COUNT(c) ((HEAP_SLAB_SLOTS_END(c) - HEAP_SLAB_FIRST) / HEAP_SLAB_SLOT_SIZE(c))
+#define FREE_MAP_WORD(c, w)                                                                             \
+    (SLAB_SLOT_COUNT(c) >= 64u * ((w) + 1u) ? ~UINT64_C(0)                                                \
+     : SLAB_SLOT_COUNT(c) > 64u * (w)       ? (UINT64_C(1) << (SLAB_SLOT_COUNT(c) - 64u * (w))) - 1u      \
+                                            : UINT64_C(0))
+#define FREE_MAP_ROW(c) {FREE_MAP_WORD(c, 0u), FREE_MAP_WORD(c, 1u), FREE_MAP_WORD(c, 2u), FREE_MAP_WORD(c, 3u)}
+static const uint64_t free_map_full[HEAP_SLAB_CLASSES][HEAP_SLAB_MAP_WORDS] = {
+    FREE_MAP_ROW(0u),  FREE_MAP_ROW(1u),  FREE_MAP_ROW(2u),  FREE_MAP_ROW(3u),  FREE_MAP_ROW(4u),  FREE_MAP_ROW(5u),
+    FREE_MAP_ROW(6u),  FREE_MAP_ROW(7u),  FREE_MAP_ROW(8u),  FREE_MAP_ROW(9u),  FREE_MAP_ROW(10u), FREE_MAP_ROW(11u),
+    FREE_MAP_ROW(12u), FREE_MAP_ROW(13u), FREE_MAP_ROW(14u), FREE_MAP_ROW(15u), FREE_MAP_ROW(16u), FREE_MAP_ROW(17u),
+    FREE_MAP_ROW(18u), FREE_MAP_ROW(19u), FREE_MAP_ROW(20u), FREE_MAP_ROW(21u), FREE_MAP_ROW(22u), FREE_MAP_ROW(23u),
+    FREE_MAP_ROW(24u), FREE_MAP_ROW(25u), FREE_MAP_ROW(26u), FREE_MAP_ROW(27u),
+};
+_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_MAP_WORDS == 4u, "free_map_full has a row per class, a word per map word");
+
 /* A new slab of `owner` with slots of class `size_class`, every slot free, on
  * its partial list; NULL when there is no memory. */
 static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
 {
     struct heap_state *h = &heap_state;
     uint32_t span = class_span(size_class);
-    struct heap_block *block = take_free(HEAP_SLAB_SEARCH(span), true);
+    struct heap_free_block *found = find_free(HEAP_SLAB_SEARCH(span), true);
 
-    if (block == NULL) {
+    if (found == NULL) {
         return NULL;
     }
+    struct heap_block *block = &found->header;
     /* The window: the highest `span` boundary such that the slab ends
      * in `block` leaving a tail that is empty or a block of its own. Slabs are
      * carved from the top of a free block and TLSF blocks from its bottom, so
@@ -679,8 +728,15 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     struct heap_block *header = (struct heap_block *)(window - HEAP_BLOCK_HEADER_SIZE);
     uint32_t lead = (uint32_t)((uintptr_t)header - start);
     ASSERT((uintptr_t)header >= start + HEAP_MIN_BLOCK); /* HEAP_SLAB_SEARCH */
-    block_write(block, lead, block->prev_size, 0, HEAP_BLOCK_FREE);
-    free_insert((struct heap_free_block *)(void *)block);
+    /* The lead is the found block cut short: the head of its list, it stays so
+     * when it stays in that list. */
+    if (same_list(block->size, lead)) {
+        block_write(block, lead, block->prev_size, 0, HEAP_BLOCK_FREE);
+    } else {
+        free_remove(found);
+        block_write(block, lead, block->prev_size, 0, HEAP_BLOCK_FREE);
+        free_insert(found);
+    }
     block_write(header, span, lead, 0, HEAP_BLOCK_SLAB);
     if (tail != 0) {
         struct heap_block *rest = block_next(header);
@@ -706,10 +762,7 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     slab->first = (uint16_t)HEAP_SLAB_FIRST;
     slab->free_count = (uint16_t)slot_count;
     slab->check = slab_check(slab);
-    for (unsigned word = 0; word < HEAP_SLAB_MAP_WORDS; word++) {
-        uint32_t below = slot_count > word * 64u ? slot_count - word * 64u : 0u;
-        slab->free_map[word] = below >= 64u ? ~UINT64_C(0) : (UINT64_C(1) << below) - 1u;
-    }
+    __builtin_memcpy(slab->free_map, free_map_full[size_class], sizeof(slab->free_map));
     slab_windows_write(chunk, slab, slab_window_byte(size_class, owner));
     partial_push(slab);
     h->slabs++;

@@ -804,6 +804,28 @@ def test_exhaustion_then_full_free_restores_the_baseline_exactly(page_size: int,
         assert arena.free(pointer, size) == kIOReturnSuccess
 
 
+def test_a_block_merged_into_a_free_neighbour_is_reused_first(arena: Arena) -> None:
+    """A freed block merged into the free block below it is the head of its list afterwards,
+    as any freed block is (last freed, first reused), even when the merged block stays in the
+    list it was in and was not its head (block_release keeps the links only of a head)."""
+    big = 65536 - HEAP_BLOCK_HEADER_SIZE  # a 64 KiB block: its list spans 64-66 KiB
+    p = arena.malloc(big)
+    x = arena.malloc(1040)  # a 1056-byte block right above p
+    keep = [arena.malloc(2000)]
+    q = arena.malloc(big)
+    keep.append(arena.malloc(2000))
+    assert p < x < keep[0] < q < keep[1]
+    assert arena.free(p, big) == kIOReturnSuccess
+    assert arena.free(q, big) == kIOReturnSuccess  # q heads the list, p behind it
+    assert arena.free(x, 1040) == kIOReturnSuccess  # merges into p: same list, to its head
+    arena.check_all()
+    assert arena.malloc(big) == p
+    assert arena.free(p, big) == kIOReturnSuccess
+    for pointer in keep:
+        assert arena.free(pointer, 2000) == kIOReturnSuccess
+    arena.check_all()
+
+
 def test_emptied_chunks_go_back_to_the_page_allocator(arena: Arena) -> None:
     baseline = arena.snapshot()
     blocks = [arena.malloc(60000) for _ in range(HEAP_CHUNK_SIZE // 60000 + 2)]  # more than one chunk holds
