@@ -6,6 +6,8 @@
  * Invariants kept between calls (heap_check() verifies every one):
  *   H1. Blocks of a chunk tile [HEAP_CHUNK_FIRST, HEAP_CHUNK_SIZE - 16) exactly;
  *       each block's prev_size is the size of the block below (0 for the first).
+ *       The sentinel closing them is 16 bytes, requests nothing, and its
+ *       prev_size is the last block's size.
  *   H2. No two free blocks are neighbours (immediate coalescing).
  *   H3. A free block is in free_lists[fl][sl] of its size class, and the
  *       bitmaps say which lists are non-empty.
@@ -1517,7 +1519,8 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
         prev_size = block->size;
         block = block_next(block);
     }
-    if (!block_intact(sentinel) || sentinel->state != HEAP_BLOCK_SENTINEL || sentinel->prev_size != prev_size) {
+    if (!block_intact(sentinel) || sentinel->state != HEAP_BLOCK_SENTINEL || sentinel->prev_size != prev_size ||
+        sentinel->size != HEAP_BLOCK_HEADER_SIZE || sentinel->requested != 0) {
         return check_fail(report, "chunk sentinel damaged", sentinel);
     }
     uint64_t bits = 0;

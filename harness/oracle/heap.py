@@ -1036,6 +1036,7 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
             s.state != sentinel_state
             or s.size != HEAP_BLOCK_HEADER_SIZE
             or s.prev_size != prev_size
+            or s.requested != 0
             or s.check != block_check(s.address, s.size, s.prev_size, s.requested, s.state)
         ):
             yield f"{where}: sentinel damaged ({s})"

@@ -514,6 +514,46 @@ def heap_state_field(name: str) -> tuple[int, int]:
     return heap_decoder.symbols().heap_state + field.offset, field.size
 
 
+def test_a_forged_slab_outside_the_chunks_on_a_partial_list_is_reported(arena: Arena) -> None:
+    """A caller can write anything into its own large block: a slab header with a valid checksum
+    and, where a chunk would keep it, the window byte that names it. Linked at the head of a
+    partial list, it is still reported: its page block is a large block, not a heap chunk
+    (without that check the walk would only see a list longer than the chunks' slabs)."""
+    pointer = arena.malloc(64)
+    lay = heap_decoder.layouts()
+    real = heap_decoder.decode(arena).heap.slabs[0]
+    big = arena.malloc(HEAP_CHUNK_SIZE)  # more than a chunk holds: a page run
+    assert arena.heap_stats()["large_blocks"] == 1
+    run = big - HEAP_BLOCK_HEADER_SIZE
+    forged = run + 4096  # the run's second page: a window-aligned address in the caller's block
+    hs = lay.heap_slab
+    header = bytearray(arena.read(real.address, hs.size))
+    check = heap_oracle.slab_check(
+        forged, real.magic, real.size_class, real.owner, real.slot_size, real.slot_count, real.first
+    )
+    header[hs["check"].offset : hs["check"].offset + 2] = check.to_bytes(2, "little")
+    header[hs["prev"].offset : hs["prev"].offset + 8] = bytes(8)
+    header[hs["next"].offset : hs["next"].offset + 8] = real.address.to_bytes(8, "little")
+    arena.write(forged, bytes(header))
+    window_byte = run + lay.heap_chunk["slab_windows"].offset + 1  # window 1 of the "chunk" at run
+    arena.write(window_byte, bytes([lay.slab_window_byte(real.size_class, real.owner)]))
+    head_at = heap_decoder.symbols().heap_state + lay.heap_state["slab_partial"].offset + 8 * (
+        real.owner * lay.slab_classes + real.size_class
+    )
+    assert arena.read(head_at, 8) == real.address.to_bytes(8, "little")
+    prev_at = real.address + hs["prev"].offset
+    arena.write(head_at, forged.to_bytes(8, "little"))
+    arena.write(prev_at, forged.to_bytes(8, "little"))
+    result = arena.heap_check()
+    assert not result.ok and result.error == "partial list entry is not a slab" and result.where == forged
+    assert heap_oracle.problems(heap_decoder.decode(arena))
+    arena.write(head_at, real.address.to_bytes(8, "little"))
+    arena.write(prev_at, bytes(8))
+    arena.check_all()
+    assert arena.free(big, HEAP_CHUNK_SIZE) == kIOReturnSuccess
+    assert arena.free(pointer, 64) == kIOReturnSuccess
+
+
 def test_a_chunk_whose_page_block_is_not_a_heap_chunk_is_reported(arena: Arena) -> None:
     """The chunk's page block says 'kernel', not 'heap chunk': check names the chunk and why."""
     pointer = arena.malloc(400)

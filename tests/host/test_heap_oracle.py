@@ -192,6 +192,18 @@ def _resealed_prev_size(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, 
     return block.address, bytes(header)
 
 
+def _resealed_sentinel(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    """The home chunk's sentinel with a requested size and a valid checksum: only the rule
+    that a sentinel requests nothing can see it."""
+    (s,) = [c.sentinel for c in snap.heap.chunks if c.address == snap.heap.home_chunk]
+    assert s is not None
+    header = bytearray(arena.read(s.address, 16))
+    check = heap_oracle.block_check(s.address, s.size, s.prev_size, 1, s.state)
+    header[8:12] = (1).to_bytes(4, "little")
+    header[14:16] = check.to_bytes(2, "little")
+    return s.address, bytes(header)
+
+
 def _used_map_bit(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     block = _first(snap, used=True)
     chunk = block.address & ~(HEAP_CHUNK_SIZE - 1)
@@ -315,6 +327,7 @@ DAMAGE: dict[str, tuple[Damage, str]] = {
     "slab header": (_slab_slot_count, "header damaged"),
     "header field": (_header_requested, "checksum"),
     "boundary tag": (_resealed_prev_size, "prev_size"),
+    "sentinel requested": (_resealed_sentinel, "sentinel"),
     "used_map bit": (_used_map_bit, "used_map"),
     "free list back link": (_free_back_link, "back link"),
     "page byte": (_page_byte, "pages"),
