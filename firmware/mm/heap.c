@@ -602,10 +602,9 @@ static inline uint32_t class_slot_size(unsigned size_class) { return HEAP_SLAB_S
 /* The bytes of a slab of `size_class`: its block, from header to the next header. */
 static inline uint32_t class_span(unsigned size_class) { return HEAP_SLAB_SPAN(size_class); }
 
-static inline uint32_t class_slot_count(unsigned size_class)
-{
-    return (HEAP_SLAB_SLOTS_END(size_class) - HEAP_SLAB_FIRST) / class_slot_size(size_class);
-}
+/* Slots of a slab of class c: what fits between its header and the next block's. */
+#define SLAB_SLOT_COUNT(c) ((HEAP_SLAB_SLOTS_END(c) - HEAP_SLAB_FIRST) / HEAP_SLAB_SLOT_SIZE(c))
+static inline uint32_t class_slot_count(unsigned size_class) { return SLAB_SLOT_COUNT(size_class); }
 
 static uint16_t slab_check(const struct heap_slab *slab)
 {
@@ -687,7 +686,6 @@ static inline __attribute__((always_inline)) void partial_remove(struct heap_sla
 }
 
 /* A new slab's free_map per class: a bit for each of its slots. */
-#define SLAB_SLOT_COUNT(c) ((HEAP_SLAB_SLOTS_END(c) - HEAP_SLAB_FIRST) / HEAP_SLAB_SLOT_SIZE(c))
 #define FREE_MAP_WORD(c, w)                                                                             \
     (SLAB_SLOT_COUNT(c) >= 64u * ((w) + 1u) ? ~UINT64_C(0)                                                \
      : SLAB_SLOT_COUNT(c) > 64u * (w)       ? (UINT64_C(1) << (SLAB_SLOT_COUNT(c) - 64u * (w))) - 1u      \
@@ -979,8 +977,7 @@ _Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && 
 #define SLAB_IDENT(c)                                                                                   \
     ((uint64_t)HEAP_SLAB_MAGIC | (uint64_t)(c) << 32 | (uint64_t)HEAP_SLAB_SLOT_SIZE(c) << 48)
 #define SLAB_IDENT_OWNER_SHIFT 40u
-#define SLAB_SHAPE(c)                                                                                   \
-    ((uint32_t)((HEAP_SLAB_SLOTS_END(c) - HEAP_SLAB_FIRST) / HEAP_SLAB_SLOT_SIZE(c)) | HEAP_SLAB_FIRST << 16)
+#define SLAB_SHAPE(c) ((uint32_t)SLAB_SLOT_COUNT(c) | HEAP_SLAB_FIRST << 16)
 #define SLAB_ROW(c) {SLAB_IDENT(c), SLAB_SHAPE(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SPAN(c) - 1u}
 static const struct slab_row {
     uint64_t ident;     /* magic | size_class << 32 | slot_size << 48 (owner: << 40) */
