@@ -230,17 +230,23 @@ enum heap_slab_window {
  * The offset is 1024 past a page boundary, off the L1 cache sets of the lines
  * a slab's header fills (bytes 0-543 of a 4 KiB window, sets 0-8), which IOFree
  * of a slot also reads; `reserved` (zero) pads up to it. */
-#define HEAP_CHUNK_WINDOWS_AT (24u + HEAP_CHUNK_GRANULES / 8u + 1000u)
+#define HEAP_CHUNK_LINKS_BYTES 24u    /* magic, next, prev */
+#define HEAP_CHUNK_USED_MAP_BYTES (HEAP_CHUNK_GRANULES / 8u)
+#define HEAP_CHUNK_WINDOWS_PAST 1024u  /* past a 4 KiB boundary: L1 sets 16-31 */
+#define HEAP_CHUNK_WINDOWS_AT                                                                          \
+    ((HEAP_CHUNK_LINKS_BYTES + HEAP_CHUNK_USED_MAP_BYTES) / HEAP_SLAB_SIZE * HEAP_SLAB_SIZE + HEAP_CHUNK_WINDOWS_PAST)
 struct heap_chunk {
     uint64_t magic;            /* HEAP_CHUNK_MAGIC */
     struct heap_chunk *next;   /* heap_state.chunks list */
     struct heap_chunk *prev;
     uint64_t used_map[HEAP_CHUNK_GRANULES / 64u];
-    uint8_t reserved[HEAP_CHUNK_WINDOWS_AT - 24u - HEAP_CHUNK_GRANULES / 8u];
+    uint8_t reserved[HEAP_CHUNK_WINDOWS_AT - HEAP_CHUNK_LINKS_BYTES - HEAP_CHUNK_USED_MAP_BYTES];
     uint8_t slab_windows[HEAP_CHUNK_WINDOWS]; /* HEAP_SLAB_WINDOW() bytes (enum heap_slab_window) */
 };
 _Static_assert(offsetof(struct heap_chunk, slab_windows) == HEAP_CHUNK_WINDOWS_AT, "slab_windows where stated");
-_Static_assert(HEAP_CHUNK_WINDOWS_AT % 4096u == 1024u, "slab_windows 1024 bytes past a page boundary");
+_Static_assert(offsetof(struct heap_chunk, used_map) == HEAP_CHUNK_LINKS_BYTES &&
+                   HEAP_CHUNK_LINKS_BYTES + HEAP_CHUNK_USED_MAP_BYTES < HEAP_CHUNK_WINDOWS_AT,
+               "used_map ends before slab_windows, in the same 4 KiB window");
 
 /* Offset of a chunk's first block: the header rounded up to the alignment. */
 #define HEAP_CHUNK_FIRST \
