@@ -518,6 +518,7 @@ void vm_init(uint64_t granule)
     map_identity("GIC CPU interface", VIRT_GIC_CPU_BASE, VIRT_GIC_CPU_SIZE, kIOInhibitCache, rw);
     map_identity("UART", VIRT_UART_BASE, VIRT_UART_SIZE, kIOInhibitCache, rw);
     map_identity("fw_cfg", VIRT_FW_CFG_BASE, VIRT_FW_CFG_SIZE, kIOInhibitCache, rw);
+    map_identity("virtio-mmio", VIRT_MMIO_BASE, VIRT_MMIO_SIZE, kIOInhibitCache, rw);
     map_identity("SMMU", VIRT_SMMU_BASE, VIRT_SMMU_SIZE, kIOInhibitCache, rw);
     map_identity("PCIe MMIO", VIRT_PCIE_MMIO_BASE, VIRT_PCIE_MMIO_SIZE, kIOInhibitCache, rw);
     map_identity("PCIe PIO", VIRT_PCIE_PIO_BASE, VIRT_PCIE_PIO_SIZE, kIOInhibitCache, rw);

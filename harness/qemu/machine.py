@@ -96,6 +96,7 @@ def qemu_command(
     *,
     ram_path: str,
     serial_path: str,
+    console_path: str,
     qmp_fd: int,
     gdb_fd: int | None,
     extra_args: Sequence[str] = (),
@@ -133,9 +134,19 @@ def qemu_command(
         f"name=opt/iomem/granule,string={profile.granule}",
         *[arg for name, value in profile.fw_cfg for arg in ("-fw_cfg", f"name={name},string={value}")],
         "-chardev",
-        f"pipe,id=serial0,path={serial_path}",  # serial_path.in / .out: harness/qemu/serial.py
+        f"pipe,id=serial0,path={serial_path}",  # the PL011: what the guest prints (harness/qemu/serial.py)
         "-serial",
         "chardev:serial0",
+        # What the guest reads: a virtio console, which takes a posted buffer's worth per turn
+        # of QEMU's main loop where the PL011 takes one byte (firmware/drivers/virtio_console.h).
+        "-chardev",
+        f"pipe,id=console0,path={console_path}",
+        "-global",
+        "virtio-mmio.force-legacy=false",
+        "-device",
+        "virtio-serial-device,max_ports=1",
+        "-device",
+        "virtconsole,chardev=console0",
         "-chardev",
         f"socket,id=qmp0,fd={qmp_fd}",
         "-mon",
@@ -225,6 +236,7 @@ class Machine:
                 self.firmware,
                 ram_path=self._ram_file.qemu_path,
                 serial_path=str(serial.path),
+                console_path=str(serial.console_path),
                 qmp_fd=theirs[0].fileno(),
                 gdb_fd=theirs[1].fileno() if self.want_gdb else None,
                 extra_args=self.extra_args,

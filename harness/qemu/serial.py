@@ -1,15 +1,22 @@
-"""The guest's serial line as two pipes the harness owns (QEMU ``-chardev pipe``).
+"""The guest's request line as two pipes the harness owns (QEMU ``-chardev pipe``).
 
-QEMU 7.2's PL011 hands each byte to its chardev on its own: one system call per byte out,
-one main-loop turn per byte in. Over pipes those calls are cheaper than over a Unix socket
-(``sendmsg``/``recvmsg`` and the socket's wake-ups): 8,000 pipelined ``obj new`` +
-``obj release`` took 20 % less wall time and 17 % less QEMU CPU (docs/harness.md, Speed).
+What the guest prints comes from its PL011; what it reads goes to a virtio console
+(``virtconsole`` on ``virtio-serial-device``). QEMU 7.2's PL011 takes its input one byte per
+turn of QEMU's main loop (with five event-notifier wake-ups and an interrupt per byte); the
+virtio console takes as much as the guest has posted buffers for. Output stays on the PL011
+(one system call per byte, about a ninth of an input byte's cost), so the boot banner, early
+panics and every reply arrive on one stream (docs/harness.md, Suite speed).
 
 ``-chardev pipe,path=P`` opens ``P.in`` (what the guest reads) and ``P.out`` (what it
-writes). The harness makes both anonymous pipes, passes QEMU their far ends as inherited
-fds, and names them for QEMU with two symlinks to ``/proc/self/fd/N``, which QEMU resolves
-in its own fd table; the links are removed as soon as QEMU has opened them. No FIFO exists on
-disk and nothing can connect in between, as with the socketpairs of QMP and the gdbstub.
+writes). Two chardevs: ``serial`` (the PL011: ``.out`` is the harness's read pipe, ``.in``
+is ``/dev/null``) and ``console`` (the virtio console: ``.in`` is the harness's write pipe,
+``.out`` is ``/dev/null``; the guest never transmits on it). The harness makes both pipes
+anonymous, passes QEMU their far ends as inherited fds, and names them for QEMU with
+symlinks to ``/proc/self/fd/N``, which QEMU resolves in its own fd table; the links are
+removed as soon as QEMU has opened them. No FIFO exists on disk and nothing can connect in
+between, as with the socketpairs of QMP and the gdbstub. Over pipes the per-byte calls cost
+less than ``sendmsg``/``recvmsg`` on a socket (20 % less wall time for 8,000 pipelined
+``obj new`` + ``obj release`` when both directions were on the PL011).
 """
 
 from __future__ import annotations
@@ -47,19 +54,30 @@ class SerialPlumbing:
     """Both pipes, QEMU's ends and their names, for one QEMU start."""
 
     def __init__(self, directory: Path) -> None:
-        self.path = directory / "serial"
+        self.path = directory / "serial"  # the PL011's chardev: the guest's output
+        self.console_path = directory / "console"  # the virtio console's: the guest's input
         guest_in_r, guest_in_w = os.pipe()
         guest_out_r, guest_out_w = os.pipe()
         self.ours = SerialPipes(guest_out_r, guest_in_w)
         self.theirs: tuple[int, ...] = (guest_in_r, guest_out_w)
         try:
-            for suffix, fd in ((".in", guest_in_r), (".out", guest_out_w)):
-                link = self.path.with_name(self.path.name + suffix)
+            for link, target in self._links(guest_in_r, guest_out_w):
                 link.unlink(missing_ok=True)
-                link.symlink_to(f"/proc/self/fd/{fd}")
+                link.symlink_to(target)
         except OSError:
             self.close()
             raise
+
+    def _links(self, guest_in: int, guest_out: int) -> list[tuple[Path, str]]:
+        def named(path: Path, suffix: str) -> Path:
+            return path.with_name(path.name + suffix)
+
+        return [
+            (named(self.path, ".in"), os.devnull),
+            (named(self.path, ".out"), f"/proc/self/fd/{guest_out}"),
+            (named(self.console_path, ".in"), f"/proc/self/fd/{guest_in}"),
+            (named(self.console_path, ".out"), os.devnull),
+        ]
 
     def qemu_opened(self) -> None:
         """QEMU holds its ends: drop the harness's copies (so QEMU's exit is end of file) and
@@ -71,9 +89,10 @@ class SerialPlumbing:
         self.unlink()
 
     def unlink(self) -> None:
-        for suffix in (".in", ".out"):
-            with contextlib.suppress(OSError):
-                self.path.with_name(self.path.name + suffix).unlink()
+        for path in (self.path, self.console_path):
+            for suffix in (".in", ".out"):
+                with contextlib.suppress(OSError):
+                    path.with_name(path.name + suffix).unlink()
 
     def close(self) -> None:
         """Everything, after a failed start."""

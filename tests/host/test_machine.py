@@ -17,10 +17,18 @@ def _cmd(name: str, *, gdb_fd: int | None = 7, trace_path: str | None = None) ->
         Path("/fw.elf"),
         ram_path="/proc/self/fd/9",
         serial_path="/a/serial",
+        console_path="/a/console",
         qmp_fd=6,
         gdb_fd=gdb_fd,
         trace_path=trace_path,
     )
+
+
+CONSOLE_DEVICES = ["virtio-serial-device,max_ports=1", "virtconsole,chardev=console0"]
+
+
+def _devices(cmd: list[str]) -> list[str]:
+    return [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-device"]
 
 
 def test_command_line_is_paused_isolated_and_complete() -> None:
@@ -33,20 +41,23 @@ def test_command_line_is_paused_isolated_and_complete() -> None:
     assert "name=opt/iomem/granule,string=16384" in cmd
     assert (
         "pipe,id=serial0,path=/a/serial" in cmd
+        and "pipe,id=console0,path=/a/console" in cmd
+        and "virtconsole,chardev=console0" in cmd
+        and "virtio-mmio.force-legacy=false" in cmd
         and "socket,id=qmp0,fd=6" in cmd
         and "socket,id=gdb0,fd=7" in cmd
     )
     assert any("memory-backend-file" in a and "share=on" in a and "size=256M" in a for a in cmd)
     assert cmd[cmd.index("-kernel") + 1] == "/fw.elf"
-    assert cmd[cmd.index("-device") + 1] == "edu,addr=0x01,dma_mask=0xffffffffffffffff"
+    assert _devices(cmd) == [*CONSOLE_DEVICES, "edu,addr=0x01,dma_mask=0xffffffffffffffff"]
     assert "-icount" not in cmd and "-trace" not in cmd  # no SMMU: nothing to trace
 
 
 def test_dma_profiles_pin_edu_and_set_its_mask() -> None:
     smmu = _cmd("virt-4k-smmu")
-    assert smmu[smmu.index("-device") + 1] == "edu,addr=0x01,dma_mask=0xfffffff"  # QEMU's 28-bit default
+    assert _devices(smmu) == [*CONSOLE_DEVICES, "edu,addr=0x01,dma_mask=0xfffffff"]  # QEMU's 28-bit default
     dma32 = _cmd("virt-4k-dma32")
-    assert dma32[dma32.index("-device") + 1] == "edu,addr=0x01,dma_mask=0xffffffff"
+    assert _devices(dma32) == [*CONSOLE_DEVICES, "edu,addr=0x01,dma_mask=0xffffffff"]
     assert "name=opt/iomem/dma-high,string=1" in dma32
     assert any("size=4608M" in a for a in dma32) and dma32[dma32.index("-m") + 1] == "4608M"
     assert "iommu=smmuv3" in _cmd("virt-64k-smmu")[_cmd("virt-64k-smmu").index("-machine") + 1]

@@ -34,6 +34,13 @@
 /* The PL011's interrupt: SPI 1, i.e. GIC INTID 32 + 1. */
 #define VIRT_UART_INTID 33
 
+/* The virtio-mmio transports: 32 of 0x200 bytes each, slot n on SPI 16 + n. */
+#define VIRT_MMIO_BASE UINT64_C(0x0a000000)
+#define VIRT_MMIO_STRIDE UINT64_C(0x200)
+#define VIRT_MMIO_COUNT 32u
+#define VIRT_MMIO_SIZE (VIRT_MMIO_STRIDE * VIRT_MMIO_COUNT)
+#define VIRT_MMIO_INTID(slot) (32u + 16u + (slot))
+
 /* QEMU places the device tree blob at the start of RAM for ELF images. */
 #define VIRT_DTB_BASE VIRT_RAM_BASE
 #define VIRT_DTB_MAX_SIZE UINT64_C(0x100000)

@@ -1,0 +1,251 @@
+/*
+ * virtio_console.c - receive-only virtio console on virtio-mmio (virtio_console.h).
+ *
+ * One split virtqueue (the console's receiveq, queue 0) of VCON_QUEUE_SIZE
+ * device-writable buffers of VCON_BUFFER_SIZE bytes, all in .bss: RAM is
+ * identity mapped and Normal Write-Back, and QEMU's device model is coherent
+ * with the CPU, so no cache maintenance is needed, only ordering.
+ *
+ * Invariant: every descriptor is in exactly one place: posted and not yet
+ * used, used and not yet taken, or the one being handed out (`reading`). So
+ * avail_idx - last_used is VCON_QUEUE_SIZE, less one while a buffer is being
+ * read.
+ */
+#include "drivers/virtio_console.h"
+
+#include <stdint.h>
+
+#include "arch/arm64/platform.h"
+#include "arch/arm64/sysreg.h"
+#include "drivers/gic.h"
+#include "drivers/mmio.h"
+#include "lib/addr.h"
+
+/* virtio-mmio registers, version 2 (virtio 1.2 §4.2.2, table 4.1). */
+#define VIRTIO_MMIO_MAGIC_VALUE 0x000
+#define VIRTIO_MMIO_VERSION 0x004
+#define VIRTIO_MMIO_DEVICE_ID 0x008
+#define VIRTIO_MMIO_DEVICE_FEATURES 0x010
+#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
+#define VIRTIO_MMIO_DRIVER_FEATURES 0x020
+#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
+#define VIRTIO_MMIO_QUEUE_SEL 0x030
+#define VIRTIO_MMIO_QUEUE_NUM_MAX 0x034
+#define VIRTIO_MMIO_QUEUE_NUM 0x038
+#define VIRTIO_MMIO_QUEUE_READY 0x044
+#define VIRTIO_MMIO_QUEUE_NOTIFY 0x050
+#define VIRTIO_MMIO_INTERRUPT_STATUS 0x060
+#define VIRTIO_MMIO_INTERRUPT_ACK 0x064
+#define VIRTIO_MMIO_STATUS 0x070
+#define VIRTIO_MMIO_QUEUE_DESC_LOW 0x080
+#define VIRTIO_MMIO_QUEUE_DESC_HIGH 0x084
+#define VIRTIO_MMIO_QUEUE_DRIVER_LOW 0x090
+#define VIRTIO_MMIO_QUEUE_DRIVER_HIGH 0x094
+#define VIRTIO_MMIO_QUEUE_DEVICE_LOW 0x0a0
+#define VIRTIO_MMIO_QUEUE_DEVICE_HIGH 0x0a4
+
+#define VIRTIO_MMIO_MAGIC UINT32_C(0x74726976) /* "virt" */
+#define VIRTIO_MMIO_VERSION_MODERN 2u          /* 1 is legacy: not driven */
+#define VIRTIO_ID_CONSOLE 3u
+
+/* Device status bits (§2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE 1u
+#define VIRTIO_STATUS_DRIVER 2u
+#define VIRTIO_STATUS_DRIVER_OK 4u
+#define VIRTIO_STATUS_FEATURES_OK 8u
+#define VIRTIO_STATUS_FAILED 0x80u
+
+/* VIRTIO_F_VERSION_1 is feature bit 32: bit 0 of feature word 1. */
+#define VIRTIO_FEATURE_WORD_HIGH 1u
+#define VIRTIO_F_VERSION_1_HIGH_BIT (1u << 0)
+
+/* The console's queues without VIRTIO_CONSOLE_F_MULTIPORT (§5.3.2): port 0's receiveq. */
+#define VCON_RECEIVEQ 0u
+
+#define VIRTQ_DESC_F_WRITE 2u /* the device writes the buffer */
+
+#define VCON_QUEUE_SIZE 8u    /* descriptors; a power of two, as the split ring needs */
+#define VCON_BUFFER_SIZE 512u /* bytes each: 4 KiB posted, four of the agent's longest lines */
+
+_Static_assert((VCON_QUEUE_SIZE & (VCON_QUEUE_SIZE - 1u)) == 0, "queue size is a power of two");
+
+/* The split virtqueue's three parts (§2.7), each aligned as §2.7 requires. */
+struct virtq_desc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+};
+
+struct virtq_avail {
+    uint16_t flags; /* 0: interrupts wanted */
+    uint16_t idx;
+    uint16_t ring[VCON_QUEUE_SIZE];
+    uint16_t used_event; /* unused: VIRTIO_F_EVENT_IDX is not negotiated */
+};
+
+struct virtq_used_elem {
+    uint32_t id;
+    uint32_t len;
+};
+
+struct virtq_used {
+    uint16_t flags;
+    uint16_t idx;
+    struct virtq_used_elem ring[VCON_QUEUE_SIZE];
+    uint16_t avail_event;
+};
+
+static struct virtq_desc vcon_desc[VCON_QUEUE_SIZE] __attribute__((aligned(16)));
+static struct virtq_avail vcon_avail __attribute__((aligned(2)));
+static volatile struct virtq_used vcon_used __attribute__((aligned(4))); /* written by the device */
+static uint8_t vcon_buffers[VCON_QUEUE_SIZE][VCON_BUFFER_SIZE];
+
+static struct {
+    uintptr_t base;     /* the transport's registers; 0: no console */
+    uint16_t avail_idx; /* buffers posted so far (mod 2^16) */
+    uint16_t last_used; /* used entries taken so far (mod 2^16) */
+    bool reading;       /* a used buffer is being handed out byte by byte */
+    uint16_t current;   /* its descriptor */
+    uint32_t offset;    /* next byte */
+    uint32_t length;    /* bytes the device wrote into it */
+} vcon;
+
+static inline uint32_t reg_read(unsigned reg) { return mmio_read32(vcon.base + reg); }
+static inline void reg_write(unsigned reg, uint32_t v) { mmio_write32(vcon.base + reg, v); }
+
+static uint64_t pa_of(const void *p) { return pa_addr(pa_from_va_identity(va_from_ptr(p))); }
+
+static void set_address(unsigned low_reg, unsigned high_reg, const void *p)
+{
+    uint64_t pa = pa_of(p);
+    reg_write(low_reg, (uint32_t)pa);
+    reg_write(high_reg, (uint32_t)(pa >> 32));
+}
+
+/* Hands descriptor `id` back to the device and tells it so. */
+static void post(uint16_t id)
+{
+    vcon_avail.ring[vcon.avail_idx % VCON_QUEUE_SIZE] = id;
+    dsb_ishst(); /* the ring entry before the index that publishes it */
+    vcon.avail_idx++;
+    *(volatile uint16_t *)&vcon_avail.idx = vcon.avail_idx;
+    dsb_ishst(); /* the index before the notification (a Device write) */
+    reg_write(VIRTIO_MMIO_QUEUE_NOTIFY, VCON_RECEIVEQ);
+}
+
+static bool fail(void)
+{
+    reg_write(VIRTIO_MMIO_STATUS, reg_read(VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_FAILED);
+    vcon.base = 0;
+    return false;
+}
+
+/* The driver side of §3.1.1 for the transport at vcon.base. */
+static bool start(void)
+{
+    reg_write(VIRTIO_MMIO_STATUS, 0); /* reset */
+    reg_write(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+    reg_write(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+
+    reg_write(VIRTIO_MMIO_DEVICE_FEATURES_SEL, VIRTIO_FEATURE_WORD_HIGH);
+    if (!(reg_read(VIRTIO_MMIO_DEVICE_FEATURES) & VIRTIO_F_VERSION_1_HIGH_BIT))
+        return fail();
+    reg_write(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+    reg_write(VIRTIO_MMIO_DRIVER_FEATURES, 0); /* no size, no multiport, no emergency write */
+    reg_write(VIRTIO_MMIO_DRIVER_FEATURES_SEL, VIRTIO_FEATURE_WORD_HIGH);
+    reg_write(VIRTIO_MMIO_DRIVER_FEATURES, VIRTIO_F_VERSION_1_HIGH_BIT);
+    reg_write(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    if (!(reg_read(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK))
+        return fail();
+
+    reg_write(VIRTIO_MMIO_QUEUE_SEL, VCON_RECEIVEQ);
+    if (reg_read(VIRTIO_MMIO_QUEUE_READY) != 0 || reg_read(VIRTIO_MMIO_QUEUE_NUM_MAX) < VCON_QUEUE_SIZE)
+        return fail();
+    for (uint16_t i = 0; i < VCON_QUEUE_SIZE; i++) {
+        vcon_desc[i] = (struct virtq_desc){
+            .addr = pa_of(vcon_buffers[i]), .len = VCON_BUFFER_SIZE, .flags = VIRTQ_DESC_F_WRITE, .next = 0};
+        vcon_avail.ring[i] = i;
+    }
+    vcon_avail.flags = 0;
+    vcon.avail_idx = VCON_QUEUE_SIZE;
+    vcon_avail.idx = vcon.avail_idx;
+    vcon.last_used = vcon_used.idx; /* 0 after the reset */
+    vcon.reading = false;
+    reg_write(VIRTIO_MMIO_QUEUE_NUM, VCON_QUEUE_SIZE);
+    set_address(VIRTIO_MMIO_QUEUE_DESC_LOW, VIRTIO_MMIO_QUEUE_DESC_HIGH, vcon_desc);
+    set_address(VIRTIO_MMIO_QUEUE_DRIVER_LOW, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, &vcon_avail);
+    set_address(VIRTIO_MMIO_QUEUE_DEVICE_LOW, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (const void *)&vcon_used);
+    dsb_ishst(); /* the ring in RAM before the device may read it */
+    reg_write(VIRTIO_MMIO_QUEUE_READY, 1);
+    reg_write(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+                                      VIRTIO_STATUS_DRIVER_OK);
+    reg_write(VIRTIO_MMIO_QUEUE_NOTIFY, VCON_RECEIVEQ);
+    return true;
+}
+
+bool vcon_init(void)
+{
+    for (unsigned slot = 0; slot < VIRT_MMIO_COUNT; slot++) {
+        uintptr_t base = (uintptr_t)(VIRT_MMIO_BASE + (uint64_t)slot * VIRT_MMIO_STRIDE);
+        if (mmio_read32(base + VIRTIO_MMIO_MAGIC_VALUE) != VIRTIO_MMIO_MAGIC ||
+            mmio_read32(base + VIRTIO_MMIO_DEVICE_ID) != VIRTIO_ID_CONSOLE)
+            continue;
+        if (mmio_read32(base + VIRTIO_MMIO_VERSION) != VIRTIO_MMIO_VERSION_MODERN)
+            return false; /* legacy transport (QEMU's default unless force-legacy=false) */
+        vcon.base = base;
+        if (!start())
+            return false;
+        gic_enable_spi(VIRT_MMIO_INTID(slot));
+        return true;
+    }
+    return false;
+}
+
+bool vcon_present(void) { return vcon.base != 0; }
+
+/* The next used buffer, or false when the device has returned none. The
+ * transport's interrupt is acknowledged first, then the ring looked at: a
+ * buffer used after the acknowledgement raises the line anew, so wfi cannot
+ * miss it, and while the buffer's requests run (a DMA wait sleeps in wfi too)
+ * the line is up only if more input has come, as the UART's would be. */
+static bool next_used(void)
+{
+    uint32_t status = reg_read(VIRTIO_MMIO_INTERRUPT_STATUS);
+
+    if (status != 0)
+        reg_write(VIRTIO_MMIO_INTERRUPT_ACK, status);
+    dsb_ish(); /* the acknowledgement before the look at the index */
+    uint16_t device_idx = vcon_used.idx;
+    if (device_idx == vcon.last_used)
+        return false;
+    dsb_ish(); /* the index before the entry it publishes */
+    uint32_t id = vcon_used.ring[vcon.last_used % VCON_QUEUE_SIZE].id;
+    uint32_t length = vcon_used.ring[vcon.last_used % VCON_QUEUE_SIZE].len;
+    vcon.last_used++;
+    vcon.current = (uint16_t)(id % VCON_QUEUE_SIZE); /* a device out of range cannot make us read elsewhere */
+    vcon.length = length < VCON_BUFFER_SIZE ? length : VCON_BUFFER_SIZE;
+    vcon.offset = 0;
+    vcon.reading = true;
+    return true;
+}
+
+int vcon_try_getc(void)
+{
+    if (vcon.base == 0)
+        return -1;
+    while (!vcon.reading || vcon.offset == vcon.length) {
+        if (vcon.reading) { /* an empty or finished buffer goes back */
+            vcon.reading = false;
+            post(vcon.current);
+        }
+        if (!next_used())
+            return -1;
+    }
+    int c = vcon_buffers[vcon.current][vcon.offset++];
+    if (vcon.offset == vcon.length) {
+        vcon.reading = false;
+        post(vcon.current);
+    }
+    return c;
+}
