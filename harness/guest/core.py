@@ -96,11 +96,14 @@ class Guest(HeapVerbs):
         firmware: Path | None = None,
         extra_args: tuple[str, ...] = (),
         check_build_id: bool = True,
+        uart_input: bool = False,
     ) -> None:
         self.profile = profile
         self.artifacts = Path(artifacts) if artifacts else Path(tempfile.mkdtemp(prefix="iomem-"))
         self.elf = _firmware(Path(firmware) if firmware is not None else ensure_firmware(profile))
-        self.machine = Machine(profile, self.elf.path, self.artifacts, extra_args=extra_args)
+        self.machine = Machine(
+            profile, self.elf.path, self.artifacts, extra_args=extra_args, uart_input=uart_input
+        )
         self.console: Console | None = None
         self.banner: Banner | None = None
         self._check_build_id = check_build_id
@@ -144,7 +147,13 @@ class Guest(HeapVerbs):
 
     def _may_take_a_parked_machine(self) -> bool:
         m = self.machine
-        return warm.enabled() and m.state is Runstate.CREATED and m.die_with_parent and not m.extra_args
+        return (
+            warm.enabled()
+            and m.state is Runstate.CREATED
+            and m.die_with_parent
+            and not m.extra_args
+            and not m.uart_input
+        )
 
     def _reboot_parked(self, machine: Machine) -> None:
         """Boot on a parked machine (harness/guest/warm.py): this guest's console log is its
@@ -172,7 +181,7 @@ class Guest(HeapVerbs):
             return False
         if m.gdbstub is not None and m.gdbstub.breakpoints:  # they would outlive the reset
             return False
-        if console.touched_devices or m.extra_args or not m.die_with_parent:
+        if console.touched_devices or m.extra_args or m.uart_input or not m.die_with_parent:
             return False
         if m.state is not Runstate.RUNNING or not m.alive() or not m.said_nothing():
             return False

@@ -41,7 +41,7 @@ PIPELINE_REQUESTS = 64
 """At most this many pipelined requests are sent and not yet answered ..."""
 PIPELINE_BYTES = 16 * 1024
 """... and at most this many bytes of them: far below a pipe's buffer (64 KiB), so a send
-never blocks while QEMU, its UART output unread, waits for the harness (no deadlock)."""
+never blocks while QEMU, its PL011 output unread, waits for the harness (no deadlock)."""
 
 DEVICE_VERBS = frozenset({b"dma", b"edu", b"poke"})
 """Words that, anywhere in what is sent, mean the guest may have driven a device whose state
@@ -187,8 +187,9 @@ class Console:
         """Many requests without a round trip each: up to :data:`PIPELINE_REQUESTS` (and
         :data:`PIPELINE_BYTES`) are on the wire at once, and every reply is read in order
         and matched to its request's tag exactly as :meth:`request` does. Nothing is lost:
-        the guest reads its UART only when it has room (QEMU's chardev holds the rest in the
-        socket), and handles one line at a time. ``timeout`` is per reply."""
+        QEMU takes input from the pipe only as far as the guest has room (the virtio
+        console's posted buffers, or the UART's FIFO), the rest waits in the pipe, and the
+        guest handles one line at a time. ``timeout`` is per reply."""
         checked = [check_request(line) for line in lines]
         replies: list[Reply] = []
         with self._lock:

@@ -176,12 +176,15 @@ class Machine:
         *,
         extra_args: Sequence[str] = (),
         gdb: bool = True,
+        uart_input: bool = False,
     ) -> None:
         self.profile = profile
         self.firmware = Path(firmware)
         self.artifacts = Path(artifacts)
         self.extra_args = tuple(extra_args)
         self.want_gdb = gdb
+        # Requests written to the PL011 instead of the virtio console (harness/qemu/serial.py).
+        self.uart_input = uart_input
         # False only for guests that may be kept after the harness exits (pytest --iomem-keep).
         self.die_with_parent = True
         self.state = Runstate.CREATED
@@ -229,7 +232,7 @@ class Machine:
                 ours.append(a)
                 theirs.append(b)
             qmp_sock = ours[0]
-            serial = SerialPlumbing(self.artifacts)
+            serial = SerialPlumbing(self.artifacts, uart_input=self.uart_input)
             self._ram_file = RamFile(self.profile.ram_size)
             self.cmdline = qemu_command(
                 self.profile,

@@ -53,9 +53,12 @@ class SerialPipes:
 class SerialPlumbing:
     """Both pipes, QEMU's ends and their names, for one QEMU start."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, uart_input: bool = False) -> None:
         self.path = directory / "serial"  # the PL011's chardev: the guest's output
         self.console_path = directory / "console"  # the virtio console's: the guest's input
+        # uart_input: the harness writes to the PL011 instead and the virtio console reads
+        # /dev/null, as for a person on the UART alone (the protocol's own transport).
+        self.uart_input = uart_input
         guest_in_r, guest_in_w = os.pipe()
         guest_out_r, guest_out_w = os.pipe()
         self.ours = SerialPipes(guest_out_r, guest_in_w)
@@ -72,10 +75,11 @@ class SerialPlumbing:
         def named(path: Path, suffix: str) -> Path:
             return path.with_name(path.name + suffix)
 
+        requests = f"/proc/self/fd/{guest_in}"
         return [
-            (named(self.path, ".in"), os.devnull),
+            (named(self.path, ".in"), requests if self.uart_input else os.devnull),
             (named(self.path, ".out"), f"/proc/self/fd/{guest_out}"),
-            (named(self.console_path, ".in"), f"/proc/self/fd/{guest_in}"),
+            (named(self.console_path, ".in"), os.devnull if self.uart_input else requests),
             (named(self.console_path, ".out"), os.devnull),
         ]
 

@@ -1,7 +1,8 @@
-"""Pipelined requests (``Guest.pipeline``) on the real serial line: the guest reads its UART
-only when it has room and handles one line at a time, so many requests can be on the wire at
-once and nothing is lost, reordered or mixed up. Each reply is checked against what the host
-reads in guest RAM, and against the same requests sent one at a time."""
+"""Pipelined requests (``Guest.pipeline``) on the real request line: the guest takes input only
+as far as it has room (docs/protocol-notes.md, Transport) and handles one line at a time, so
+many requests can be on the wire at once and nothing is lost, reordered or mixed up. Each
+reply is checked against what the host reads in guest RAM, and against the same requests sent
+one at a time."""
 
 from __future__ import annotations
 
