@@ -90,6 +90,11 @@ def device_option(profile: Profile, device: str) -> str:
     return device
 
 
+def _opt_value(value: str) -> str:
+    """``value`` inside a QEMU option string, where a comma separates options: doubled."""
+    return value.replace(",", ",,")
+
+
 def qemu_command(
     profile: Profile,
     firmware: Path,
@@ -120,7 +125,7 @@ def qemu_command(
         "-m",
         f"{profile.ram_mib}M",
         "-object",
-        f"memory-backend-file,id=ram,size={profile.ram_mib}M,mem-path={ram_path},share=on",
+        f"memory-backend-file,id=ram,size={profile.ram_mib}M,mem-path={_opt_value(ram_path)},share=on",
         "-nodefaults",
         "-nic",
         "none",
@@ -134,13 +139,13 @@ def qemu_command(
         f"name=opt/iomem/granule,string={profile.granule}",
         *[arg for name, value in profile.fw_cfg for arg in ("-fw_cfg", f"name={name},string={value}")],
         "-chardev",
-        f"pipe,id=serial0,path={serial_path}",  # the PL011: what the guest prints (harness/qemu/serial.py)
+        f"pipe,id=serial0,path={_opt_value(serial_path)}",  # the PL011: what the guest prints (harness/qemu/serial.py)
         "-serial",
         "chardev:serial0",
         # What the guest reads: a virtio console, which takes a posted buffer's worth per turn
         # of QEMU's main loop where the PL011 takes one byte (firmware/drivers/virtio_console.h).
         "-chardev",
-        f"pipe,id=console0,path={console_path}",
+        f"pipe,id=console0,path={_opt_value(console_path)}",
         "-global",
         "virtio-mmio.force-legacy=false",
         "-device",
@@ -160,7 +165,7 @@ def qemu_command(
         cmd += ["-icount", profile.icount]
     if trace_path is not None and profile.smmu:
         for event in SMMU_TRACE_EVENTS:
-            cmd += ["-trace", f"enable={event},file={trace_path.replace(',', ',,')}"]
+            cmd += ["-trace", f"enable={event},file={_opt_value(trace_path)}"]
     cmd += list(profile.qemu_args) + list(extra_args)
     return cmd
 

@@ -103,3 +103,22 @@ def test_qemu_fatal_lines_and_edu_clamps_are_read_from_qemus_output(tmp_path: Pa
     machine = Machine(profiles.load("virt-4k-smmu"), tmp_path / "fw.elf", tmp_path)
     machine.stderr_path.write_text(stderr)
     assert machine.edu_clamps() == [(0x1000_1000, 0x1000)]
+
+
+def test_a_comma_in_an_artifacts_path_is_escaped_in_every_option() -> None:
+    """`iomem bench` names directories after what it measures ("virt-4k-smmu, icount off"):
+    QEMU would read the rest of such a path as another option."""
+    cmd = qemu_command(
+        profiles.load("virt-4k-smmu"),
+        Path("/fw.elf"),
+        ram_path="/r,1",
+        serial_path="/a, b/serial",
+        console_path="/a, b/console",
+        qmp_fd=6,
+        gdb_fd=None,
+        trace_path="/a, b/t.log",
+    )
+    assert "pipe,id=serial0,path=/a,, b/serial" in cmd
+    assert "pipe,id=console0,path=/a,, b/console" in cmd
+    assert any("mem-path=/r,,1,share=on" in a for a in cmd)
+    assert all(",, b/t.log" in a for a in cmd if a.startswith("enable="))
