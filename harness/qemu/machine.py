@@ -138,8 +138,8 @@ def qemu_command(
         "-fw_cfg",
         f"name=opt/iomem/granule,string={profile.granule}",
         *[arg for name, value in profile.fw_cfg for arg in ("-fw_cfg", f"name={name},string={value}")],
-        "-chardev",
-        f"pipe,id=serial0,path={_opt_value(serial_path)}",  # the PL011: what the guest prints (harness/qemu/serial.py)
+        "-chardev",  # the PL011: what the guest prints (harness/qemu/serial.py)
+        f"pipe,id=serial0,path={_opt_value(serial_path)}",
         "-serial",
         "chardev:serial0",
         # What the guest reads: a virtio console, which takes a posted buffer's worth per turn
