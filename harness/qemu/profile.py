@@ -18,6 +18,8 @@ from harness import PROJECT_ROOT
 from harness.errors import ProfileError
 
 PROFILE_DIR = PROJECT_ROOT / "guest"
+# Devices that would add a virtio console beside the harness's (the firmware takes the first).
+CONSOLE_DEVICE_PREFIXES = ("virtio-serial", "virtconsole", "virtserialport")
 DEFAULT_PROFILE = "virt-4k"
 
 GRANULES = (4096, 16384, 65536)
@@ -205,8 +207,15 @@ def validate(data: dict[str, Any], path: str, expected_name: str | None = None) 
             "-icount",
             "-trace",
             "-fw_cfg",
+            "-global",
         ):
             raise fail("qemu_args", f"{arg} is set by the harness and cannot be overridden")
+        if arg.startswith(CONSOLE_DEVICE_PREFIXES):
+            raise fail(
+                "qemu_args",
+                f"{arg}: the harness's requests go to its own virtio console (harness/qemu/serial.py); "
+                "a second one could take them",
+            )
     return Profile(
         name=name,
         machine=data["machine"],

@@ -73,6 +73,8 @@ def test_good_profile_loads(tmp_path: Path) -> None:
         (lambda t: t + "edu_dma_bits = 28\n", "edu_dma_bits", "reach no RAM"),
         (lambda t: t + 'icount = "x; y"\n', "icount", "not a QEMU -icount"),
         (lambda t: t + 'qemu_args = ["-icount", "1"]\n', "qemu_args", "set by the harness"),
+        (lambda t: t + 'qemu_args = ["-global", "x.y=1"]\n', "qemu_args", "set by the harness"),
+        (lambda t: t + 'qemu_args = ["-device", "virtconsole"]\n', "qemu_args", "its own virtio console"),
         (lambda t: t + '[fw_cfg]\n"etc/x" = "1"\n', "fw_cfg", "not an fw_cfg file name"),
         (lambda t: t + '[fw_cfg]\n"opt/iomem/granule" = "1"\n', "fw_cfg", "set by the harness"),
         (lambda t: t + '[fw_cfg]\n"opt/x" = "a,b"\n', "fw_cfg", "without commas"),
