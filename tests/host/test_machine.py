@@ -11,13 +11,20 @@ from harness.qemu import profile as profiles
 from harness.qemu.machine import SMMU_TRACE_EVENTS, Machine, Runstate, qemu_command
 
 
-def _cmd(name: str, *, gdb_fd: int | None = 7, trace_path: str | None = None) -> list[str]:
+def _cmd(
+    name: str,
+    *,
+    gdb_fd: int | None = 7,
+    trace_path: str | None = None,
+    ram_path: str = "/proc/self/fd/9",
+    directory: str = "/a",
+) -> list[str]:
     return qemu_command(
         profiles.load(name),
         Path("/fw.elf"),
-        ram_path="/proc/self/fd/9",
-        serial_path="/a/serial",
-        console_path="/a/console",
+        ram_path=ram_path,
+        serial_path=f"{directory}/serial",
+        console_path=f"{directory}/console",
         qmp_fd=6,
         gdb_fd=gdb_fd,
         trace_path=trace_path,
@@ -108,16 +115,7 @@ def test_qemu_fatal_lines_and_edu_clamps_are_read_from_qemus_output(tmp_path: Pa
 def test_a_comma_in_an_artifacts_path_is_escaped_in_every_option() -> None:
     """`iomem bench` names directories after what it measures ("virt-4k-smmu, icount off"):
     QEMU would read the rest of such a path as another option."""
-    cmd = qemu_command(
-        profiles.load("virt-4k-smmu"),
-        Path("/fw.elf"),
-        ram_path="/r,1",
-        serial_path="/a, b/serial",
-        console_path="/a, b/console",
-        qmp_fd=6,
-        gdb_fd=None,
-        trace_path="/a, b/t.log",
-    )
+    cmd = _cmd("virt-4k-smmu", gdb_fd=None, trace_path="/a, b/t.log", ram_path="/r,1", directory="/a, b")
     assert "pipe,id=serial0,path=/a,, b/serial" in cmd
     assert "pipe,id=console0,path=/a,, b/console" in cmd
     assert any("mem-path=/r,,1,share=on" in a for a in cmd)
