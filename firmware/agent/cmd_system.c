@@ -11,6 +11,7 @@
 #include "arch/arm64/psci.h"
 #include "arch/arm64/sysreg.h"
 #include "drivers/pl011.h"
+#include "drivers/virtio_console.h"
 #include "mm/layout.h"
 
 extern const struct agent_stats_hook __start_agent_stats[], __stop_agent_stats[];
@@ -116,7 +117,8 @@ AGENT_COMMAND(cmd_stats, "stats", "[keys=LIST]", STATS_OWN_KEYS, "")
 static void power_off(void *ctx)
 {
     (void)ctx;
-    pl011_flush(); /* the `ok` must leave the UART before the machine stops */
+    vcon_flush(); /* the `ok` must leave the console or the UART before the machine stops */
+    pl011_flush();
     psci_system_off();
 }
 

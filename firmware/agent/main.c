@@ -32,10 +32,18 @@
 
 static struct agent_session session;
 
+/* Where the session's output goes: the transport the byte being handled came
+ * in on (docs/protocol-notes.md, Transport). The banner, before any input, and
+ * everything for the UART's own requests go to the UART. */
+static bool reply_on_vcon;
+
 static void console_write(void *ctx, const char *s, size_t n)
 {
     (void)ctx;
-    pl011_write(s, n);
+    if (reply_on_vcon)
+        vcon_write(s, n);
+    else
+        pl011_write(s, n);
 }
 
 /* Hand the heap range to the allocators, in their order: pages, heap, objects. */
@@ -92,7 +100,8 @@ int main(void)
 
     /*
      * Serve forever. Input comes from the virtio console when there is one
-     * (the harness writes there), else from the UART; both are read. With no
+     * (the harness writes there), else from the UART; both are read, and each
+     * byte's output goes back the way it came. With no
      * input pending, sleep in wfi: the UART's RX interrupt is pending at the
      * GIC while its FIFO holds data, and the virtio transport's while a used
      * buffer is unacknowledged (vcon_try_getc), which wakes
@@ -104,12 +113,15 @@ int main(void)
      */
     for (;;) {
         int c = vcon_try_getc();
+        bool from_vcon = c >= 0;
         if (c < 0)
             c = pl011_try_getc();
         if (c < 0) {
+            vcon_flush(); /* a prompt or an echo not ended by a newline */
             wfi();
             continue;
         }
+        reply_on_vcon = from_vcon;
         agent_session_input(&session, (uint8_t)c);
     }
 }

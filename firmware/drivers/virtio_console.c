@@ -1,15 +1,17 @@
 /*
- * virtio_console.c - receive-only virtio console on virtio-mmio (virtio_console.h).
+ * virtio_console.c - virtio console on virtio-mmio (virtio_console.h).
  *
- * One split virtqueue (the console's receiveq, queue 0) of VCON_QUEUE_SIZE
- * device-writable buffers of VCON_BUFFER_SIZE bytes, all in .bss: RAM is
+ * Two split virtqueues: the receiveq (queue 0) of VCON_QUEUE_SIZE
+ * device-writable buffers of VCON_BUFFER_SIZE bytes, and the transmitq
+ * (queue 1) with one VCON_TX_SIZE buffer in flight at a time; all in .bss: RAM is
  * identity mapped and Normal Write-Back, and QEMU's device model is coherent
  * with the CPU, so no cache maintenance is needed, only ordering.
  *
- * Invariant: every descriptor is in exactly one place: posted and not yet
- * used, used and not yet taken, or the one being handed out (`reading`). So
- * avail_idx - last_used is VCON_QUEUE_SIZE, less one while a buffer is being
- * read.
+ * Invariants: every receive descriptor is in exactly one place: posted and
+ * not yet used, used and not yet taken, or the one being handed out
+ * (`reading`); so avail_idx - last_used is VCON_QUEUE_SIZE, less one while a
+ * buffer is being read. Outside vcon_flush() the transmit ring is idle: the
+ * device has used every buffer handed over (tx_used.idx == tx_avail).
  */
 #include "drivers/virtio_console.h"
 
@@ -59,17 +61,23 @@
 #define VIRTIO_FEATURE_WORD_HIGH 1u
 #define VIRTIO_F_VERSION_1_HIGH_BIT (1u << 0)
 
-/* The console's queues without VIRTIO_CONSOLE_F_MULTIPORT (§5.3.2): port 0's receiveq. */
+/* The console's queues without VIRTIO_CONSOLE_F_MULTIPORT (§5.3.2): port 0's receiveq and transmitq. */
 #define VCON_RECEIVEQ 0u
+#define VCON_TRANSMITQ 1u
 
-#define VIRTQ_DESC_F_WRITE 2u /* the device writes the buffer */
+#define VIRTQ_DESC_F_WRITE 2u        /* the device writes the buffer */
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1u /* no interrupt when the device uses a buffer */
 
 #define VCON_QUEUE_SIZE 8u    /* descriptors; a power of two, as the split ring needs */
 #define VCON_BUFFER_SIZE 512u /* bytes each: 4 KiB posted, four of the agent's longest lines */
+#define VCON_TX_QUEUE_SIZE 2u /* one buffer in flight at a time; the ring's size a power of two */
+#define VCON_TX_SIZE 4096u    /* bytes sent per notification at most */
 
 _Static_assert((VCON_QUEUE_SIZE & (VCON_QUEUE_SIZE - 1u)) == 0, "queue size is a power of two");
 
-/* The split virtqueue's three parts (§2.7), each aligned as §2.7 requires. */
+/* The split virtqueue's three parts (§2.7), each aligned as §2.7 requires;
+ * one shape for both queues, at the receive queue's size (the transmit queue
+ * uses its first VCON_TX_QUEUE_SIZE entries). */
 struct virtq_desc {
     uint64_t addr;
     uint32_t len;
@@ -101,6 +109,14 @@ static struct virtq_avail vcon_avail __attribute__((aligned(2)));
 static volatile struct virtq_used vcon_used __attribute__((aligned(4))); /* written by the device */
 static uint8_t vcon_buffers[VCON_QUEUE_SIZE][VCON_BUFFER_SIZE];
 
+/* The transmit queue: replies to requests that came in on the console. */
+static struct virtq_desc vcon_tx_desc[VCON_TX_QUEUE_SIZE] __attribute__((aligned(16)));
+static struct virtq_avail vcon_tx_avail __attribute__((aligned(2)));
+static volatile struct virtq_used vcon_tx_used __attribute__((aligned(4))); /* written by the device */
+static uint8_t vcon_tx_buffer[VCON_TX_SIZE];
+_Static_assert(VCON_TX_QUEUE_SIZE <= VCON_QUEUE_SIZE && (VCON_TX_QUEUE_SIZE & (VCON_TX_QUEUE_SIZE - 1u)) == 0,
+               "the transmit ring fits the shared shape and is a power of two");
+
 static struct {
     uintptr_t base;     /* the transport's registers; 0: no console */
     uint16_t avail_idx; /* buffers posted so far (mod 2^16) */
@@ -109,6 +125,8 @@ static struct {
     uint16_t current;   /* its descriptor */
     uint32_t offset;    /* next byte */
     uint32_t length;    /* bytes the device wrote into it */
+    uint16_t tx_avail;  /* transmit buffers handed over so far (mod 2^16) */
+    uint32_t tx_length; /* bytes waiting in vcon_tx_buffer */
 } vcon;
 
 static inline uint32_t reg_read(unsigned reg) { return mmio_read32(vcon.base + reg); }
@@ -141,6 +159,22 @@ static bool fail(void)
     return false;
 }
 
+/* Queue `index` of `size` entries on the rings given, enabled (§4.2.3.2). */
+static bool queue_start(unsigned index, unsigned size, const struct virtq_desc *desc, const struct virtq_avail *avail,
+                        const volatile struct virtq_used *used)
+{
+    reg_write(VIRTIO_MMIO_QUEUE_SEL, index);
+    if (reg_read(VIRTIO_MMIO_QUEUE_READY) != 0 || reg_read(VIRTIO_MMIO_QUEUE_NUM_MAX) < size)
+        return false;
+    reg_write(VIRTIO_MMIO_QUEUE_NUM, size);
+    set_address(VIRTIO_MMIO_QUEUE_DESC_LOW, VIRTIO_MMIO_QUEUE_DESC_HIGH, desc);
+    set_address(VIRTIO_MMIO_QUEUE_DRIVER_LOW, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, avail);
+    set_address(VIRTIO_MMIO_QUEUE_DEVICE_LOW, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (const void *)used);
+    dsb_ishst(); /* the ring in RAM before the device may read it */
+    reg_write(VIRTIO_MMIO_QUEUE_READY, 1);
+    return true;
+}
+
 /* The driver side of §3.1.1 for the transport at vcon.base. */
 static bool start(void)
 {
@@ -159,9 +193,6 @@ static bool start(void)
     if (!(reg_read(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK))
         return fail();
 
-    reg_write(VIRTIO_MMIO_QUEUE_SEL, VCON_RECEIVEQ);
-    if (reg_read(VIRTIO_MMIO_QUEUE_READY) != 0 || reg_read(VIRTIO_MMIO_QUEUE_NUM_MAX) < VCON_QUEUE_SIZE)
-        return fail();
     for (uint16_t i = 0; i < VCON_QUEUE_SIZE; i++) {
         vcon_desc[i] = (struct virtq_desc){
             .addr = pa_of(vcon_buffers[i]), .len = VCON_BUFFER_SIZE, .flags = VIRTQ_DESC_F_WRITE, .next = 0};
@@ -172,12 +203,14 @@ static bool start(void)
     vcon_avail.idx = vcon.avail_idx;
     vcon.last_used = vcon_used.idx; /* 0 after the reset */
     vcon.reading = false;
-    reg_write(VIRTIO_MMIO_QUEUE_NUM, VCON_QUEUE_SIZE);
-    set_address(VIRTIO_MMIO_QUEUE_DESC_LOW, VIRTIO_MMIO_QUEUE_DESC_HIGH, vcon_desc);
-    set_address(VIRTIO_MMIO_QUEUE_DRIVER_LOW, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, &vcon_avail);
-    set_address(VIRTIO_MMIO_QUEUE_DEVICE_LOW, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (const void *)&vcon_used);
-    dsb_ishst(); /* the ring in RAM before the device may read it */
-    reg_write(VIRTIO_MMIO_QUEUE_READY, 1);
+    if (!queue_start(VCON_RECEIVEQ, VCON_QUEUE_SIZE, vcon_desc, &vcon_avail, &vcon_used))
+        return fail();
+    vcon_tx_avail.flags = VIRTQ_AVAIL_F_NO_INTERRUPT; /* flush() polls for completion */
+    vcon_tx_avail.idx = 0;
+    vcon.tx_avail = 0;
+    vcon.tx_length = 0;
+    if (!queue_start(VCON_TRANSMITQ, VCON_TX_QUEUE_SIZE, vcon_tx_desc, &vcon_tx_avail, &vcon_tx_used))
+        return fail();
     reg_write(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
                                       VIRTIO_STATUS_DRIVER_OK);
     reg_write(VIRTIO_MMIO_QUEUE_NOTIFY, VCON_RECEIVEQ);
@@ -248,4 +281,36 @@ int vcon_try_getc(void)
         post(vcon.current);
     }
     return c;
+}
+
+void vcon_flush(void)
+{
+    if (vcon.base == 0 || vcon.tx_length == 0)
+        return;
+    vcon_tx_desc[0] = (struct virtq_desc){.addr = pa_of(vcon_tx_buffer), .len = vcon.tx_length, .flags = 0, .next = 0};
+    vcon_tx_avail.ring[vcon.tx_avail % VCON_TX_QUEUE_SIZE] = 0;
+    dsb_ishst(); /* the descriptor and entry before the index that publishes them */
+    vcon.tx_avail++;
+    *(volatile uint16_t *)&vcon_tx_avail.idx = vcon.tx_avail;
+    dsb_ishst(); /* the index before the notification */
+    reg_write(VIRTIO_MMIO_QUEUE_NOTIFY, VCON_TRANSMITQ);
+    /* QEMU takes the buffer in the notification's handler unless its chardev
+     * is full; then its main loop finishes it once the harness reads. */
+    while (vcon_tx_used.idx != vcon.tx_avail)
+        ;
+    vcon.tx_length = 0;
+}
+
+void vcon_write(const char *s, size_t n)
+{
+    bool line_end = false;
+
+    for (size_t i = 0; i < n; i++) {
+        if (vcon.tx_length == VCON_TX_SIZE)
+            vcon_flush();
+        vcon_tx_buffer[vcon.tx_length++] = (uint8_t)s[i];
+        line_end = line_end || s[i] == '\n';
+    }
+    if (line_end)
+        vcon_flush();
 }

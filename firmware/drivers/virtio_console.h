@@ -1,24 +1,27 @@
 /*
- * virtio_console.h - the request line's input side on a virtio console
- * (virtio 1.2 §5.3, over virtio-mmio §4.2: QEMU virt's `virtio-serial-device`
- * with a `virtconsole` on port 0, no multiport).
+ * virtio_console.h - the request line over a virtio console (virtio 1.2 §5.3,
+ * over virtio-mmio §4.2: QEMU virt's `virtio-serial-device` with a
+ * `virtconsole` on port 0, no multiport).
  *
  * Why: QEMU 7.2's PL011 takes its input one byte per turn of QEMU's main loop
- * (a system call, five event-notifier wake-ups and an interrupt per byte: about
- * 9 µs a byte, most of a pipelined request's cost). A virtio console's receive
- * queue takes whatever the host has written, up to the posted buffers, in one
- * turn. Replies stay on the PL011 (a byte out costs about 1 µs), so the banner,
- * panics and every line the harness reads come the way they always did.
- * docs/harness.md (Suite speed) has the measurements.
+ * (a system call, five event-notifier wake-ups and an interrupt per byte:
+ * about 9 µs a byte) and gives out each byte it is written with its own
+ * system call (about 1 µs). The console's receive queue takes whatever the
+ * host has written, up to the posted buffers, in one turn; its transmit queue
+ * hands QEMU a whole line per notification. The UART keeps the banner, the
+ * events, the panics and the replies to what came in on the UART, so a person
+ * on the UART alone is served the whole protocol. docs/protocol-notes.md
+ * (Transport) and docs/harness.md (Suite speed) have the measurements.
  *
- * Receive only: the transmit queue is never enabled. Polled, with the
- * transport's interrupt used as a wake-up for wfi like the UART's (IRQs stay
- * masked; the level stays pending at the GIC until acknowledged).
+ * Polled. The transport's interrupt is a wake-up for wfi like the UART's (IRQs
+ * stay masked; the level stays pending at the GIC until acknowledged); only
+ * the receive queue raises it.
  */
 #ifndef IOMEM_DRIVERS_VIRTIO_CONSOLE_H
 #define IOMEM_DRIVERS_VIRTIO_CONSOLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /*
  * Finds a virtio console among virt's virtio-mmio transports, negotiates
@@ -35,5 +38,16 @@ int vcon_try_getc(void);
 
 /* Whether vcon_init() found and started a console. */
 bool vcon_present(void);
+
+/*
+ * Queue bytes for the console's transmit queue: sent when a line ends ('\n'
+ * in `s`), when the 4 KiB buffer is full, or at vcon_flush(). Each send waits
+ * until QEMU has taken the buffer, so what was written before is out before
+ * anything written after, on this console or the UART. Nothing without a console.
+ */
+void vcon_write(const char *s, size_t n);
+
+/* Send what vcon_write() queued, and wait until QEMU has taken it. */
+void vcon_flush(void);
 
 #endif /* IOMEM_DRIVERS_VIRTIO_CONSOLE_H */

@@ -1,22 +1,21 @@
 """The guest's request line as two pipes the harness owns (QEMU ``-chardev pipe``).
 
-What the guest prints comes from its PL011; what it reads goes to a virtio console
-(``virtconsole`` on ``virtio-serial-device``). QEMU 7.2's PL011 takes its input one byte per
-turn of QEMU's main loop (with five event-notifier wake-ups and an interrupt per byte); the
-virtio console takes as much as the guest has posted buffers for. Output stays on the PL011
-(one system call per byte, about a ninth of an input byte's cost), so the boot banner, early
-panics and every reply arrive on one stream (docs/harness.md, Suite speed).
+Two chardevs: ``serial`` (the PL011) and ``console`` (a ``virtconsole`` on
+``virtio-serial-device``). The harness writes its requests to the console, and both chardevs
+write into the one pipe it reads: the guest answers a request on the device it came in on,
+and prints its banner, events and panics on the UART (docs/protocol-notes.md, Transport).
+QEMU 7.2's PL011 takes its input one byte per turn of QEMU's main loop and gives out each byte
+with its own system call; the virtio console moves a posted buffer or a whole line per turn
+(docs/harness.md, Suite speed). With ``uart_input`` the requests go to the PL011 instead and
+the console reads ``/dev/null``: a person on the UART alone, the protocol's own transport.
 
 ``-chardev pipe,path=P`` opens ``P.in`` (what the guest reads) and ``P.out`` (what it
-writes). Two chardevs: ``serial`` (the PL011: ``.out`` is the harness's read pipe, ``.in``
-is ``/dev/null``) and ``console`` (the virtio console: ``.in`` is the harness's write pipe,
-``.out`` is ``/dev/null``; the guest never transmits on it). The harness makes both pipes
-anonymous, passes QEMU their far ends as inherited fds, and names them for QEMU with
-symlinks to ``/proc/self/fd/N``, which QEMU resolves in its own fd table; the links are
-removed as soon as QEMU has opened them. No FIFO exists on disk and nothing can connect in
-between, as with the socketpairs of QMP and the gdbstub. Over pipes the per-byte calls cost
-less than ``sendmsg``/``recvmsg`` on a socket (20 % less wall time for 8,000 pipelined
-``obj new`` + ``obj release`` when both directions were on the PL011).
+writes). The harness makes both pipes anonymous, passes QEMU their far ends as inherited fds,
+and names them for QEMU with symlinks to ``/proc/self/fd/N``, which QEMU resolves in its own
+fd table; the links are removed as soon as QEMU has opened them. No FIFO exists on disk and
+nothing can connect in between, as with the socketpairs of QMP and the gdbstub. Over pipes the
+per-byte calls cost less than ``sendmsg``/``recvmsg`` on a socket (20 % less wall time for
+8,000 pipelined ``obj new`` + ``obj release`` when both directions were on the PL011).
 """
 
 from __future__ import annotations
@@ -75,12 +74,12 @@ class SerialPlumbing:
         def named(path: Path, suffix: str) -> Path:
             return path.with_name(path.name + suffix)
 
-        requests = f"/proc/self/fd/{guest_in}"
+        requests, replies = f"/proc/self/fd/{guest_in}", f"/proc/self/fd/{guest_out}"
         return [
             (named(self.path, ".in"), requests if self.uart_input else os.devnull),
-            (named(self.path, ".out"), f"/proc/self/fd/{guest_out}"),
+            (named(self.path, ".out"), replies),
             (named(self.console_path, ".in"), os.devnull if self.uart_input else requests),
-            (named(self.console_path, ".out"), os.devnull),
+            (named(self.console_path, ".out"), replies),  # QEMU writes both into the one pipe
         ]
 
     def qemu_opened(self) -> None:

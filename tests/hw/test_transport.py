@@ -1,8 +1,9 @@
-"""The request line's two inputs (docs/protocol-notes.md, Transport). The harness writes its
-requests to a virtio console (QEMU 7.2's PL011 takes input a byte per main-loop turn); the
-protocol itself is the PL011's, and a guest whose only input is the UART must serve it the
-same way. Which input carried the bytes is read from guest RAM: the virtio receive ring's
-used index, which only QEMU's device model writes (firmware/drivers/virtio_console.c)."""
+"""The request line's two transports (docs/protocol-notes.md, Transport). The harness writes
+its requests to a virtio console and the guest answers there (QEMU 7.2's PL011 moves a byte
+per main-loop turn or system call); the protocol itself is the PL011's, and a guest whose only
+input is the UART must serve it the same way, answering on the UART. Which way the bytes went
+is read from guest RAM: the virtio rings' used indexes, which only QEMU's device model writes
+(firmware/drivers/virtio_console.c)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from harness.qemu.profile import Profile
 CHUNK = 200  # bytes per write request: a 400-hex-digit line
 
 
-def _used_index(guest: Guest) -> int:
-    """How many receive buffers QEMU's virtio console has filled since the driver started."""
+def _used_index(guest: Guest, ring: str = "vcon_used") -> int:
+    """How many buffers QEMU's virtio console has used on a queue since the driver started:
+    receive buffers it filled (``vcon_used``) or transmit buffers it sent (``vcon_tx_used``)."""
     layout = guest.elf.dwarf.struct("virtq_used")
-    blob = guest.ram.read(PhysAddr(guest.elf.symbol("vcon_used").address), layout.size)
+    blob = guest.ram.read(PhysAddr(guest.elf.symbol(ring).address), layout.size)
     return layout.read(blob, "idx")
 
 
@@ -50,11 +52,12 @@ def _serve_and_check(guest: Guest) -> None:
 
 
 @pytest.mark.profiles("virt-4k", "virt-64k-smmu")
-def test_requests_reach_the_guest_over_the_virtio_console(guest: Guest) -> None:
-    before = _used_index(guest)
-    assert before > 0  # the banner's `echo off` came this way already
+def test_requests_and_replies_go_over_the_virtio_console(guest: Guest) -> None:
+    before, sent = _used_index(guest), _used_index(guest, "vcon_tx_used")
+    assert before > 0 and sent > 0  # `echo off` after the banner came and went this way already
     _serve_and_check(guest)
     assert _used_index(guest) > before
+    assert _used_index(guest, "vcon_tx_used") >= sent + 2  # the replies went back the same way
 
 
 @pytest.mark.profiles("virt-4k", "virt-64k-smmu")
@@ -62,3 +65,4 @@ def test_protocol_served_on_the_uart_alone(profile: Profile, make_guest: Callabl
     guest = make_guest(profile, uart_input=True).boot()
     _serve_and_check(guest)
     assert _used_index(guest) == 0  # nothing came through the virtio console
+    assert _used_index(guest, "vcon_tx_used") == 0  # and every reply went out on the UART
