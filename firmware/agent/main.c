@@ -100,16 +100,16 @@ int main(void)
 
     /*
      * Serve forever. Input comes from the virtio console when there is one
-     * (the harness writes there), else from the UART; both are read, and each
-     * byte's output goes back the way it came. With no
-     * input pending, sleep in wfi: the UART's RX interrupt is pending at the
-     * GIC while its FIFO holds data, and the virtio transport's while a used
-     * buffer is unacknowledged (vcon_try_getc), which wakes
-     * the CPU even with PSTATE.I set, and never being taken it needs no
-     * acknowledgement. A level-sensitive line that is already pending makes
-     * wfi return at once, so no byte can slip between the check and the wfi.
-     * Spinning on the UART instead would slow QEMU's handling of the host's
-     * monitor requests about tenfold.
+     * (the harness writes there) and from the UART; each byte's output goes
+     * back the way it came. With no input pending, send what the console has
+     * queued and sleep in wfi. A device with input waiting keeps its line
+     * pending at the GIC (the UART while its FIFO holds data, the virtio
+     * transport until vcon_try_getc() acknowledges a used buffer), which wakes
+     * the CPU even with PSTATE.I set; never taken, the interrupt needs no
+     * handler. A level-sensitive line that is already pending makes wfi return
+     * at once, so no byte can slip between the check and the wfi. Spinning on
+     * the UART instead would slow QEMU's handling of the host's monitor
+     * requests about tenfold.
      */
     for (;;) {
         int c = vcon_try_getc();

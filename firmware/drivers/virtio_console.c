@@ -235,7 +235,6 @@ bool vcon_init(void)
     return false;
 }
 
-bool vcon_present(void) { return vcon.base != 0; }
 
 /* The next used buffer, or false when the device has returned none. The
  * transport's interrupt is acknowledged first, then the ring looked at: a

@@ -36,9 +36,6 @@ bool vcon_init(void);
  * console). Never waits. A buffer is posted back once its last byte is taken. */
 int vcon_try_getc(void);
 
-/* Whether vcon_init() found and started a console. */
-bool vcon_present(void);
-
 /*
  * Queue bytes for the console's transmit queue: sent when a line ends ('\n'
  * in `s`), when the 4 KiB buffer is full, or at vcon_flush(). Each send waits
