@@ -7,6 +7,7 @@ process per ELF (path + build-id).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from elftools.elf.elffile import ELFFile
 from harness.errors import IomemError, NotFound
 
 Die = Any  # a pyelftools DIE (the library is untyped)
+
+
+_UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}  # struct format per element size
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,13 @@ class StructLayout:
         element = field.size // field.count
         start = field.offset + index * element
         return int.from_bytes(blob[start : start + element], "little")
+
+    def read_array(self, blob: bytes, name: str) -> tuple[int, ...]:
+        """Every element of array member ``name`` as unsigned ints, in one unpack (the
+        decoders' free-list heads and slab ``requested[]`` were a call per element)."""
+        field = self[name]
+        element = field.size // field.count
+        return struct.unpack_from(f"<{field.count}{_UNSIGNED[element]}", blob, field.offset)
 
 
 def _at_file_scope(die: Die) -> bool:

@@ -690,8 +690,8 @@ def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int) -> Slab:
         free_count=get("free_count"),
         next=get("next"),
         prev=get("prev"),
-        free_map=sum(get("free_map", i) << (64 * i) for i in range(words)),
-        requested=tuple(get("requested", i) for i in range(hs["requested"].count)),
+        free_map=sum(word << (64 * i) for i, word in enumerate(hs.read_array(part, "free_map")[:words])),
+        requested=hs.read_array(part, "requested"),
     )
 
 
@@ -783,9 +783,10 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
     free_lists: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
     fb = lay.heap_free_block
     limit = pages.size // HEAP_MIN_BLOCK + 1
+    heads = s.read_array(blob, "free_lists")
     for fl in range(fl_count):
         for sl in range(sl_count):
-            cursor = s.read(blob, "free_lists", fl * sl_count + sl)
+            cursor = heads[fl * sl_count + sl]
             entries: list[tuple[int, int]] = []
             while cursor:
                 if len(entries) > limit or not pages.base <= cursor < pages.end:
@@ -802,8 +803,7 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
     slab_partial: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
     classes = lay.slab_classes
     hs = lay.heap_slab
-    for index in range(s["slab_partial"].count):
-        cursor = s.read(blob, "slab_partial", index)
+    for index, cursor in enumerate(s.read_array(blob, "slab_partial")):
         slab_entries: list[tuple[int, int]] = []
         while cursor:
             if len(slab_entries) > pages.size // HEAP_SLAB_SIZE or not pages.base <= cursor < pages.end:
@@ -857,16 +857,14 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
     return HeapView(
         counters=counters,
         fl_bitmap=s.read(blob, "fl_bitmap"),
-        sl_bitmap=tuple(s.read(blob, "sl_bitmap", i) for i in range(fl_count)),
+        sl_bitmap=s.read_array(blob, "sl_bitmap")[:fl_count],
         free_lists=free_lists,
         chunk_list=tuple(chunk_list),
         home_chunk=s.read(blob, "home_chunk"),
         chunks=chunks,
         large=tuple(large),
         slab_partial=slab_partial,
-        slab_partial_map=tuple(
-            s.read(blob, "slab_partial_map", i) for i in range(s["slab_partial_map"].count)
-        ),
+        slab_partial_map=s.read_array(blob, "slab_partial_map"),
     )
 
 

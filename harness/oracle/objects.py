@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from harness.oracle.reader import Reader, unpack_array
+from harness.oracle.reader import Reader, indexes_where, unpack_array
 
 if TYPE_CHECKING:
     from harness.oracle.heap import Layouts
@@ -52,7 +52,7 @@ def decode_objects(r: Reader, lay: Layouts, address: int) -> ObjectsView:
     by_meta = {meta: (name, size) for meta, name, size in classes}
     live_state = lay.slot_state["OBJECT_SLOT_LIVE"]
     live: list[LiveObject] = []
-    for i in [i for i, slot in enumerate(slots) if slot[2] == live_state]:
+    for i in indexes_where(slot_layout, "state", area, slots_field.count, live_state):
         pointer, generation, _ = slots[i]
         obj_raw = r.maybe(pointer, obj_layout.size, f"objects: slot {i}")
         if obj_raw is None:
@@ -65,7 +65,7 @@ def decode_objects(r: Reader, lay: Layouts, address: int) -> ObjectsView:
         live.append(LiveObject(i, generation << 32 | (i + 1), pointer, meta, count, name, size))
     return ObjectsView(
         reg.read(blob, "live_count"),
-        cast(tuple[tuple[int, int, int], ...], tuple(slots)),
+        cast(tuple[tuple[int, int, int], ...], slots),
         tuple(classes),
         tuple(live),
     )

@@ -10,6 +10,8 @@ import operator
 import struct
 from collections.abc import Callable
 
+import numpy as np
+
 from harness.image.dwarf import StructLayout
 
 ReadMemory = Callable[[int, int], bytes]
@@ -43,7 +45,7 @@ _ARRAY_CACHE: dict[tuple[str, int], tuple[bytes, tuple[tuple[int, ...], ...]]] =
 
 def unpack_array(
     layout: StructLayout, names: tuple[str, ...], blob: bytes, count: int
-) -> list[tuple[int, ...]]:
+) -> tuple[tuple[int, ...], ...]:
     """Members ``names`` of ``count`` consecutive ``layout`` structs in a blob, in one pass
     (the object registry has thousands of slots: struct.iter_unpack, not a call per slot).
 
@@ -60,15 +62,30 @@ def unpack_array(
     key = (fmt + "".join(f",{i}" for i in order), count)
     cached = _ARRAY_CACHE.get(key)
     if cached is not None and cached[0] == data:
-        return list(cached[1])
+        return cached[1]
     rows = struct.iter_unpack(fmt, data)
     if order == list(range(len(names))):
-        result = list(rows)
+        result = tuple(rows)
     else:
         pick = operator.itemgetter(*[order.index(i) for i in range(len(names))])
-        result = [pick(values) for values in rows]
-    _ARRAY_CACHE[key] = (data, tuple(result))
+        result = tuple(pick(values) for values in rows)
+    _ARRAY_CACHE[key] = (data, result)
     return result
+
+
+def indexes_where(layout: StructLayout, name: str, blob: bytes, count: int, value: int) -> list[int]:
+    """The indexes of the structs among ``count`` consecutive ``layout`` structs in a blob
+    whose scalar member ``name`` is ``value``: one vector compare (numpy) where a loop over
+    the object registry's 16,384 slots took 2.3 ms per snapshot."""
+    field = layout[name]
+    column = np.ndarray(
+        shape=(count,),
+        dtype=np.dtype(f"<u{field.size}"),
+        buffer=blob,
+        offset=field.offset,
+        strides=(layout.size,),
+    )
+    return [int(i) for i in np.flatnonzero(column == value)]
 
 
 def read_uint(blob: bytes, offset: int, size: int) -> int:
