@@ -53,8 +53,8 @@ class SerialPlumbing:
     """Both pipes, QEMU's ends and their names, for one QEMU start."""
 
     def __init__(self, directory: Path, *, uart_input: bool = False) -> None:
-        self.path = directory / "serial"  # the PL011's chardev: the guest's output
-        self.console_path = directory / "console"  # the virtio console's: the guest's input
+        self.path = directory / "serial"  # the PL011's chardev
+        self.console_path = directory / "console"  # the virtio console's
         # uart_input: the harness writes to the PL011 instead and the virtio console reads
         # /dev/null, as for a person on the UART alone (the protocol's own transport).
         self.uart_input = uart_input
