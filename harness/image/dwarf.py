@@ -19,7 +19,7 @@ from harness.errors import IomemError, NotFound
 Die = Any  # a pyelftools DIE (the library is untyped)
 
 
-_UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}  # struct format per element size
+UNSIGNED_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}  # `struct` format of an unsigned scalar, by size
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class StructLayout:
         decoders' free-list heads and slab ``requested[]`` were a call per element)."""
         field = self[name]
         element = field.size // field.count
-        return struct.unpack_from(f"<{field.count}{_UNSIGNED[element]}", blob, field.offset)
+        return struct.unpack_from(f"<{field.count}{UNSIGNED_FORMATS[element]}", blob, field.offset)
 
 
 def _at_file_scope(die: Die) -> bool:

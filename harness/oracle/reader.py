@@ -12,12 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.image.dwarf import StructLayout
+from harness.image.dwarf import UNSIGNED_FORMATS, StructLayout
 
 ReadMemory = Callable[[int, int], bytes]
-
-
-_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
 def unpacker(layout: StructLayout, names: tuple[str, ...]) -> Callable[[bytes, int], tuple[int, ...]]:
@@ -25,7 +22,7 @@ def unpacker(layout: StructLayout, names: tuple[str, ...]) -> Callable[[bytes, i
     fields = sorted((layout[n].offset, layout[n].size, i) for i, n in enumerate(names))
     fmt, position, order = "<", 0, []
     for offset, size, index in fields:
-        fmt += f"{offset - position}x{_FORMATS[size]}"
+        fmt += f"{offset - position}x{UNSIGNED_FORMATS[size]}"
         position = offset + size
         order.append(index)
     packed = struct.Struct(fmt)
@@ -54,7 +51,7 @@ def unpack_array(
     fields = sorted((layout[n].offset, layout[n].size, i) for i, n in enumerate(names))
     fmt, position, order = "<", 0, []
     for offset, size, index in fields:
-        fmt += f"{offset - position}x{_FORMATS[size]}"
+        fmt += f"{offset - position}x{UNSIGNED_FORMATS[size]}"
         position = offset + size
         order.append(index)
     fmt += f"{layout.size - position}x"
