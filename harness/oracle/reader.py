@@ -17,14 +17,21 @@ from harness.image.dwarf import UNSIGNED_FORMATS, StructLayout
 ReadMemory = Callable[[int, int], bytes]
 
 
-def unpacker(layout: StructLayout, names: tuple[str, ...]) -> Callable[[bytes, int], tuple[int, ...]]:
-    """A fast reader of scalar members ``names`` of ``layout`` at an offset in a blob."""
+def _members_format(layout: StructLayout, names: tuple[str, ...]) -> tuple[str, int, list[int]]:
+    """The ``struct`` format that reads scalar members ``names`` of ``layout`` in offset order
+    (padding skipped), where it ends, and which of ``names`` each value it yields is."""
     fields = sorted((layout[n].offset, layout[n].size, i) for i, n in enumerate(names))
     fmt, position, order = "<", 0, []
     for offset, size, index in fields:
         fmt += f"{offset - position}x{UNSIGNED_FORMATS[size]}"
         position = offset + size
         order.append(index)
+    return fmt, position, order
+
+
+def unpacker(layout: StructLayout, names: tuple[str, ...]) -> Callable[[bytes, int], tuple[int, ...]]:
+    """A fast reader of scalar members ``names`` of ``layout`` at an offset in a blob."""
+    fmt, _, order = _members_format(layout, names)
     packed = struct.Struct(fmt)
 
     def unpack(blob: bytes, offset: int) -> tuple[int, ...]:
@@ -48,12 +55,7 @@ def unpack_array(
 
     The last array decoded for each format is kept with its bytes: a registry that did not
     change since the previous snapshot (byte for byte) is not unpacked again (issue P1)."""
-    fields = sorted((layout[n].offset, layout[n].size, i) for i, n in enumerate(names))
-    fmt, position, order = "<", 0, []
-    for offset, size, index in fields:
-        fmt += f"{offset - position}x{UNSIGNED_FORMATS[size]}"
-        position = offset + size
-        order.append(index)
+    fmt, position, order = _members_format(layout, names)
     fmt += f"{layout.size - position}x"
     data = bytes(blob[: count * layout.size])
     key = (fmt + "".join(f",{i}" for i in order), count)
