@@ -141,16 +141,20 @@ static void set_address(unsigned low_reg, unsigned high_reg, const void *p)
     reg_write(high_reg, (uint32_t)(pa >> 32));
 }
 
-/* Hands descriptor `id` back to the device and tells it so. */
-static void post(uint16_t id)
+/* Makes descriptor `id` available on `queue` (its ring `avail` of `size`
+ * entries, `*avail_idx` the driver's count) and tells the device (§2.7.13). */
+static void publish(unsigned queue, struct virtq_avail *avail, unsigned size, uint16_t *avail_idx, uint16_t id)
 {
-    vcon_avail.ring[vcon.avail_idx % VCON_QUEUE_SIZE] = id;
-    dsb_ishst(); /* the ring entry before the index that publishes it */
-    vcon.avail_idx++;
-    *(volatile uint16_t *)&vcon_avail.idx = vcon.avail_idx;
+    avail->ring[*avail_idx % size] = id;
+    dsb_ishst(); /* the descriptor and ring entry before the index that publishes them */
+    (*avail_idx)++;
+    *(volatile uint16_t *)&avail->idx = *avail_idx;
     dsb_ishst(); /* the index before the notification (a Device write) */
-    reg_write(VIRTIO_MMIO_QUEUE_NOTIFY, VCON_RECEIVEQ);
+    reg_write(VIRTIO_MMIO_QUEUE_NOTIFY, queue);
 }
+
+/* Hands receive descriptor `id` back to the device. */
+static void post(uint16_t id) { publish(VCON_RECEIVEQ, &vcon_avail, VCON_QUEUE_SIZE, &vcon.avail_idx, id); }
 
 static bool fail(void)
 {
@@ -287,12 +291,7 @@ void vcon_flush(void)
     if (vcon.base == 0 || vcon.tx_length == 0)
         return;
     vcon_tx_desc[0] = (struct virtq_desc){.addr = pa_of(vcon_tx_buffer), .len = vcon.tx_length, .flags = 0, .next = 0};
-    vcon_tx_avail.ring[vcon.tx_avail % VCON_TX_QUEUE_SIZE] = 0;
-    dsb_ishst(); /* the descriptor and entry before the index that publishes them */
-    vcon.tx_avail++;
-    *(volatile uint16_t *)&vcon_tx_avail.idx = vcon.tx_avail;
-    dsb_ishst(); /* the index before the notification */
-    reg_write(VIRTIO_MMIO_QUEUE_NOTIFY, VCON_TRANSMITQ);
+    publish(VCON_TRANSMITQ, &vcon_tx_avail, VCON_TX_QUEUE_SIZE, &vcon.tx_avail, 0);
     /* QEMU takes the buffer in the notification's handler unless its chardev
      * is full; then its main loop finishes it once the harness reads. */
     while (vcon_tx_used.idx != vcon.tx_avail)
