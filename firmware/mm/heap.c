@@ -19,17 +19,19 @@
  *       everything allocated since some moment restores that moment's heap
  *       and page-allocator state exactly (not just the byte counts).
  *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
- *       is HEAP_SLAB_SPAN(class) bytes (4 KiB for slots up to 256 bytes, 16 KiB
+ *       is HEAP_SLAB_SPAN(class) bytes (16 KiB for slots up to 256 bytes, 64 KiB
  *       above) with its payload aligned to that span; the chunk's slab_windows
  *       byte of every window it covers (and of no other) is HEAP_SLAB_WINDOW(its
- *       class, its owner); its header checksum holds; free_map has free_count bits, none past the
- *       slots; it is never entirely free (the free that empties it gives the
+ *       class, its owner); its header checksum holds; its free stack holds
+ *       free_count distinct slot indexes below slot_count, exactly the slots
+ *       whose requested[] is HEAP_SLAB_SLOT_FREE; it is never entirely free (the free that empties it gives the
  *       block back, so H6's "state is a function of the live blocks" still
  *       holds); it is on slab_partial[owner][class] exactly when it has a free
  *       slot, and bit class of slab_partial_map[owner] is set exactly when
  *       that list is not empty; used slots count in used_blocks / used_bytes.
  * Allocation and free do a bounded amount of work: bit scans on the two
- * bitmap levels or on a slab's free_map, never a walk along a free list.
+ * bitmap levels, or a push or pop of a slab's free stack, never a walk along
+ * a free list.
  */
 #include "mm/heap.h"
 
@@ -603,8 +605,7 @@ static inline uint32_t class_slot_size(unsigned size_class) { return HEAP_SLAB_S
 static inline uint32_t class_span(unsigned size_class) { return HEAP_SLAB_SPAN(size_class); }
 
 /* Slots of a slab of class c: what fits between its header and the next block's. */
-#define SLAB_SLOT_COUNT(c) ((HEAP_SLAB_SLOTS_END(c) - HEAP_SLAB_FIRST) / HEAP_SLAB_SLOT_SIZE(c))
-static inline uint32_t class_slot_count(unsigned size_class) { return SLAB_SLOT_COUNT(size_class); }
+static inline uint32_t class_slot_count(unsigned size_class) { return HEAP_SLAB_SLOT_COUNT(size_class); }
 
 static uint16_t slab_check(const struct heap_slab *slab)
 {
@@ -646,9 +647,14 @@ static void slab_windows_write(struct heap_chunk *chunk, const struct heap_slab 
     }
 }
 
+/* The two halves of a slab's meta[] (heap.h): the free stack, and requested[]. */
+static inline uint16_t *slab_stack(struct heap_slab *slab) { return slab->meta; }
+static inline uint16_t *slab_requested(struct heap_slab *slab) { return slab->meta + slab->slot_count; }
+static inline const uint16_t *slab_requested_c(const struct heap_slab *slab) { return slab->meta + slab->slot_count; }
+
 static inline bool slot_free(const struct heap_slab *slab, unsigned slot)
 {
-    return (slab->free_map[slot / 64u] >> (slot % 64u)) & 1u;
+    return slab_requested_c(slab)[slot] == HEAP_SLAB_SLOT_FREE;
 }
 
 static inline struct heap_block *slab_block(struct heap_slab *slab)
@@ -684,21 +690,6 @@ static inline __attribute__((always_inline)) void partial_remove(struct heap_sla
     slab->next = NULL;
     slab->prev = NULL;
 }
-
-/* A new slab's free_map per class: a bit for each of its slots. */
-#define FREE_MAP_WORD(c, w)                                                                             \
-    (SLAB_SLOT_COUNT(c) >= 64u * ((w) + 1u) ? ~UINT64_C(0)                                                \
-     : SLAB_SLOT_COUNT(c) > 64u * (w)       ? (UINT64_C(1) << (SLAB_SLOT_COUNT(c) - 64u * (w))) - 1u      \
-                                            : UINT64_C(0))
-#define FREE_MAP_ROW(c) {FREE_MAP_WORD(c, 0u), FREE_MAP_WORD(c, 1u), FREE_MAP_WORD(c, 2u), FREE_MAP_WORD(c, 3u)}
-static const uint64_t free_map_full[HEAP_SLAB_CLASSES][HEAP_SLAB_MAP_WORDS] = {
-    FREE_MAP_ROW(0u),  FREE_MAP_ROW(1u),  FREE_MAP_ROW(2u),  FREE_MAP_ROW(3u),  FREE_MAP_ROW(4u),  FREE_MAP_ROW(5u),
-    FREE_MAP_ROW(6u),  FREE_MAP_ROW(7u),  FREE_MAP_ROW(8u),  FREE_MAP_ROW(9u),  FREE_MAP_ROW(10u), FREE_MAP_ROW(11u),
-    FREE_MAP_ROW(12u), FREE_MAP_ROW(13u), FREE_MAP_ROW(14u), FREE_MAP_ROW(15u), FREE_MAP_ROW(16u), FREE_MAP_ROW(17u),
-    FREE_MAP_ROW(18u), FREE_MAP_ROW(19u), FREE_MAP_ROW(20u), FREE_MAP_ROW(21u), FREE_MAP_ROW(22u), FREE_MAP_ROW(23u),
-    FREE_MAP_ROW(24u), FREE_MAP_ROW(25u), FREE_MAP_ROW(26u), FREE_MAP_ROW(27u),
-};
-_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_MAP_WORDS == 4u, "free_map_full has a row per class, a word per map word");
 
 /* A new slab of `owner` with slots of class `size_class`, every slot free, on
  * its partial list; NULL when there is no memory. */
@@ -759,10 +750,17 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     slab->owner = (uint8_t)owner;
     slab->slot_size = (uint16_t)slot_size;
     slab->slot_count = (uint16_t)slot_count;
-    slab->first = (uint16_t)HEAP_SLAB_FIRST;
+    slab->first = (uint16_t)HEAP_SLAB_FIRST(size_class);
     slab->free_count = (uint16_t)slot_count;
     slab->check = slab_check(slab);
-    __builtin_memcpy(slab->free_map, free_map_full[size_class], sizeof(slab->free_map));
+    /* Every slot free, slot 0 on top of the stack: a new slab hands out its
+     * slots in address order. */
+    uint16_t *stack = slab_stack(slab);
+    for (uint32_t i = 0; i < slot_count; i++) {
+        stack[i] = (uint16_t)(slot_count - 1u - i);
+    }
+    memset(slab_requested(slab), 0xFF, slot_count * sizeof(uint16_t));
+    _Static_assert(HEAP_SLAB_SLOT_FREE == 0xFFFFu, "memset writes HEAP_SLAB_SLOT_FREE");
     slab_windows_write(chunk, slab, slab_window_byte(size_class, owner));
     partial_push(slab);
     h->slabs++;
@@ -806,30 +804,22 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_partial_for(
     return heap_state.slab_partial[owner][size_class + (unsigned)__builtin_ctz(reach)];
 }
 
-/* The fast path for 0..HEAP_SLAB_MAX bytes: the first free slot of `slab`, a
- * partial slab of the request's class: a bit scan, no search, no header to write. */
+/* The fast path for 0..HEAP_SLAB_MAX bytes: the slot on top of the free stack
+ * of `slab`, a partial slab of the request's class: a pop, no search, no
+ * header to write. */
 static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *slab, size_t length)
 {
     struct heap_state *h = &heap_state;
-    unsigned word = 0;
-    /* A partial slab has a free slot: if the words before the last are all
-     * taken, the last has one (heap_check: free_count = the set bits). */
-    while (word < HEAP_SLAB_MAP_WORDS - 1u && slab->free_map[word] == 0) {
-        word++;
-    }
-    uint64_t bits = slab->free_map[word];
-    unsigned slot = word * 64u + (unsigned)__builtin_ctzll(bits);
     /* The two counters apart, the slab's stores between (see slab_free). */
     h->used_bytes += length;
-    slab->free_map[word] = bits & (bits - 1u);
-    uint32_t slot_size = slab->slot_size;
-    slab->requested[slot] = (uint16_t)length;
     uint16_t free_count = --slab->free_count;
+    unsigned slot = slab_stack(slab)[free_count];
+    slab_requested(slab)[slot] = (uint16_t)length;
     h->used_blocks++;
     if (free_count == 0) {
         partial_remove(slab);
     }
-    return (uint8_t *)slab + HEAP_SLAB_FIRST + (size_t)slot * slot_size;
+    return (uint8_t *)slab + slab->first + (size_t)slot * slab->slot_size;
 }
 
 /* slab_take() from the first partial slab of the class, of a class up to
@@ -856,8 +846,10 @@ static inline __attribute__((always_inline)) void slab_free(struct heap_chunk *c
     /* The counters apart, with the slab's stores between: side by side, the
      * host compiler pairs them into vector operations that cost more. */
     h->used_bytes -= requested;
-    slab->free_map[slot / 64u] |= UINT64_C(1) << (slot % 64u);
-    uint16_t free_count = ++slab->free_count;
+    slab_requested(slab)[slot] = HEAP_SLAB_SLOT_FREE;
+    uint16_t free_count = slab->free_count;
+    slab_stack(slab)[free_count] = (uint16_t)slot;
+    slab->free_count = ++free_count;
     h->used_blocks--;
     if (free_count == 1u) {
         partial_push(slab);
@@ -952,12 +944,12 @@ struct resolved_block {
 };
 
 /* Slot index without a division (a 32-bit divide is the slowest instruction of
- * IOFree's path): granules * ceil(2^20 / units) >> 20, where units = the slot
+ * IOFree's path): granules * ceil(2^26 / units) >> 26, where units = the slot
  * size in granules (at most 64), is exactly granules / units for every granule
- * offset of a slab (below HEAP_SLAB_BIG_SIZE / 16 = 1024): the rounding error is
- * below granules * units / 2^20 < 1 / units
+ * offset of a slab (below HEAP_SLAB_BIG_SIZE / 16 = 4096): the rounding error is
+ * below granules * units / 2^26 <= 2^12 * 2^6 / 2^26 < 1 / 2^6 <= 1 / units
  * (test_every_slot_of_a_full_slab_is_found_and_freed, tests/host/test_heap.py). */
-#define SLOT_RECIPROCAL_SHIFT 20u
+#define SLOT_RECIPROCAL_SHIFT 26u
 #define SLOT_RECIPROCAL(c) \
     ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN - 1u) / (HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN)))
 static const uint32_t slot_reciprocal[HEAP_SLAB_CLASSES] = {
@@ -968,7 +960,7 @@ static const uint32_t slot_reciprocal[HEAP_SLAB_CLASSES] = {
     SLOT_RECIPROCAL(20u), SLOT_RECIPROCAL(21u), SLOT_RECIPROCAL(22u), SLOT_RECIPROCAL(23u), SLOT_RECIPROCAL(24u),
     SLOT_RECIPROCAL(25u), SLOT_RECIPROCAL(26u), SLOT_RECIPROCAL(27u),
 };
-_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 1024u,
+_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 4096u,
                "slot_reciprocal is exact");
 
 /* What IOFree compares a slab header with, per class: the first 8 bytes
@@ -977,13 +969,17 @@ _Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && 
 #define SLAB_IDENT(c)                                                                                   \
     ((uint64_t)HEAP_SLAB_MAGIC | (uint64_t)(c) << 32 | (uint64_t)HEAP_SLAB_SLOT_SIZE(c) << 48)
 #define SLAB_IDENT_OWNER_SHIFT 40u
-#define SLAB_SHAPE(c) ((uint32_t)SLAB_SLOT_COUNT(c) | HEAP_SLAB_FIRST << 16)
-#define SLAB_ROW(c) {SLAB_IDENT(c), SLAB_SHAPE(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SPAN(c) - 1u}
+#define SLAB_SHAPE(c) ((uint32_t)HEAP_SLAB_SLOT_COUNT(c) | HEAP_SLAB_FIRST(c) << 16)
+#define SLAB_ROW(c)                                                                                     \
+    {SLAB_IDENT(c), SLAB_SHAPE(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SPAN(c) - 1u, HEAP_SLAB_SLOT_COUNT(c), \
+     HEAP_SLAB_FIRST(c)}
 static const struct slab_row {
     uint64_t ident;     /* magic | size_class << 32 | slot_size << 48 (owner: << 40) */
     uint32_t shape;     /* slot_count | first << 16 */
     uint16_t slot_size;
     uint16_t span_mask; /* HEAP_SLAB_SPAN - 1: a slot's address less this is its slab's */
+    uint16_t slot_count;
+    uint16_t first;
 } slab_rows[HEAP_SLAB_CLASSES] = {
     SLAB_ROW(0u),  SLAB_ROW(1u),  SLAB_ROW(2u),  SLAB_ROW(3u),  SLAB_ROW(4u),  SLAB_ROW(5u),  SLAB_ROW(6u),
     SLAB_ROW(7u),  SLAB_ROW(8u),  SLAB_ROW(9u),  SLAB_ROW(10u), SLAB_ROW(11u), SLAB_ROW(12u), SLAB_ROW(13u),
@@ -1021,21 +1017,27 @@ static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk
     if (size_class >= HEAP_SLAB_CLASSES) {
         return false; /* a damaged byte: the tables below have no such row */
     }
-    struct heap_slab *slab = (struct heap_slab *)(addr & ~(uintptr_t)slab_rows[size_class].span_mask);
+    const struct slab_row *row = &slab_rows[size_class];
+    struct heap_slab *slab = (struct heap_slab *)(addr & ~(uintptr_t)row->span_mask);
     uint32_t offset = (uint32_t)(addr - (uintptr_t)slab);
-    if (!slab_header_matches(slab, size_class, owner) || offset < HEAP_SLAB_FIRST) {
+    if (!slab_header_matches(slab, size_class, owner) || offset < row->first) {
         return false;
     }
-    offset -= HEAP_SLAB_FIRST;
-    unsigned slot = ((offset >> HEAP_ALIGN_SHIFT) * slot_reciprocal[size_class]) >> SLOT_RECIPROCAL_SHIFT;
-    if (slot * slab_rows[size_class].slot_size != offset || slot >= slab->slot_count || slot_free(slab, slot)) {
+    offset -= row->first;
+    unsigned slot = (unsigned)(((uint64_t)(offset >> HEAP_ALIGN_SHIFT) * slot_reciprocal[size_class]) >> SLOT_RECIPROCAL_SHIFT);
+    if (slot * row->slot_size != offset || slot >= row->slot_count) {
+        return false;
+    }
+    /* The header matched its class's shape, so requested[] is where this reads. */
+    uint16_t requested = slab_requested(slab)[slot];
+    if (requested == HEAP_SLAB_SLOT_FREE) {
         return false;
     }
     out->chunk = chunk;
     out->slab = slab;
     out->slot = slot;
     out->owner = (enum heap_owner)owner;
-    out->requested = slab->requested[slot];
+    out->requested = requested;
     return true;
 }
 
@@ -1077,7 +1079,7 @@ static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_c
  *      and who owns it (a heap chunk, a large block, or something else);
  *   2. in a chunk, slab_windows says whether the address is in a slab's
  *      window, of which class and owner: then the slab header's fixed fields
- *      must match them, the slab's free_map must call the slot live, and the address
+ *      must match them, the slab's requested[] must call the slot live, and the address
  *      must be exactly a slot's start; otherwise used_map says whether a used
  *      block starts exactly there; for a large block, the pointer must be its
  *      page run start + 16;
@@ -1358,7 +1360,7 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     if (block->requested != 0 || block->size != span || window % span != 0) {
         return check_fail(report, "slab block of the wrong size", block);
     }
-    if (slab->slot_size != slot_size || slab->first != HEAP_SLAB_FIRST ||
+    if (slab->slot_size != slot_size || slab->first != HEAP_SLAB_FIRST(slab->size_class) ||
         slab->slot_count != class_slot_count(slab->size_class)) {
         return check_fail(report, "slab geometry wrong", slab);
     }
@@ -1368,12 +1370,25 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
             return check_fail(report, "slab_windows byte disagrees with its slab", slab);
         }
     }
+    /* The stack: free_count distinct slot indexes, each of a free slot. With
+     * the count of free slots below equal to free_count, it holds exactly them. */
+    uint64_t stacked[(HEAP_SLAB_SLOT_COUNT(0u) + 63u) / 64u] = {0};
+    const uint16_t *stack = slab_stack(slab);
+    if (slab->free_count > slab->slot_count) {
+        return check_fail(report, "slab free_count past its slots", slab);
+    }
+    for (unsigned i = 0; i < slab->free_count; i++) {
+        unsigned slot = stack[i];
+        if (slot >= slab->slot_count || !slot_free(slab, slot) || (stacked[slot / 64u] >> (slot % 64u) & 1u) != 0) {
+            return check_fail(report, "slab free stack entry is not a free slot (or twice)", slab);
+        }
+        stacked[slot / 64u] |= UINT64_C(1) << (slot % 64u);
+    }
     uint64_t free_slots = 0;
-    for (unsigned slot = 0; slot < HEAP_SLAB_SLOTS_MAX; slot++) {
-        bool is_free = slot_free(slab, slot);
-        uint16_t requested = slab->requested[slot];
-        if (slot >= slab->slot_count || is_free) {
-            free_slots += is_free; /* requested[] of a free slot means nothing */
+    for (unsigned slot = 0; slot < slab->slot_count; slot++) {
+        uint16_t requested = slab_requested(slab)[slot];
+        if (requested == HEAP_SLAB_SLOT_FREE) {
+            free_slots++;
             continue;
         }
         if (requested > slot_size || slab->size_class > HEAP_SLAB_FALL_UP(slab_class(requested))) {
@@ -1382,15 +1397,8 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
         report->blocks++;
         report->used_bytes += requested;
     }
-    for (unsigned word = 0; word < HEAP_SLAB_MAP_WORDS; word++) {
-        uint32_t below = slab->slot_count > word * 64u ? slab->slot_count - word * 64u : 0u;
-        uint64_t valid = below >= 64u ? ~UINT64_C(0) : (UINT64_C(1) << below) - 1u;
-        if ((slab->free_map[word] & ~valid) != 0) {
-            return check_fail(report, "slab free_map set past the slots", slab);
-        }
-    }
     if (free_slots != slab->free_count) {
-        return check_fail(report, "slab free_count disagrees with free_map", slab);
+        return check_fail(report, "slab free_count disagrees with requested[]", slab);
     }
     if (free_slots == slab->slot_count) {
         return check_fail(report, "an empty slab was kept", slab);

@@ -17,12 +17,12 @@
  *     .free_lists[fl][sl] --> struct heap_free_block (doubly linked)
  *
  *   A slab (small requests, <= HEAP_SLAB_MAX bytes) is a used block of state
- *   HEAP_BLOCK_SLAB and HEAP_SLAB_SPAN(class) bytes (HEAP_SLAB_SIZE for slots
+ *   HEAP_BLOCK_SLAB and HEAP_SLAB_SPAN(class) bytes (HEAP_SLAB_SMALL_SPAN for slots
  *   up to HEAP_SLAB_SMALL_MAX, HEAP_SLAB_BIG_SIZE above) whose payload starts
  *   on a boundary of that size in its chunk (the "window"; the window's last
  *   16 bytes are the next block's header, so slabs can follow each other):
- *   struct heap_slab there, then slot_count slots of one size, no header per
- *   slot. The chunk's slab_windows has a byte per HEAP_SLAB_SIZE window:
+ *   struct heap_slab there (with its free stack and requested lengths), then
+ *   slot_count slots of one size, no header per slot. The chunk's slab_windows has a byte per HEAP_SLAB_SIZE window:
  *   HEAP_SLAB_WINDOW(class, owner) on every window a slab covers, 0 elsewhere.
  *     .slab_partial[owner][class] --> struct heap_slab (doubly linked, the
  *                 slabs of that owner and slot size with a free slot)
@@ -131,7 +131,7 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 
 /* Requests of 0..HEAP_SLAB_MAX bytes are served from slabs. Classes 0..15
  * (HEAP_SLAB_SMALL_CLASSES) have slots of 16, 32, ..., HEAP_SLAB_SMALL_MAX bytes
- * (16 apart) in slabs of HEAP_SLAB_SIZE; classes 16..27 have slots of 320,
+ * (16 apart) in slabs of HEAP_SLAB_SMALL_SPAN; classes 16..27 have slots of 320,
  * 384, ..., HEAP_SLAB_MAX bytes (HEAP_SLAB_BIG_STEP apart) in slabs of
  * HEAP_SLAB_BIG_SIZE. A request of class c takes a slot of class c, or when no
  * slab of class c has a free slot, of the smallest class up to
@@ -153,53 +153,71 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
     ((c) < HEAP_SLAB_SMALL_CLASSES / 2u ? 2u * (c) + 1u                                                 \
      : (c) < HEAP_SLAB_SMALL_CLASSES    ? HEAP_SLAB_BIG_BASE + ((c) + 1u) / 2u                          \
                                         : 2u * (c) - HEAP_SLAB_BIG_BASE)
-/* A slab's window: the small classes' slabs are HEAP_SLAB_SIZE (4 KiB), the big
- * classes' HEAP_SLAB_BIG_SIZE (16 KiB); each aligned to its size inside the chunk. */
+/* Slab spans: the small classes' slabs are HEAP_SLAB_SMALL_SPAN (16 KiB), the big
+ * classes' HEAP_SLAB_BIG_SIZE (64 KiB); each aligned to its span inside the chunk.
+ * Spans this big keep a class's live slots in one or two slabs on the benchmark's
+ * traces, so a slab rarely turns full or partial (docs/allocators.md). The chunk's
+ * slab_windows has a byte per HEAP_SLAB_SIZE (4 KiB) window: a slab covers 4 or 16. */
 #define HEAP_SLAB_SHIFT 12u
 #define HEAP_SLAB_SIZE (UINT32_C(1) << HEAP_SLAB_SHIFT)
-#define HEAP_SLAB_BIG_SHIFT 14u
+#define HEAP_SLAB_SMALL_SHIFT 14u
+#define HEAP_SLAB_SMALL_SPAN (UINT32_C(1) << HEAP_SLAB_SMALL_SHIFT)
+#define HEAP_SLAB_BIG_SHIFT 16u
 #define HEAP_SLAB_BIG_SIZE (UINT32_C(1) << HEAP_SLAB_BIG_SHIFT)
-#define HEAP_SLAB_BIG_WINDOWS (HEAP_SLAB_BIG_SIZE / HEAP_SLAB_SIZE)
-#define HEAP_SLAB_SPAN(c) ((c) < HEAP_SLAB_SMALL_CLASSES ? HEAP_SLAB_SIZE : HEAP_SLAB_BIG_SIZE)
+#define HEAP_SLAB_SPAN(c) ((c) < HEAP_SLAB_SMALL_CLASSES ? HEAP_SLAB_SMALL_SPAN : HEAP_SLAB_BIG_SIZE)
 #define HEAP_CHUNK_WINDOWS (HEAP_CHUNK_SIZE / HEAP_SLAB_SIZE)
-/* Enough for the smallest slots: (HEAP_SLAB_SIZE - 16 - HEAP_SLAB_FIRST) / 16 of them. */
-#define HEAP_SLAB_SLOTS_MAX 240u
-#define HEAP_SLAB_MAP_WORDS ((HEAP_SLAB_SLOTS_MAX + 63u) / 64u)
 /* "SLAB" as it reads in a little-endian memory dump. */
 #define HEAP_SLAB_MAGIC UINT32_C(0x42414c53)
+/* requested[] of a free slot: no request (at most HEAP_SLAB_MAX) reads so. */
+#define HEAP_SLAB_SLOT_FREE UINT16_C(0xFFFF)
 
 /*
  * The head of a slab, at its window's start. Everything a free trusts is
- * here, never in a slot: free_map says which slots are live, requested[]
- * their lengths, owner whose they are. The fields up to check never change
+ * here, never in a slot: meta[] says which slots are free and the lengths of
+ * the live ones, owner whose they are. The fields up to check never change
  * while the slab lives and are checksummed (with the address); magic to first
  * are the first 12 bytes, which IOFree compares as two words.
+ *
+ * meta[] has 2 x slot_count entries (the slots start past it, at `first`):
+ *   meta[0 .. slot_count)       the free stack: meta[0 .. free_count) are the
+ *                               free slots' indexes, each once, the one
+ *                               IOMalloc takes next on top (meta[free_count - 1]);
+ *                               the entries above are stale;
+ *   meta[slot_count + i]        slot i's requested length while it is live,
+ *                               HEAP_SLAB_SLOT_FREE while it is free.
+ * A free pushes its slot, an allocation pops one: no scan, and the slot freed
+ * last is the one handed out next.
  */
 struct heap_slab {
     uint32_t magic;      /* HEAP_SLAB_MAGIC */
     uint8_t size_class;  /* slot size = HEAP_SLAB_SLOT_SIZE(size_class) */
     uint8_t owner;       /* enum heap_owner of every slot */
     uint16_t slot_size;  /* bytes per slot */
-    uint16_t slot_count; /* (HEAP_SLAB_SPAN(size_class) - HEAP_BLOCK_HEADER_SIZE - first) / slot_size */
-    uint16_t first;      /* offset of slot 0 from the slab: HEAP_SLAB_FIRST */
+    uint16_t slot_count; /* HEAP_SLAB_SLOT_COUNT(size_class) */
+    uint16_t first;      /* offset of slot 0 from the slab: HEAP_SLAB_FIRST(size_class) */
     uint16_t check;      /* checksum of magic .. first and the address */
-    uint16_t free_count; /* free slots: the set bits of free_map */
+    uint16_t free_count; /* free slots: the stack's height */
     struct heap_slab *next; /* heap_state.slab_partial list, while free_count != 0 */
     struct heap_slab *prev;
-    uint64_t free_map[HEAP_SLAB_MAP_WORDS]; /* bit i set: slot i is free; no bit >= slot_count */
-    uint16_t requested[HEAP_SLAB_SLOTS_MAX]; /* used slot i: its requested length (free: stale) */
+    uint16_t meta[];     /* the free stack, then requested[] (above) */
 };
 
-/* Offset of slot 0: the slab header rounded up to the alignment. */
-#define HEAP_SLAB_FIRST \
-    ((uint32_t)((sizeof(struct heap_slab) + HEAP_ALIGN - 1u) & ~(size_t)(HEAP_ALIGN - 1u)))
+/* Bytes before slot 0 for n slots: the header and its meta[], rounded up to the alignment. */
+#define HEAP_SLAB_HEAD_BYTES(n) \
+    ((uint32_t)((sizeof(struct heap_slab) + 4u * (size_t)(n) + HEAP_ALIGN - 1u) & ~(size_t)(HEAP_ALIGN - 1u)))
 /* A slab's slots end at its window's end less 16: the next block's header. */
 #define HEAP_SLAB_SLOTS_END(c) (HEAP_SLAB_SPAN(c) - HEAP_BLOCK_HEADER_SIZE)
-_Static_assert((HEAP_SLAB_SIZE - HEAP_BLOCK_HEADER_SIZE - HEAP_SLAB_FIRST) / HEAP_ALIGN <= HEAP_SLAB_SLOTS_MAX,
-               "requested[] covers 16-byte slots");
-_Static_assert((HEAP_SLAB_BIG_SIZE - HEAP_BLOCK_HEADER_SIZE - HEAP_SLAB_FIRST) / HEAP_SLAB_SLOT_SIZE(HEAP_SLAB_SMALL_CLASSES) <=
-                   HEAP_SLAB_SLOTS_MAX,
-               "requested[] covers the big slabs' smallest slots");
+/* Slots of a slab of class c: as many as fit with their meta[] entries, less one
+ * when rounding the head up to the alignment leaves no room for the last. */
+#define HEAP_SLAB_SLOTS_GUESS(c) \
+    ((HEAP_SLAB_SLOTS_END(c) - (uint32_t)sizeof(struct heap_slab)) / (HEAP_SLAB_SLOT_SIZE(c) + 4u))
+#define HEAP_SLAB_SLOT_COUNT(c)                                                                         \
+    (HEAP_SLAB_SLOTS_GUESS(c) -                                                                         \
+     (HEAP_SLAB_HEAD_BYTES(HEAP_SLAB_SLOTS_GUESS(c)) + HEAP_SLAB_SLOTS_GUESS(c) * HEAP_SLAB_SLOT_SIZE(c) > \
+      HEAP_SLAB_SLOTS_END(c)))
+/* Offset of slot 0 from the slab of class c. */
+#define HEAP_SLAB_FIRST(c) HEAP_SLAB_HEAD_BYTES(HEAP_SLAB_SLOT_COUNT(c))
+_Static_assert(HEAP_SLAB_SLOT_COUNT(0) < HEAP_SLAB_SLOT_FREE, "slot indexes fit meta[] and never read as free");
 
 /* A chunk's slab_windows byte, for a window covered by a slab of class c and
  * owner o: HEAP_SLAB_WINDOW_SLAB | o << HEAP_SLAB_WINDOW_OWNER_SHIFT | c (0
@@ -227,9 +245,9 @@ enum heap_slab_window {
  * block and in the page that holds it and the end of used_map: a slab made on
  * the free tail of an otherwise empty chunk (slabs pile up at its top) touches
  * that page and its own, as IOFree of a slot touches that page and the slab's.
- * The offset is 1024 past a page boundary, off the L1 cache sets of the lines
- * a slab's header fills (bytes 0-543 of a 4 KiB window, sets 0-8), which IOFree
- * of a slot also reads; `reserved` (zero) pads up to it. */
+ * The offset is 1024 past a page boundary, off the L1 cache set of the line
+ * a slab's header starts with (byte 0 of its window), which IOFree of a slot
+ * also reads; `reserved` (zero) pads up to it. */
 #define HEAP_CHUNK_LINKS_BYTES 24u    /* magic, next, prev */
 #define HEAP_CHUNK_USED_MAP_BYTES (HEAP_CHUNK_GRANULES / 8u)
 #define HEAP_CHUNK_WINDOWS_PAST 1024u  /* past a 4 KiB boundary: L1 sets 16-31 */
