@@ -22,9 +22,10 @@
  *       is HEAP_SLAB_SPAN(class) bytes (16 KiB for slots up to 256 bytes, 64 KiB
  *       above) with its payload aligned to that span; the chunk's slab_windows
  *       byte of every window it covers (and of no other) is HEAP_SLAB_WINDOW(its
- *       class, its owner); its header checksum holds; its free stack holds
- *       free_count distinct slot indexes below slot_count, exactly the slots
- *       whose requested[] is HEAP_SLAB_SLOT_FREE; it is never entirely free (the free that empties it gives the
+ *       class, its owner); its header checksum holds; fresh <= slot_count and
+ *       its free stack holds free_count - (slot_count - fresh) distinct slot
+ *       indexes below fresh, exactly the slots below fresh whose requested[]
+ *       is HEAP_SLAB_SLOT_FREE; it is never entirely free (the free that empties it gives the
  *       block back, so H6's "state is a function of the live blocks" still
  *       holds); it is on slab_partial[owner][class] exactly when it has a free
  *       slot, and bit class of slab_partial_map[owner] is set exactly when
@@ -752,15 +753,8 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     slab->slot_count = (uint16_t)slot_count;
     slab->first = (uint16_t)HEAP_SLAB_FIRST(size_class);
     slab->free_count = (uint16_t)slot_count;
+    slab->fresh = 0; /* every slot free and untouched: the stack is empty */
     slab->check = slab_check(slab);
-    /* Every slot free, slot 0 on top of the stack: a new slab hands out its
-     * slots in address order. */
-    uint16_t *stack = slab_stack(slab);
-    for (uint32_t i = 0; i < slot_count; i++) {
-        stack[i] = (uint16_t)(slot_count - 1u - i);
-    }
-    memset(slab_requested(slab), 0xFF, slot_count * sizeof(uint16_t));
-    _Static_assert(HEAP_SLAB_SLOT_FREE == 0xFFFFu, "memset writes HEAP_SLAB_SLOT_FREE");
     slab_windows_write(chunk, slab, slab_window_byte(size_class, owner));
     partial_push(slab);
     h->slabs++;
@@ -805,15 +799,21 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_partial_for(
 }
 
 /* The fast path for 0..HEAP_SLAB_MAX bytes: the slot on top of the free stack
- * of `slab`, a partial slab of the request's class: a pop, no search, no
- * header to write. */
+ * of `slab`, a partial slab of the request's class, or its first untouched
+ * slot when the stack is empty: no search, no header to write. */
 static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *slab, size_t length)
 {
     struct heap_state *h = &heap_state;
     /* The two counters apart, the slab's stores between (see slab_free). */
     h->used_bytes += length;
     uint16_t free_count = --slab->free_count;
-    unsigned slot = slab_stack(slab)[free_count];
+    unsigned untouched = (unsigned)slab->slot_count - slab->fresh;
+    unsigned slot;
+    if (free_count >= untouched) {
+        slot = slab_stack(slab)[free_count - untouched];
+    } else {
+        slot = slab->fresh++;
+    }
     slab_requested(slab)[slot] = (uint16_t)length;
     h->used_blocks++;
     if (free_count == 0) {
@@ -848,7 +848,7 @@ static inline __attribute__((always_inline)) void slab_free(struct heap_chunk *c
     h->used_bytes -= requested;
     slab_requested(slab)[slot] = HEAP_SLAB_SLOT_FREE;
     uint16_t free_count = slab->free_count;
-    slab_stack(slab)[free_count] = (uint16_t)slot;
+    slab_stack(slab)[free_count - ((unsigned)slab->slot_count - slab->fresh)] = (uint16_t)slot;
     slab->free_count = ++free_count;
     h->used_blocks--;
     if (free_count == 1u) {
@@ -1025,10 +1025,12 @@ static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk
     }
     offset -= row->first;
     unsigned slot = (unsigned)(((uint64_t)(offset >> HEAP_ALIGN_SHIFT) * slot_reciprocal[size_class]) >> SLOT_RECIPROCAL_SHIFT);
-    if (slot * row->slot_size != offset || slot >= row->slot_count) {
+    /* Below fresh (a slot never handed out is free) and below the class's
+     * slot count (fresh is not in the words compared above), so requested[]
+     * is where this reads. */
+    if (slot * row->slot_size != offset || slot >= slab->fresh || slot >= row->slot_count) {
         return false;
     }
-    /* The header matched its class's shape, so requested[] is where this reads. */
     uint16_t requested = slab_requested(slab)[slot];
     if (requested == HEAP_SLAB_SLOT_FREE) {
         return false;
@@ -1370,22 +1372,24 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
             return check_fail(report, "slab_windows byte disagrees with its slab", slab);
         }
     }
-    /* The stack: free_count distinct slot indexes, each of a free slot. With
-     * the count of free slots below equal to free_count, it holds exactly them. */
+    /* The stack: its height in distinct slot indexes below fresh, each of a free
+     * slot. With the count of free slots below fresh equal to the height, it
+     * holds exactly them. */
     uint64_t stacked[(HEAP_SLAB_SLOT_COUNT(0u) + 63u) / 64u] = {0};
     const uint16_t *stack = slab_stack(slab);
-    if (slab->free_count > slab->slot_count) {
-        return check_fail(report, "slab free_count past its slots", slab);
+    if (slab->fresh > slab->slot_count || slab->free_count < slab->slot_count - slab->fresh) {
+        return check_fail(report, "slab fresh or free_count past its slots", slab);
     }
-    for (unsigned i = 0; i < slab->free_count; i++) {
+    unsigned height = slab->free_count - (slab->slot_count - slab->fresh);
+    for (unsigned i = 0; i < height; i++) {
         unsigned slot = stack[i];
-        if (slot >= slab->slot_count || !slot_free(slab, slot) || (stacked[slot / 64u] >> (slot % 64u) & 1u) != 0) {
+        if (slot >= slab->fresh || !slot_free(slab, slot) || (stacked[slot / 64u] >> (slot % 64u) & 1u) != 0) {
             return check_fail(report, "slab free stack entry is not a free slot (or twice)", slab);
         }
         stacked[slot / 64u] |= UINT64_C(1) << (slot % 64u);
     }
     uint64_t free_slots = 0;
-    for (unsigned slot = 0; slot < slab->slot_count; slot++) {
+    for (unsigned slot = 0; slot < slab->fresh; slot++) {
         uint16_t requested = slab_requested(slab)[slot];
         if (requested == HEAP_SLAB_SLOT_FREE) {
             free_slots++;
@@ -1397,6 +1401,7 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
         report->blocks++;
         report->used_bytes += requested;
     }
+    free_slots += slab->slot_count - slab->fresh;
     if (free_slots != slab->free_count) {
         return check_fail(report, "slab free_count disagrees with requested[]", slab);
     }

@@ -52,10 +52,12 @@ HEAP_LARGE_MAGIC = 0x4752414C  # "LARG": IOMalloc's (the caller's)
 HEAP_LARGE_MAGIC_OBJECT = 0x4A424F4C  # "LOBJ": an OSObject's
 HEAP_LARGE_MAGIC_FIRMWARE = 0x4D57464C  # "LFWM": the firmware's own metadata
 HEAP_SLAB_MAGIC = 0x42414C53  # "SLAB"
-HEAP_SLAB_SIZE = 4096  # a small-class slab's window (HEAP_SLAB_SHIFT 12); its block is exactly this big
-HEAP_SLAB_BIG_SIZE = 16384  # a big-class slab's (HEAP_SLAB_BIG_SHIFT 14)
+HEAP_SLAB_SIZE = 4096  # a slab_windows window (HEAP_SLAB_SHIFT 12): a slab covers 4 or 16
+HEAP_SLAB_SMALL_SPAN = 16384  # a small-class slab's block (HEAP_SLAB_SMALL_SHIFT 14)
+HEAP_SLAB_BIG_SIZE = 65536  # a big-class slab's (HEAP_SLAB_BIG_SHIFT 16)
+HEAP_SLAB_SLOT_FREE = 0xFFFF  # requested[] of a free slot
 HEAP_SLAB_MAX = 1024  # requests of 0..1024 bytes go to slabs
-HEAP_SLAB_SMALL_MAX = 256  # classes 0..15: slots of (c + 1) * 16 bytes in HEAP_SLAB_SIZE slabs
+HEAP_SLAB_SMALL_MAX = 256  # classes 0..15: slots of (c + 1) * 16 bytes in HEAP_SLAB_SMALL_SPAN slabs
 HEAP_SLAB_SMALL_CLASSES = HEAP_SLAB_SMALL_MAX // HEAP_ALIGN
 HEAP_SLAB_BIG_STEP = 64  # classes 16..27: slots of 320..1024 bytes, 64 apart, in HEAP_SLAB_BIG_SIZE slabs
 # enum heap_owner names -> the owner words used here (the values come from DWARF)
@@ -122,7 +124,7 @@ def slab_slot_size(size_class: int) -> int:
 
 def slab_span(size_class: int) -> int:
     """HEAP_SLAB_SPAN: the bytes of a slab of ``size_class`` (its block), and its alignment."""
-    return HEAP_SLAB_SIZE if size_class < HEAP_SLAB_SMALL_CLASSES else HEAP_SLAB_BIG_SIZE
+    return HEAP_SLAB_SMALL_SPAN if size_class < HEAP_SLAB_SMALL_CLASSES else HEAP_SLAB_BIG_SIZE
 
 
 def slab_fall_up(size_class: int) -> int:
@@ -207,19 +209,27 @@ class Layouts:
         w = self.slab_window
         return w["HEAP_SLAB_WINDOW_SLAB"] | owner << w["HEAP_SLAB_WINDOW_OWNER_SHIFT"] | size_class
 
-    @property
-    def slab_first(self) -> int:
-        """HEAP_SLAB_FIRST: the slab header rounded up to the alignment."""
-        return (self.heap_slab.size + HEAP_ALIGN - 1) & ~(HEAP_ALIGN - 1)
+    def _slab_head(self, slots: int) -> int:
+        """HEAP_SLAB_HEAD_BYTES: the header and 2 x ``slots`` meta[] entries, aligned."""
+        meta = self.heap_slab["meta"]
+        return (meta.offset + 2 * slots * meta.size + HEAP_ALIGN - 1) & ~(HEAP_ALIGN - 1)
+
+    def slab_first(self, size_class: int) -> int:
+        """HEAP_SLAB_FIRST: offset of slot 0 from a slab of ``size_class``."""
+        return self._slab_head(self.slot_count(size_class))
 
     @property
     def slab_classes(self) -> int:
         return self.heap_state["slab_partial"].count // self.owner["HEAP_OWNER_COUNT"]
 
     def slot_count(self, size_class: int) -> int:
-        """Slots of a slab of ``size_class`` between its header and the next block's header."""
-        span = slab_span(size_class)
-        return (span - HEAP_BLOCK_HEADER_SIZE - self.slab_first) // slab_slot_size(size_class)
+        """HEAP_SLAB_SLOT_COUNT: the slots that fit with their meta[] entries between the
+        slab's header and the next block's header."""
+        end = slab_span(size_class) - HEAP_BLOCK_HEADER_SIZE
+        size = slab_slot_size(size_class)
+        meta = self.heap_slab["meta"]
+        guess = (end - meta.offset) // (size + 2 * meta.size)
+        return guess - (self._slab_head(guess) + guess * size > end)
 
     @property
     def chunk_size(self) -> int:
@@ -359,13 +369,26 @@ class Slab:
     slot_count: int
     first: int
     free_count: int
+    fresh: int  # slots at and above this index were never handed out (free, not on the stack)
     next: int
     prev: int
-    free_map: int  # bit i set: slot i free
-    requested: tuple[int, ...]  # per slot (meaningful for used slots only)
+    stack: tuple[int, ...]  # meta[0 .. slot_count): the free stack (its height: stack_height)
+    requested: tuple[int, ...]  # meta[slot_count ..]: per slot below fresh, HEAP_SLAB_SLOT_FREE if free
+
+    @property
+    def stack_height(self) -> int:
+        return self.free_count - (self.slot_count - self.fresh)
+
+    @property
+    def free_map(self) -> int:
+        """Bit i set: slot i is free (never handed out, or requested[] says so)."""
+        touched = min(self.fresh, self.slot_count, len(self.requested))
+        bits = sum(1 << i for i in range(touched) if self.requested[i] == HEAP_SLAB_SLOT_FREE)
+        return bits | ((1 << self.slot_count) - 1) & ~((1 << touched) - 1)
 
     def used_slots(self) -> list[int]:
-        return [i for i in range(min(self.slot_count, len(self.requested))) if not self.free_map >> i & 1]
+        touched = min(self.fresh, self.slot_count, len(self.requested))
+        return [i for i in range(touched) if self.requested[i] != HEAP_SLAB_SLOT_FREE]
 
     def slot(self, index: int) -> int:
         """The caller's pointer of slot ``index``."""
@@ -373,7 +396,8 @@ class Slab:
 
     @property
     def canonical(self) -> tuple[object, ...]:
-        """Without the partial-list links (history) or stale requested sizes of free slots."""
+        """Without the partial-list links, the stack's order and fresh (history) or stale
+        requested sizes of free slots: which slots are free, not in what order they come back."""
         used = tuple((i, self.requested[i]) for i in self.used_slots())
         return (
             self.address,
@@ -467,7 +491,7 @@ class Snapshot:
     def space(self, page_size: int) -> tuple[int, int, int]:
         """What the bench's probe (heap_space) reports, restated from the decoded state: held,
         free and largest bytes. Held: the chunks and the large blocks' pages. Free: the free
-        blocks (headers included) and the slots a slab's free_map marks free. Largest: the
+        blocks (headers included) and a slab's free slots. Largest: the
         largest request served without taking memory the heap does not hold. Above
         HEAP_SLAB_MAX, the good-fit search places a request in the highest non-empty list only
         when its block is at most that list's floor (any request a chunk can hold, HEAP_LARGE_MIN
@@ -483,7 +507,7 @@ class Snapshot:
             largest = request if request > HEAP_SLAB_MAX else 0
         caller = lay.owner["HEAP_OWNER_CALLER"]
         for slab in self.heap.slabs:
-            free_slots = sum(1 for i in range(slab.slot_count) if slab.free_map >> i & 1)
+            free_slots = bin(slab.free_map).count("1")
             free += free_slots * slab.slot_size
             if free_slots and slab.owner == caller:
                 largest = max(largest, slab.slot_size)
@@ -670,14 +694,17 @@ def _decode_block(lay: Layouts, blob: bytes, offset: int, address: int) -> Block
     )
 
 
-def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int) -> Slab:
+def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int, meta: bytes) -> Slab:
+    """The header in ``blob`` at ``offset``; ``meta``: the bytes of its meta[] (2 x slot_count
+    entries, fewer when the slot count is damaged)."""
     hs = lay.heap_slab
     part = blob[offset : offset + hs.size]
 
     def get(name: str, index: int = 0) -> int:
         return hs.read(part, name, index)
 
-    words = hs["free_map"].count
+    slot_count = get("slot_count")
+    entries = struct.unpack_from(f"<{len(meta) // 2}H", meta)
     return Slab(
         address=address,
         magic=get("magic"),
@@ -688,10 +715,11 @@ def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int) -> Slab:
         slot_count=get("slot_count"),
         first=get("first"),
         free_count=get("free_count"),
+        fresh=get("fresh"),
         next=get("next"),
         prev=get("prev"),
-        free_map=sum(word << (64 * i) for i, word in enumerate(hs.read_array(part, "free_map")[:words])),
-        requested=hs.read_array(part, "requested"),
+        stack=entries[:slot_count],
+        requested=entries[slot_count : 2 * slot_count],
     )
 
 
@@ -714,6 +742,18 @@ class _ChunkPieces:
                 return None
             self.start, self.data = offset, data
         return self.data, offset - self.start
+
+
+def _slab_meta(pieces: _ChunkPieces, lay: Layouts, header: bytes, at: int) -> bytes:
+    """The meta[] bytes of the slab whose header (``header``) is at chunk offset ``at``:
+    2 x slot_count entries, the count capped at the most any class has and at the chunk's
+    end (a damaged count reads what is there)."""
+    hs = lay.heap_slab
+    slots = min(hs.read(header, "slot_count"), lay.slot_count(0))
+    start = at + hs["meta"].offset
+    length = max(0, min(4 * slots, lay.chunk_size - HEAP_BLOCK_HEADER_SIZE - start)) & ~3
+    piece = pieces.at(start, length)
+    return b"" if piece is None else piece[0][piece[1] : piece[1] + length]
 
 
 def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
@@ -755,7 +795,8 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
         block = _decode_block(lay, data, rel, address + offset)
         blocks.append(block)
         if block.state == slab_state and slab_room:
-            slabs.append(_decode_slab(lay, data, rel + HEAP_BLOCK_HEADER_SIZE, address + at))
+            meta = _slab_meta(pieces, lay, data[rel + HEAP_BLOCK_HEADER_SIZE :], at)
+            slabs.append(_decode_slab(lay, data, rel + HEAP_BLOCK_HEADER_SIZE, address + at, meta))
         if block.size < HEAP_MIN_BLOCK or block.size % HEAP_ALIGN:
             r.problems.append(f"heap: block {block.address:#x} has size {block.size}: cannot walk on")
             break
@@ -1145,17 +1186,23 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             slab.size_class >= lay.slab_classes
             or slab.owner not in lay.owner_names
             or slab.slot_size != slot_size
-            or slab.first != lay.slab_first
             or slab.slot_count != lay.slot_count(slab.size_class)
+            or slab.first != lay.slab_first(slab.size_class)
         ):
             shape = f"{slab.slot_count} x {slab.slot_size} from +{slab.first}"
             yield f"{at}: geometry (class {slab.size_class}, owner {slab.owner}, {shape})"
             continue
-        if slab.free_map >> slab.slot_count:
-            yield f"{at}: free_map bits past slot {slab.slot_count}"
-        free_slots = bin(slab.free_map & ((1 << slab.slot_count) - 1)).count("1")
+        if slab.fresh > slab.slot_count or slab.stack_height < 0:
+            yield f"{at}: fresh {slab.fresh}, free_count {slab.free_count} of {slab.slot_count} slots"
+            continue
+        stacked = slab.stack[: slab.stack_height]
+        if len(set(stacked)) != len(stacked) or any(
+            i >= slab.fresh or slab.requested[i] != HEAP_SLAB_SLOT_FREE for i in stacked
+        ):
+            yield f"{at}: free stack {list(stacked)[:8]} is not distinct free slots below fresh {slab.fresh}"
+        free_slots = bin(slab.free_map).count("1")
         if free_slots != slab.free_count:
-            yield f"{at}: free_count {slab.free_count}, free_map has {free_slots}"
+            yield f"{at}: free_count {slab.free_count}, requested[] and fresh say {free_slots}"
         if free_slots == slab.slot_count:
             yield f"{at}: empty slab kept"
         for index in slab.used_slots():

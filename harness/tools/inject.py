@@ -208,11 +208,20 @@ def _slab_of(guest: Guest, payload: int) -> tuple[int, int]:
     raise IomemError(f"inject: no slab holds a live slot at {payload:#x}")
 
 
-def _slab_free_bit(guest: Guest, payload: int) -> Target:
-    """Flips the bit of ``payload``'s slot in its slab's free_map."""
+def _slab_requested_entry(guest: Guest, payload: int) -> int:
+    """meta[] index of ``payload``'s requested length: past the slab's slot_count stack entries."""
     slab, index = _slab_of(guest, payload)
-    pa, _ = _field_pa(guest, "heap_slab", slab, "free_map", index // 64)
-    return Target(pa, _le(_u64(guest, pa) ^ 1 << index % 64), f"heap_slab.free_map bit {index} at {pa:#x}")
+    slot_count, _ = _field_pa(guest, "heap_slab", slab, "slot_count")
+    return _u(guest, slot_count, 2) + index
+
+
+def _slab_free_mark(guest: Guest, payload: int) -> Target:
+    """Writes the free mark into ``payload``'s requested[] entry: a live slot called free."""
+    from harness.oracle.heap import HEAP_SLAB_SLOT_FREE
+
+    slab, _ = _slab_of(guest, payload)
+    pa, size = _field_pa(guest, "heap_slab", slab, "meta", _slab_requested_entry(guest, payload))
+    return Target(pa, _le(HEAP_SLAB_SLOT_FREE, size), f"heap_slab requested[] entry at {pa:#x} called free")
 
 
 def _slab_window(guest: Guest, payload: int) -> Target:
@@ -299,10 +308,10 @@ KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
     "heap-sl-bitmap": lambda g, w: _bump(g, "heap_state", _heap_state(g), "sl_bitmap", 1, _empty_fl_bit(g)),
     "heap-large-header": lambda g, w: _bump(g, "heap_large_header", _block(g, w.large), "requested", 8),
     "heap-used-counter": lambda g, w: _bump(g, "heap_state", _heap_state(g), "used_bytes", 8),
-    "heap-slab-free-map": lambda g, w: _slab_free_bit(g, w.slot),
+    "heap-slab-free-mark": lambda g, w: _slab_free_mark(g, w.slot),
     "heap-slab-window": lambda g, w: _slab_window(g, w.slot),
     "heap-slab-requested": lambda g, w: _bump(
-        g, "heap_slab", _slab_of(g, w.slot)[0], "requested", 1, _slab_of(g, w.slot)[1]
+        g, "heap_slab", _slab_of(g, w.slot)[0], "meta", 1, _slab_requested_entry(g, w.slot)
     ),
     "heap-slab-header": lambda g, w: _bump(g, "heap_slab", _slab_of(g, w.slot)[0], "slot_count", 1),
     "heap-slab-partial-link": lambda g, w: _set(g, "heap_slab", _slab_of(g, w.slot)[0], "prev", w.small),

@@ -42,7 +42,7 @@ from harness.oracle.pages import page_byte, page_order, page_state
 MiB = 1024 * 1024
 CHUNK_USABLE_OFFSET = 34816  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
 HEAP_SLAB_MAX = heap_oracle.HEAP_SLAB_MAX  # requests up to this size take a slab's slot
-HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a small-class slab: one 4 KiB block of its chunk
+HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a slab_windows window: 4 KiB (a slab covers 4 or 16)
 
 
 def block_size(requested: int) -> int:
@@ -170,8 +170,8 @@ def test_small_block_sizes_at_every_class_boundary(arena: Arena) -> None:
         free_before = arena.heap_stats()["free_bytes"]
         pointer = arena.malloc(request)
         assert pointer % 16 == 0
-        # a slab request on an empty heap makes its slab: one block of its class's span (4 KiB
-        # up to 256 bytes, 16 KiB above), whatever the size
+        # a slab request on an empty heap makes its slab: one block of its class's span (16 KiB
+        # up to 256 bytes, 64 KiB above), whatever the size
         slab_span = heap_oracle.slab_span(heap_oracle.slab_class(request))
         taken = slab_span if request <= HEAP_SLAB_MAX else block_size(request)
         assert arena.heap_stats()["free_bytes"] == free_before - taken, request
@@ -312,7 +312,7 @@ def test_pointers_into_a_small_block_are_rejected(arena: Arena) -> None:
 @pytest.mark.parametrize("size", [0, 16, 100, 256])
 def test_pointers_into_a_slab_are_rejected(arena: Arena, size: int) -> None:
     """A slab has no header per slot: the slot's start is all that frees, and only while the
-    slab's free_map says live; inside a slot, the slab header, the tail past the last slot and
+    slab's requested[] says live; inside a slot, the slab header, the tail past the last slot and
     a free slot are refused, whatever size is named."""
     pointer, neighbour = arena.malloc(size), arena.malloc(size)
     slab = heap_decoder.decode(arena).heap.slabs[0]
@@ -608,16 +608,16 @@ def _reseal(header: HeapBlock, address: int) -> None:
 
 
 def test_a_wrong_window_byte_of_a_full_slab_is_reported(arena: Arena) -> None:
-    """A full 16 KiB slab is on no partial list, so only the slab walk can see its windows:
+    """A full 64 KiB slab is on no partial list, so only the slab walk can see its windows:
     the byte of its last window naming another owner is reported at the slab, by check and
     by the decoder (heap.mutant.8960 skipped the per-window loop and went unnoticed)."""
     size = HEAP_SLAB_MAX
     count = heap_decoder.layouts().slot_count(heap_oracle.slab_class(size))
     pointers = [arena.malloc(size) for _ in range(count)]
     slab = heap_decoder.decode(arena).heap.slabs[0]
-    assert slab.free_count == 0 and heap_oracle.slab_span(slab.size_class) == 4 * HEAP_SLAB_SIZE
+    assert slab.free_count == 0 and heap_oracle.slab_span(slab.size_class) == 16 * HEAP_SLAB_SIZE
     chunk = slab.address & ~(HEAP_CHUNK_SIZE - 1)
-    last = (slab.address - chunk) // HEAP_SLAB_SIZE + 3
+    last = (slab.address - chunk) // HEAP_SLAB_SIZE + 15
     byte_at = chunk + heap_decoder.layouts().heap_chunk["slab_windows"].offset + last
     saved = arena.read(byte_at, 1)
     shift = heap_decoder.layouts().slab_window["HEAP_SLAB_WINDOW_OWNER_SHIFT"]

@@ -95,14 +95,16 @@ def test_layout_geometry_matches_the_c_constants() -> None:
         "HEAP_BLOCK_SLAB": 0x5AB0,
     }
     assert lay.used_states == {0xA110: "caller", 0xA0B1: "object", 0xA1F3: "firmware"}
-    # slabs: 28 classes per owner, 16 of 16..256-byte slots in 4 KiB slabs, 12 of 320..1024
-    # in 16 KiB slabs, slots after a 544-byte header
+    # slabs: 28 classes per owner, 16 of 16..256-byte slots in 16 KiB slabs, 12 of 320..1024
+    # in 64 KiB slabs; slots after a 40-byte header and 4 bytes of meta[] per slot (its stack
+    # entry and requested length), rounded to 16 (the C values: HEAP_SLAB_SLOT_COUNT/FIRST)
     assert lay.slab_classes == heap_oracle.slab_class(heap_oracle.HEAP_SLAB_MAX) + 1 == 28
     sizes = [heap_oracle.slab_slot_size(c) for c in range(lay.slab_classes)]
     assert sizes == [*range(16, 257, 16), *range(320, 1025, 64)]
-    assert [heap_oracle.slab_span(c) for c in (0, 15, 16, 27)] == [4096, 4096, 16384, 16384]
-    assert lay.slab_first == 544  # sizeof(struct heap_slab): 64 + 240 x uint16_t requested
-    assert [lay.slot_count(c) for c in (0, 15, 16, 27)] == [221, 13, 49, 15]
+    assert [heap_oracle.slab_span(c) for c in (0, 15, 16, 27)] == [16384, 16384, 65536, 65536]
+    assert lay.heap_slab["meta"].offset == lay.heap_slab.size == 40
+    assert [lay.slot_count(c) for c in (0, 15, 16, 27)] == [816, 62, 202, 63]
+    assert [lay.slab_first(c) for c in (0, 15, 16, 27)] == [3312, 288, 848, 304]
     # fall-up: slots at most twice as big (heap.h HEAP_SLAB_FALL_UP's closed form)
     fall_up = [heap_oracle.slab_fall_up(c) for c in (0, 7, 8, 15, 16, 21, 22, 27)]
     assert fall_up == [1, 15, 15, 19, 21, 27, 27, 27]
@@ -267,17 +269,29 @@ def _busy_slab(snap: heap_oracle.Snapshot) -> heap_oracle.Slab:
     return next(s for s in snap.heap.slabs if s.used_slots() and s.free_count)
 
 
-def _slab_free_map(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+def _meta_address(snap: heap_oracle.Snapshot, slab: heap_oracle.Slab, index: int) -> int:
+    """The address of entry ``index`` of the slab's meta[] (the stack, then requested[])."""
+    meta = snap.layouts.heap_slab["meta"]
+    return slab.address + meta.offset + meta.size * index
+
+
+def _slab_live_called_free(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     slab = _busy_slab(snap)
-    slot = slab.used_slots()[0]
-    address = slab.address + snap.layouts.heap_slab["free_map"].offset + slot // 8
-    return address, bytes([arena.read(address, 1)[0] ^ (1 << slot % 8)])  # a live slot called free
+    slot = slab.used_slots()[0]  # a live slot whose requested[] says free
+    free = heap_oracle.HEAP_SLAB_SLOT_FREE.to_bytes(2, "little")
+    return _meta_address(snap, slab, slab.slot_count + slot), free
+
+
+def _slab_stack_entry(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = next(s for s in snap.heap.slabs if s.used_slots() and s.stack_height)
+    slot = slab.used_slots()[0]  # the top of the free stack names a live slot
+    return _meta_address(snap, slab, slab.stack_height - 1), slot.to_bytes(2, "little")
 
 
 def _slab_requested(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     slab = _busy_slab(snap)
     slot = slab.used_slots()[0]
-    address = slab.address + snap.layouts.heap_slab["requested"].offset + 2 * slot
+    address = _meta_address(snap, slab, slab.slot_count + slot)
     return address, (slab.requested[slot] ^ 1).to_bytes(2, "little")
 
 
@@ -318,7 +332,8 @@ def _slab_slot_count(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, byt
 
 
 DAMAGE: dict[str, tuple[Damage, str]] = {
-    "slab free_map bit": (_slab_free_map, "free_count"),
+    "slab live slot called free": (_slab_live_called_free, "free_count"),
+    "slab free stack entry": (_slab_stack_entry, "free stack"),
     "slab requested": (_slab_requested, "used_bytes"),
     "slab_windows byte": (_slab_window_byte, "slab_windows"),
     "stray slab_windows byte": (_stray_slab_window, "slab_windows"),

@@ -269,7 +269,7 @@ def test_bad_frees_into_a_slab_are_rejected_and_change_nothing(guest: Guest, siz
     """The slab-only places a pointer can name, found by the host decoder: a slot never handed
     out, the slab header, the tail past the last slot (the next block's header), the middle of
     a slot; each is refused under every size, and nothing changes. Then the slot that was freed
-    is refused too (its free_map bit is set), while its slab lives on."""
+    is refused too (its requested[] entry says free), while its slab lives on."""
     va, keep = guest.alloc(size), guest.alloc(size)
     slab = next(s for s in guest.heap_snapshot().heap.slabs if va in {s.slot(i) for i in s.used_slots()})
     never = next(slab.slot(i) for i in range(slab.slot_count) if slab.free_map >> i & 1)
