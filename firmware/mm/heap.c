@@ -22,10 +22,10 @@
  *       is HEAP_SLAB_SPAN(class) bytes (16 KiB for slots up to 256 bytes, 64 KiB
  *       above) with its payload aligned to that span; the chunk's slab_windows
  *       byte of every window it covers (and of no other) is HEAP_SLAB_WINDOW(its
- *       class, its owner); its header checksum holds; fresh <= slot_count and
- *       its free stack holds free_count - (slot_count - fresh) distinct slot
- *       indexes below fresh, exactly the slots below fresh whose requested[]
- *       is HEAP_SLAB_SLOT_FREE; it is never entirely free (the free that empties it gives the
+ *       class, its owner); its header checksum holds; top <= fresh <=
+ *       slot_count, free_count = top + slot_count - fresh, and its free stack
+ *       holds top distinct slot indexes, exactly the slots below fresh whose
+ *       requested[] is HEAP_SLAB_SLOT_FREE; it is never entirely free (the free that empties it gives the
  *       block back, so H6's "state is a function of the live blocks" still
  *       holds); it is on slab_partial[owner][class] exactly when it has a free
  *       slot, and bit class of slab_partial_map[owner] is set exactly when
@@ -49,7 +49,10 @@ struct heap_state heap_state;
  * a chunk, and the page byte every page of a chunk carries, so IOFree's lookup
  * compares one byte instead of decoding it (resolve()). */
 static unsigned heap_chunk_order;
-static uint8_t heap_chunk_info;
+/* 16 bits so that it can hold HEAP_CHUNK_INFO_NONE, which no page byte equals:
+ * before heap_init (and after a failed one) no pointer passes IOFree's first test. */
+#define HEAP_CHUNK_INFO_NONE 0x100u
+static uint16_t heap_chunk_info = HEAP_CHUNK_INFO_NONE;
 
 /* small_alloc's fallback: after chunk_add() the search must succeed. The
  * largest small block, rounded up to its class boundary (at most 1/32 more),
@@ -381,6 +384,7 @@ IOReturn heap_init(void)
     }
     ASSERT(page_size <= HEAP_CHUNK_SIZE);
     memset(h, 0, sizeof(*h));
+    heap_chunk_info = HEAP_CHUNK_INFO_NONE;
     heap_chunk_order = HEAP_CHUNK_SHIFT - floor_log2_32((uint32_t)page_size);
     IOReturn ret = chunk_add();
     if (ret != kIOReturnSuccess) {
@@ -388,8 +392,10 @@ IOReturn heap_init(void)
         return ret;
     }
     h->home_chunk = h->chunks;
-    bool known = pages_info_of(pages_ptr_to_pa(h->home_chunk), &heap_chunk_info);
+    uint8_t info;
+    bool known = pages_info_of(pages_ptr_to_pa(h->home_chunk), &info);
     ASSERT(known);
+    heap_chunk_info = info;
     h->initialized = 1;
     return kIOReturnSuccess;
 }
@@ -754,6 +760,7 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     slab->first = (uint16_t)HEAP_SLAB_FIRST(size_class);
     slab->free_count = (uint16_t)slot_count;
     slab->fresh = 0; /* every slot free and untouched: the stack is empty */
+    slab->top = 0;
     slab->check = slab_check(slab);
     slab_windows_write(chunk, slab, slab_window_byte(size_class, owner));
     partial_push(slab);
@@ -791,11 +798,33 @@ _Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_CLASSES <= 32u, "fall_up_ma
  * scan of slab_partial_map, no loop. NULL when there is none. */
 static inline __attribute__((always_inline)) struct heap_slab *slab_partial_for(enum heap_owner owner, unsigned size_class)
 {
+    struct heap_slab *own = heap_state.slab_partial[owner][size_class];
+    if (own != NULL) {
+        return own; /* the common case, without the scan */
+    }
     uint32_t reach = (heap_state.slab_partial_map[owner] >> size_class) & fall_up_mask[size_class];
     if (reach == 0) {
         return NULL;
     }
     return heap_state.slab_partial[owner][size_class + (unsigned)__builtin_ctz(reach)];
+}
+
+/* An empty free stack of a slab with a free slot: moves up to HEAP_SLAB_REFILL
+ * untouched slots onto it, the lowest on top, and returns its height. */
+static __attribute__((noinline)) unsigned slab_refill(struct heap_slab *slab)
+{
+    unsigned fresh = slab->fresh;
+    unsigned count = slab->slot_count - fresh < HEAP_SLAB_REFILL ? slab->slot_count - fresh : HEAP_SLAB_REFILL;
+    uint16_t *stack = slab_stack(slab);
+    uint16_t *requested = slab_requested(slab);
+    ASSERT(count != 0); /* free_count != 0 with an empty stack: untouched slots remain */
+    for (unsigned i = 0; i < count; i++) {
+        stack[i] = (uint16_t)(fresh + count - 1u - i);
+        requested[fresh + i] = HEAP_SLAB_SLOT_FREE;
+    }
+    slab->fresh = (uint16_t)(fresh + count);
+    slab->top = (uint16_t)count;
+    return count;
 }
 
 /* The fast path for 0..HEAP_SLAB_MAX bytes: the slot on top of the free stack
@@ -807,13 +836,12 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
     /* The two counters apart, the slab's stores between (see slab_free). */
     h->used_bytes += length;
     uint16_t free_count = --slab->free_count;
-    unsigned untouched = (unsigned)slab->slot_count - slab->fresh;
-    unsigned slot;
-    if (free_count >= untouched) {
-        slot = slab_stack(slab)[free_count - untouched];
-    } else {
-        slot = slab->fresh++;
+    unsigned top = slab->top;
+    if (top == 0) {
+        top = slab_refill(slab);
     }
+    unsigned slot = slab_stack(slab)[--top];
+    slab->top = (uint16_t)top;
     slab_requested(slab)[slot] = (uint16_t)length;
     h->used_blocks++;
     if (free_count == 0) {
@@ -847,9 +875,10 @@ static inline __attribute__((always_inline)) void slab_free(struct heap_chunk *c
      * host compiler pairs them into vector operations that cost more. */
     h->used_bytes -= requested;
     slab_requested(slab)[slot] = HEAP_SLAB_SLOT_FREE;
-    uint16_t free_count = slab->free_count;
-    slab_stack(slab)[free_count - ((unsigned)slab->slot_count - slab->fresh)] = (uint16_t)slot;
-    slab->free_count = ++free_count;
+    uint16_t top = slab->top;
+    slab_stack(slab)[top] = (uint16_t)slot;
+    slab->top = (uint16_t)(top + 1u);
+    uint16_t free_count = ++slab->free_count;
     h->used_blocks--;
     if (free_count == 1u) {
         partial_push(slab);
@@ -952,16 +981,7 @@ struct resolved_block {
 #define SLOT_RECIPROCAL_SHIFT 26u
 #define SLOT_RECIPROCAL(c) \
     ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN - 1u) / (HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN)))
-static const uint32_t slot_reciprocal[HEAP_SLAB_CLASSES] = {
-    SLOT_RECIPROCAL(0u),  SLOT_RECIPROCAL(1u),  SLOT_RECIPROCAL(2u),  SLOT_RECIPROCAL(3u),  SLOT_RECIPROCAL(4u),
-    SLOT_RECIPROCAL(5u),  SLOT_RECIPROCAL(6u),  SLOT_RECIPROCAL(7u),  SLOT_RECIPROCAL(8u),  SLOT_RECIPROCAL(9u),
-    SLOT_RECIPROCAL(10u), SLOT_RECIPROCAL(11u), SLOT_RECIPROCAL(12u), SLOT_RECIPROCAL(13u), SLOT_RECIPROCAL(14u),
-    SLOT_RECIPROCAL(15u), SLOT_RECIPROCAL(16u), SLOT_RECIPROCAL(17u), SLOT_RECIPROCAL(18u), SLOT_RECIPROCAL(19u),
-    SLOT_RECIPROCAL(20u), SLOT_RECIPROCAL(21u), SLOT_RECIPROCAL(22u), SLOT_RECIPROCAL(23u), SLOT_RECIPROCAL(24u),
-    SLOT_RECIPROCAL(25u), SLOT_RECIPROCAL(26u), SLOT_RECIPROCAL(27u),
-};
-_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 4096u,
-               "slot_reciprocal is exact");
+_Static_assert(HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 4096u, "SLOT_RECIPROCAL is exact");
 
 /* What IOFree compares a slab header with, per class: the first 8 bytes
  * (magic, size_class, owner 0, slot_size) and the next 4 (slot_count, first),
@@ -971,22 +991,28 @@ _Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && 
 #define SLAB_IDENT_OWNER_SHIFT 40u
 #define SLAB_SHAPE(c) ((uint32_t)HEAP_SLAB_SLOT_COUNT(c) | HEAP_SLAB_FIRST(c) << 16)
 #define SLAB_ROW(c)                                                                                     \
-    {SLAB_IDENT(c), SLAB_SHAPE(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SPAN(c) - 1u, HEAP_SLAB_SLOT_COUNT(c), \
-     HEAP_SLAB_FIRST(c)}
+    {SLAB_IDENT(c), SLAB_SHAPE(c), SLOT_RECIPROCAL(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SPAN(c) - 1u,    \
+     HEAP_SLAB_SLOT_COUNT(c), HEAP_SLAB_FIRST(c)}
+/* A row for a class value no slab has (a damaged slab_windows byte): its ident
+ * has no SLAB magic, so no header matches it. */
+#define SLAB_ROW_NONE {UINT64_MAX, 0u, 0u, HEAP_ALIGN, HEAP_SLAB_SMALL_SPAN - 1u, 0u, UINT16_MAX}
 static const struct slab_row {
-    uint64_t ident;     /* magic | size_class << 32 | slot_size << 48 (owner: << 40) */
-    uint32_t shape;     /* slot_count | first << 16 */
+    uint64_t ident;      /* magic | size_class << 32 | slot_size << 48 (owner: << 40) */
+    uint32_t shape;      /* slot_count | first << 16 */
+    uint32_t reciprocal; /* SLOT_RECIPROCAL */
     uint16_t slot_size;
-    uint16_t span_mask; /* HEAP_SLAB_SPAN - 1: a slot's address less this is its slab's */
+    uint16_t span_mask;  /* HEAP_SLAB_SPAN - 1: a slot's header address less this is its slab's */
     uint16_t slot_count;
     uint16_t first;
-} slab_rows[HEAP_SLAB_CLASSES] = {
+} slab_rows[HEAP_SLAB_WINDOW_CLASS_MASK + 1] = {
     SLAB_ROW(0u),  SLAB_ROW(1u),  SLAB_ROW(2u),  SLAB_ROW(3u),  SLAB_ROW(4u),  SLAB_ROW(5u),  SLAB_ROW(6u),
     SLAB_ROW(7u),  SLAB_ROW(8u),  SLAB_ROW(9u),  SLAB_ROW(10u), SLAB_ROW(11u), SLAB_ROW(12u), SLAB_ROW(13u),
     SLAB_ROW(14u), SLAB_ROW(15u), SLAB_ROW(16u), SLAB_ROW(17u), SLAB_ROW(18u), SLAB_ROW(19u), SLAB_ROW(20u),
     SLAB_ROW(21u), SLAB_ROW(22u), SLAB_ROW(23u), SLAB_ROW(24u), SLAB_ROW(25u), SLAB_ROW(26u), SLAB_ROW(27u),
+    SLAB_ROW_NONE, SLAB_ROW_NONE, SLAB_ROW_NONE, SLAB_ROW_NONE,
 };
-_Static_assert(HEAP_SLAB_CLASSES == 28u, "slab_rows has a row per class");
+_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_WINDOW_CLASS_MASK + 1 == 32,
+               "slab_rows has a row per class and SLAB_ROW_NONE for the other class values");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap_slab, size_class) == 4u &&
                    offsetof(struct heap_slab, owner) == 5u && offsetof(struct heap_slab, slot_size) == 6u &&
                    offsetof(struct heap_slab, slot_count) == 8u && offsetof(struct heap_slab, first) == 10u,
@@ -1012,26 +1038,26 @@ static inline __attribute__((always_inline)) bool slab_header_matches(const stru
 static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, uintptr_t addr, uint8_t window,
                                                               struct resolved_block *out)
 {
+    /* A damaged byte may name a class past the last: the tables have rows for
+     * every value of the class bits, and those rows match no header. */
     unsigned size_class = window_class(window);
     unsigned owner = (unsigned)window_owner_bits(window);
-    if (size_class >= HEAP_SLAB_CLASSES) {
-        return false; /* a damaged byte: the tables below have no such row */
-    }
     const struct slab_row *row = &slab_rows[size_class];
-    struct heap_slab *slab = (struct heap_slab *)(addr & ~(uintptr_t)row->span_mask);
+    /* From the header address, which is in the chunk (addr may be its end). */
+    struct heap_slab *slab = (struct heap_slab *)((addr - HEAP_BLOCK_HEADER_SIZE) & ~(uintptr_t)row->span_mask);
     uint32_t offset = (uint32_t)(addr - (uintptr_t)slab);
     if (!slab_header_matches(slab, size_class, owner) || offset < row->first) {
         return false;
     }
     offset -= row->first;
-    unsigned slot = (unsigned)(((uint64_t)(offset >> HEAP_ALIGN_SHIFT) * slot_reciprocal[size_class]) >> SLOT_RECIPROCAL_SHIFT);
+    unsigned slot = (unsigned)(((uint64_t)(offset >> HEAP_ALIGN_SHIFT) * row->reciprocal) >> SLOT_RECIPROCAL_SHIFT);
     /* Below fresh (a slot never handed out is free) and below the class's
      * slot count (fresh is not in the words compared above), so requested[]
      * is where this reads. */
     if (slot * row->slot_size != offset || slot >= slab->fresh || slot >= row->slot_count) {
         return false;
     }
-    uint16_t requested = slab_requested(slab)[slot];
+    uint16_t requested = slab->meta[row->slot_count + slot];
     if (requested == HEAP_SLAB_SLOT_FREE) {
         return false;
     }
@@ -1051,6 +1077,17 @@ static inline __attribute__((always_inline)) uint8_t slab_window_at(const struct
 {
     uintptr_t offset = addr - (uintptr_t)chunk;
     return offset < HEAP_CHUNK_SIZE ? chunk->slab_windows[offset >> HEAP_SLAB_SHIFT] : 0u;
+}
+
+/* slab_window_at() for IOFree's slot path, from the header address (pointer -
+ * 16), an address of `chunk`, so with no bound to test. A slot starts well past
+ * its slab's window, so its header address is in its own slab. For other
+ * pointers the byte can be wrong (a block's header in a slab's last 16 bytes
+ * names that slab): it only picks the slab resolve_slot() compares with, which
+ * then refuses, and free_checked() decides with slab_window_at(). */
+static inline __attribute__((always_inline)) uint8_t slab_window_of_header(const struct heap_chunk *chunk, uintptr_t header)
+{
+    return chunk->slab_windows[(header - (uintptr_t)chunk) >> HEAP_SLAB_SHIFT];
 }
 
 /* resolve() for a header address in the chunk `chunk` (known to be one). */
@@ -1215,18 +1252,20 @@ static inline __attribute__((always_inline)) bool slot_free_fast(uintptr_t addr,
     struct resolved_block found;
     uint8_t info;
 
-    if (addr % HEAP_ALIGN != 0 || addr < HEAP_BLOCK_HEADER_SIZE ||
-        !pages_info_of(pa_init(addr - HEAP_BLOCK_HEADER_SIZE), &info) || info != heap_chunk_info ||
-        !heap_state.initialized) {
+    /* No alignment test: only a slot's exact start passes resolve_slot(), and
+     * below 16 the header address wraps out of the page range. No "initialized"
+     * test: until heap_init, heap_chunk_info matches no page byte. */
+    uintptr_t header = addr - HEAP_BLOCK_HEADER_SIZE;
+    if (!pages_info_of(pa_init(header), &info) || info != heap_chunk_info) {
         return false;
     }
-    struct heap_chunk *chunk = chunk_of((const struct heap_block *)(addr - HEAP_BLOCK_HEADER_SIZE));
+    struct heap_chunk *chunk = chunk_of((const struct heap_block *)header);
     if ((uintptr_t)chunk < pages_range_base()) {
         return false;
     }
     /* The window's byte with its class cleared names the slab's owner: the
      * caller's, or this is not its slot (a constant compare, 0 included). */
-    uint8_t window = slab_window_at(chunk, addr);
+    uint8_t window = slab_window_of_header(chunk, header);
     if ((window & ~(unsigned)HEAP_SLAB_WINDOW_CLASS_MASK) != slab_window_byte(0u, owner) ||
         !resolve_slot(chunk, addr, window, &found) || found.requested != length) {
         return false;
@@ -1377,11 +1416,11 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
      * holds exactly them. */
     uint64_t stacked[(HEAP_SLAB_SLOT_COUNT(0u) + 63u) / 64u] = {0};
     const uint16_t *stack = slab_stack(slab);
-    if (slab->fresh > slab->slot_count || slab->free_count < slab->slot_count - slab->fresh) {
-        return check_fail(report, "slab fresh or free_count past its slots", slab);
+    if (slab->fresh > slab->slot_count || slab->top > slab->fresh ||
+        slab->free_count != slab->top + (slab->slot_count - slab->fresh)) {
+        return check_fail(report, "slab top, fresh and free_count disagree", slab);
     }
-    unsigned height = slab->free_count - (slab->slot_count - slab->fresh);
-    for (unsigned i = 0; i < height; i++) {
+    for (unsigned i = 0; i < slab->top; i++) {
         unsigned slot = stack[i];
         if (slot >= slab->fresh || !slot_free(slab, slot) || (stacked[slot / 64u] >> (slot % 64u) & 1u) != 0) {
             return check_fail(report, "slab free stack entry is not a free slot (or twice)", slab);
