@@ -340,6 +340,26 @@ def test_pointers_into_a_slab_are_rejected(arena: Arena, size: int) -> None:
     arena.check_all()
 
 
+def test_an_untouched_slot_is_refused_whatever_its_stale_requested_entry_says(arena: Arena) -> None:
+    """Slots at and above ``fresh`` were never handed out and a new slab writes nothing into
+    their requested[] entries, which then hold whatever the memory held (a released slab's
+    lengths). IOFree must refuse them by ``fresh``, not by the entry: here the entry of an
+    untouched slot is set to a length, and freeing the slot with that length is refused."""
+    pointer = arena.malloc(10)
+    slab = heap_decoder.decode(arena).heap.slabs[0]
+    untouched = slab.fresh + 3
+    assert slab.slot(0) == pointer and untouched < slab.slot_count
+    meta = heap_decoder.layouts().heap_slab["meta"]
+    entry = slab.address + meta.offset + meta.size * (slab.slot_count + untouched)
+    arena.write(entry, (10).to_bytes(2, "little"))  # a stale length, as a released slab leaves
+    before = arena.heap_stats()
+    assert arena.free(slab.slot(untouched), 10) == kIOReturnBadArgument
+    assert arena.lookup(slab.slot(untouched)) is None
+    assert arena.heap_stats() == before
+    arena.check_all()
+    assert arena.free(pointer, 10) == kIOReturnSuccess
+
+
 def test_pointers_into_a_large_block_are_rejected(arena: Arena) -> None:
     size = 49 * 4096  # a run of 32 + 16 + 2 pages once the header is counted
     pointer = arena.malloc(size)
