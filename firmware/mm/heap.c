@@ -22,10 +22,10 @@
  *       is HEAP_SLAB_SPAN(class) bytes (16 KiB for slots up to 256 bytes, 64 KiB
  *       above) with its payload aligned to that span; the chunk's slab_windows
  *       byte of every window it covers (and of no other) is HEAP_SLAB_WINDOW(its
- *       class, its owner); its header checksum holds; top <= fresh <=
- *       slot_count, free_count = top + slot_count - fresh, and its free stack
- *       holds top distinct slot indexes, exactly the slots below fresh whose
- *       requested[] is HEAP_SLAB_SLOT_FREE; it is never entirely free (the free that empties it gives the
+ *       class, its owner); its header checksum holds; fresh <= slot_count and
+ *       its free stack holds free_count - (slot_count - fresh) distinct slot
+ *       indexes, exactly the slots below fresh whose requested[] is
+ *       HEAP_SLAB_SLOT_FREE; it is never entirely free (the free that empties it gives the
  *       block back, so H6's "state is a function of the live blocks" still
  *       holds); it is on slab_partial[owner][class] exactly when it has a free
  *       slot, and bit class of slab_partial_map[owner] is set exactly when
@@ -760,7 +760,6 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     slab->first = (uint16_t)HEAP_SLAB_FIRST(size_class);
     slab->free_count = (uint16_t)slot_count;
     slab->fresh = 0; /* every slot free and untouched: the stack is empty */
-    slab->top = 0;
     slab->check = slab_check(slab);
     slab_windows_write(chunk, slab, slab_window_byte(size_class, owner));
     partial_push(slab);
@@ -798,33 +797,11 @@ _Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_CLASSES <= 32u, "fall_up_ma
  * scan of slab_partial_map, no loop. NULL when there is none. */
 static inline __attribute__((always_inline)) struct heap_slab *slab_partial_for(enum heap_owner owner, unsigned size_class)
 {
-    struct heap_slab *own = heap_state.slab_partial[owner][size_class];
-    if (own != NULL) {
-        return own; /* the common case, without the scan */
-    }
     uint32_t reach = (heap_state.slab_partial_map[owner] >> size_class) & fall_up_mask[size_class];
     if (reach == 0) {
         return NULL;
     }
     return heap_state.slab_partial[owner][size_class + (unsigned)__builtin_ctz(reach)];
-}
-
-/* An empty free stack of a slab with a free slot: moves up to HEAP_SLAB_REFILL
- * untouched slots onto it, the lowest on top, and returns its height. */
-static __attribute__((noinline)) unsigned slab_refill(struct heap_slab *slab)
-{
-    unsigned fresh = slab->fresh;
-    unsigned count = slab->slot_count - fresh < HEAP_SLAB_REFILL ? slab->slot_count - fresh : HEAP_SLAB_REFILL;
-    uint16_t *stack = slab_stack(slab);
-    uint16_t *requested = slab_requested(slab);
-    ASSERT(count != 0); /* free_count != 0 with an empty stack: untouched slots remain */
-    for (unsigned i = 0; i < count; i++) {
-        stack[i] = (uint16_t)(fresh + count - 1u - i);
-        requested[fresh + i] = HEAP_SLAB_SLOT_FREE;
-    }
-    slab->fresh = (uint16_t)(fresh + count);
-    slab->top = (uint16_t)count;
-    return count;
 }
 
 /* The fast path for 0..HEAP_SLAB_MAX bytes: the slot on top of the free stack
@@ -836,12 +813,13 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
     /* The two counters apart, the slab's stores between (see slab_free). */
     h->used_bytes += length;
     uint16_t free_count = --slab->free_count;
-    unsigned top = slab->top;
-    if (top == 0) {
-        top = slab_refill(slab);
+    unsigned untouched = (unsigned)slab->slot_count - slab->fresh;
+    unsigned slot;
+    if (free_count >= untouched) {
+        slot = slab_stack(slab)[free_count - untouched];
+    } else {
+        slot = slab->fresh++;
     }
-    unsigned slot = slab_stack(slab)[--top];
-    slab->top = (uint16_t)top;
     slab_requested(slab)[slot] = (uint16_t)length;
     h->used_blocks++;
     if (free_count == 0) {
@@ -875,10 +853,9 @@ static inline __attribute__((always_inline)) void slab_free(struct heap_chunk *c
      * host compiler pairs them into vector operations that cost more. */
     h->used_bytes -= requested;
     slab_requested(slab)[slot] = HEAP_SLAB_SLOT_FREE;
-    uint16_t top = slab->top;
-    slab_stack(slab)[top] = (uint16_t)slot;
-    slab->top = (uint16_t)(top + 1u);
-    uint16_t free_count = ++slab->free_count;
+    uint16_t free_count = slab->free_count;
+    slab_stack(slab)[free_count - ((unsigned)slab->slot_count - slab->fresh)] = (uint16_t)slot;
+    slab->free_count = ++free_count;
     h->used_blocks--;
     if (free_count == 1u) {
         partial_push(slab);
@@ -1416,11 +1393,11 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
      * holds exactly them. */
     uint64_t stacked[(HEAP_SLAB_SLOT_COUNT(0u) + 63u) / 64u] = {0};
     const uint16_t *stack = slab_stack(slab);
-    if (slab->fresh > slab->slot_count || slab->top > slab->fresh ||
-        slab->free_count != slab->top + (slab->slot_count - slab->fresh)) {
-        return check_fail(report, "slab top, fresh and free_count disagree", slab);
+    if (slab->fresh > slab->slot_count || slab->free_count < slab->slot_count - slab->fresh) {
+        return check_fail(report, "slab fresh or free_count past its slots", slab);
     }
-    for (unsigned i = 0; i < slab->top; i++) {
+    unsigned height = slab->free_count - (slab->slot_count - slab->fresh);
+    for (unsigned i = 0; i < height; i++) {
         unsigned slot = stack[i];
         if (slot >= slab->fresh || !slot_free(slab, slot) || (stacked[slot / 64u] >> (slot % 64u) & 1u) != 0) {
             return check_fail(report, "slab free stack entry is not a free slot (or twice)", slab);

@@ -170,8 +170,6 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 #define HEAP_SLAB_MAGIC UINT32_C(0x42414c53)
 /* requested[] of a free slot: no request (at most HEAP_SLAB_MAX) reads so. */
 #define HEAP_SLAB_SLOT_FREE UINT16_C(0xFFFF)
-/* Untouched slots an allocation moves onto an empty free stack at a time. */
-#define HEAP_SLAB_REFILL 32u
 
 /*
  * The head of a slab, at its window's start. Everything a free trusts is
@@ -184,15 +182,16 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
  * neither the stack nor requested[] says anything about them (a new slab
  * writes nothing but its header). The other free slots are on the stack.
  * meta[] has 2 x slot_count entries (the slots start past it, at `first`):
- *   meta[0 .. slot_count)       the free stack: meta[0 .. top) are the free
- *                               slots below fresh, each once, the one IOMalloc
- *                               takes next on top; the entries above are stale;
+ *   meta[0 .. slot_count)       the free stack: its height is
+ *                               free_count - (slot_count - fresh); meta[0 .. height)
+ *                               are the free slots below fresh, each once, the
+ *                               one IOMalloc takes next on top; the entries
+ *                               above are stale;
  *   meta[slot_count + i]        for i < fresh: slot i's requested length while
  *                               it is live, HEAP_SLAB_SLOT_FREE while it is free.
- * A free pushes its slot; an allocation pops one. When the stack is empty, the
- * allocation first moves up to HEAP_SLAB_REFILL untouched slots onto it (fresh
- * goes up by as many). No scan, and the slot freed last is the one handed out
- * next. free_count = top + slot_count - fresh.
+ * A free pushes its slot; an allocation pops one, or takes slot `fresh` when
+ * the stack is empty: no scan, and the slot freed last is the one handed out
+ * next.
  */
 struct heap_slab {
     uint32_t magic;      /* HEAP_SLAB_MAGIC */
@@ -202,9 +201,8 @@ struct heap_slab {
     uint16_t slot_count; /* HEAP_SLAB_SLOT_COUNT(size_class) */
     uint16_t first;      /* offset of slot 0 from the slab: HEAP_SLAB_FIRST(size_class) */
     uint16_t check;      /* checksum of magic .. first and the address */
-    uint16_t free_count; /* free slots: top + slot_count - fresh */
+    uint16_t free_count; /* free slots: the stack's height plus slot_count - fresh */
     uint16_t fresh;      /* slots at and above this index have never been handed out */
-    uint16_t top;        /* the free stack's height */
     struct heap_slab *next; /* heap_state.slab_partial list, while free_count != 0 */
     struct heap_slab *prev;
     uint16_t meta[];     /* the free stack, then requested[] (above) */

@@ -370,11 +370,15 @@ class Slab:
     first: int
     free_count: int
     fresh: int  # slots at and above this index were never handed out (free, not on the stack)
-    top: int  # the free stack's height
     next: int
     prev: int
-    stack: tuple[int, ...]  # meta[0 .. slot_count): the free stack, meta[0 .. top) in use
+    stack: tuple[int, ...]  # meta[0 .. slot_count): the free stack, meta[0 .. stack_height) in use
     requested: tuple[int, ...]  # meta[slot_count ..]: per slot below fresh, HEAP_SLAB_SLOT_FREE if free
+
+    @property
+    def stack_height(self) -> int:
+        """The free stack's height: the free slots less the untouched ones."""
+        return self.free_count - (self.slot_count - self.fresh)
 
     @property
     def free_map(self) -> int:
@@ -713,7 +717,6 @@ def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int, meta: byt
         first=get("first"),
         free_count=get("free_count"),
         fresh=get("fresh"),
-        top=get("top"),
         next=get("next"),
         prev=get("prev"),
         stack=entries[:slot_count],
@@ -1190,13 +1193,10 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             shape = f"{slab.slot_count} x {slab.slot_size} from +{slab.first}"
             yield f"{at}: geometry (class {slab.size_class}, owner {slab.owner}, {shape})"
             continue
-        if not slab.top <= slab.fresh <= slab.slot_count or slab.free_count != slab.top + (
-            slab.slot_count - slab.fresh
-        ):
-            counts = f"top {slab.top}, fresh {slab.fresh}, free_count {slab.free_count}"
-            yield f"{at}: {counts} of {slab.slot_count} slots"
+        if slab.fresh > slab.slot_count or slab.stack_height < 0:
+            yield f"{at}: fresh {slab.fresh}, free_count {slab.free_count} of {slab.slot_count} slots"
             continue
-        stacked = slab.stack[: slab.top]
+        stacked = slab.stack[: slab.stack_height]
         if len(set(stacked)) != len(stacked) or any(
             i >= slab.fresh or slab.requested[i] != HEAP_SLAB_SLOT_FREE for i in stacked
         ):

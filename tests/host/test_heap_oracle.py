@@ -283,9 +283,9 @@ def _slab_live_called_free(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[in
 
 
 def _slab_stack_entry(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
-    slab = next(s for s in snap.heap.slabs if s.used_slots() and s.top)
+    slab = next(s for s in snap.heap.slabs if s.used_slots() and s.stack_height)
     slot = slab.used_slots()[0]  # the top of the free stack names a live slot
-    return _meta_address(snap, slab, slab.top - 1), slot.to_bytes(2, "little")
+    return _meta_address(snap, slab, slab.stack_height - 1), slot.to_bytes(2, "little")
 
 
 def _slab_requested(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
