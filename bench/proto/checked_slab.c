@@ -1,5 +1,10 @@
-/* Prototype: a checked slab front end with 64 KiB pages, slot stacks, requested[]
- * as liveness. Measures how close a free that keeps IOFree's checks can get. */
+/*
+ * checked_slab.c - an experiment, not part of the firmware (bench/proto/README.md):
+ * a slab front end with 64 KiB pages whose descriptors sit in the chunk's first
+ * page, a stack of free slot indexes per page and requested[] as the liveness
+ * check. It measures how close to mimalloc a free that refuses every invalid
+ * pointer can get (docs/allocators.md, "Where the host gap to mimalloc is").
+ */
 #include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -128,7 +133,18 @@ __attribute__((noinline)) static void free_transition(struct pdesc *p, uint16_t 
     }
 }
 
+#ifdef PM_COUNT_REJECTS
+/* reject_test.c: every free the fast path does not take is counted, not passed on. */
+unsigned long pm_rejected;
+__attribute__((noinline)) static void free_slow(void *ptr, size_t len)
+{
+    (void)ptr;
+    (void)len;
+    pm_rejected++;
+}
+#else
 __attribute__((noinline)) static void free_slow(void *ptr, size_t len) { IOFree(ptr, len); }
+#endif
 
 void pm_free(void *ptr, size_t len)
 {

@@ -17,7 +17,9 @@
  *       any other chunk goes back to the page allocator the moment it empties.
  *       The set of chunks is then a function of the live blocks, so freeing
  *       everything allocated since some moment restores that moment's heap
- *       and page-allocator state exactly (not just the byte counts).
+ *       and page-allocator state exactly (not just the byte counts), but for
+ *       the order of a surviving slab's free stack and its fresh mark: the same
+ *       slots are free, not necessarily handed out in the same order.
  *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
  *       is HEAP_SLAB_SPAN(class) bytes (16 KiB for slots up to 256 bytes, 64 KiB
  *       above) with its payload aligned to that span; the chunk's slab_windows
