@@ -398,8 +398,8 @@ def test_pointers_outside_any_block_are_rejected(arena: Arena) -> None:
 
 @pytest.mark.parametrize("size_class", range(heap_oracle.slab_class(HEAP_SLAB_MAX) + 1))
 def test_every_slot_of_a_full_slab_is_found_and_freed(arena: Arena, size_class: int) -> None:
-    """IOFree finds the slot index without a division (heap.c slot_reciprocal): every slot of
-    a full slab of each class (4 KiB and 16 KiB slabs) is looked up and freed, and every other
+    """IOFree finds the slot index without a division (heap.c SLOT_RECIPROCAL, in slab_rows): every slot of
+    a full slab of each class (16 KiB and 64 KiB slabs) is looked up and freed, and every other
     16-byte offset inside it is refused, so the multiply-shift is exact over the whole window."""
     size = heap_oracle.slab_slot_size(size_class)
     count = heap_decoder.layouts().slot_count(size_class)
