@@ -596,6 +596,44 @@ def test_a_chunk_whose_page_block_is_not_a_heap_chunk_is_reported(arena: Arena) 
     assert arena.free(pointer, 400) == kIOReturnSuccess
 
 
+def test_a_chunk_pointer_inside_a_chunk_block_is_reported(arena: Arena) -> None:
+    """The chunk list's head moved one page into its chunk: that page is in a heap chunk
+    block, but not at its start, and check says so before it reads anything there
+    (heap.mutant.10231, seed 3: without the start test the walk only found a bad magic)."""
+    pointer = arena.malloc(400)
+    head_at, _ = heap_state_field("chunks")
+    saved = arena.read(head_at, 8)
+    inside = int.from_bytes(saved, "little") + 4096
+    arena.write(head_at, inside.to_bytes(8, "little"))
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "chunk is not a heap chunk block of the page allocator"
+    assert result.where == inside
+    arena.write(head_at, saved)
+    arena.check_all()
+    assert arena.free(pointer, 400) == kIOReturnSuccess
+
+
+def test_a_block_smaller_than_the_minimum_is_reported(arena: Arena) -> None:
+    """A header resealed with a size of 16 (below HEAP_MIN_BLOCK, still a multiple of 16 and
+    inside the chunk): check names that block, not the garbage 16 bytes on (heap.mutant.10379,
+    seed 3: `size < HEAP_MIN_BLOCK` -> `==` went unnoticed)."""
+    pointer = arena.malloc(3000)
+    address = pointer - HEAP_BLOCK_HEADER_SIZE
+    header = HeapBlock.from_address(address)
+    size = header.size
+    header.size = HEAP_ALIGN
+    _reseal(header, address)
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == "block size out of range"
+    assert result.where == address
+    header.size = size
+    _reseal(header, address)
+    arena.check_all()
+    assert arena.free(pointer, 3000) == kIOReturnSuccess
+
+
 def test_a_free_block_marked_used_in_the_used_map_is_reported(arena: Arena) -> None:
     """A free block whose used_map bit is set (IOFree would take it for live): check says so."""
     pointer = arena.malloc(400)
