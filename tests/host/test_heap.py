@@ -614,6 +614,40 @@ def test_a_chunk_pointer_inside_a_chunk_block_is_reported(arena: Arena) -> None:
     assert arena.free(pointer, 400) == kIOReturnSuccess
 
 
+def test_a_forged_free_block_outside_the_chunks_on_a_free_list_is_reported(arena: Arena) -> None:
+    """A free-block header with a valid checksum, forged in a caller's own large block and
+    linked at the head of the free list its size belongs to: its page block is a large block,
+    not a heap chunk, and check names it (heap.mutant.11246, seed 3: without the owner test
+    the forged entry passed as a free block)."""
+    pointer = arena.malloc(400)
+    lay = heap_decoder.layouts()
+    (fl, sl), entries = next((key, e) for key, e in heap_decoder.decode(arena).heap.free_lists.items() if e)
+    head = entries[0][0]
+    big = arena.malloc(HEAP_CHUNK_SIZE)  # more than a chunk holds: a page run
+    assert arena.heap_stats()["large_blocks"] == 1
+    forged = big - HEAP_BLOCK_HEADER_SIZE + 4096
+    real = HeapBlock.from_address(head)
+    header = HeapBlock.from_address(forged)
+    header.size, header.prev_size, header.requested, header.state = real.size, 0, 0, real.state
+    _reseal(header, forged)
+    link = lay.heap_free_block
+    arena.write(forged + link["next_free"].offset, head.to_bytes(8, "little"))
+    arena.write(forged + link["prev_free"].offset, bytes(8))
+    lists_at, _ = heap_state_field("free_lists")
+    head_at = lists_at + 8 * (fl * lay.sl_count + sl)
+    assert arena.read(head_at, 8) == head.to_bytes(8, "little")
+    back_at = head + link["prev_free"].offset
+    arena.write(head_at, forged.to_bytes(8, "little"))
+    arena.write(back_at, forged.to_bytes(8, "little"))
+    result = arena.heap_check()
+    assert not result.ok and result.error == "free list entry is not a free block" and result.where == forged
+    arena.write(head_at, head.to_bytes(8, "little"))
+    arena.write(back_at, bytes(8))
+    arena.check_all()
+    assert arena.free(big, HEAP_CHUNK_SIZE) == kIOReturnSuccess
+    assert arena.free(pointer, 400) == kIOReturnSuccess
+
+
 def test_a_block_smaller_than_the_minimum_is_reported(arena: Arena) -> None:
     """A header resealed with a size of 16 (below HEAP_MIN_BLOCK, still a multiple of 16 and
     inside the chunk): check names that block, not the garbage 16 bytes on (heap.mutant.10379,
