@@ -380,16 +380,20 @@ class Slab:
         """The free stack's height: the free slots less the untouched ones."""
         return self.free_count - (self.slot_count - self.fresh)
 
-    @property
+    @cached_property
+    def _used(self) -> tuple[int, ...]:
+        """The live slots: below fresh, with a length in requested[] (computed once)."""
+        touched = min(self.fresh, self.slot_count, len(self.requested))
+        return tuple(i for i in range(touched) if self.requested[i] != HEAP_SLAB_SLOT_FREE)
+
+    @cached_property
     def free_map(self) -> int:
         """Bit i set: slot i is free (never handed out, or requested[] says so)."""
-        touched = min(self.fresh, self.slot_count, len(self.requested))
-        bits = sum(1 << i for i in range(touched) if self.requested[i] == HEAP_SLAB_SLOT_FREE)
-        return bits | ((1 << self.slot_count) - 1) & ~((1 << touched) - 1)
+        used = sum(1 << i for i in self._used)
+        return ((1 << self.slot_count) - 1) & ~used
 
     def used_slots(self) -> list[int]:
-        touched = min(self.fresh, self.slot_count, len(self.requested))
-        return [i for i in range(touched) if self.requested[i] != HEAP_SLAB_SLOT_FREE]
+        return list(self._used)
 
     def slot(self, index: int) -> int:
         """The caller's pointer of slot ``index``."""
