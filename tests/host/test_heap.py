@@ -574,6 +574,19 @@ def test_a_forged_slab_outside_the_chunks_on_a_partial_list_is_reported(arena: A
     assert arena.free(pointer, 64) == kIOReturnSuccess
 
 
+def assert_check_names(arena: Arena, at: int, damage: bytes, error: str, where: int) -> None:
+    """Writes ``damage`` at ``at``: heap_check reports ``error`` at ``where``; then the
+    bytes are put back and the heap checks clean again."""
+    saved = arena.read(at, len(damage))
+    arena.write(at, damage)
+    result = arena.heap_check()
+    assert not result.ok
+    assert result.error == error
+    assert result.where == where
+    arena.write(at, saved)
+    arena.check_all()
+
+
 def test_a_chunk_whose_page_block_is_not_a_heap_chunk_is_reported(arena: Arena) -> None:
     """The chunk's page block says 'kernel', not 'heap chunk': check names the chunk and why."""
     pointer = arena.malloc(400)
@@ -586,13 +599,8 @@ def test_a_chunk_whose_page_block_is_not_a_heap_chunk_is_reported(arena: Arena) 
     saved = arena.read(byte_at, 1)
     owners, owned = heap_decoder.layouts().page_owner, heap_decoder.layouts().page_state["PAGE_STATE_OWNED"]
     assert page_state(saved[0]) == owned + owners["PAGE_OWNER_HEAP_CHUNK"]
-    arena.write(byte_at, bytes([page_byte(owned + owners["PAGE_OWNER_KERNEL"], page_order(saved[0]))]))
-    result = arena.heap_check()
-    assert not result.ok
-    assert result.error == "chunk is not a heap chunk block of the page allocator"
-    assert result.where == chunk
-    arena.write(byte_at, saved)
-    arena.check_all()
+    kernel = bytes([page_byte(owned + owners["PAGE_OWNER_KERNEL"], page_order(saved[0]))])
+    assert_check_names(arena, byte_at, kernel, "chunk is not a heap chunk block of the page allocator", chunk)
     assert arena.free(pointer, 400) == kIOReturnSuccess
 
 
@@ -602,15 +610,9 @@ def test_a_chunk_pointer_inside_a_chunk_block_is_reported(arena: Arena) -> None:
     (heap.mutant.10231, seed 3: without the start test the walk only found a bad magic)."""
     pointer = arena.malloc(400)
     head_at, _ = heap_state_field("chunks")
-    saved = arena.read(head_at, 8)
-    inside = int.from_bytes(saved, "little") + 4096
-    arena.write(head_at, inside.to_bytes(8, "little"))
-    result = arena.heap_check()
-    assert not result.ok
-    assert result.error == "chunk is not a heap chunk block of the page allocator"
-    assert result.where == inside
-    arena.write(head_at, saved)
-    arena.check_all()
+    inside = int.from_bytes(arena.read(head_at, 8), "little") + 4096
+    error = "chunk is not a heap chunk block of the page allocator"
+    assert_check_names(arena, head_at, inside.to_bytes(8, "little"), error, inside)
     assert arena.free(pointer, 400) == kIOReturnSuccess
 
 
