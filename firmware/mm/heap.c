@@ -21,7 +21,7 @@
  *       the order of a surviving slab's free stack and its fresh mark: the same
  *       slots are free, not necessarily handed out in the same order.
  *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
- *       is HEAP_SLAB_SPAN(class) bytes (16 KiB for slots up to 256 bytes, 64 KiB
+ *       is HEAP_SLAB_SPAN(class) bytes (32 KiB for slots up to 256 bytes, 64 KiB
  *       above) with its payload aligned to that span; the chunk's slab_windows
  *       byte of every window it covers (and of no other) is HEAP_SLAB_WINDOW(its
  *       class, its owner); its header checksum holds; fresh <= slot_count and

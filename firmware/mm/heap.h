@@ -153,14 +153,14 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
     ((c) < HEAP_SLAB_SMALL_CLASSES / 2u ? 2u * (c) + 1u                                                 \
      : (c) < HEAP_SLAB_SMALL_CLASSES    ? HEAP_SLAB_BIG_BASE + ((c) + 1u) / 2u                          \
                                         : 2u * (c) - HEAP_SLAB_BIG_BASE)
-/* Slab spans: the small classes' slabs are HEAP_SLAB_SMALL_SPAN (16 KiB), the big
+/* Slab spans: the small classes' slabs are HEAP_SLAB_SMALL_SPAN (32 KiB), the big
  * classes' HEAP_SLAB_BIG_SIZE (64 KiB); each aligned to its span inside the chunk.
  * Spans this big keep a class's live slots in one or two slabs on the benchmark's
  * traces, so a slab rarely turns full or partial (docs/allocators.md). The chunk's
- * slab_windows has a byte per HEAP_SLAB_SIZE (4 KiB) window: a slab covers 4 or 16. */
+ * slab_windows has a byte per HEAP_SLAB_SIZE (4 KiB) window: a slab covers 8 or 16. */
 #define HEAP_SLAB_SHIFT 12u
 #define HEAP_SLAB_SIZE (UINT32_C(1) << HEAP_SLAB_SHIFT)
-#define HEAP_SLAB_SMALL_SHIFT 14u
+#define HEAP_SLAB_SMALL_SHIFT 15u
 #define HEAP_SLAB_SMALL_SPAN (UINT32_C(1) << HEAP_SLAB_SMALL_SHIFT)
 #define HEAP_SLAB_BIG_SHIFT 16u
 #define HEAP_SLAB_BIG_SIZE (UINT32_C(1) << HEAP_SLAB_BIG_SHIFT)

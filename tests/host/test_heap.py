@@ -42,7 +42,7 @@ from harness.oracle.pages import page_byte, page_order, page_state
 MiB = 1024 * 1024
 CHUNK_USABLE_OFFSET = 34816  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
 HEAP_SLAB_MAX = heap_oracle.HEAP_SLAB_MAX  # requests up to this size take a slab's slot
-HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a slab_windows window: 4 KiB (a slab covers 4 or 16)
+HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a slab_windows window: 4 KiB (a slab covers 8 or 16)
 
 
 def block_size(requested: int) -> int:
@@ -170,7 +170,7 @@ def test_small_block_sizes_at_every_class_boundary(arena: Arena) -> None:
         free_before = arena.heap_stats()["free_bytes"]
         pointer = arena.malloc(request)
         assert pointer % 16 == 0
-        # a slab request on an empty heap makes its slab: one block of its class's span (16 KiB
+        # a slab request on an empty heap makes its slab: one block of its class's span (32 KiB
         # up to 256 bytes, 64 KiB above), whatever the size
         slab_span = heap_oracle.slab_span(heap_oracle.slab_class(request))
         taken = slab_span if request <= HEAP_SLAB_MAX else block_size(request)
@@ -399,7 +399,7 @@ def test_pointers_outside_any_block_are_rejected(arena: Arena) -> None:
 @pytest.mark.parametrize("size_class", range(heap_oracle.slab_class(HEAP_SLAB_MAX) + 1))
 def test_every_slot_of_a_full_slab_is_found_and_freed(arena: Arena, size_class: int) -> None:
     """IOFree finds the slot index without a division (heap.c SLOT_RECIPROCAL, in slab_rows): every slot of
-    a full slab of each class (16 KiB and 64 KiB slabs) is looked up and freed, and every other
+    a full slab of each class (32 KiB and 64 KiB slabs) is looked up and freed, and every other
     16-byte offset inside it is refused, so the multiply-shift is exact over the whole window."""
     size = heap_oracle.slab_slot_size(size_class)
     count = heap_decoder.layouts().slot_count(size_class)
