@@ -659,11 +659,10 @@ static void slab_windows_write(struct heap_chunk *chunk, const struct heap_slab 
 /* The two halves of a slab's meta[] (heap.h): the free stack, and requested[]. */
 static inline uint16_t *slab_stack(struct heap_slab *slab) { return slab->meta; }
 static inline uint16_t *slab_requested(struct heap_slab *slab) { return slab->meta + slab->slot_count; }
-static inline const uint16_t *slab_requested_c(const struct heap_slab *slab) { return slab->meta + slab->slot_count; }
 
-static inline bool slot_free(const struct heap_slab *slab, unsigned slot)
+static inline bool slot_free(struct heap_slab *slab, unsigned slot)
 {
-    return slab_requested_c(slab)[slot] == HEAP_SLAB_SLOT_FREE;
+    return slab_requested(slab)[slot] == HEAP_SLAB_SLOT_FREE;
 }
 
 static inline struct heap_block *slab_block(struct heap_slab *slab)
@@ -1036,7 +1035,7 @@ static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk
     if (slot * row->slot_size != offset || slot >= slab->fresh || slot >= row->slot_count) {
         return false;
     }
-    uint16_t requested = slab->meta[row->slot_count + slot];
+    uint16_t requested = slab_requested(slab)[slot]; /* slot_count: in the shape compared above */
     if (requested == HEAP_SLAB_SLOT_FREE) {
         return false;
     }
