@@ -32,6 +32,10 @@
  *       holds); it is on slab_partial[owner][class] exactly when it has a free
  *       slot, and bit class of slab_partial_map[owner] is set exactly when
  *       that list is not empty; used slots count in used_blocks / used_bytes.
+ *   H8. chunk_at[i] is the lowest-addressed chunk whose index
+ *       (address >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT is i, or
+ *       HEAP_CHUNK_AT_NONE when the heap holds none: a function of the set of
+ *       chunks, like everything else (H6).
  * Allocation and free do a bounded amount of work: bit scans on the two
  * bitmap levels, or a push or pop of a slab's free stack, never a walk along
  * a free list.
@@ -45,7 +49,8 @@
 #include "lib/bench.h"
 #include "mm/pages.h"
 
-struct heap_state heap_state;
+/* chunk_at holds no chunk before heap_init too (IOFree's first test, H8). */
+struct heap_state heap_state = {.chunk_at = {[0 ... HEAP_CHUNK_AT_COUNT - 1u] = HEAP_CHUNK_AT_NONE}};
 
 /* Set by heap_init (not part of the decoded state): the page-allocator order of
  * a chunk, and the page byte every page of a chunk carries, so IOFree's lookup
@@ -305,6 +310,27 @@ static inline __attribute__((always_inline)) void free_remove(struct heap_free_b
 
 /* ------------------------------------------------------------ chunks */
 
+/* What chunk_at's entry `index` must hold (H8): the lowest chunk of the list
+ * with that index, or HEAP_CHUNK_AT_NONE. */
+static uintptr_t chunk_at_want(unsigned index)
+{
+    uintptr_t want = HEAP_CHUNK_AT_NONE;
+    for (const struct heap_chunk *chunk = heap_state.chunks; chunk != NULL; chunk = chunk->next) {
+        uintptr_t address = (uintptr_t)chunk;
+        if ((address >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT == index && (want == HEAP_CHUNK_AT_NONE || address < want)) {
+            want = address;
+        }
+    }
+    return want;
+}
+
+/* After `chunk` joined or left the chunk list: its chunk_at entry again (H8). */
+static void chunk_at_update(const struct heap_chunk *chunk)
+{
+    unsigned index = (unsigned)(((uintptr_t)chunk >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT);
+    heap_state.chunk_at[index] = chunk_at_want(index);
+}
+
 /* The page-allocator order of a chunk: HEAP_CHUNK_SIZE in pages of the current size. */
 static inline unsigned chunk_order(void) { return heap_chunk_order; }
 
@@ -328,6 +354,7 @@ static IOReturn chunk_add(void)
     }
     h->chunks = chunk;
     h->chunk_count++;
+    chunk_at_update(chunk);
 
     struct heap_block *block = chunk_first_block(chunk);
     block_write(block, HEAP_CHUNK_USABLE, 0, 0, HEAP_BLOCK_FREE);
@@ -359,6 +386,7 @@ static void chunk_release(struct heap_chunk *chunk)
         chunk->next->prev = chunk->prev;
     }
     h->chunk_count--;
+    chunk_at_update(chunk);
     h->free_blocks--;
     h->free_bytes -= HEAP_CHUNK_USABLE;
     chunk->magic = 0;
@@ -376,6 +404,15 @@ static inline struct heap_chunk *chunk_of(const struct heap_block *block)
 
 /* ------------------------------------------------------------ init */
 
+/* The state before the first chunk: all 0 but chunk_at (H8). */
+static void heap_state_reset(struct heap_state *h)
+{
+    memset(h, 0, sizeof(*h));
+    for (unsigned index = 0; index < HEAP_CHUNK_AT_COUNT; index++) {
+        h->chunk_at[index] = HEAP_CHUNK_AT_NONE;
+    }
+}
+
 IOReturn heap_init(void)
 {
     struct heap_state *h = &heap_state;
@@ -385,12 +422,12 @@ IOReturn heap_init(void)
         return kIOReturnNotReady;
     }
     ASSERT(page_size <= HEAP_CHUNK_SIZE);
-    memset(h, 0, sizeof(*h));
+    heap_state_reset(h);
     heap_chunk_info = HEAP_CHUNK_INFO_NONE;
     heap_chunk_order = HEAP_CHUNK_SHIFT - floor_log2_32((uint32_t)page_size);
     IOReturn ret = chunk_add();
     if (ret != kIOReturnSuccess) {
-        memset(h, 0, sizeof(*h));
+        heap_state_reset(h);
         return ret;
     }
     h->home_chunk = h->chunks;
@@ -699,6 +736,10 @@ static inline __attribute__((always_inline)) void partial_remove(struct heap_sla
     slab->prev = NULL;
 }
 
+/* slab_take() took the last free slot: off the partial list. Out of line, so
+ * that the allocation's fast path saves no register for it. */
+static __attribute__((noinline)) void slab_went_full(struct heap_slab *slab) { partial_remove(slab); }
+
 /* A new slab of `owner` with slots of class `size_class`, every slot free, on
  * its partial list; NULL when there is no memory. */
 static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
@@ -824,7 +865,7 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
     slab_requested(slab)[slot] = (uint16_t)length;
     h->used_blocks++;
     if (free_count == 0) {
-        partial_remove(slab);
+        slab_went_full(slab);
     }
     return (uint8_t *)slab + slab->first + (size_t)slot * slab->slot_size;
 }
@@ -1219,28 +1260,26 @@ void *IOMallocZero(size_t length) { return alloc_inline(length, HEAP_OWNER_CALLE
 /*
  * IOFree's common case, with no call: `addr` is a live slot of a slab of
  * `owner`, freed with its requested length. The same decisions as resolve()
- * (page byte, slab_windows, resolve_slot) in one straight line, less the
- * chunk's magic: the page byte already says "heap chunk", and reading the
- * chunk's first line cost an L1 miss per free (it shares its set with every
- * 4 KiB-aligned slab header). False, with nothing changed, for anything else,
- * which free_checked() then accepts or rejects.
+ * (a heap chunk, slab_windows, resolve_slot) in one straight line, less the
+ * chunk's magic: chunk_at (H8) says "heap chunk" in one load and one compare
+ * where the page byte takes five loads and two bounds, and reading the chunk's
+ * first line cost an L1 miss per free (it shares its set with every aligned
+ * slab header). False, with nothing changed, for anything else, which
+ * free_checked() then accepts or rejects (a chunk that lost its chunk_at entry
+ * to a lower one among them: resolve() asks the page byte).
  */
 static inline __attribute__((always_inline)) bool slot_free_fast(uintptr_t addr, size_t length, enum heap_owner owner)
 {
     struct resolved_block found;
-    uint8_t info;
 
-    /* No alignment test: only a slot's exact start passes resolve_slot(), and
-     * below 16 the header address wraps out of the page range. No "initialized"
-     * test: until heap_init, heap_chunk_info matches no page byte. */
+    /* No alignment test: only a slot's exact start passes resolve_slot(). No
+     * "initialized" test: until heap_init, chunk_at names no chunk (H8). */
     uintptr_t header = addr - HEAP_BLOCK_HEADER_SIZE;
-    if (!pages_info_of(pa_init(header), &info) || info != heap_chunk_info) {
+    uintptr_t base = header & ~(uintptr_t)(HEAP_CHUNK_SIZE - 1u);
+    if (heap_state.chunk_at[(header >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT] != base) {
         return false;
     }
-    struct heap_chunk *chunk = chunk_of((const struct heap_block *)header);
-    if ((uintptr_t)chunk < pages_range_base()) {
-        return false;
-    }
+    struct heap_chunk *chunk = (struct heap_chunk *)base;
     /* The window's byte with its class cleared names the slab's owner: the
      * caller's, or this is not its slot (a constant compare, 0 included). */
     uint8_t window = slab_window_of_header(chunk, header);
@@ -1656,6 +1695,20 @@ static IOReturn check_page_blocks(struct heap_check_report *report)
     return kIOReturnSuccess;
 }
 
+/* H8: each chunk_at entry names the lowest chunk of the list with its index,
+ * or HEAP_CHUNK_AT_NONE. Run after the chunk list itself is checked. */
+static IOReturn check_chunk_at(struct heap_check_report *report)
+{
+    const struct heap_state *h = &heap_state;
+
+    for (unsigned index = 0; index < HEAP_CHUNK_AT_COUNT; index++) {
+        if (h->chunk_at[index] != chunk_at_want(index)) {
+            return check_fail(report, "chunk_at entry is not the lowest chunk of its index", &h->chunk_at[index]);
+        }
+    }
+    return kIOReturnSuccess;
+}
+
 IOReturn heap_check(struct heap_check_report *report)
 {
     const struct heap_state *h = &heap_state;
@@ -1682,6 +1735,10 @@ IOReturn heap_check(struct heap_check_report *report)
     }
     if (report->chunks != h->chunk_count || report->chunks == 0) {
         return check_fail(report, "chunk_count disagrees with the chunk list", h->chunks);
+    }
+    ret = check_chunk_at(report);
+    if (ret != kIOReturnSuccess) {
+        return ret;
     }
     ret = check_free_lists(report);
     if (ret != kIOReturnSuccess) {

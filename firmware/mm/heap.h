@@ -26,6 +26,8 @@
  *   HEAP_SLAB_WINDOW(class, owner) on every window a slab covers, 0 elsewhere.
  *     .slab_partial[owner][class] --> struct heap_slab (doubly linked, the
  *                 slabs of that owner and slot size with a free slot)
+ *     .chunk_at[(address >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT]: a chunk's
+ *                 address (the lowest with that index), for IOFree's first test
  *
  *   A request >= HEAP_LARGE_MIN takes a chunk's free block when one fits;
  *   otherwise it is a large block, a pages_alloc_contig() run
@@ -63,6 +65,13 @@
 #define HEAP_CHUNK_SHIFT 22u
 #define HEAP_CHUNK_SIZE (UINT32_C(1) << HEAP_CHUNK_SHIFT)
 #define HEAP_CHUNK_GRANULES (HEAP_CHUNK_SIZE / HEAP_ALIGN)
+/* heap_state.chunk_at: IOFree's first test. Entry (address >> HEAP_CHUNK_SHIFT)
+ * % HEAP_CHUNK_AT_COUNT holds the lowest-addressed chunk with that index, as an
+ * address, or HEAP_CHUNK_AT_NONE, which no chunk address equals (chunks are
+ * aligned to their size). 256 entries cover 1 GiB with no two chunks sharing
+ * one; a chunk that loses its entry to a lower one is found by the page byte. */
+#define HEAP_CHUNK_AT_COUNT 256u
+#define HEAP_CHUNK_AT_NONE ((uintptr_t)1)
 /* First-level classes: fl 0 is [0, 512), fl i is [2^(i+8), 2^(i+9)). */
 #define HEAP_FL_COUNT (HEAP_CHUNK_SHIFT - HEAP_FL_SHIFT + 1u)
 
@@ -303,6 +312,7 @@ struct heap_state {
     struct heap_chunk *chunks;          /* every chunk the heap holds */
     struct heap_chunk *home_chunk;      /* taken by heap_init, never given back */
     uint64_t chunk_count;
+    uintptr_t chunk_at[HEAP_CHUNK_AT_COUNT]; /* see HEAP_CHUNK_AT_COUNT */
     uint64_t used_bytes;   /* sum of the requested sizes of live blocks, small and large */
     uint64_t used_blocks;  /* live blocks in chunks: slab slots and used blocks (not the slabs) */
     uint64_t free_bytes;   /* sum of the sizes (headers included) of free blocks */

@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import struct
 import sys
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -56,6 +56,7 @@ HEAP_SLAB_SIZE = 4096  # a slab_windows window (HEAP_SLAB_SHIFT 12): a slab cove
 HEAP_SLAB_SMALL_SPAN = 32768  # a small-class slab's block (HEAP_SLAB_SMALL_SHIFT 15)
 HEAP_SLAB_BIG_SIZE = 65536  # a big-class slab's (HEAP_SLAB_BIG_SHIFT 16)
 HEAP_SLAB_SLOT_FREE = 0xFFFF  # requested[] of a free slot
+HEAP_CHUNK_AT_NONE = 1  # a heap_state.chunk_at entry naming no chunk (no chunk address is odd)
 HEAP_SLAB_MAX = 1024  # requests of 0..1024 bytes go to slabs
 HEAP_SLAB_SMALL_MAX = 256  # classes 0..15: slots of (c + 1) * 16 bytes in HEAP_SLAB_SMALL_SPAN slabs
 HEAP_SLAB_SMALL_CLASSES = HEAP_SLAB_SMALL_MAX // HEAP_ALIGN
@@ -458,6 +459,7 @@ class HeapView:
     slab_partial: dict[tuple[int, int], tuple[tuple[int, int], ...]] = field(default_factory=dict)
     # (owner, class) -> ((slab, prev), ...) of heap_state.slab_partial, in list order
     slab_partial_map: tuple[int, ...] = ()  # per owner: bit c set <=> slab_partial[owner][c] is not empty
+    chunk_at: tuple[int, ...] = ()  # [(address >> chunk shift) % len]: a chunk address or HEAP_CHUNK_AT_NONE
 
     @property
     def slabs(self) -> tuple[Slab, ...]:
@@ -911,6 +913,7 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
         large=tuple(large),
         slab_partial=slab_partial,
         slab_partial_map=s.read_array(blob, "slab_partial_map"),
+        chunk_at=s.read_array(blob, "chunk_at"),
     )
 
 
@@ -1017,6 +1020,7 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
         yield f"heap: chunk list {listed_chunks} != heap chunk blocks {owned_chunks}"
     if c["chunk_count"] != len(h.chunk_list) or not h.chunk_list:
         yield f"heap: chunk_count {c['chunk_count']}, list holds {len(h.chunk_list)}"
+    yield from _chunk_at_problems(h, lay.chunk_size)
     if h.home_chunk not in h.chunk_list:
         yield f"heap: home chunk {h.home_chunk:#x} is not on the chunk list"
     chunk_by_address = {ch.address: ch for ch in h.chunks}
@@ -1239,6 +1243,17 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
         if bits != want:
             yield f"heap: slab_partial_map[{owner}] {bits:#x}, the partial lists say {want:#x}"
     return slots, slot_bytes
+
+
+def _chunk_at_problems(h: HeapView, chunk_size: int) -> Iterator[str]:
+    """H8: each chunk_at entry is the lowest listed chunk with its index, else HEAP_CHUNK_AT_NONE."""
+    want = [HEAP_CHUNK_AT_NONE] * len(h.chunk_at)
+    for chunk in sorted(h.chunk_list, reverse=True):
+        want[(chunk // chunk_size) % len(want)] = chunk
+    wrong = [i for i, (have, should) in enumerate(zip(h.chunk_at, want, strict=True)) if have != should]
+    if wrong:
+        shown = ", ".join(f"{i}: {h.chunk_at[i]:#x} not {want[i]:#x}" for i in wrong[:4])
+        yield f"heap: chunk_at entries wrong ({len(wrong)}): {shown}"
 
 
 def problems(snap: Snapshot) -> list[str]:

@@ -331,7 +331,18 @@ def _slab_slot_count(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, byt
     )
 
 
+def _chunk_at_entry(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    home = snap.heap.home_chunk  # its chunk_at entry says "no chunk"
+    field = snap.layouts.heap_state["chunk_at"]
+    index = (home // snap.layouts.chunk_size) % field.count
+    return (
+        heap_decoder.symbols().heap_state + field.offset + 8 * index,
+        heap_oracle.HEAP_CHUNK_AT_NONE.to_bytes(8, "little"),
+    )
+
+
 DAMAGE: dict[str, tuple[Damage, str]] = {
+    "chunk_at entry": (_chunk_at_entry, "chunk_at"),
     "slab live slot called free": (_slab_live_called_free, "free_count"),
     "slab free stack entry": (_slab_stack_entry, "free stack"),
     "slab requested": (_slab_requested, "used_bytes"),
