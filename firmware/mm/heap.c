@@ -695,11 +695,13 @@ static void slab_windows_write(struct heap_chunk *chunk, const struct heap_slab 
 
 /* The two halves of a slab's meta[] (heap.h): the free stack, and requested[]. */
 static inline uint16_t *slab_stack(struct heap_slab *slab) { return slab->meta; }
-static inline uint16_t *slab_requested(struct heap_slab *slab) { return slab->meta + slab->slot_count; }
+/* requested[] of a slab with `slot_count` slots: the header's count where the
+ * header is trusted, the class's where IOFree decides (resolve_slot). */
+static inline uint16_t *slab_requested(struct heap_slab *slab, unsigned slot_count) { return slab->meta + slot_count; }
 
 static inline bool slot_free(struct heap_slab *slab, unsigned slot)
 {
-    return slab_requested(slab)[slot] == HEAP_SLAB_SLOT_FREE;
+    return slab_requested(slab, slab->slot_count)[slot] == HEAP_SLAB_SLOT_FREE;
 }
 
 static inline struct heap_block *slab_block(struct heap_slab *slab)
@@ -809,10 +811,12 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     return slab;
 }
 
-/* Gives an emptied slab's block back (H7: no slab is kept empty). */
-static __attribute__((noinline)) void slab_release(struct heap_chunk *chunk, struct heap_slab *slab)
+/* Gives an emptied slab's block back (H7: no slab is kept empty). Finds its
+ * chunk itself: slab_free's callers keep one register fewer live. */
+static __attribute__((noinline)) void slab_release(struct heap_slab *slab)
 {
     struct heap_state *h = &heap_state;
+    struct heap_chunk *chunk = chunk_of(slab_block(slab));
 
     partial_remove(slab);
     slab_windows_write(chunk, slab, 0);
@@ -855,14 +859,19 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
     /* The two counters apart, the slab's stores between (see slab_free). */
     h->used_bytes += length;
     uint16_t free_count = --slab->free_count;
-    unsigned untouched = (unsigned)slab->slot_count - slab->fresh;
+    unsigned fresh = slab->fresh;
+    /* The stack's height after this pop: free slots less the untouched ones.
+     * Signed, so that one test says "on the stack" (and the compiler keeps
+     * every value of the path in a register). */
+    int height = (int)free_count + (int)fresh - (int)slab->slot_count;
     unsigned slot;
-    if (free_count >= untouched) {
-        slot = slab_stack(slab)[free_count - untouched];
+    if (height >= 0) {
+        slot = slab_stack(slab)[height];
     } else {
-        slot = slab->fresh++;
+        slot = fresh;
+        slab->fresh = (uint16_t)(fresh + 1u);
     }
-    slab_requested(slab)[slot] = (uint16_t)length;
+    slab_requested(slab, slab->slot_count)[slot] = (uint16_t)length;
     h->used_blocks++;
     if (free_count == 0) {
         slab_went_full(slab);
@@ -886,24 +895,26 @@ static inline __attribute__((always_inline)) void *slab_alloc(size_t length, enu
     return slab_take(slab, length);
 }
 
-/* Frees a slot that resolve() accepted (a used slot of `slab`, in `chunk`). */
-static inline __attribute__((always_inline)) void slab_free(struct heap_chunk *chunk, struct heap_slab *slab, unsigned slot, size_t requested)
+/* Frees a slot that resolve() accepted (a used slot of `slab`, a slab of
+ * `slot_count` slots: its class's count, not read from the header). */
+static inline __attribute__((always_inline)) void slab_free(struct heap_slab *slab, unsigned slot, unsigned slot_count,
+                                                           size_t requested)
 {
     struct heap_state *h = &heap_state;
 
     /* The counters apart, with the slab's stores between: side by side, the
      * host compiler pairs them into vector operations that cost more. */
     h->used_bytes -= requested;
-    slab_requested(slab)[slot] = HEAP_SLAB_SLOT_FREE;
+    slab_requested(slab, slot_count)[slot] = HEAP_SLAB_SLOT_FREE;
     uint16_t free_count = slab->free_count;
-    slab_stack(slab)[free_count - ((unsigned)slab->slot_count - slab->fresh)] = (uint16_t)slot;
+    slab_stack(slab)[free_count - (slot_count - slab->fresh)] = (uint16_t)slot;
     slab->free_count = ++free_count;
     h->used_blocks--;
     if (free_count == 1u) {
         partial_push(slab);
     }
-    if (slab->free_count == slab->slot_count) {
-        slab_release(chunk, slab);
+    if (free_count == slot_count) {
+        slab_release(slab);
     }
 }
 
@@ -986,6 +997,7 @@ struct resolved_block {
     struct heap_block *block;          /* small, not in a slab: its header */
     struct heap_slab *slab;            /* a slab's slot: the slab */
     unsigned slot;                     /* and the slot's index */
+    unsigned slot_count;               /* and its class's slot count (from the class, not the header) */
     struct heap_large_header *large;   /* large: its header */
     size_t requested;
     enum heap_owner owner;
@@ -1001,23 +1013,24 @@ struct resolved_block {
 #define SLOT_RECIPROCAL(c) \
     ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN - 1u) / (HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN)))
 _Static_assert(HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 4096u, "SLOT_RECIPROCAL is exact");
+_Static_assert((uint64_t)HEAP_SLAB_BIG_SIZE + HEAP_SLAB_BIG_SIZE < UINT32_MAX,
+               "resolve_slot: an offset below the first slot wraps past every slot's (all within a span)");
 
-/* What IOFree compares a slab header with, per class: the first 8 bytes
- * (magic, size_class, owner 0, slot_size) and the next 4 (slot_count, first),
- * as they read as little-endian words. */
+/* What IOFree compares a slab header with, per class: its first 8 bytes
+ * (magic, size_class, owner 0, slot_size) as they read as a little-endian word.
+ * slot_count and first are not compared: IOFree takes them from the class's
+ * row, never from the header. */
 #define SLAB_IDENT(c)                                                                                   \
     ((uint64_t)HEAP_SLAB_MAGIC | (uint64_t)(c) << 32 | (uint64_t)HEAP_SLAB_SLOT_SIZE(c) << 48)
 #define SLAB_IDENT_OWNER_SHIFT 40u
-#define SLAB_SHAPE(c) ((uint32_t)HEAP_SLAB_SLOT_COUNT(c) | HEAP_SLAB_FIRST(c) << 16)
 #define SLAB_ROW(c)                                                                                     \
-    {SLAB_IDENT(c), SLAB_SHAPE(c), SLOT_RECIPROCAL(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SPAN(c) - 1u,    \
+    {SLAB_IDENT(c), SLOT_RECIPROCAL(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SPAN(c) - 1u,                  \
      HEAP_SLAB_SLOT_COUNT(c), HEAP_SLAB_FIRST(c)}
 /* A row for a class value no slab has (a damaged slab_windows byte): its ident
  * has no SLAB magic, so no header matches it. */
-#define SLAB_ROW_NONE {UINT64_MAX, 0u, 0u, HEAP_ALIGN, HEAP_SLAB_SMALL_SPAN - 1u, 0u, UINT16_MAX}
+#define SLAB_ROW_NONE {UINT64_MAX, 0u, HEAP_ALIGN, HEAP_SLAB_SMALL_SPAN - 1u, 0u, UINT16_MAX}
 static const struct slab_row {
     uint64_t ident;      /* magic | size_class << 32 | slot_size << 48 (owner: << 40) */
-    uint32_t shape;      /* slot_count | first << 16 */
     uint32_t reciprocal; /* SLOT_RECIPROCAL */
     uint16_t slot_size;
     uint16_t span_mask;  /* HEAP_SLAB_SPAN - 1: a slot's header address less this is its slab's */
@@ -1033,56 +1046,56 @@ static const struct slab_row {
 _Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_WINDOW_CLASS_MASK + 1 == 32,
                "slab_rows has a row per class and SLAB_ROW_NONE for the other class values");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap_slab, size_class) == 4u &&
-                   offsetof(struct heap_slab, owner) == 5u && offsetof(struct heap_slab, slot_size) == 6u &&
-                   offsetof(struct heap_slab, slot_count) == 8u && offsetof(struct heap_slab, first) == 10u,
-               "the words slab_header_matches() compares");
+                   offsetof(struct heap_slab, owner) == 5u && offsetof(struct heap_slab, slot_size) == 6u,
+               "the word slab_header_matches() compares");
 
-/* Whether a slab header's fixed fields are what the chunk's window byte says
- * (class, owner) and what that class's slabs have (magic, shape): two word
- * compares instead of the checksum. A header overwritten by a caller is
- * reported, never followed (the checksum, address included, is heap_check's). */
+/* Whether a slab header's first word is what a slab of `size_class` and
+ * `owner` has (magic, class, owner, slot size): one word compare instead of the
+ * checksum. Its slot_count and first are never read where this decides (the
+ * class's row has them), so a header overwritten by a caller is either refused
+ * here or not followed; the checksum, address included, is heap_check's. */
 static inline __attribute__((always_inline)) bool slab_header_matches(const struct heap_slab *slab, unsigned size_class,
                                                                      unsigned owner)
 {
     uint64_t ident;
-    uint32_t shape;
     __builtin_memcpy(&ident, &slab->magic, sizeof(ident)); /* inline even when freestanding */
-    __builtin_memcpy(&shape, &slab->slot_count, sizeof(shape));
-    return ident == (slab_rows[size_class].ident | (uint64_t)owner << SLAB_IDENT_OWNER_SHIFT) &&
-           shape == slab_rows[size_class].shape;
+    return ident == (slab_rows[size_class].ident | (uint64_t)owner << SLAB_IDENT_OWNER_SHIFT);
 }
 
 /* resolve() for an address in a window whose slab_windows byte is `window`
- * (not 0): a live slot's start of the slab that byte names. */
+ * (a slab's): a live slot's start of the slab of the class that byte names,
+ * whose header says `owner` (the byte's, or the one IOFree's caller must be). */
 static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, uintptr_t addr, uint8_t window,
-                                                              struct resolved_block *out)
+                                                              unsigned owner, struct resolved_block *out)
 {
     /* A damaged byte may name a class past the last: the tables have rows for
      * every value of the class bits, and those rows match no header. */
     unsigned size_class = window_class(window);
-    unsigned owner = (unsigned)window_owner_bits(window);
     const struct slab_row *row = &slab_rows[size_class];
     /* From the header address, which is in the chunk (addr may be its end). */
     struct heap_slab *slab = (struct heap_slab *)((addr - HEAP_BLOCK_HEADER_SIZE) & ~(uintptr_t)row->span_mask);
-    uint32_t offset = (uint32_t)(addr - (uintptr_t)slab);
-    if (!slab_header_matches(slab, size_class, owner) || offset < row->first) {
+    if (!slab_header_matches(slab, size_class, owner)) {
         return false;
     }
-    offset -= row->first;
+    /* From the first slot; an address below it wraps to at least 2^32 - first,
+     * which no slot below the slot count times the slot size equals (both
+     * tested below), so it needs no test of its own. */
+    uint32_t offset = (uint32_t)(addr - (uintptr_t)slab) - row->first;
     unsigned slot = (unsigned)(((uint64_t)(offset >> HEAP_ALIGN_SHIFT) * row->reciprocal) >> SLOT_RECIPROCAL_SHIFT);
     /* Below fresh (a slot never handed out is free) and below the class's
-     * slot count (fresh is not in the words compared above), so requested[]
+     * slot count (fresh is not in the word compared above), so requested[]
      * is where this reads. */
     if (slot * row->slot_size != offset || slot >= slab->fresh || slot >= row->slot_count) {
         return false;
     }
-    uint16_t requested = slab_requested(slab)[slot]; /* slot_count: in the shape compared above */
+    uint16_t requested = slab_requested(slab, row->slot_count)[slot];
     if (requested == HEAP_SLAB_SLOT_FREE) {
         return false;
     }
     out->chunk = chunk;
     out->slab = slab;
     out->slot = slot;
+    out->slot_count = row->slot_count;
     out->owner = (enum heap_owner)owner;
     out->requested = requested;
     return true;
@@ -1119,7 +1132,7 @@ static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_c
     }
     uint8_t window = slab_window_at(chunk, addr);
     if (window != 0) {
-        return resolve_slot(chunk, addr, window, out);
+        return resolve_slot(chunk, addr, window, (unsigned)window_owner_bits(window), out);
     }
     if (!used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) || !state_owner(block->state, &out->owner)) {
         return false;
@@ -1280,15 +1293,16 @@ static inline __attribute__((always_inline)) bool slot_free_fast(uintptr_t addr,
         return false;
     }
     struct heap_chunk *chunk = (struct heap_chunk *)base;
-    /* The window's byte with its class cleared names the slab's owner: the
-     * caller's, or this is not its slot (a constant compare, 0 included). */
+    /* A slab's window (one bit: what is not a slab's is never read as a slab
+     * header), whose header names the caller as its owner: another owner's
+     * slot fails resolve_slot's compare. */
     uint8_t window = slab_window_of_header(chunk, header);
-    if ((window & ~(unsigned)HEAP_SLAB_WINDOW_CLASS_MASK) != slab_window_byte(0u, owner) ||
-        !resolve_slot(chunk, addr, window, &found) || found.requested != length) {
+    if ((window & (unsigned)HEAP_SLAB_WINDOW_SLAB) == 0 || !resolve_slot(chunk, addr, window, (unsigned)owner, &found) ||
+        found.requested != length) {
         return false;
     }
     heap_state.frees++;
-    slab_free(chunk, found.slab, found.slot, length);
+    slab_free(found.slab, found.slot, found.slot_count, length);
     return true;
 }
 
@@ -1307,7 +1321,7 @@ static __attribute__((noinline)) IOReturn free_checked(void *address, size_t len
         return kIOReturnBadArgument;
     }
     if (found.slab != NULL) {
-        slab_free(found.chunk, found.slab, found.slot, found.requested);
+        slab_free(found.slab, found.slot, found.slot_count, found.requested);
     } else if (found.block != NULL) {
         tlsf_free(found.chunk, found.block);
     } else {
@@ -1446,7 +1460,7 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     }
     uint64_t free_slots = 0;
     for (unsigned slot = 0; slot < slab->fresh; slot++) {
-        uint16_t requested = slab_requested(slab)[slot];
+        uint16_t requested = slab_requested(slab, slab->slot_count)[slot];
         if (requested == HEAP_SLAB_SLOT_FREE) {
             free_slots++;
             continue;

@@ -522,6 +522,29 @@ def test_a_damaged_slab_header_is_reported_not_followed(arena: Arena) -> None:
     assert arena.free(pointer, 64) == kIOReturnSuccess
 
 
+@pytest.mark.parametrize("name", ["slot_count", "first"])
+def test_a_damaged_slab_shape_is_not_followed_by_iofree(arena: Arena, name: str) -> None:
+    """IOFree compares only the header's first word (magic, class, owner, slot size) and takes
+    the slot count and the first slot's offset from the class: with either overwritten, a live
+    slot is still freed where the class says (its requested[] entry and stack slot), so the heap
+    checks clean once the field is put back; heap_check reports the damage meanwhile."""
+    pointers = [arena.malloc(64) for _ in range(3)]
+    slab = heap_decoder.decode(arena).heap.slabs[0]
+    field = heap_decoder.layouts().heap_slab[name]
+    at = slab.address + field.offset
+    saved = arena.read(at, field.size)
+    arena.write(at, (int.from_bytes(saved, "little") + 96).to_bytes(field.size, "little"))
+    result = arena.heap_check()
+    assert not result.ok and result.error == "slab header damaged" and result.where == slab.address
+    assert arena.free(pointers[1], 64) == kIOReturnSuccess
+    arena.write(at, saved)
+    arena.check_all()
+    assert arena.free(pointers[1], 64) == kIOReturnBadArgument  # freed once, where the class says
+    for pointer in (pointers[0], pointers[2]):
+        assert arena.free(pointer, 64) == kIOReturnSuccess
+    arena.check_all()
+
+
 # ------------------------------------------------------------------ heap_check: one damage per check
 # Each check the mutation run (make mutate, heap.c, seed 1) found unasserted: damage exactly
 # what it guards, assert the exact reason and address, repair, and the heap checks clean again.
