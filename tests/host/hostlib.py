@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import mmap
 import os
 import subprocess
 from dataclasses import dataclass
@@ -313,12 +314,19 @@ class Arena:
     Hypothesis replaying them, see the same behaviour whatever address the buffer got.
     """
 
-    def __init__(self, size: int, page_size: int = 4096, *, heap: bool = True) -> None:
+    def __init__(self, size: int, page_size: int = 4096, *, heap: bool = True, mapped: bool = False) -> None:
+        """``mapped``: the buffer is an anonymous mapping, so a range of a GiB or more costs
+        only the pages that are touched (a ctypes buffer is zeroed, every page of it)."""
         self.lib = load()
         self.page_size = page_size
         alignment = max(page_size, 1 << (size - 1).bit_length())
-        self.buffer = ctypes.create_string_buffer(size + alignment)
-        raw = ctypes.addressof(self.buffer)
+        self.buffer: ctypes.Array[ctypes.c_char] | mmap.mmap
+        if mapped:
+            self.buffer = mmap.mmap(-1, size + alignment)
+            raw = ctypes.addressof(ctypes.c_char.from_buffer(self.buffer))
+        else:
+            self.buffer = ctypes.create_string_buffer(size + alignment)
+            raw = ctypes.addressof(self.buffer)
         self.base = (raw + alignment - 1) & ~(alignment - 1)
         self.size = size
         ret = self.lib.pages_init(PhysAddr(self.base), size, page_size)

@@ -545,6 +545,69 @@ def test_a_damaged_slab_shape_is_not_followed_by_iofree(arena: Arena, name: str)
     arena.check_all()
 
 
+def checked_by_both(arena: Arena) -> None:
+    """heap_check and pages_check pass, and the decoder finds no problem either."""
+    arena.check_all()
+    assert heap_oracle.problems(heap_decoder.decode(arena)) == []
+
+
+def test_two_chunks_sharing_a_chunk_at_entry_keep_the_lowest() -> None:
+    """H8 when two chunks share a chunk_at entry (1 GiB apart): the entry holds the lower;
+    a slot of the upper one is still freed (by the page byte); when the lower goes, the
+    entry passes to the upper, and to "no chunk" when that goes too. The decoder and
+    heap_check recompute every entry at each step."""
+    page = 64 * 1024
+    arena = Arena((1 << 30) + 32 * MiB, page, mapped=True)
+    order = (HEAP_CHUNK_SIZE // page).bit_length() - 1
+    home = heap_decoder.decode(arena).heap.home_chunk
+    held: list[int] = []
+    while True:  # every other chunk-sized block to the kernel
+        ret, pa = arena.pages_alloc(order)
+        if ret != kIOReturnSuccess:
+            break
+        held.append(pa)
+    low = next(pa for pa in sorted(held) if pa != home and pa + (1 << 30) in held)
+    high = low + (1 << 30)
+    field = heap_decoder.layouts().heap_state["chunk_at"]
+    entry = heap_decoder.symbols().heap_state + field.offset + 8 * ((low // HEAP_CHUNK_SIZE) % field.count)
+    for pa in (low, high):
+        held.remove(pa)
+        assert arena.pages_free(pa) == kIOReturnSuccess
+    pointers: list[int] = []
+    while arena.heap_stats()["chunks"] < 3:
+        pointer = arena.malloc(1024)
+        assert pointer != 0
+        pointers.append(pointer)
+    checked_by_both(arena)
+    assert int.from_bytes(arena.read(entry, 8), "little") == low
+
+    def in_chunk(chunk: int) -> list[int]:
+        return [p for p in pointers if chunk <= p < chunk + HEAP_CHUNK_SIZE]
+
+    upper = in_chunk(high)
+    assert upper and in_chunk(low)
+    assert arena.free(upper[0], 1024) == kIOReturnSuccess  # not in chunk_at: the full path
+    assert arena.free(upper[0], 1024) == kIOReturnBadArgument
+    pointers.remove(upper[0])
+    checked_by_both(arena)
+    for pointer in in_chunk(low):
+        assert arena.free(pointer, 1024) == kIOReturnSuccess
+        pointers.remove(pointer)
+    assert low not in heap_decoder.decode(arena).heap.chunk_list
+    assert int.from_bytes(arena.read(entry, 8), "little") == high
+    checked_by_both(arena)
+    for pointer in in_chunk(high):
+        assert arena.free(pointer, 1024) == kIOReturnSuccess
+        pointers.remove(pointer)
+    assert int.from_bytes(arena.read(entry, 8), "little") == heap_oracle.HEAP_CHUNK_AT_NONE
+    checked_by_both(arena)
+    for pointer in pointers:
+        assert arena.free(pointer, 1024) == kIOReturnSuccess
+    for pa in held:
+        assert arena.pages_free(pa) == kIOReturnSuccess
+    checked_by_both(arena)
+
+
 # ------------------------------------------------------------------ heap_check: one damage per check
 # Each check the mutation run (make mutate, heap.c, seed 1) found unasserted: damage exactly
 # what it guards, assert the exact reason and address, repair, and the heap checks clean again.
