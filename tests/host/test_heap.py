@@ -608,6 +608,22 @@ def test_two_chunks_sharing_a_chunk_at_entry_keep_the_lowest() -> None:
     checked_by_both(arena)
 
 
+@pytest.mark.parametrize("length", [80, 16], ids=["above-its-slot", "below-its-fall-up"])
+def test_a_slot_length_outside_its_class_is_reported(arena: Arena, length: int) -> None:
+    """A live 64-byte slot whose requested[] says 80 (more than the slot) or 16 (a request
+    that would never fall up to a 64-byte slot): check names the slab, before the counters
+    (heap.mutant.9499, seed 4: the class check's failure skipped went unnoticed)."""
+    pointer = arena.malloc(64)
+    slab = heap_decoder.decode(arena).heap.slabs[0]
+    assert slab.slot_size == 64 and slab.slot(0) == pointer
+    assert heap_oracle.slab_fall_up(heap_oracle.slab_class(length)) < slab.size_class or length > 64
+    meta = heap_decoder.layouts().heap_slab["meta"]
+    entry = slab.address + meta.offset + meta.size * slab.slot_count  # requested[0]
+    error = "slot requested size outside its class"
+    assert_check_names(arena, entry, length.to_bytes(2, "little"), error, slab.address)
+    assert arena.free(pointer, 64) == kIOReturnSuccess
+
+
 # ------------------------------------------------------------------ heap_check: one damage per check
 # Each check the mutation run (make mutate, heap.c, seed 1) found unasserted: damage exactly
 # what it guards, assert the exact reason and address, repair, and the heap checks clean again.
