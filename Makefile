@@ -80,9 +80,13 @@ FW_LDFLAGS := --specs=$(PICOLIBC_SPECS) -nostartfiles -no-pie -T $(FW_LDS) \
 .PHONY: firmware
 firmware: $(FW_ELF)
 
+# Linked beside and renamed into place: a test process reading the ELF while
+# another one's make relinks it (a source edited during a run) sees the old
+# file or the new one, never a truncated one.
 $(FW_ELF): $(FW_OBJS) $(FW_LDS) | $(DEPS_STAMP)
 	@echo "  LD      $@"
-	$(Q)$(FW_CC) $(FW_LDFLAGS) -o $@ $(FW_OBJS) -lc
+	$(Q)$(FW_CC) $(FW_LDFLAGS) -o $@.tmp $(FW_OBJS) -lc
+	$(Q)mv -f $@.tmp $@
 
 $(FW_OUT)/%.c.o: firmware/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
