@@ -234,6 +234,17 @@ def _slab_window(guest: Guest, payload: int) -> Target:
     return Target(pa, _le(_u(guest, pa, 1) ^ 1 << shift, 1), f"heap_chunk.slab_windows byte at {pa:#x}")
 
 
+def _chunk_at_cleared(guest: Guest) -> Target:
+    """Says "no chunk" in the home chunk's heap_state.chunk_at entry: the table IOFree's fast
+    path finds a chunk by (heap.c H8)."""
+    from harness.oracle.heap import HEAP_CHUNK_AT_NONE
+
+    state = _heap_state(guest)
+    home = _u64(guest, _field_pa(guest, "heap_state", state, "home_chunk")[0])
+    index = (home // guest.heap_layouts.chunk_size) % guest.heap_layouts.heap_state["chunk_at"].count
+    return _set(guest, "heap_state", state, "chunk_at", HEAP_CHUNK_AT_NONE, index)
+
+
 def heap_slab_size() -> int:
     from harness.oracle.heap import HEAP_SLAB_SIZE
 
@@ -302,6 +313,7 @@ KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
     "heap-sentinel-forged": lambda g, w: _forged_header(g, "sentinel", 16),
     "heap-block-size-forged": lambda g, w: _forged_header(g, "size", 16),
     "heap-chunk-list-emptied": lambda g, w: _chunk_list_emptied(g),
+    "heap-chunk-at": lambda g, w: _chunk_at_cleared(g),
     "heap-block-state": lambda g, w: _bump(g, "heap_block", _block(g, w.small), "state", 1),
     "heap-free-list-link": lambda g, w: _set(g, "heap_free_block", _free_entry(g), "next_free", w.small),
     "heap-fl-bitmap": lambda g, w: _bump(g, "heap_state", _heap_state(g), "fl_bitmap", 1 << _empty_fl_bit(g)),
