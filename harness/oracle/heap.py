@@ -460,6 +460,7 @@ class HeapView:
     # (owner, class) -> ((slab, prev), ...) of heap_state.slab_partial, in list order
     slab_partial_map: tuple[int, ...] = ()  # per owner: bit c set <=> slab_partial[owner][c] is not empty
     chunk_at: tuple[int, ...] = ()  # [(address >> chunk shift) % len]: a chunk address or HEAP_CHUNK_AT_NONE
+    slab_current: tuple[int, ...] = ()  # [owner * classes + class]: the slab IOMalloc takes from, or 0 (H9)
 
     @property
     def slabs(self) -> tuple[Slab, ...]:
@@ -914,6 +915,7 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
         slab_partial=slab_partial,
         slab_partial_map=s.read_array(blob, "slab_partial_map"),
         chunk_at=s.read_array(blob, "chunk_at"),
+        slab_current=s.read_array(blob, "slab_current"),
     )
 
 
@@ -1178,8 +1180,8 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
 
 
 def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
-    """Every slab's header, maps and slots, and the partial lists (heap.c H7); returns the
-    number of used slots and the sum of their requested sizes."""
+    """Every slab's header, maps and slots, the partial lists (heap.c H7) and the current
+    slabs (H9); returns the number of used slots and the sum of their requested sizes."""
     lay, h = snap.layouts, snap.heap
     slots = slot_bytes = 0
     partial: dict[int, tuple[int, int]] = {}
@@ -1235,6 +1237,16 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             if back_link != previous:
                 yield f"heap: slab {entry:#x} back link {back_link:#x}, want {previous:#x}"
             previous = entry
+    by_address = {slab.address: slab for slab in h.slabs}
+    classes = lay.slab_classes
+    for index, current in enumerate(h.slab_current):  # H9
+        owner, size_class = divmod(index, classes)
+        target, at = by_address.get(current), f"heap: slab_current[{owner}][{size_class}]"
+        reach = range(size_class, min(slab_fall_up(size_class), classes - 1) + 1)
+        if current and target is None:
+            yield f"{at} {current:#x} is not a slab"
+        elif target is not None and (target.owner != owner or target.size_class not in reach):
+            yield f"{at} is a slab of owner {target.owner}, class {target.size_class}"
     missing = sorted(set(partial) - listed)
     if missing:
         yield f"heap: slabs with a free slot missing from the partial lists: {[hex(a) for a in missing[:4]]}"

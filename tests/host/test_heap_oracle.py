@@ -341,7 +341,24 @@ def _chunk_at_entry(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, byte
     )
 
 
+def _current_entry(snap: heap_oracle.Snapshot, owner: int, size_class: int) -> int:
+    field = snap.layouts.heap_state["slab_current"]
+    return heap_decoder.symbols().heap_state + field.offset + 8 * (owner * snap.layouts.slab_classes + size_class)
+
+
+def _current_out_of_reach(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = next(s for s in snap.heap.slabs if s.size_class > heap_oracle.slab_fall_up(0))
+    return _current_entry(snap, slab.owner, 0), slab.address.to_bytes(8, "little")  # class 0's: too big
+
+
+def _current_not_a_slab(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    return _current_entry(snap, slab.owner, slab.size_class), (slab.address + 64).to_bytes(8, "little")
+
+
 DAMAGE: dict[str, tuple[Damage, str]] = {
+    "current slab out of reach": (_current_out_of_reach, "slab_current"),
+    "current slab not a slab": (_current_not_a_slab, "is not a slab"),
     "chunk_at entry": (_chunk_at_entry, "chunk_at"),
     "slab live slot called free": (_slab_live_called_free, "free_count"),
     "slab free stack entry": (_slab_stack_entry, "free stack"),
