@@ -693,11 +693,18 @@ static inline enum heap_slab_window window_owner_bits(uint8_t window)
  * its slab_window_byte() when it is made, 0 when it goes. */
 static void slab_windows_write(struct heap_chunk *chunk, const struct heap_slab *slab, uint8_t value)
 {
+    /* Eight bytes a store: a slab covers 8 or 16 windows from a multiple of 8
+     * (it is aligned to its span), and slab_windows is 8-aligned. A byte loop
+     * was 40-80 guest instructions of every slab made or given back. */
+    uint64_t bytes = UINT64_C(0x0101010101010101) * value;
     unsigned first = window_of(chunk, (uintptr_t)slab);
-    for (unsigned window = 0; window < class_span(slab->size_class) / HEAP_SLAB_SIZE; window++) {
-        chunk->slab_windows[first + window] = value;
+    for (unsigned window = 0; window < class_span(slab->size_class) / HEAP_SLAB_SIZE; window += 8u) {
+        __builtin_memcpy(&chunk->slab_windows[first + window], &bytes, sizeof(bytes));
     }
 }
+_Static_assert(HEAP_SLAB_SMALL_SPAN / HEAP_SLAB_SIZE % 8u == 0 && HEAP_SLAB_BIG_SIZE / HEAP_SLAB_SIZE % 8u == 0 &&
+                   HEAP_CHUNK_WINDOWS_AT % 8u == 0,
+               "slab_windows_write: whole, aligned words of windows");
 
 /* The two halves of a slab's meta[] (heap.h): the free stack, and requested[]. */
 static inline uint16_t *slab_stack(struct heap_slab *slab) { return slab->meta; }
