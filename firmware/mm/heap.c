@@ -817,6 +817,7 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     slab->first = (uint16_t)HEAP_SLAB_FIRST(size_class);
     slab->free_count = (uint16_t)slot_count;
     slab->fresh = 0; /* every slot free and untouched: the stack is empty */
+    slab->current_of = 0;
     slab->check = slab_check(slab);
     slab_windows_write(chunk, slab, slab_window_byte(size_class, owner));
     partial_push(slab);
@@ -828,17 +829,27 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
  * within the classes). Never decreasing in c. */
 #define FALL_UP_LAST(c) (HEAP_SLAB_FALL_UP(c) < HEAP_SLAB_CLASSES ? HEAP_SLAB_FALL_UP(c) : HEAP_SLAB_CLASSES - 1u)
 
-/* `slab` is current for no class any more (H9): only classes up to its own
- * whose fall-up reaches it can have it, and they are a run ending at its own
- * class (FALL_UP_LAST never decreases), walked down until one does not reach. */
-static void slab_current_forget(const struct heap_slab *slab)
+/* Makes `slab` (or NULL) class `size_class`'s current slab of `owner`, and
+ * keeps current_of of the old one and the new one true (H9). */
+static void slab_current_set(enum heap_owner owner, unsigned size_class, struct heap_slab *slab)
 {
-    struct heap_slab **current = heap_state.slab_current[slab->owner];
-    for (unsigned c = slab->size_class + 1u; c-- > 0u && FALL_UP_LAST(c) >= slab->size_class;) {
-        if (current[c] == slab) {
-            current[c] = NULL;
-        }
+    struct heap_slab **current = &heap_state.slab_current[owner][size_class];
+    if (*current != NULL) {
+        (*current)->current_of &= ~(UINT32_C(1) << size_class);
     }
+    *current = slab;
+    if (slab != NULL) {
+        slab->current_of |= UINT32_C(1) << size_class;
+    }
+}
+
+/* `slab` is current for no class any more (H9): its current_of names them. */
+static void slab_current_forget(struct heap_slab *slab)
+{
+    for (uint32_t classes = slab->current_of; classes != 0; classes &= classes - 1u) {
+        heap_state.slab_current[slab->owner][__builtin_ctz(classes)] = NULL;
+    }
+    slab->current_of = 0;
 }
 
 /* Gives an emptied slab's block back (H7: no slab is kept empty). Finds its
@@ -922,7 +933,7 @@ static inline __attribute__((always_inline)) void *slab_alloc(size_t length, enu
             return NULL;
         }
     }
-    heap_state.slab_current[owner][size_class] = slab;
+    slab_current_set(owner, size_class, slab);
     return slab_take(slab, length);
 }
 
@@ -1287,7 +1298,7 @@ static inline __attribute__((always_inline)) void *alloc_inline(size_t length, e
         struct heap_slab *slab = heap_state.slab_current[owner][size_class];
         if (__builtin_expect(slab == NULL || slab->free_count == 0u, 0)) {
             slab = slab_partial_for(owner, size_class);
-            heap_state.slab_current[owner][size_class] = slab;
+            slab_current_set(owner, size_class, slab);
         }
         if (slab != NULL) {
             void *ptr = slab_take(slab, length);
@@ -1519,6 +1530,14 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     if (listed != (free_slots != 0) || (free_slots == 0 && slab->next != NULL)) {
         return check_fail(report, "slab on a partial list exactly when it has a free slot: not so", slab);
     }
+    /* H9: current_of names only classes whose current slab this is (the other
+     * way round is check_slab_current's). */
+    for (uint32_t classes = slab->current_of; classes != 0; classes &= classes - 1u) {
+        unsigned size_class = (unsigned)__builtin_ctz(classes);
+        if (size_class >= HEAP_SLAB_CLASSES || heap_state.slab_current[slab->owner][size_class] != slab) {
+            return check_fail(report, "slab current_of names a class it is not current for", slab);
+        }
+    }
     slab_walk.slabs++;
     slab_walk.partial += free_slots != 0;
     return kIOReturnSuccess;
@@ -1552,7 +1571,8 @@ static IOReturn check_slab_current(struct heap_check_report *report)
             if (!slab_is_live(slab)) {
                 return check_fail(report, "current slab is not a slab", &heap_state.slab_current[owner][size_class]);
             }
-            if (slab->owner != owner || slab->size_class < size_class || slab->size_class > FALL_UP_LAST(size_class)) {
+            if (slab->owner != owner || slab->size_class < size_class || slab->size_class > FALL_UP_LAST(size_class) ||
+                (slab->current_of >> size_class & 1u) == 0) {
                 return check_fail(report, "current slab of another owner or out of its class's reach",
                                   &heap_state.slab_current[owner][size_class]);
             }

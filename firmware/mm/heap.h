@@ -214,6 +214,7 @@ struct heap_slab {
     uint16_t check;      /* checksum of magic .. first and the address */
     uint16_t free_count; /* free slots: the stack's height plus slot_count - fresh */
     uint16_t fresh;      /* slots at and above this index have never been handed out */
+    uint32_t current_of; /* bit c: heap_state.slab_current[owner][c] is this slab (heap.c H9) */
     struct heap_slab *next; /* heap_state.slab_partial list, while free_count != 0 */
     struct heap_slab *prev;
     uint16_t meta[];     /* the free stack, then requested[] (above) */

@@ -371,6 +371,7 @@ class Slab:
     first: int
     free_count: int
     fresh: int  # slots at and above this index were never handed out (free, not on the stack)
+    current_of: int  # bit c: heap_state.slab_current[owner][c] is this slab (H9; history)
     next: int
     prev: int
     stack: tuple[int, ...]  # meta[0 .. slot_count): the free stack, meta[0 .. stack_height) in use
@@ -402,7 +403,7 @@ class Slab:
 
     @property
     def canonical(self) -> tuple[object, ...]:
-        """Without the partial-list links, the stack's order and fresh (history) or stale
+        """Without the partial-list links, the stack's order, fresh, current_of (history) or stale
         requested sizes of free slots: which slots are free, not in what order they come back."""
         used = tuple((i, self.requested[i]) for i in self.used_slots())
         return (
@@ -724,6 +725,7 @@ def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int, meta: byt
         first=get("first"),
         free_count=get("free_count"),
         fresh=get("fresh"),
+        current_of=get("current_of"),
         next=get("next"),
         prev=get("prev"),
         stack=entries[:slot_count],
@@ -1247,6 +1249,12 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             yield f"{at} {current:#x} is not a slab"
         elif target is not None and (target.owner != owner or target.size_class not in reach):
             yield f"{at} is a slab of owner {target.owner}, class {target.size_class}"
+    owners = len(h.slab_current) // classes if classes else 0
+    for slab in h.slabs:  # current_of names exactly the classes whose current slab it is
+        row = h.slab_current[slab.owner * classes : (slab.owner + 1) * classes] if slab.owner < owners else ()
+        have = sum(1 << c for c, current in enumerate(row) if current == slab.address)
+        if slab.current_of != have:
+            yield f"heap: slab {slab.address:#x} current_of {slab.current_of:#x}, current for {have:#x}"
     missing = sorted(set(partial) - listed)
     if missing:
         yield f"heap: slabs with a free slot missing from the partial lists: {[hex(a) for a in missing[:4]]}"
