@@ -18,8 +18,9 @@
  *       The set of chunks is then a function of the live blocks, so freeing
  *       everything allocated since some moment restores that moment's heap
  *       and page-allocator state exactly (not just the byte counts), but for
- *       the order of a surviving slab's free stack and its fresh mark: the same
- *       slots are free, not necessarily handed out in the same order.
+ *       the order of a surviving slab's free stack, its fresh mark and which
+ *       slab is current (H9): the same slots are free, not necessarily handed
+ *       out in the same order.
  *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
  *       is HEAP_SLAB_SPAN(class) bytes (32 KiB for slots up to 256 bytes, 64 KiB
  *       above) with its payload aligned to that span; the chunk's slab_windows
@@ -36,6 +37,11 @@
  *       (address >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT is i, or
  *       HEAP_CHUNK_AT_NONE when the heap holds none: a function of the set of
  *       chunks, like everything else (H6).
+ *   H9. slab_current[owner][c] is NULL or a slab of that owner whose class is
+ *       c .. HEAP_SLAB_FALL_UP(c) (full or not): the one IOMalloc takes class c's
+ *       slots from with no search. When it is NULL or full, IOMalloc takes
+ *       slab_partial_for() (the rule H7's lists serve) and makes that current;
+ *       a slab given back is current for no class.
  * Allocation and free do a bounded amount of work: bit scans on the two
  * bitmap levels, or a push or pop of a slab's free stack, never a walk along
  * a free list.
@@ -811,11 +817,39 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     slab->first = (uint16_t)HEAP_SLAB_FIRST(size_class);
     slab->free_count = (uint16_t)slot_count;
     slab->fresh = 0; /* every slot free and untouched: the stack is empty */
+    slab->current_of = 0;
     slab->check = slab_check(slab);
     slab_windows_write(chunk, slab, slab_window_byte(size_class, owner));
     partial_push(slab);
     h->slabs++;
     return slab;
+}
+
+/* The last class a request of class c may take a slot of (HEAP_SLAB_FALL_UP
+ * within the classes). Never decreasing in c. */
+#define FALL_UP_LAST(c) (HEAP_SLAB_FALL_UP(c) < HEAP_SLAB_CLASSES ? HEAP_SLAB_FALL_UP(c) : HEAP_SLAB_CLASSES - 1u)
+
+/* Makes `slab` (or NULL) class `size_class`'s current slab of `owner`, and
+ * keeps current_of of the old one and the new one true (H9). */
+static void slab_current_set(enum heap_owner owner, unsigned size_class, struct heap_slab *slab)
+{
+    struct heap_slab **current = &heap_state.slab_current[owner][size_class];
+    if (*current != NULL) {
+        (*current)->current_of &= ~(UINT32_C(1) << size_class);
+    }
+    *current = slab;
+    if (slab != NULL) {
+        slab->current_of |= UINT32_C(1) << size_class;
+    }
+}
+
+/* `slab` is current for no class any more (H9): its current_of names them. */
+static void slab_current_forget(struct heap_slab *slab)
+{
+    for (uint32_t classes = slab->current_of; classes != 0; classes &= classes - 1u) {
+        heap_state.slab_current[slab->owner][__builtin_ctz(classes)] = NULL;
+    }
+    slab->current_of = 0;
 }
 
 /* Gives an emptied slab's block back (H7: no slab is kept empty). Finds its
@@ -826,6 +860,7 @@ static __attribute__((noinline)) void slab_release(struct heap_slab *slab)
     struct heap_chunk *chunk = chunk_of(slab_block(slab));
 
     partial_remove(slab);
+    slab_current_forget(slab);
     slab_windows_write(chunk, slab, 0);
     h->slabs--;
     slab->magic = 0; /* a stale pointer into it must not pass resolve() */
@@ -834,7 +869,6 @@ static __attribute__((noinline)) void slab_release(struct heap_slab *slab)
 
 /* The classes a request of class c may take a slot of, c .. HEAP_SLAB_FALL_UP(c)
  * (within the classes), as bits from bit 0 = class c. */
-#define FALL_UP_LAST(c) (HEAP_SLAB_FALL_UP(c) < HEAP_SLAB_CLASSES ? HEAP_SLAB_FALL_UP(c) : HEAP_SLAB_CLASSES - 1u)
 #define FALL_UP_MASK(c) ((UINT32_C(2) << (FALL_UP_LAST(c) - (c))) - 1u)
 static const uint32_t fall_up_mask[HEAP_SLAB_CLASSES] = {
     FALL_UP_MASK(0u),  FALL_UP_MASK(1u),  FALL_UP_MASK(2u),  FALL_UP_MASK(3u),  FALL_UP_MASK(4u),  FALL_UP_MASK(5u),
@@ -899,6 +933,7 @@ static inline __attribute__((always_inline)) void *slab_alloc(size_t length, enu
             return NULL;
         }
     }
+    slab_current_set(owner, size_class, slab);
     return slab_take(slab, length);
 }
 
@@ -1252,13 +1287,19 @@ static __attribute__((noinline)) void *alloc_slow(size_t length, enum heap_owner
     return ptr;
 }
 
-/* heap_alloc(), inlined into IOMalloc: a request with a partial slab of its
- * class, or of a class it falls up to, takes a slot with no call (an
- * uninitialized heap has no slab); anything else is alloc_slow()'s. */
+/* heap_alloc(), inlined into IOMalloc: a request takes a slot of its class's
+ * current slab (H9) with no search and no call; when that is gone or full, of
+ * the partial slab of its class, or of a class it falls up to, which becomes
+ * current (an uninitialized heap has none); anything else is alloc_slow()'s. */
 static inline __attribute__((always_inline)) void *alloc_inline(size_t length, enum heap_owner owner, bool zero)
 {
     if (length <= HEAP_SLAB_MAX && (unsigned)owner < HEAP_OWNER_COUNT) {
-        struct heap_slab *slab = slab_partial_for(owner, slab_class(length));
+        unsigned size_class = slab_class(length);
+        struct heap_slab *slab = heap_state.slab_current[owner][size_class];
+        if (__builtin_expect(slab == NULL || slab->free_count == 0u, 0)) {
+            slab = slab_partial_for(owner, size_class);
+            slab_current_set(owner, size_class, slab);
+        }
         if (slab != NULL) {
             void *ptr = slab_take(slab, length);
             heap_state.allocs++;
@@ -1489,8 +1530,54 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     if (listed != (free_slots != 0) || (free_slots == 0 && slab->next != NULL)) {
         return check_fail(report, "slab on a partial list exactly when it has a free slot: not so", slab);
     }
+    /* H9: current_of names only classes whose current slab this is (the other
+     * way round is check_slab_current's). */
+    for (uint32_t classes = slab->current_of; classes != 0; classes &= classes - 1u) {
+        unsigned size_class = (unsigned)__builtin_ctz(classes);
+        if (size_class >= HEAP_SLAB_CLASSES || heap_state.slab_current[slab->owner][size_class] != slab) {
+            return check_fail(report, "slab current_of names a class it is not current for", slab);
+        }
+    }
     slab_walk.slabs++;
     slab_walk.partial += free_slots != 0;
+    return kIOReturnSuccess;
+}
+
+/* Whether a pointer the heap state holds (a list entry, a current slab) is a
+ * live slab: in a heap chunk, its header intact, its window byte its own. */
+static bool slab_is_live(const struct heap_slab *slab)
+{
+    struct page_block holder;
+    if (!pages_block_containing(pages_ptr_to_pa(slab), &holder) ||
+        !page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK) || !slab_intact(slab) ||
+        slab->size_class >= HEAP_SLAB_CLASSES || slab->owner >= HEAP_OWNER_COUNT) {
+        return false;
+    }
+    const struct heap_chunk *chunk = pages_pa_to_ptr(holder.start);
+    return chunk->slab_windows[window_of(chunk, (uintptr_t)slab)] ==
+           slab_window_byte(slab->size_class, (enum heap_owner)slab->owner);
+}
+
+/* H9: every current slab is a live slab of its owner, of a class its class
+ * falls up to. */
+static IOReturn check_slab_current(struct heap_check_report *report)
+{
+    for (unsigned owner = 0; owner < HEAP_OWNER_COUNT; owner++) {
+        for (unsigned size_class = 0; size_class < HEAP_SLAB_CLASSES; size_class++) {
+            const struct heap_slab *slab = heap_state.slab_current[owner][size_class];
+            if (slab == NULL) {
+                continue;
+            }
+            if (!slab_is_live(slab)) {
+                return check_fail(report, "current slab is not a slab", &heap_state.slab_current[owner][size_class]);
+            }
+            if (slab->owner != owner || slab->size_class < size_class || slab->size_class > FALL_UP_LAST(size_class) ||
+                (slab->current_of >> size_class & 1u) == 0) {
+                return check_fail(report, "current slab of another owner or out of its class's reach",
+                                  &heap_state.slab_current[owner][size_class]);
+            }
+        }
+    }
     return kIOReturnSuccess;
 }
 
@@ -1513,16 +1600,10 @@ static IOReturn check_slab_lists(struct heap_check_report *report)
             const struct heap_slab *prev = NULL;
             for (const struct heap_slab *slab = h->slab_partial[owner][size_class]; slab != NULL;
                  prev = slab, slab = slab->next) {
-                struct page_block holder;
                 if (listed++ == slab_walk.partial) {
                     return check_fail(report, "partial lists hold more slabs than the chunks (or a cycle)", slab);
                 }
-                if (!pages_block_containing(pages_ptr_to_pa(slab), &holder) ||
-                    !page_state_is_owner(holder.state, PAGE_OWNER_HEAP_CHUNK) || !slab_intact(slab) ||
-                    slab->size_class >= HEAP_SLAB_CLASSES || slab->owner >= HEAP_OWNER_COUNT ||
-                    ((struct heap_chunk *)pages_pa_to_ptr(holder.start))
-                            ->slab_windows[window_of(pages_pa_to_ptr(holder.start), (uintptr_t)slab)] !=
-                        slab_window_byte(slab->size_class, (enum heap_owner)slab->owner)) {
+                if (!slab_is_live(slab)) {
                     return check_fail(report, "partial list entry is not a slab", slab);
                 }
                 if (slab->owner != owner || slab->size_class != size_class || slab->free_count == 0) {
@@ -1766,6 +1847,10 @@ IOReturn heap_check(struct heap_check_report *report)
         return ret;
     }
     ret = check_slab_lists(report);
+    if (ret != kIOReturnSuccess) {
+        return ret;
+    }
+    ret = check_slab_current(report);
     if (ret != kIOReturnSuccess) {
         return ret;
     }

@@ -26,6 +26,8 @@
  *   HEAP_SLAB_WINDOW(class, owner) on every window a slab covers, 0 elsewhere.
  *     .slab_partial[owner][class] --> struct heap_slab (doubly linked, the
  *                 slabs of that owner and slot size with a free slot)
+ *     .slab_current[owner][class] --> struct heap_slab (the one IOMalloc takes
+ *                 that class's slots from, or NULL)
  *     .chunk_at[(address >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT]: a chunk's
  *                 address (the lowest with that index), for IOFree's first test
  *
@@ -212,6 +214,7 @@ struct heap_slab {
     uint16_t check;      /* checksum of magic .. first and the address */
     uint16_t free_count; /* free slots: the stack's height plus slot_count - fresh */
     uint16_t fresh;      /* slots at and above this index have never been handed out */
+    uint32_t current_of; /* bit c: heap_state.slab_current[owner][c] is this slab (heap.c H9) */
     struct heap_slab *next; /* heap_state.slab_partial list, while free_count != 0 */
     struct heap_slab *prev;
     uint16_t meta[];     /* the free stack, then requested[] (above) */
@@ -309,6 +312,9 @@ struct heap_state {
     struct heap_free_block *free_lists[HEAP_FL_COUNT][HEAP_SL_COUNT];
     struct heap_slab *slab_partial[HEAP_OWNER_COUNT][HEAP_SLAB_CLASSES]; /* slabs with a free slot */
     uint32_t slab_partial_map[HEAP_OWNER_COUNT]; /* bit c set <=> slab_partial[owner][c] != NULL */
+    /* The slab IOMalloc takes class c's slots from until it fills (heap.c H9):
+     * NULL or a slab of that owner, of class c .. HEAP_SLAB_FALL_UP(c). */
+    struct heap_slab *slab_current[HEAP_OWNER_COUNT][HEAP_SLAB_CLASSES];
     struct heap_chunk *chunks;          /* every chunk the heap holds */
     struct heap_chunk *home_chunk;      /* taken by heap_init, never given back */
     uint64_t chunk_count;

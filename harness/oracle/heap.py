@@ -371,6 +371,7 @@ class Slab:
     first: int
     free_count: int
     fresh: int  # slots at and above this index were never handed out (free, not on the stack)
+    current_of: int  # bit c: heap_state.slab_current[owner][c] is this slab (H9; history)
     next: int
     prev: int
     stack: tuple[int, ...]  # meta[0 .. slot_count): the free stack, meta[0 .. stack_height) in use
@@ -402,7 +403,7 @@ class Slab:
 
     @property
     def canonical(self) -> tuple[object, ...]:
-        """Without the partial-list links, the stack's order and fresh (history) or stale
+        """Without the partial-list links, the stack's order, fresh, current_of (history) or stale
         requested sizes of free slots: which slots are free, not in what order they come back."""
         used = tuple((i, self.requested[i]) for i in self.used_slots())
         return (
@@ -460,6 +461,7 @@ class HeapView:
     # (owner, class) -> ((slab, prev), ...) of heap_state.slab_partial, in list order
     slab_partial_map: tuple[int, ...] = ()  # per owner: bit c set <=> slab_partial[owner][c] is not empty
     chunk_at: tuple[int, ...] = ()  # [(address >> chunk shift) % len]: a chunk address or HEAP_CHUNK_AT_NONE
+    slab_current: tuple[int, ...] = ()  # [owner * classes + class]: the slab IOMalloc takes from, or 0 (H9)
 
     @property
     def slabs(self) -> tuple[Slab, ...]:
@@ -723,6 +725,7 @@ def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int, meta: byt
         first=get("first"),
         free_count=get("free_count"),
         fresh=get("fresh"),
+        current_of=get("current_of"),
         next=get("next"),
         prev=get("prev"),
         stack=entries[:slot_count],
@@ -914,6 +917,7 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
         slab_partial=slab_partial,
         slab_partial_map=s.read_array(blob, "slab_partial_map"),
         chunk_at=s.read_array(blob, "chunk_at"),
+        slab_current=s.read_array(blob, "slab_current"),
     )
 
 
@@ -1178,8 +1182,8 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
 
 
 def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
-    """Every slab's header, maps and slots, and the partial lists (heap.c H7); returns the
-    number of used slots and the sum of their requested sizes."""
+    """Every slab's header, maps and slots, the partial lists (heap.c H7) and the current
+    slabs (H9); returns the number of used slots and the sum of their requested sizes."""
     lay, h = snap.layouts, snap.heap
     slots = slot_bytes = 0
     partial: dict[int, tuple[int, int]] = {}
@@ -1235,6 +1239,22 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             if back_link != previous:
                 yield f"heap: slab {entry:#x} back link {back_link:#x}, want {previous:#x}"
             previous = entry
+    by_address = {slab.address: slab for slab in h.slabs}
+    classes = lay.slab_classes
+    for index, current in enumerate(h.slab_current):  # H9
+        owner, size_class = divmod(index, classes)
+        target, at = by_address.get(current), f"heap: slab_current[{owner}][{size_class}]"
+        reach = range(size_class, min(slab_fall_up(size_class), classes - 1) + 1)
+        if current and target is None:
+            yield f"{at} {current:#x} is not a slab"
+        elif target is not None and (target.owner != owner or target.size_class not in reach):
+            yield f"{at} is a slab of owner {target.owner}, class {target.size_class}"
+    owners = len(h.slab_current) // classes if classes else 0
+    for slab in h.slabs:  # current_of names exactly the classes whose current slab it is
+        row = h.slab_current[slab.owner * classes : (slab.owner + 1) * classes] if slab.owner < owners else ()
+        have = sum(1 << c for c, current in enumerate(row) if current == slab.address)
+        if slab.current_of != have:
+            yield f"heap: slab {slab.address:#x} current_of {slab.current_of:#x}, current for {have:#x}"
     missing = sorted(set(partial) - listed)
     if missing:
         yield f"heap: slabs with a free slot missing from the partial lists: {[hex(a) for a in missing[:4]]}"

@@ -341,7 +341,33 @@ def _chunk_at_entry(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, byte
     )
 
 
+def _current_entry(snap: heap_oracle.Snapshot, owner: int, size_class: int) -> int:
+    field = snap.layouts.heap_state["slab_current"]
+    index = owner * snap.layouts.slab_classes + size_class
+    return heap_decoder.symbols().heap_state + field.offset + 8 * index
+
+
+def _current_out_of_reach(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = next(s for s in snap.heap.slabs if s.size_class > heap_oracle.slab_fall_up(0))
+    return _current_entry(snap, slab.owner, 0), slab.address.to_bytes(8, "little")  # class 0's: too big
+
+
+def _current_not_a_slab(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)
+    return _current_entry(snap, slab.owner, slab.size_class), (slab.address + 64).to_bytes(8, "little")
+
+
+def _current_of_extra_bit(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    slab = _busy_slab(snap)  # names a class it is not current for (class 27 is no class's but its own)
+    field = snap.layouts.heap_slab["current_of"]
+    stray = 1 << (snap.layouts.slab_classes - 1) if slab.size_class != snap.layouts.slab_classes - 1 else 1
+    return slab.address + field.offset, (slab.current_of | stray).to_bytes(field.size, "little")
+
+
 DAMAGE: dict[str, tuple[Damage, str]] = {
+    "current_of bit": (_current_of_extra_bit, "current_of"),
+    "current slab out of reach": (_current_out_of_reach, "slab_current"),
+    "current slab not a slab": (_current_not_a_slab, "is not a slab"),
     "chunk_at entry": (_chunk_at_entry, "chunk_at"),
     "slab live slot called free": (_slab_live_called_free, "free_count"),
     "slab free stack entry": (_slab_stack_entry, "free stack"),
