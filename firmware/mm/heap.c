@@ -67,7 +67,7 @@ static unsigned heap_chunk_order;
 #define HEAP_CHUNK_INFO_NONE 0x100u
 static uint16_t heap_chunk_info = HEAP_CHUNK_INFO_NONE;
 
-/* small_alloc's fallback: after chunk_add() the search must succeed. The
+/* tlsf_alloc's fallback: after chunk_add() the search must succeed. The
  * largest small block, rounded up to its class boundary (at most 1/32 more),
  * stays below HEAP_CHUNK_SIZE/2, while an empty chunk's block is at least that
  * big, hence in a higher first-level class that the search always reaches. */
@@ -221,7 +221,7 @@ static inline void used_bit_set(struct heap_chunk *chunk, uint64_t granule, bool
 /* ------------------------------------------------------------ size classes */
 
 /* The list a free block of `size` belongs in. */
-static void mapping_insert(uint32_t size, unsigned *fl, unsigned *sl)
+static inline void mapping_insert(uint32_t size, unsigned *fl, unsigned *sl)
 {
     if (size < (1u << HEAP_FL_SHIFT)) {
         *fl = 0;
@@ -242,7 +242,7 @@ static uint32_t list_floor(unsigned fl, unsigned sl)
 
 /* The first list whose every block holds `size`: round size up to the next
  * class boundary, so the head of any non-empty list found fits (good fit). */
-static void mapping_search(uint32_t size, unsigned *fl, unsigned *sl)
+static inline void mapping_search(uint32_t size, unsigned *fl, unsigned *sl)
 {
     if (size >= (1u << HEAP_FL_SHIFT)) {
         size += (1u << (floor_log2_32(size) - HEAP_SL_SHIFT)) - 1u;
@@ -486,11 +486,9 @@ static struct heap_block *carve(struct heap_block *block, uint32_t need, uint32_
 /* A free block of at least `size` bytes, the head of its list (left in it),
  * taking a chunk when none is free and `grow` allows it; NULL when the page
  * allocator has none either (or `grow` is false). */
-static inline __attribute__((always_inline)) struct heap_free_block *find_free(uint32_t size, bool grow)
+static inline __attribute__((always_inline)) struct heap_free_block *find_free_at(unsigned fl, unsigned sl, uint32_t size,
+                                                                               bool grow)
 {
-    unsigned fl, sl;
-
-    mapping_search(size, &fl, &sl);
     struct heap_free_block *found = find_suitable(fl, sl);
     if (found == NULL) {
         if (!grow || chunk_add() != kIOReturnSuccess) {
@@ -501,6 +499,15 @@ static inline __attribute__((always_inline)) struct heap_free_block *find_free(u
     }
     ASSERT(block_intact(&found->header) && found->header.state == HEAP_BLOCK_FREE && found->header.size >= size);
     return found;
+}
+
+/* find_free_at() the first list whose every block holds `size` (mapping_search). */
+static inline __attribute__((always_inline)) struct heap_free_block *find_free(uint32_t size, bool grow)
+{
+    unsigned fl, sl;
+
+    mapping_search(size, &fl, &sl);
+    return find_free_at(fl, sl, size, grow);
 }
 
 /* find_free(), out of the free lists. */
@@ -519,11 +526,13 @@ static inline __attribute__((always_inline)) struct heap_block *take_free(uint32
  * (then it keeps its links: the head of a list stays its head). */
 static inline bool same_list(uint32_t from, uint32_t to)
 {
-    unsigned fl_from, sl_from, fl_to, sl_to;
-
-    mapping_insert(from, &fl_from, &sl_from);
-    mapping_insert(to, &fl_to, &sl_to);
-    return fl_from == fl_to && sl_from == sl_to;
+    /* mapping_insert() keeps a size's bits from the top one down to HEAP_SL_SHIFT
+     * below it (at least those above HEAP_ALIGN_SHIFT): two sizes share a list
+     * exactly when they differ only below that bit of the larger (the bit
+     * position of a | b is the larger's top bit). */
+    uint32_t larger = from | to;
+    unsigned kept = larger < (1u << HEAP_FL_SHIFT) ? HEAP_ALIGN_SHIFT : floor_log2_32(larger) - HEAP_SL_SHIFT;
+    return (from ^ to) >> kept == 0;
 }
 
 /* A used block of a chunk for `requested` bytes; `grow`: whether a chunk may be
@@ -657,7 +666,55 @@ static inline uint32_t class_slot_size(unsigned size_class) { return HEAP_SLAB_S
 static inline uint32_t class_span(unsigned size_class) { return HEAP_SLAB_SPAN(size_class); }
 
 /* Slots of a slab of class c: what fits between its header and the next block's. */
-static inline uint32_t class_slot_count(unsigned size_class) { return HEAP_SLAB_SLOT_COUNT(size_class); }
+
+/* Slot index without a division (a 32-bit divide is the slowest instruction of
+ * IOFree's path): granules * ceil(2^26 / units) >> 26, where units = the slot
+ * size in granules (at most 64), is exactly granules / units for every granule
+ * offset of a slab (below HEAP_SLAB_BIG_SIZE / 16 = 4096): the rounding error is
+ * below granules * units / 2^26 <= 2^12 * 2^6 / 2^26 < 1 / 2^6 <= 1 / units
+ * (test_every_slot_of_a_full_slab_is_found_and_freed, tests/host/test_heap.py). */
+#define SLOT_RECIPROCAL_SHIFT 26u
+#define SLOT_RECIPROCAL(c) \
+    ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN - 1u) / (HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN)))
+_Static_assert(HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 4096u, "SLOT_RECIPROCAL is exact");
+_Static_assert((uint64_t)HEAP_SLAB_BIG_SIZE + HEAP_SLAB_BIG_SIZE < UINT32_MAX,
+               "resolve_slot: an offset below the first slot wraps past every slot's (all within a span)");
+
+/* What IOFree compares a slab header with, per class: its first 8 bytes
+ * (magic, size_class, owner 0, slot_size) as they read as a little-endian word.
+ * slot_count and first are not compared: IOFree takes them from the class's
+ * row, never from the header. */
+#define SLAB_IDENT(c)                                                                                   \
+    ((uint64_t)HEAP_SLAB_MAGIC | (uint64_t)(c) << 32 | (uint64_t)HEAP_SLAB_SLOT_SIZE(c) << 48)
+#define SLAB_IDENT_OWNER_SHIFT 40u
+#define SLAB_ROW(c)                                                                                     \
+    {SLAB_IDENT(c), SLOT_RECIPROCAL(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SPAN(c) - 1u,                  \
+     HEAP_SLAB_SLOT_COUNT(c), HEAP_SLAB_FIRST(c)}
+/* A row for a class value no slab has (a damaged slab_windows byte): its ident
+ * has no SLAB magic, so no header matches it. */
+#define SLAB_ROW_NONE {UINT64_MAX, 0u, HEAP_ALIGN, HEAP_SLAB_SMALL_SPAN - 1u, 0u, UINT16_MAX}
+static const struct slab_row {
+    uint64_t ident;      /* magic | size_class << 32 | slot_size << 48 (owner: << 40) */
+    uint32_t reciprocal; /* SLOT_RECIPROCAL */
+    uint16_t slot_size;
+    uint16_t span_mask;  /* HEAP_SLAB_SPAN - 1: a slot's header address less this is its slab's */
+    uint16_t slot_count;
+    uint16_t first;
+} slab_rows[HEAP_SLAB_WINDOW_CLASS_MASK + 1] = {
+    SLAB_ROW(0u),  SLAB_ROW(1u),  SLAB_ROW(2u),  SLAB_ROW(3u),  SLAB_ROW(4u),  SLAB_ROW(5u),  SLAB_ROW(6u),
+    SLAB_ROW(7u),  SLAB_ROW(8u),  SLAB_ROW(9u),  SLAB_ROW(10u), SLAB_ROW(11u), SLAB_ROW(12u), SLAB_ROW(13u),
+    SLAB_ROW(14u), SLAB_ROW(15u), SLAB_ROW(16u), SLAB_ROW(17u), SLAB_ROW(18u), SLAB_ROW(19u), SLAB_ROW(20u),
+    SLAB_ROW(21u), SLAB_ROW(22u), SLAB_ROW(23u), SLAB_ROW(24u), SLAB_ROW(25u), SLAB_ROW(26u), SLAB_ROW(27u),
+    SLAB_ROW_NONE, SLAB_ROW_NONE, SLAB_ROW_NONE, SLAB_ROW_NONE,
+};
+_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_WINDOW_CLASS_MASK + 1 == 32,
+               "slab_rows has a row per class and SLAB_ROW_NONE for the other class values");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap_slab, size_class) == 4u &&
+                   offsetof(struct heap_slab, owner) == 5u && offsetof(struct heap_slab, slot_size) == 6u,
+               "the word slab_header_matches() compares");
+
+/* From the class's row: HEAP_SLAB_SLOT_COUNT divides. */
+static inline uint32_t class_slot_count(unsigned size_class) { return slab_rows[size_class].slot_count; }
 
 static uint16_t slab_check(const struct heap_slab *slab)
 {
@@ -691,20 +748,21 @@ static inline enum heap_slab_window window_owner_bits(uint8_t window)
 
 /* Writes `value` into the slab_windows byte of every window `slab` covers:
  * its slab_window_byte() when it is made, 0 when it goes. */
-static void slab_windows_write(struct heap_chunk *chunk, const struct heap_slab *slab, uint8_t value)
+static void slab_windows_write(struct heap_chunk *chunk, const struct heap_slab *slab, uint32_t span, uint8_t value)
 {
     /* Eight bytes a store: a slab covers 8 or 16 windows from a multiple of 8
      * (it is aligned to its span), and slab_windows is 8-aligned. A byte loop
      * was 40-80 guest instructions of every slab made or given back. */
     uint64_t bytes = UINT64_C(0x0101010101010101) * value;
-    unsigned first = window_of(chunk, (uintptr_t)slab);
-    for (unsigned window = 0; window < class_span(slab->size_class) / HEAP_SLAB_SIZE; window += 8u) {
-        __builtin_memcpy(&chunk->slab_windows[first + window], &bytes, sizeof(bytes));
+    uint8_t *windows = &chunk->slab_windows[window_of(chunk, (uintptr_t)slab)];
+    __builtin_memcpy(windows, &bytes, sizeof(bytes));
+    if (span == HEAP_SLAB_BIG_SIZE) {
+        __builtin_memcpy(windows + sizeof(bytes), &bytes, sizeof(bytes));
     }
 }
-_Static_assert(HEAP_SLAB_SMALL_SPAN / HEAP_SLAB_SIZE % 8u == 0 && HEAP_SLAB_BIG_SIZE / HEAP_SLAB_SIZE % 8u == 0 &&
+_Static_assert(HEAP_SLAB_SMALL_SPAN / HEAP_SLAB_SIZE == 8u && HEAP_SLAB_BIG_SIZE / HEAP_SLAB_SIZE == 16u &&
                    HEAP_CHUNK_WINDOWS_AT % 8u == 0,
-               "slab_windows_write: whole, aligned words of windows");
+               "slab_windows_write: one or two whole, aligned words of windows");
 
 /* The two halves of a slab's meta[] (heap.h): the free stack, and requested[]. */
 static inline uint16_t *slab_stack(struct heap_slab *slab) { return slab->meta; }
@@ -760,8 +818,16 @@ static __attribute__((noinline)) void slab_went_full(struct heap_slab *slab) { p
 static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
 {
     struct heap_state *h = &heap_state;
-    uint32_t span = class_span(size_class);
-    struct heap_free_block *found = find_free(HEAP_SLAB_SEARCH(span), true);
+    const struct slab_row *row = &slab_rows[size_class];
+    uint32_t span = (uint32_t)row->span_mask + 1u;
+    /* The search list of either span, folded to constants. */
+    unsigned fl, sl;
+    if (span == HEAP_SLAB_SMALL_SPAN) {
+        mapping_search(HEAP_SLAB_SEARCH(HEAP_SLAB_SMALL_SPAN), &fl, &sl);
+    } else {
+        mapping_search(HEAP_SLAB_SEARCH(HEAP_SLAB_BIG_SIZE), &fl, &sl);
+    }
+    struct heap_free_block *found = find_free_at(fl, sl, HEAP_SLAB_SEARCH(span), true);
 
     if (found == NULL) {
         return NULL;
@@ -807,19 +873,17 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     used_bit_set(chunk, granule_of(chunk, header), true);
 
     struct heap_slab *slab = (struct heap_slab *)window;
-    uint32_t slot_size = class_slot_size(size_class);
-    uint32_t slot_count = class_slot_count(size_class);
     slab->magic = HEAP_SLAB_MAGIC;
     slab->size_class = (uint8_t)size_class;
     slab->owner = (uint8_t)owner;
-    slab->slot_size = (uint16_t)slot_size;
-    slab->slot_count = (uint16_t)slot_count;
-    slab->first = (uint16_t)HEAP_SLAB_FIRST(size_class);
-    slab->free_count = (uint16_t)slot_count;
+    slab->slot_size = row->slot_size;
+    slab->slot_count = row->slot_count;
+    slab->first = row->first;
+    slab->free_count = row->slot_count;
     slab->fresh = 0; /* every slot free and untouched: the stack is empty */
     slab->current_of = 0;
     slab->check = slab_check(slab);
-    slab_windows_write(chunk, slab, slab_window_byte(size_class, owner));
+    slab_windows_write(chunk, slab, span, slab_window_byte(size_class, owner));
     partial_push(slab);
     h->slabs++;
     return slab;
@@ -861,7 +925,7 @@ static __attribute__((noinline)) void slab_release(struct heap_slab *slab)
 
     partial_remove(slab);
     slab_current_forget(slab);
-    slab_windows_write(chunk, slab, 0);
+    slab_windows_write(chunk, slab, slab_block(slab)->size, 0);
     h->slabs--;
     slab->magic = 0; /* a stale pointer into it must not pass resolve() */
     block_release(chunk, slab_block(slab));
@@ -920,23 +984,6 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
     return (uint8_t *)slab + slab->first + (size_t)slot * slab->slot_size;
 }
 
-/* slab_take() from the first partial slab of the class, of a class up to
- * HEAP_SLAB_FALL_UP above, or from a new one. */
-static inline __attribute__((always_inline)) void *slab_alloc(size_t length, enum heap_owner owner)
-{
-    unsigned size_class = slab_class(length);
-    struct heap_slab *slab = slab_partial_for(owner, size_class);
-
-    if (slab == NULL) {
-        slab = slab_new(owner, size_class);
-        if (slab == NULL) {
-            return NULL;
-        }
-    }
-    slab_current_set(owner, size_class, slab);
-    return slab_take(slab, length);
-}
-
 /* Frees a slot that resolve() accepted (a used slot of `slab`, a slab of
  * `slot_count` slots: its class's count, not read from the header). */
 static inline __attribute__((always_inline)) void slab_free(struct heap_slab *slab, unsigned slot, unsigned slot_count,
@@ -958,11 +1005,6 @@ static inline __attribute__((always_inline)) void slab_free(struct heap_slab *sl
     if (free_count == slot_count) {
         slab_release(slab);
     }
-}
-
-static inline __attribute__((always_inline)) void *small_alloc(size_t requested, enum heap_owner owner)
-{
-    return requested <= HEAP_SLAB_MAX ? slab_alloc(requested, owner) : tlsf_alloc(requested, owner, true);
 }
 
 /* ------------------------------------------------------------ large blocks */
@@ -1045,51 +1087,6 @@ struct resolved_block {
     enum heap_owner owner;
 };
 
-/* Slot index without a division (a 32-bit divide is the slowest instruction of
- * IOFree's path): granules * ceil(2^26 / units) >> 26, where units = the slot
- * size in granules (at most 64), is exactly granules / units for every granule
- * offset of a slab (below HEAP_SLAB_BIG_SIZE / 16 = 4096): the rounding error is
- * below granules * units / 2^26 <= 2^12 * 2^6 / 2^26 < 1 / 2^6 <= 1 / units
- * (test_every_slot_of_a_full_slab_is_found_and_freed, tests/host/test_heap.py). */
-#define SLOT_RECIPROCAL_SHIFT 26u
-#define SLOT_RECIPROCAL(c) \
-    ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN - 1u) / (HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN)))
-_Static_assert(HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 4096u, "SLOT_RECIPROCAL is exact");
-_Static_assert((uint64_t)HEAP_SLAB_BIG_SIZE + HEAP_SLAB_BIG_SIZE < UINT32_MAX,
-               "resolve_slot: an offset below the first slot wraps past every slot's (all within a span)");
-
-/* What IOFree compares a slab header with, per class: its first 8 bytes
- * (magic, size_class, owner 0, slot_size) as they read as a little-endian word.
- * slot_count and first are not compared: IOFree takes them from the class's
- * row, never from the header. */
-#define SLAB_IDENT(c)                                                                                   \
-    ((uint64_t)HEAP_SLAB_MAGIC | (uint64_t)(c) << 32 | (uint64_t)HEAP_SLAB_SLOT_SIZE(c) << 48)
-#define SLAB_IDENT_OWNER_SHIFT 40u
-#define SLAB_ROW(c)                                                                                     \
-    {SLAB_IDENT(c), SLOT_RECIPROCAL(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SPAN(c) - 1u,                  \
-     HEAP_SLAB_SLOT_COUNT(c), HEAP_SLAB_FIRST(c)}
-/* A row for a class value no slab has (a damaged slab_windows byte): its ident
- * has no SLAB magic, so no header matches it. */
-#define SLAB_ROW_NONE {UINT64_MAX, 0u, HEAP_ALIGN, HEAP_SLAB_SMALL_SPAN - 1u, 0u, UINT16_MAX}
-static const struct slab_row {
-    uint64_t ident;      /* magic | size_class << 32 | slot_size << 48 (owner: << 40) */
-    uint32_t reciprocal; /* SLOT_RECIPROCAL */
-    uint16_t slot_size;
-    uint16_t span_mask;  /* HEAP_SLAB_SPAN - 1: a slot's header address less this is its slab's */
-    uint16_t slot_count;
-    uint16_t first;
-} slab_rows[HEAP_SLAB_WINDOW_CLASS_MASK + 1] = {
-    SLAB_ROW(0u),  SLAB_ROW(1u),  SLAB_ROW(2u),  SLAB_ROW(3u),  SLAB_ROW(4u),  SLAB_ROW(5u),  SLAB_ROW(6u),
-    SLAB_ROW(7u),  SLAB_ROW(8u),  SLAB_ROW(9u),  SLAB_ROW(10u), SLAB_ROW(11u), SLAB_ROW(12u), SLAB_ROW(13u),
-    SLAB_ROW(14u), SLAB_ROW(15u), SLAB_ROW(16u), SLAB_ROW(17u), SLAB_ROW(18u), SLAB_ROW(19u), SLAB_ROW(20u),
-    SLAB_ROW(21u), SLAB_ROW(22u), SLAB_ROW(23u), SLAB_ROW(24u), SLAB_ROW(25u), SLAB_ROW(26u), SLAB_ROW(27u),
-    SLAB_ROW_NONE, SLAB_ROW_NONE, SLAB_ROW_NONE, SLAB_ROW_NONE,
-};
-_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_WINDOW_CLASS_MASK + 1 == 32,
-               "slab_rows has a row per class and SLAB_ROW_NONE for the other class values");
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap_slab, size_class) == 4u &&
-                   offsetof(struct heap_slab, owner) == 5u && offsetof(struct heap_slab, slot_size) == 6u,
-               "the word slab_header_matches() compares");
 
 /* Whether a slab header's first word is what a slab of `size_class` and
  * `owner` has (magic, class, owner, slot size): one word compare instead of the
@@ -1264,17 +1261,12 @@ IOReturn heap_lookup(const void *ptr, size_t *requested) { return heap_lookup_ow
 
 /* ------------------------------------------------------------ IOLib.h */
 
-/* heap_alloc() when alloc_inline() found no partial slab: a new slab, a TLSF
- * block or a large block; counts the call. */
-static __attribute__((noinline)) void *alloc_slow(size_t length, enum heap_owner owner, bool zero)
+/* The end of every allocation that entered the allocator: counts it, zeroes
+ * the block for IOMallocZero. */
+static inline __attribute__((always_inline)) void *alloc_counted(void *ptr, size_t length, bool zero)
 {
     struct heap_state *h = &heap_state;
-    void *ptr;
 
-    if ((unsigned)owner >= HEAP_OWNER_COUNT || !h->initialized) {
-        return NULL;
-    }
-    ptr = length < HEAP_LARGE_MIN ? small_alloc(length, owner) : big_alloc(length, owner);
     if (ptr == NULL) {
         h->alloc_failures++;
         return NULL;
@@ -1287,29 +1279,64 @@ static __attribute__((noinline)) void *alloc_slow(size_t length, enum heap_owner
     return ptr;
 }
 
+/* alloc_inline() for a request of class `size_class` that found no partial
+ * slab of its class or of a class up to HEAP_SLAB_FALL_UP above, having made
+ * the class's current slab NULL: a new slab, which becomes it. Apart from
+ * alloc_slow() so that the slab path saves fewer registers (the traces' p99). */
+static __attribute__((noinline)) void *slab_alloc_new(size_t length, enum heap_owner owner, unsigned size_class,
+                                                      bool zero)
+{
+    struct heap_state *h = &heap_state;
+
+    if (!h->initialized) {
+        return NULL;
+    }
+    struct heap_slab *slab = slab_new(owner, size_class);
+    if (slab != NULL) {
+        h->slab_current[owner][size_class] = slab;
+        slab->current_of = UINT32_C(1) << size_class;
+    }
+    return alloc_counted(slab == NULL ? NULL : slab_take(slab, length), length, zero);
+}
+
+/* heap_alloc() for a request above HEAP_SLAB_MAX: a TLSF block or a large
+ * block; counts the call. */
+static __attribute__((noinline)) void *alloc_slow(size_t length, enum heap_owner owner, bool zero)
+{
+    if (!heap_state.initialized) {
+        return NULL;
+    }
+    return alloc_counted(length < HEAP_LARGE_MIN ? tlsf_alloc(length, owner, true) : big_alloc(length, owner), length,
+                         zero);
+}
+
 /* heap_alloc(), inlined into IOMalloc: a request takes a slot of its class's
  * current slab (H9) with no search and no call; when that is gone or full, of
  * the partial slab of its class, or of a class it falls up to, which becomes
  * current (an uninitialized heap has none); anything else is alloc_slow()'s. */
 static inline __attribute__((always_inline)) void *alloc_inline(size_t length, enum heap_owner owner, bool zero)
 {
-    if (length <= HEAP_SLAB_MAX && (unsigned)owner < HEAP_OWNER_COUNT) {
-        unsigned size_class = slab_class(length);
-        struct heap_slab *slab = heap_state.slab_current[owner][size_class];
-        if (__builtin_expect(slab == NULL || slab->free_count == 0u, 0)) {
-            slab = slab_partial_for(owner, size_class);
-            slab_current_set(owner, size_class, slab);
-        }
-        if (slab != NULL) {
-            void *ptr = slab_take(slab, length);
-            heap_state.allocs++;
-            if (zero) {
-                memset(ptr, 0, length);
-            }
-            return ptr;
+    if ((unsigned)owner >= HEAP_OWNER_COUNT) {
+        return NULL;
+    }
+    if (length > HEAP_SLAB_MAX) {
+        return alloc_slow(length, owner, zero);
+    }
+    unsigned size_class = slab_class(length);
+    struct heap_slab *slab = heap_state.slab_current[owner][size_class];
+    if (__builtin_expect(slab == NULL || slab->free_count == 0u, 0)) {
+        slab = slab_partial_for(owner, size_class);
+        slab_current_set(owner, size_class, slab);
+        if (slab == NULL) {
+            return slab_alloc_new(length, owner, size_class, zero);
         }
     }
-    return alloc_slow(length, owner, zero);
+    void *ptr = slab_take(slab, length);
+    heap_state.allocs++;
+    if (zero) {
+        memset(ptr, 0, length);
+    }
+    return ptr;
 }
 
 void *heap_alloc(size_t length, enum heap_owner owner, bool zero) { return alloc_inline(length, owner, zero); }
@@ -1481,7 +1508,7 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
         return check_fail(report, "slab block of the wrong size", block);
     }
     if (slab->slot_size != slot_size || slab->first != HEAP_SLAB_FIRST(slab->size_class) ||
-        slab->slot_count != class_slot_count(slab->size_class)) {
+        slab->slot_count != HEAP_SLAB_SLOT_COUNT(slab->size_class)) { /* the formula: the rows' check too */
         return check_fail(report, "slab geometry wrong", slab);
     }
     for (unsigned covered = 0; covered < span / HEAP_SLAB_SIZE; covered++) {
