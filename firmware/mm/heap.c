@@ -1346,6 +1346,29 @@ void *IOMalloc(size_t length) { return alloc_inline(length, HEAP_OWNER_CALLER, f
 void *IOMallocZero(size_t length) { return alloc_inline(length, HEAP_OWNER_CALLER, true); }
 
 /*
+ * slot_free_fast() for a header in a window no slab covers, of a chunk that
+ * chunk_at (H8) named: a used block of the TLSF lists, as resolve_in_chunk()
+ * decides (used_map says a used block starts there, its checksum holds, its
+ * state is `owner`'s used state), allocated with `length`. The header's window
+ * is not always the address's (a block's payload may start in the next
+ * window), but only a slab's own block starts where a slab covers: its state
+ * is no caller's. False, with nothing changed, for anything else.
+ */
+static __attribute__((noinline)) bool block_free_fast(struct heap_chunk *chunk, uintptr_t addr, size_t length,
+                                                      enum heap_owner owner)
+{
+    struct heap_block *block = (struct heap_block *)(addr - HEAP_BLOCK_HEADER_SIZE);
+
+    if (addr % HEAP_ALIGN != 0 || !used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) ||
+        block->state != owner_state[owner] || block->requested != length) {
+        return false;
+    }
+    tlsf_free(chunk, block);
+    heap_state.frees++;
+    return true;
+}
+
+/*
  * IOFree's common case, with no call: `addr` is a live slot of a slab of
  * `owner`, freed with its requested length. The same decisions as resolve()
  * (a heap chunk, slab_windows, resolve_slot) in one straight line, less the
@@ -1372,8 +1395,10 @@ static inline __attribute__((always_inline)) bool slot_free_fast(uintptr_t addr,
      * header), whose header names the caller as its owner: another owner's
      * slot fails resolve_slot's compare. */
     uint8_t window = slab_window_of_header(chunk, header);
-    if ((window & (unsigned)HEAP_SLAB_WINDOW_SLAB) == 0 || !resolve_slot(chunk, addr, window, (unsigned)owner, &found) ||
-        found.requested != length) {
+    if ((window & (unsigned)HEAP_SLAB_WINDOW_SLAB) == 0) {
+        return block_free_fast(chunk, addr, length, owner);
+    }
+    if (!resolve_slot(chunk, addr, window, (unsigned)owner, &found) || found.requested != length) {
         return false;
     }
     heap_state.frees++;
