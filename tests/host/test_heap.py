@@ -753,6 +753,25 @@ def test_a_forged_free_block_outside_the_chunks_on_a_free_list_is_reported(arena
     assert arena.free(pointer, 400) == kIOReturnSuccess
 
 
+def test_a_header_forged_inside_a_block_does_not_make_its_payload_freeable(arena: Arena) -> None:
+    """used_map, not a header, says where a block starts (H4): a header forged inside a caller's
+    TLSF block, with a valid checksum, the caller's used state and the length freed with, is
+    refused by IOFree (block_free_fast and the full resolve) and by heap_lookup, and nothing
+    changes. Without the used_map test in block_free_fast the forged block was freed."""
+    outer = arena.malloc(4000)
+    forged = outer + 256
+    header = HeapBlock.from_address(forged)
+    header.size, header.prev_size, header.requested = 128, 272, 100
+    header.state = heap_decoder.layouts().block_state["HEAP_BLOCK_USED"]
+    _reseal(header, forged)
+    before = arena.snapshot()
+    assert arena.free(forged + HEAP_BLOCK_HEADER_SIZE, 100) == kIOReturnBadArgument
+    assert arena.lookup(forged + HEAP_BLOCK_HEADER_SIZE) is None
+    assert arena.snapshot() == before
+    arena.check_all()
+    assert arena.free(outer, 4000) == kIOReturnSuccess
+
+
 def test_a_block_smaller_than_the_minimum_is_reported(arena: Arena) -> None:
     """A header resealed with a size of 16 (below HEAP_MIN_BLOCK, still a multiple of 16 and
     inside the chunk): check names that block, not the garbage 16 bytes on (heap.mutant.10379,
