@@ -1345,68 +1345,8 @@ void *IOMalloc(size_t length) { return alloc_inline(length, HEAP_OWNER_CALLER, f
 
 void *IOMallocZero(size_t length) { return alloc_inline(length, HEAP_OWNER_CALLER, true); }
 
-/*
- * slot_free_fast() for a header in a window no slab covers, of a chunk that
- * chunk_at (H8) named: a used block of the TLSF lists, as resolve_in_chunk()
- * decides (used_map says a used block starts there, its checksum holds, its
- * state is `owner`'s used state), allocated with `length`. The header's window
- * is not always the address's (a block's payload may start in the next
- * window), but only a slab's own block starts where a slab covers: its state
- * is no caller's. False, with nothing changed, for anything else.
- */
-static __attribute__((noinline)) bool block_free_fast(struct heap_chunk *chunk, uintptr_t addr, size_t length,
-                                                      enum heap_owner owner)
-{
-    struct heap_block *block = (struct heap_block *)(addr - HEAP_BLOCK_HEADER_SIZE);
-
-    if (addr % HEAP_ALIGN != 0 || !used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) ||
-        block->state != owner_state[owner] || block->requested != length) {
-        return false;
-    }
-    tlsf_free(chunk, block);
-    heap_state.frees++;
-    return true;
-}
-
-/*
- * IOFree's common case, with no call: `addr` is a live slot of a slab of
- * `owner`, freed with its requested length. The same decisions as resolve()
- * (a heap chunk, slab_windows, resolve_slot) in one straight line, less the
- * chunk's magic: chunk_at (H8) says "heap chunk" in one load and one compare
- * where the page byte takes five loads and two bounds, and reading the chunk's
- * first line cost an L1 miss per free (it shares its set with every aligned
- * slab header). False, with nothing changed, for anything else, which
- * free_checked() then accepts or rejects (a chunk that lost its chunk_at entry
- * to a lower one among them: resolve() asks the page byte).
- */
-static inline __attribute__((always_inline)) bool slot_free_fast(uintptr_t addr, size_t length, enum heap_owner owner)
-{
-    struct resolved_block found;
-
-    /* No alignment test: only a slot's exact start passes resolve_slot(). No
-     * "initialized" test: until heap_init, chunk_at names no chunk (H8). */
-    uintptr_t header = addr - HEAP_BLOCK_HEADER_SIZE;
-    uintptr_t base = header & ~(uintptr_t)(HEAP_CHUNK_SIZE - 1u);
-    if (heap_state.chunk_at[(header >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT] != base) {
-        return false;
-    }
-    struct heap_chunk *chunk = (struct heap_chunk *)base;
-    /* A slab's window (one bit: what is not a slab's is never read as a slab
-     * header), whose header names the caller as its owner: another owner's
-     * slot fails resolve_slot's compare. */
-    uint8_t window = slab_window_of_header(chunk, header);
-    if ((window & (unsigned)HEAP_SLAB_WINDOW_SLAB) == 0) {
-        return block_free_fast(chunk, addr, length, owner);
-    }
-    if (!resolve_slot(chunk, addr, window, (unsigned)owner, &found) || found.requested != length) {
-        return false;
-    }
-    heap_state.frees++;
-    slab_free(found.slab, found.slot, found.slot_count, length);
-    return true;
-}
-
-/* heap_free() for everything slot_free_fast() did not take: the full resolve(). */
+/* heap_free() for everything free_inline() and block_free_fast() did not take:
+ * the full resolve(). */
 static __attribute__((noinline)) IOReturn free_checked(void *address, size_t length, enum heap_owner owner)
 {
     struct heap_state *h = &heap_state;
@@ -1431,10 +1371,65 @@ static __attribute__((noinline)) IOReturn free_checked(void *address, size_t len
     return kIOReturnSuccess;
 }
 
+/*
+ * free_inline() for a header in a window no slab covers, of a chunk that
+ * chunk_at (H8) named: a used block of the TLSF lists, as resolve_in_chunk()
+ * decides (used_map says a used block starts there, its checksum holds, its
+ * state is `owner`'s used state), allocated with `length`. The header's window
+ * is not always the address's (a block's payload may start in the next
+ * window), but only a slab's own block starts where a slab covers: its state
+ * is no caller's. Anything else is free_checked()'s (a tail call, so that
+ * IOFree's slot path saves no register for this one).
+ */
+static __attribute__((noinline)) IOReturn block_free_fast(struct heap_chunk *chunk, uintptr_t addr, size_t length,
+                                                          enum heap_owner owner)
+{
+    struct heap_block *block = (struct heap_block *)(addr - HEAP_BLOCK_HEADER_SIZE);
+
+    if (addr % HEAP_ALIGN != 0 || !used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) ||
+        block->state != owner_state[owner] || block->requested != length) {
+        return free_checked((void *)addr, length, owner);
+    }
+    tlsf_free(chunk, block);
+    heap_state.frees++;
+    return kIOReturnSuccess;
+}
+
+/*
+ * heap_free(), inlined into IOFree. Its common case, with no call: `address` is
+ * a live slot of a slab of `owner`, freed with its requested length. The same
+ * decisions as resolve() (a heap chunk, slab_windows, resolve_slot) in one
+ * straight line, less the chunk's magic: chunk_at (H8) says "heap chunk" in
+ * one load and one compare where the page byte takes five loads and two
+ * bounds, and reading the chunk's first line cost an L1 miss per free (it
+ * shares its set with every aligned slab header). A header in a window no slab
+ * covers is block_free_fast()'s; anything else, free_checked()'s, which accepts
+ * or rejects it (a chunk that lost its chunk_at entry to a lower one among
+ * them: resolve() asks the page byte). Both are tail calls.
+ */
 static inline __attribute__((always_inline)) IOReturn free_inline(void *address, size_t length, enum heap_owner owner)
 {
-    if (slot_free_fast((uintptr_t)address, length, owner)) {
-        return kIOReturnSuccess;
+    struct resolved_block found;
+
+    /* No alignment test: only a slot's exact start passes resolve_slot(). No
+     * "initialized" test: until heap_init, chunk_at names no chunk (H8). */
+    uintptr_t addr = (uintptr_t)address;
+    uintptr_t header = addr - HEAP_BLOCK_HEADER_SIZE;
+    uintptr_t base = header & ~(uintptr_t)(HEAP_CHUNK_SIZE - 1u);
+    if (heap_state.chunk_at[(header >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT] == base) {
+        struct heap_chunk *chunk = (struct heap_chunk *)base;
+        /* A slab's window (one bit: what is not a slab's is never read as a
+         * slab header), whose header names the caller as its owner: another
+         * owner's slot fails resolve_slot's compare. */
+        uint8_t window = slab_window_of_header(chunk, header);
+        if ((window & (unsigned)HEAP_SLAB_WINDOW_SLAB) == 0) {
+            return block_free_fast(chunk, addr, length, owner);
+        }
+        if (resolve_slot(chunk, addr, window, (unsigned)owner, &found) && found.requested == length) {
+            heap_state.frees++;
+            slab_free(found.slab, found.slot, found.slot_count, length);
+            return kIOReturnSuccess;
+        }
     }
     return free_checked(address, length, owner);
 }
