@@ -109,11 +109,27 @@ static uint64_t check_fold(uint64_t address, uint64_t first, uint64_t second)
     return (address ^ first ^ (second << 32 | second >> 32)) * CHECK_MUL_FINAL;
 }
 
+/* A header as two little-endian words: size | prev_size << 32, and requested |
+ * state << 32 | check << 48. The checksum folds the first and the second
+ * without its check bits, so a header is tested with two loads, and written
+ * from the values in hand. */
+#define BLOCK_WORD_CHECK_SHIFT 48u
+#define BLOCK_WORD_FIELDS ((UINT64_C(1) << BLOCK_WORD_CHECK_SHIFT) - 1u)
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap_block, prev_size) == 4u &&
+                   offsetof(struct heap_block, requested) == 8u && offsetof(struct heap_block, state) == 12u &&
+                   offsetof(struct heap_block, check) == 14u,
+               "struct heap_block is the two words block_check folds");
+
+static inline uint16_t block_check_words(const struct heap_block *block, uint64_t sizes, uint64_t rest)
+{
+    return (uint16_t)(check_fold((uint64_t)(uintptr_t)block, sizes, rest & BLOCK_WORD_FIELDS) >> BLOCK_WORD_CHECK_SHIFT);
+}
+
 static uint16_t block_check(const struct heap_block *block)
 {
-    uint64_t sizes = ((uint64_t)block->size << 32) | block->prev_size;
-    uint64_t rest = ((uint64_t)block->requested << 16) | block->state;
-    return (uint16_t)(check_fold((uint64_t)(uintptr_t)block, sizes, rest) >> 48);
+    uint64_t words[2];
+    __builtin_memcpy(words, block, sizeof(words));
+    return block_check_words(block, words[0], words[1]);
 }
 
 static uint32_t large_check(const struct heap_large_header *header)
@@ -129,7 +145,7 @@ static void block_write(struct heap_block *block, uint32_t size, uint32_t prev_s
     block->prev_size = prev_size;
     block->requested = requested;
     block->state = (uint16_t)state;
-    block->check = block_check(block);
+    block->check = block_check_words(block, size | (uint64_t)prev_size << 32, requested | (uint64_t)(uint16_t)state << 32);
 }
 
 static void block_set_prev_size(struct heap_block *block, uint32_t prev_size)

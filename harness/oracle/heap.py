@@ -92,7 +92,7 @@ def _check_fold(address: int, first: int, second: int) -> int:
 
 def block_check(address: int, size: int, prev_size: int, requested: int, state: int) -> int:
     """The 16-bit checksum a block header at ``address`` must carry."""
-    return _check_fold(address, (size << 32) | prev_size, (requested << 16) | state) >> 48
+    return _check_fold(address, size | prev_size << 32, requested | state << 32) >> 48
 
 
 def large_check(address: int, requested: int, magic: int) -> int:
