@@ -1,0 +1,61 @@
+"""The guest heap's tail counted, not timed: ``bench heap trace=T allocator=iomem`` on a guest
+run under ``-icount shift=0,sleep=off``, where one CNTVCT tick is 16 guest instructions and the
+figures are the same every run. The real-time p99/median of ``iomem bench`` moves by 20 % with
+the machine's load; this says whether a change made a slow path (the p99) longer or shorter
+in instructions (docs/allocators.md, "A current slab per class").
+
+    .venv/bin/python -m harness.tools.heap_tail [--ops N] [--seed S] [TRACE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from harness.guest import Guest
+from harness.qemu import profile as profiles
+from harness.qemu.profile import with_icount
+
+ICOUNT = "shift=0,sleep=off"
+TRACES = ("small", "pareto", "churn", "mixed", "frag50", "frag100")
+
+
+def _fields(line: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in line.split() if "=" in part)
+
+
+def heap_tail(traces: list[str], ops: int, seed: int, logs: Path) -> list[tuple[str, int, int, int]]:
+    """(trace, median, p99, max) in ticks of 16 guest instructions, each after an untimed
+    warm-up run of the same trace (TCG translates the code once)."""
+    profile = with_icount(profiles.load(profiles.DEFAULT_PROFILE), ICOUNT)
+    rows = []
+    with Guest(profile, logs) as guest:
+        for trace in traces:
+            command = f"bench heap trace={trace} allocator=iomem seed={seed}"
+            guest.ok(f"{command} ops={max(ops // 10, 1)}", timeout=600)
+            reply = guest.ok(f"{command} ops={ops}", timeout=600)
+            f = _fields(reply.line)
+            rows.append((trace, int(f["median"]), int(f["p99"]), int(f["max"])))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    summary = (__doc__ or "").split("\n\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m harness.tools.heap_tail", description=summary)
+    parser.add_argument("traces", nargs="*", default=list(TRACES), choices=TRACES, metavar="TRACE")
+    parser.add_argument("--ops", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="iomem-heap-tail-") as logs:
+        rows = heap_tail(args.traces, args.ops, args.seed, Path(logs))
+    print("| trace | median | p99 | max | p99/median |")
+    print("|---|---:|---:|---:|---:|")
+    for trace, median, p99, top in rows:
+        print(f"| {trace} | {median} | {p99} | {top} | {p99 / median:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
