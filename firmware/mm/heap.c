@@ -732,12 +732,39 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap
 /* From the class's row: HEAP_SLAB_SLOT_COUNT divides. */
 static inline uint32_t class_slot_count(unsigned size_class) { return slab_rows[size_class].slot_count; }
 
-static uint16_t slab_check(const struct heap_slab *slab)
+/* A slab header's checksum: its address, its identity (magic, class, owner)
+ * and its shape (slot size, slot count, first slot) folded. */
+#define SLAB_CHECK_IDS(magic, size_class, owner) \
+    ((uint64_t)(magic) << 16 | (uint64_t)(size_class) << 8 | (uint64_t)(owner))
+#define SLAB_CHECK_SHAPE(slot_size, slot_count, first) \
+    ((uint64_t)(slot_size) << 32 | (uint64_t)(slot_count) << 16 | (uint64_t)(first))
+static inline uint16_t slab_check_fold(const struct heap_slab *slab, uint64_t ids, uint64_t shape)
 {
-    uint64_t ids = ((uint64_t)slab->magic << 16) | ((uint64_t)slab->size_class << 8) | slab->owner;
-    uint64_t shape = ((uint64_t)slab->slot_size << 32) | ((uint64_t)slab->slot_count << 16) | slab->first;
     return (uint16_t)(check_fold((uint64_t)(uintptr_t)slab, ids, shape) >> 48);
 }
+
+/* From the header's fields: what heap_check compares. */
+static uint16_t slab_check(const struct heap_slab *slab)
+{
+    return slab_check_fold(slab, SLAB_CHECK_IDS(slab->magic, slab->size_class, slab->owner),
+                           SLAB_CHECK_SHAPE(slab->slot_size, slab->slot_count, slab->first));
+}
+
+/* The two words slab_check() folds for a new slab of class c (owner 0), so
+ * that making one computes no shift or or (a row that disagreed would make
+ * every heap_check report the slab's header damaged). */
+#define SLAB_CHECK_ROW(c)                                                                               \
+    {SLAB_CHECK_IDS(HEAP_SLAB_MAGIC, c, 0u),                                                           \
+     SLAB_CHECK_SHAPE(HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SLOT_COUNT(c), HEAP_SLAB_FIRST(c))}
+static const uint64_t slab_check_rows[HEAP_SLAB_CLASSES][2] = {
+    SLAB_CHECK_ROW(0u),  SLAB_CHECK_ROW(1u),  SLAB_CHECK_ROW(2u),  SLAB_CHECK_ROW(3u),  SLAB_CHECK_ROW(4u),
+    SLAB_CHECK_ROW(5u),  SLAB_CHECK_ROW(6u),  SLAB_CHECK_ROW(7u),  SLAB_CHECK_ROW(8u),  SLAB_CHECK_ROW(9u),
+    SLAB_CHECK_ROW(10u), SLAB_CHECK_ROW(11u), SLAB_CHECK_ROW(12u), SLAB_CHECK_ROW(13u), SLAB_CHECK_ROW(14u),
+    SLAB_CHECK_ROW(15u), SLAB_CHECK_ROW(16u), SLAB_CHECK_ROW(17u), SLAB_CHECK_ROW(18u), SLAB_CHECK_ROW(19u),
+    SLAB_CHECK_ROW(20u), SLAB_CHECK_ROW(21u), SLAB_CHECK_ROW(22u), SLAB_CHECK_ROW(23u), SLAB_CHECK_ROW(24u),
+    SLAB_CHECK_ROW(25u), SLAB_CHECK_ROW(26u), SLAB_CHECK_ROW(27u),
+};
+_Static_assert(HEAP_SLAB_CLASSES == 28u, "slab_check_rows has a row per class");
 
 static inline bool slab_intact(const struct heap_slab *slab)
 {
@@ -829,9 +856,12 @@ static inline __attribute__((always_inline)) void partial_remove(struct heap_sla
  * that the allocation's fast path saves no register for it. */
 static __attribute__((noinline)) void slab_went_full(struct heap_slab *slab) { partial_remove(slab); }
 
-/* A new slab of `owner` with slots of class `size_class`, every slot free, on
- * its partial list; NULL when there is no memory. */
-static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class)
+/* A new slab of `owner` with slots of class `size_class` whose slot 0 is
+ * taken for a request of `length` bytes (counted in used_blocks / used_bytes),
+ * every other slot free (untouched), on its partial list; NULL when there is
+ * no memory. What slab_take() would do on a new slab, written with the header. */
+static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class,
+                                                                       size_t length)
 {
     struct heap_state *h = &heap_state;
     const struct slab_row *row = &slab_rows[size_class];
@@ -895,15 +925,19 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     slab->slot_size = row->slot_size;
     slab->slot_count = row->slot_count;
     slab->first = row->first;
-    slab->free_count = row->slot_count;
-    slab->fresh = 0; /* every slot free and untouched: the stack is empty */
+    slab->free_count = (uint16_t)(row->slot_count - 1u);
+    slab->fresh = 1; /* slot 0 taken, the others untouched: the stack is empty */
     slab->current_of = 0;
-    slab->check = slab_check(slab);
+    slab->check = slab_check_fold(slab, slab_check_rows[size_class][0] | owner, slab_check_rows[size_class][1]);
+    slab_requested(slab, row->slot_count)[0] = (uint16_t)length;
+    h->used_bytes += length;
+    h->used_blocks++;
     slab_windows_write(chunk, slab, span, slab_window_byte(size_class, owner));
     partial_push(slab);
     h->slabs++;
     return slab;
 }
+_Static_assert(HEAP_SLAB_SLOT_COUNT(HEAP_SLAB_CLASSES - 1u) > 1u, "a new slab with slot 0 taken is partial");
 
 /* The last class a request of class c may take a slot of (HEAP_SLAB_FALL_UP
  * within the classes). Never decreasing in c. */
@@ -1307,12 +1341,13 @@ static __attribute__((noinline)) void *slab_alloc_new(size_t length, enum heap_o
     if (!h->initialized) {
         return NULL;
     }
-    struct heap_slab *slab = slab_new(owner, size_class);
-    if (slab != NULL) {
-        h->slab_current[owner][size_class] = slab;
-        slab->current_of = UINT32_C(1) << size_class;
+    struct heap_slab *slab = slab_new(owner, size_class, length);
+    if (slab == NULL) {
+        return alloc_counted(NULL, length, zero);
     }
-    return alloc_counted(slab == NULL ? NULL : slab_take(slab, length), length, zero);
+    h->slab_current[owner][size_class] = slab;
+    slab->current_of = UINT32_C(1) << size_class;
+    return alloc_counted((uint8_t *)slab + slab->first, length, zero); /* slot 0 */
 }
 
 /* heap_alloc() for a request above HEAP_SLAB_MAX: a TLSF block or a large
