@@ -44,12 +44,15 @@ def heap_tail(traces: list[str], ops: int, seed: int, logs: Path) -> list[tuple[
 def main(argv: list[str] | None = None) -> int:
     summary = (__doc__ or "").split("\n\n")[0]
     parser = argparse.ArgumentParser(prog="python -m harness.tools.heap_tail", description=summary)
-    parser.add_argument("traces", nargs="*", default=list(TRACES), choices=TRACES, metavar="TRACE")
+    parser.add_argument("traces", nargs="*", metavar="TRACE", help=f"of {', '.join(TRACES)} (default: all)")
     parser.add_argument("--ops", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    unknown = [t for t in args.traces if t not in TRACES]
+    if unknown:
+        parser.error(f"unknown trace {unknown[0]!r} (one of {', '.join(TRACES)})")
     with tempfile.TemporaryDirectory(prefix="iomem-heap-tail-") as logs:
-        rows = heap_tail(args.traces, args.ops, args.seed, Path(logs))
+        rows = heap_tail(args.traces or list(TRACES), args.ops, args.seed, Path(logs))
     print("| trace | median | p99 | max | p99/median |")
     print("|---|---:|---:|---:|---:|")
     for trace, median, p99, top in rows:
