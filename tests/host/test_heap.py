@@ -772,6 +772,31 @@ def test_a_header_forged_inside_a_block_does_not_make_its_payload_freeable(arena
     assert arena.free(outer, 4000) == kIOReturnSuccess
 
 
+def test_a_header_forged_across_a_real_one_at_a_misaligned_address_is_refused(arena: Arena) -> None:
+    """A pointer 8 bytes into a TLSF block's payload: its "header" is the real header's second
+    half and the payload's first 8 bytes, which the caller writes. Forged there (a valid
+    checksum for that address, the caller's used state, the length freed with), and with
+    used_map's bit for the granule it rounds down to set (the real header's), it is refused
+    for its alignment (block_free_fast's first test; without it the forged block was freed)."""
+    outer = arena.malloc(4000)
+    real = HeapBlock.from_address(outer - HEAP_BLOCK_HEADER_SIZE)
+    forged = outer - HEAP_BLOCK_HEADER_SIZE + 8
+    used = heap_decoder.layouts().block_state["HEAP_BLOCK_USED"]
+    prev_size = real.state | real.check << 16  # what the real header's second half reads as
+    check = heap_oracle.block_check(forged, real.requested, prev_size, 100, used)
+    arena.write(outer, (100).to_bytes(4, "little") + used.to_bytes(2, "little") + check.to_bytes(2, "little"))
+    header = HeapBlock.from_address(forged)
+    assert (header.size, header.prev_size, header.requested, header.state, header.check) == (
+        real.requested, prev_size, 100, used, check
+    )
+    before = arena.snapshot()
+    assert arena.free(forged + HEAP_BLOCK_HEADER_SIZE, 100) == kIOReturnBadArgument
+    assert arena.lookup(forged + HEAP_BLOCK_HEADER_SIZE) is None
+    assert arena.snapshot() == before
+    arena.check_all()
+    assert arena.free(outer, 4000) == kIOReturnSuccess
+
+
 def test_a_block_smaller_than_the_minimum_is_reported(arena: Arena) -> None:
     """A header resealed with a size of 16 (below HEAP_MIN_BLOCK, still a multiple of 16 and
     inside the chunk): check names that block, not the garbage 16 bytes on (heap.mutant.10379,
