@@ -753,6 +753,16 @@ def test_a_forged_free_block_outside_the_chunks_on_a_free_list_is_reported(arena
     assert arena.free(pointer, 400) == kIOReturnSuccess
 
 
+def _forged_is_refused(arena: Arena, header: int, length: int) -> None:
+    """IOFree and heap_lookup refuse the block a forged header at ``header`` describes, and
+    nothing changes."""
+    before = arena.snapshot()
+    assert arena.free(header + HEAP_BLOCK_HEADER_SIZE, length) == kIOReturnBadArgument
+    assert arena.lookup(header + HEAP_BLOCK_HEADER_SIZE) is None
+    assert arena.snapshot() == before
+    arena.check_all()
+
+
 def test_a_header_forged_inside_a_block_does_not_make_its_payload_freeable(arena: Arena) -> None:
     """used_map, not a header, says where a block starts (H4): a header forged inside a caller's
     TLSF block, with a valid checksum, the caller's used state and the length freed with, is
@@ -764,11 +774,7 @@ def test_a_header_forged_inside_a_block_does_not_make_its_payload_freeable(arena
     header.size, header.prev_size, header.requested = 128, 272, 100
     header.state = heap_decoder.layouts().block_state["HEAP_BLOCK_USED"]
     _reseal(header, forged)
-    before = arena.snapshot()
-    assert arena.free(forged + HEAP_BLOCK_HEADER_SIZE, 100) == kIOReturnBadArgument
-    assert arena.lookup(forged + HEAP_BLOCK_HEADER_SIZE) is None
-    assert arena.snapshot() == before
-    arena.check_all()
+    _forged_is_refused(arena, forged, 100)
     assert arena.free(outer, 4000) == kIOReturnSuccess
 
 
@@ -789,11 +795,7 @@ def test_a_header_forged_across_a_real_one_at_a_misaligned_address_is_refused(ar
     assert (header.size, header.prev_size, header.requested, header.state, header.check) == (
         real.requested, prev_size, 100, used, check
     )
-    before = arena.snapshot()
-    assert arena.free(forged + HEAP_BLOCK_HEADER_SIZE, 100) == kIOReturnBadArgument
-    assert arena.lookup(forged + HEAP_BLOCK_HEADER_SIZE) is None
-    assert arena.snapshot() == before
-    arena.check_all()
+    _forged_is_refused(arena, forged, 100)
     assert arena.free(outer, 4000) == kIOReturnSuccess
 
 
