@@ -307,6 +307,25 @@ static inline __attribute__((always_inline)) void free_insert(struct heap_free_b
     h->fl_bitmap |= 1u << fl;
 }
 
+/* `replacement` takes `head`'s place at the head of the list they both belong
+ * in (the remainder of a block cut from its bottom): no bitmap changes. */
+static inline __attribute__((always_inline)) void free_replace_head(struct heap_free_block *head,
+                                                                    struct heap_free_block *replacement)
+{
+    struct heap_state *h = &heap_state;
+    unsigned fl, sl;
+
+    ASSERT(replacement->header.state == HEAP_BLOCK_FREE);
+    mapping_insert(replacement->header.size, &fl, &sl);
+    ASSERT(h->free_lists[fl][sl] == head && head->prev_free == NULL);
+    replacement->next_free = head->next_free;
+    replacement->prev_free = NULL;
+    if (replacement->next_free != NULL) {
+        replacement->next_free->prev_free = replacement;
+    }
+    h->free_lists[fl][sl] = replacement;
+}
+
 static inline __attribute__((always_inline)) void free_remove(struct heap_free_block *block)
 {
     struct heap_state *h = &heap_state;
@@ -470,35 +489,6 @@ static uint32_t small_block_size(size_t requested)
     return size < HEAP_MIN_BLOCK ? HEAP_MIN_BLOCK : size;
 }
 
-/*
- * Makes the free block `block` (already out of the free lists) a used block
- * of `need` bytes in `state`: the tail goes back to the free lists when it
- * can stand as a block of its own (it cannot have a free upper neighbour,
- * since `block` was free: H2). Sets the used_map bit; the caller counts the
- * block in used_blocks / used_bytes as the kind of block requires.
- */
-static struct heap_block *carve(struct heap_block *block, uint32_t need, uint32_t requested, enum heap_block_state state)
-{
-    struct heap_state *h = &heap_state;
-    uint32_t remainder = block->size - need;
-
-    if (remainder >= HEAP_MIN_BLOCK) {
-        struct heap_block *tail = (struct heap_block *)(void *)((uint8_t *)block + need);
-        block_write(tail, remainder, need, 0, HEAP_BLOCK_FREE);
-        block_set_prev_size(block_next(tail), remainder);
-        free_insert((struct heap_free_block *)(void *)tail);
-        block->size = need;
-        h->free_bytes -= need;
-    } else {
-        h->free_bytes -= block->size;
-        h->free_blocks--;
-    }
-    block_write(block, block->size, block->prev_size, requested, state);
-    struct heap_chunk *chunk = chunk_of(block);
-    used_bit_set(chunk, granule_of(chunk, block), true);
-    return block;
-}
-
 /* A free block of at least `size` bytes, the head of its list (left in it),
  * taking a chunk when none is free and `grow` allows it; NULL when the page
  * allocator has none either (or `grow` is false). */
@@ -526,18 +516,6 @@ static inline __attribute__((always_inline)) struct heap_free_block *find_free(u
     return find_free_at(fl, sl, size, grow);
 }
 
-/* find_free(), out of the free lists. */
-static inline __attribute__((always_inline)) struct heap_block *take_free(uint32_t size, bool grow)
-{
-    struct heap_free_block *found = find_free(size, grow);
-
-    if (found == NULL) {
-        return NULL;
-    }
-    free_remove(found);
-    return &found->header;
-}
-
 /* Whether a free block of `from` bytes resized to `to` stays in the same list
  * (then it keeps its links: the head of a list stays its head). */
 static inline bool same_list(uint32_t from, uint32_t to)
@@ -556,12 +534,38 @@ static inline bool same_list(uint32_t from, uint32_t to)
 static void *tlsf_alloc(size_t requested, enum heap_owner owner, bool grow)
 {
     struct heap_state *h = &heap_state;
-    struct heap_block *block = take_free(small_block_size(requested), grow);
+    uint32_t need = small_block_size(requested);
+    struct heap_free_block *found = find_free(need, grow);
 
-    if (block == NULL) {
+    if (found == NULL) {
         return NULL;
     }
-    carve(block, small_block_size(requested), (uint32_t)requested, (enum heap_block_state)owner_state[owner]);
+    /* The block is cut from the found block's bottom (the head of its list);
+     * a remainder that can stand as a block of its own stays free (it has no
+     * free upper neighbour, since the found block was free: H2), taking the
+     * found block's place at the head of its list when it stays in that list. */
+    struct heap_block *block = &found->header;
+    uint32_t remainder = block->size - need;
+    if (remainder >= HEAP_MIN_BLOCK) {
+        struct heap_free_block *tail = (struct heap_free_block *)(void *)((uint8_t *)block + need);
+        block_write(&tail->header, remainder, need, 0, HEAP_BLOCK_FREE);
+        block_set_prev_size(block_next(&tail->header), remainder);
+        if (same_list(block->size, remainder)) {
+            free_replace_head(found, tail);
+        } else {
+            free_remove(found);
+            free_insert(tail);
+        }
+        block->size = need;
+        h->free_bytes -= need;
+    } else {
+        free_remove(found);
+        h->free_bytes -= block->size;
+        h->free_blocks--;
+    }
+    block_write(block, block->size, block->prev_size, (uint32_t)requested, (enum heap_block_state)owner_state[owner]);
+    struct heap_chunk *chunk = chunk_of(block);
+    used_bit_set(chunk, granule_of(chunk, block), true);
     h->used_blocks++;
     h->used_bytes += requested;
     return block_payload(block);

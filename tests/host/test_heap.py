@@ -763,6 +763,32 @@ def _forged_is_refused(arena: Arena, header: int, length: int) -> None:
     arena.check_all()
 
 
+def test_a_remainder_that_stays_in_its_list_takes_the_heads_place_with_its_links(arena: Arena) -> None:
+    """tlsf_alloc cuts a block from the bottom of its list's head; a remainder that stays in
+    the same list takes the head's place (free_replace_head), so the next block of that list
+    must point back at the remainder, not at the block handed out. Two free blocks of 131 KiB
+    share a list 4 KiB wide (its floor 128 KiB); a request just above the slabs takes the head
+    (without the back link's update, heap_check and the decoder named the next block's back
+    link). Below 64 KiB the lists are at most 1 KiB wide and no remainder stays."""
+    size = 131 * 1024 - HEAP_BLOCK_HEADER_SIZE
+    low, first_gap, high, second_gap = (arena.malloc(n) for n in (size, 2000, size, 2000))
+    assert arena.free(low, size) == kIOReturnSuccess
+    assert arena.free(high, size) == kIOReturnSuccess
+    lay = heap_decoder.layouts()
+    lists = heap_decoder.decode(arena).heap.free_lists
+    key = lay.mapping_insert(size + HEAP_BLOCK_HEADER_SIZE)
+    assert [entry for entry, _ in lists[key]] == [high - HEAP_BLOCK_HEADER_SIZE, low - HEAP_BLOCK_HEADER_SIZE]
+    small = arena.malloc(1025)  # above the slabs: a TLSF block of 1,056 bytes, cut from the head
+    assert small == high
+    remainder = high - HEAP_BLOCK_HEADER_SIZE + 1056
+    lists = heap_decoder.decode(arena).heap.free_lists
+    assert lists[key] == ((remainder, 0), (low - HEAP_BLOCK_HEADER_SIZE, remainder))
+    checked_by_both(arena)
+    for pointer, n in ((small, 1025), (first_gap, 2000), (second_gap, 2000)):
+        assert arena.free(pointer, n) == kIOReturnSuccess
+    checked_by_both(arena)
+
+
 def test_a_header_forged_inside_a_block_does_not_make_its_payload_freeable(arena: Arena) -> None:
     """used_map, not a header, says where a block starts (H4): a header forged inside a caller's
     TLSF block, with a valid checksum, the caller's used state and the length freed with, is
