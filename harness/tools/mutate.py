@@ -129,7 +129,10 @@ def scratch_tree() -> Path:
     return root
 
 
-PER_TEST_TIMEOUT = 60  # seconds per test (pytest-timeout): a hang is a kill, and costs at most this
+# Seconds per test (pytest-timeout): a hang is a kill, and costs at most this. The thread
+# method, because a mutant's endless loop in the host library holds the interpreter in C,
+# where the signal method's handler never runs (two heap.c mutants ran to the 600 s cap).
+PER_TEST_TIMEOUT = 60
 FIRST_PROFILE = "virt-4k"
 # A survivor of the first pass is run again on these (granule-dependent code is only
 # exercised on 16K/64K; DMA-limit and SMMU paths on their own profiles).
@@ -162,7 +165,7 @@ def _pytest(workers: int, *args: str) -> list[str]:
     parallel = ["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]
     return [
         py, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider", "--timeout", str(PER_TEST_TIMEOUT),
-        *parallel, *args,
+        "--timeout-method", "thread", *parallel, *args,
     ]  # fmt: skip
 
 
