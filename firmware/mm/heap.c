@@ -756,7 +756,9 @@ static uint16_t slab_check(const struct heap_slab *slab)
 
 /* The two words slab_check() folds for a new slab of class c (owner 0), so
  * that making one computes no shift or or (a row that disagreed would make
- * every heap_check report the slab's header damaged). */
+ * every heap_check report the slab's header damaged). A table of its own, not
+ * two more fields of slab_rows: IOFree reads a slab_rows row on every call, and
+ * 24-byte rows keep each within one or two cache lines. */
 #define SLAB_CHECK_ROW(c)                                                                               \
     {SLAB_CHECK_IDS(HEAP_SLAB_MAGIC, c, 0u),                                                           \
      SLAB_CHECK_SHAPE(HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SLOT_COUNT(c), HEAP_SLAB_FIRST(c))}
