@@ -1,8 +1,10 @@
 """The guest heap's tail counted, not timed: ``bench heap trace=T allocator=iomem`` on a guest
 run under ``-icount shift=0,sleep=off``, where one CNTVCT tick is 16 guest instructions and the
-figures are the same every run. The real-time p99/median of ``iomem bench`` moves by 20 % with
-the machine's load; this says whether a change made a slow path (the p99) longer or shorter
-in instructions (docs/allocators.md, "A current slab per class").
+figures agree within a tick from run to run (how long the guest waited for the request sets
+where in a tick each call starts, so a call may read one tick more or less). The real-time
+p99/median of ``iomem bench`` moves by 20 % with the machine's load; this says whether a change
+made a slow path (the p99) longer or shorter in instructions (docs/allocators.md, "A current
+slab per class").
 
     .venv/bin/python -m harness.tools.heap_tail [--ops N] [--seed S] [TRACE ...]
 """

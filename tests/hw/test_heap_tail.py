@@ -8,13 +8,15 @@ from pathlib import Path
 from harness.tools.heap_tail import heap_tail
 
 
-def test_the_counted_tail_is_the_same_on_every_run(tmp_path: Path) -> None:
+def test_the_counted_tail_agrees_within_a_tick_on_every_run(tmp_path: Path) -> None:
     """Under -icount shift=0,sleep=off one tick is 16 guest instructions: two fresh guests give
-    the same median, p99 and max, which is what makes the tool's figures comparable between
-    builds where the real-time ones move by a fifth; and churn's tail (a slab made or given
-    back) is several times its median."""
-    first = heap_tail(["churn"], 2000, 1, tmp_path / "first")
-    second = heap_tail(["churn"], 2000, 1, tmp_path / "second")
-    assert first == second
-    ((trace, median, p99, top),) = first
+    a median, p99 and max within one tick of each other (where in a tick each call starts
+    depends on how long the guest waited for the request), which is what makes the tool's
+    figures comparable between builds where the real-time ones move by a fifth (without
+    -icount, the max alone differed by 1,400-2,400 ticks); and churn's tail (a slab made or
+    given back) is several times its median."""
+    ((trace, *first),) = heap_tail(["churn"], 2000, 1, tmp_path / "first")
+    ((_, *second),) = heap_tail(["churn"], 2000, 1, tmp_path / "second")
+    assert all(abs(a - b) <= 1 for a, b in zip(first, second, strict=True)), (first, second)
+    median, p99, top = first
     assert trace == "churn" and median > 0 and 3 * median < p99 <= top
