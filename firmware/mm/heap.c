@@ -733,9 +733,6 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap
                    offsetof(struct heap_slab, owner) == 5u && offsetof(struct heap_slab, slot_size) == 6u,
                "the word slab_header_matches() compares");
 
-/* From the class's row: HEAP_SLAB_SLOT_COUNT divides. */
-static inline uint32_t class_slot_count(unsigned size_class) { return slab_rows[size_class].slot_count; }
-
 /* A slab header's checksum: its address, its identity (magic, class, owner)
  * and its shape (slot size, slot count, first slot) folded. */
 #define SLAB_CHECK_IDS(magic, size_class, owner) \
