@@ -11,6 +11,7 @@
 #include "agent/agent.h"
 #include "agent/call.h"
 #include "agent/session.h"
+#include "mm/heap.h"
 
 static void out(struct agent_session *s, const char *text, size_t n) { s->write(s->write_ctx, text, n); }
 
@@ -119,6 +120,9 @@ static void handle_line(struct agent_session *s)
         if (rc != kIOReturnSuccess && !s->reply.failed)
             agent_fail(&call, rc, NULL);
     }
+    /* Between requests the heap holds no empty slab (heap.c H7): what the
+     * host reads once the reply is out is a function of the live blocks. */
+    heap_settle();
     emit_reply(s, tag, tag_len);
     if (s->reply.after != NULL)
         s->reply.after(s->reply.after_ctx);

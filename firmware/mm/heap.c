@@ -15,12 +15,12 @@
  *   H5. Every header's check matches its fields and address.
  *   H6. Only the home chunk (the one heap_init took) may be entirely free:
  *       any other chunk goes back to the page allocator the moment it empties.
- *       The set of chunks is then a function of the live blocks, so freeing
- *       everything allocated since some moment restores that moment's heap
- *       and page-allocator state exactly (not just the byte counts), but for
- *       the order of a surviving slab's free stack, its fresh mark and which
- *       slab is current (H9): the same slots are free, not necessarily handed
- *       out in the same order.
+ *       Once settled (heap_settle(), H7), the set of chunks is a function of
+ *       the live blocks, so freeing everything allocated since some moment
+ *       restores that moment's heap and page-allocator state exactly (not just
+ *       the byte counts), but for the order of a surviving slab's free stack,
+ *       its fresh mark and which slab is current (H9): the same slots are
+ *       free, not necessarily handed out in the same order.
  *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
  *       is HEAP_SLAB_SPAN(class) bytes (32 KiB for slots up to 256 bytes, 64 KiB
  *       above) with its payload aligned to that span; the chunk's slab_windows
@@ -28,9 +28,13 @@
  *       class, its owner); its header checksum holds; fresh <= slot_count and
  *       its free stack holds free_count - (slot_count - fresh) distinct slot
  *       indexes, exactly the slots below fresh whose requested[] is
- *       HEAP_SLAB_SLOT_FREE; it is never entirely free (the free that empties it gives the
- *       block back, so H6's "state is a function of the live blocks" still
- *       holds); it is on slab_partial[owner][class] exactly when it has a free
+ *       HEAP_SLAB_SLOT_FREE; it may be entirely free (empty) until the heap
+ *       settles: heap_settle() gives back every empty slab, and the agent
+ *       calls it at the end of every request, the heap when it finds no free
+ *       block or no pages for a large block, so between requests no slab is empty
+ *       and H6's "state is a function of the live blocks" holds (a class whose
+ *       live count goes 1 -> 0 -> 1 within a request makes no slab again);
+ *       it is on slab_partial[owner][class] exactly when it has a free
  *       slot, and bit class of slab_partial_map[owner] is set exactly when
  *       that list is not empty; used slots count in used_blocks / used_bytes.
  *   H8. chunk_at[i] is the lowest-addressed chunk whose index
@@ -489,13 +493,19 @@ static uint32_t small_block_size(size_t requested)
     return size < HEAP_MIN_BLOCK ? HEAP_MIN_BLOCK : size;
 }
 
+static bool slabs_settle(void);
+
 /* A free block of at least `size` bytes, the head of its list (left in it),
- * taking a chunk when none is free and `grow` allows it; NULL when the page
+ * after giving back the empty slabs when none is free (H7), and taking a
+ * chunk when there is still none and `grow` allows it; NULL when the page
  * allocator has none either (or `grow` is false). */
 static inline __attribute__((always_inline)) struct heap_free_block *find_free_at(unsigned fl, unsigned sl, uint32_t size,
                                                                                bool grow)
 {
     struct heap_free_block *found = find_suitable(fl, sl);
+    if (found == NULL && slabs_settle()) {
+        found = find_suitable(fl, sl);
+    }
     if (found == NULL) {
         if (!grow || chunk_add() != kIOReturnSuccess) {
             return NULL;
@@ -969,8 +979,7 @@ static void slab_current_forget(struct heap_slab *slab)
     slab->current_of = 0;
 }
 
-/* Gives an emptied slab's block back (H7: no slab is kept empty). Finds its
- * chunk itself: slab_free's callers keep one register fewer live. */
+/* Gives an empty slab's block back (H7, heap_settle()). */
 static __attribute__((noinline)) void slab_release(struct heap_slab *slab)
 {
     struct heap_state *h = &heap_state;
@@ -983,6 +992,34 @@ static __attribute__((noinline)) void slab_release(struct heap_slab *slab)
     slab->magic = 0; /* a stale pointer into it must not pass resolve() */
     block_release(chunk, slab_block(slab));
 }
+
+/* Whether `slab` (whose header is trusted) has every slot free: kept only until
+ * the heap settles (H7). */
+static inline bool slab_empty(const struct heap_slab *slab) { return slab->free_count == slab->slot_count; }
+
+/* Gives back every empty slab (H7), each found on its partial list (an empty
+ * slab has a free slot); true when it gave one back. Out of line: the end of
+ * a request, or a heap about to grow. */
+static __attribute__((noinline)) bool slabs_settle(void)
+{
+    bool released = false;
+    for (unsigned owner = 0; owner < HEAP_OWNER_COUNT; owner++) {
+        for (uint32_t lists = heap_state.slab_partial_map[owner]; lists != 0; lists &= lists - 1u) {
+            struct heap_slab *slab = heap_state.slab_partial[owner][__builtin_ctz(lists)];
+            while (slab != NULL) {
+                struct heap_slab *next = slab->next;
+                if (slab_empty(slab)) {
+                    slab_release(slab);
+                    released = true;
+                }
+                slab = next;
+            }
+        }
+    }
+    return released;
+}
+
+void heap_settle(void) { (void)slabs_settle(); }
 
 /* The classes a request of class c may take a slot of, c .. HEAP_SLAB_FALL_UP(c)
  * (within the classes), as bits from bit 0 = class c. */
@@ -1055,9 +1092,8 @@ static inline __attribute__((always_inline)) void slab_free(struct heap_slab *sl
     if (free_count == 1u) {
         partial_push(slab);
     }
-    if (free_count == slot_count) {
-        slab_release(slab);
-    }
+    /* Emptied, it stays (on its partial list) until the heap settles (H7). */
+    (void)slot_count;
 }
 
 /* ------------------------------------------------------------ large blocks */
@@ -1078,7 +1114,13 @@ static __attribute__((noinline)) void *large_alloc(size_t requested, enum heap_o
     uint64_t page_count = large_pages_for(requested);
     paddr_t pa;
 
-    if (page_count == 0 || pages_alloc_contig(page_count, 0, PAGE_OWNER_HEAP_LARGE, &pa) != kIOReturnSuccess) {
+    if (page_count == 0) {
+        return NULL;
+    }
+    /* Pages the page allocator does not have may be in a chunk that only
+     * empty slabs hold (H7): given back, the chunk goes too. */
+    if (pages_alloc_contig(page_count, 0, PAGE_OWNER_HEAP_LARGE, &pa) != kIOReturnSuccess &&
+        (!slabs_settle() || pages_alloc_contig(page_count, 0, PAGE_OWNER_HEAP_LARGE, &pa) != kIOReturnSuccess)) {
         return NULL;
     }
     struct heap_large_header *header = pages_pa_to_ptr(pa);
@@ -1512,36 +1554,130 @@ void heap_stats(struct heap_stats *out)
     out->alloc_failures = h->alloc_failures;
 }
 
+/* Whether `block` is an empty slab: one heap_settle() gives back (H7). */
+static bool block_is_spare(const struct heap_block *block)
+{
+    return block->state == HEAP_BLOCK_SLAB && slab_empty((const struct heap_slab *)(const void *)(block + 1));
+}
+
+/* Whether heap_settle() would give `chunk` back (H6): not the home chunk, and
+ * every block in it free or an empty slab. */
+static bool chunk_settles_away(struct heap_chunk *chunk)
+{
+    if (chunk == heap_state.home_chunk) {
+        return false;
+    }
+    for (struct heap_block *block = chunk_first_block(chunk); block != chunk_sentinel(chunk); block = block_next(block)) {
+        if (block->state != HEAP_BLOCK_FREE && !block_is_spare(block)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The largest request the good-fit search places in the list of a free block
+ * of `size` bytes: its list's floor less the header (a bigger request looks
+ * in higher lists only). */
+static uint32_t request_fitting(uint32_t size)
+{
+    unsigned fl, sl;
+    mapping_insert(size, &fl, &sl);
+    return list_floor(fl, sl) - HEAP_BLOCK_HEADER_SIZE;
+}
+
+/* heap_space() for an empty slab, as heap_settle() would leave it: its block
+ * merged with the free blocks and empty slabs next to it (the run counted
+ * once, from its lowest empty slab), or, when that leaves a chunk other than
+ * the home chunk one free block, the chunk given back (*gone counts it, and
+ * the run's bytes leave *free_bytes, which has the slab's block already). */
+static void space_of_spare(struct heap_slab *slab, uint64_t *free_bytes, uint32_t *top, uint64_t *gone)
+{
+    struct heap_block *low = slab_block(slab);
+    while (low->prev_size != 0) {
+        struct heap_block *prev = block_prev(low);
+        if (block_is_spare(prev)) {
+            return;
+        }
+        if (prev->state != HEAP_BLOCK_FREE) {
+            break;
+        }
+        low = prev;
+    }
+    struct heap_block *high = block_next(slab_block(slab));
+    while (high->state == HEAP_BLOCK_FREE || block_is_spare(high)) {
+        high = block_next(high);
+    }
+    struct heap_chunk *chunk = chunk_of(low);
+    uint32_t size = (uint32_t)((uintptr_t)high - (uintptr_t)low);
+    if (low == chunk_first_block(chunk) && high == chunk_sentinel(chunk) && chunk != heap_state.home_chunk) {
+        (*gone)++; /* chunk_release() */
+        *free_bytes -= size;
+    } else if (request_fitting(size) > *top) {
+        *top = request_fitting(size);
+    }
+}
+
+/* The largest request the good-fit search serves from the free lists: the
+ * highest non-empty list's floor less the header (a bigger block would take a
+ * chunk, or pages, that the heap does not hold yet), skipping the free blocks
+ * of chunks heap_settle() would give back. */
+static uint32_t space_free_lists(void)
+{
+    const struct heap_state *h = &heap_state;
+    for (unsigned fl = HEAP_FL_COUNT; fl-- > 0;) {
+        if ((h->fl_bitmap >> fl & 1u) == 0) {
+            continue;
+        }
+        for (unsigned sl = HEAP_SL_COUNT; sl-- > 0;) {
+            for (struct heap_free_block *block = h->free_lists[fl][sl]; block != NULL; block = block->next_free) {
+                if (!chunk_settles_away(chunk_of(&block->header))) {
+                    return list_floor(fl, sl) - HEAP_BLOCK_HEADER_SIZE;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Counts the heap as heap_settle() would leave it: the heap settles when it
+ * finds no free block, so an empty slab is free memory for any request, not
+ * only its class's (H7). */
 void heap_space(uint64_t *held, uint64_t *free_bytes, uint64_t *largest)
 {
     const struct heap_state *h = &heap_state;
+    uint64_t gone = 0;
+    uint32_t top = 0;
+    uint64_t slot = 0;
 
-    *held = h->chunk_count * HEAP_CHUNK_SIZE + h->large_pages * pages_page_size();
     *free_bytes = h->free_bytes;
-    *largest = 0;
-    /* The good-fit search places a request in the highest non-empty list only
-     * if its block is at most that list's floor (a bigger block would take a
-     * chunk, or pages, that the heap does not hold yet); any request above
-     * HEAP_SLAB_MAX up to HEAP_CHUNK_PAYLOAD_MAX, HEAP_LARGE_MIN and over
-     * included, may take it. (A request of HEAP_SLAB_MAX or less takes a slot:
-     * of a partial slab, below, or of a new slab, which needs a bigger block.) */
-    if (h->fl_bitmap != 0) {
-        unsigned fl = floor_log2_32(h->fl_bitmap);
-        uint32_t request = list_floor(fl, floor_log2_32(h->sl_bitmap[fl])) - HEAP_BLOCK_HEADER_SIZE;
-        *largest = request > HEAP_SLAB_MAX ? request : 0;
-    }
     /* A free slot is as good as a free block for a request of its class (the
-     * caller's slabs: what IOMalloc can use). */
+     * caller's slabs: what IOMalloc can use). (A request of HEAP_SLAB_MAX or
+     * less takes a slot: of a partial slab, or of a new slab, which needs a
+     * bigger block.) */
     for (unsigned owner = 0; owner < HEAP_OWNER_COUNT; owner++) {
         for (unsigned size_class = 0; size_class < HEAP_SLAB_CLASSES; size_class++) {
             uint64_t slot_size = class_slot_size(size_class);
-            for (const struct heap_slab *slab = h->slab_partial[owner][size_class]; slab != NULL; slab = slab->next) {
+            for (struct heap_slab *slab = h->slab_partial[owner][size_class]; slab != NULL; slab = slab->next) {
+                if (slab_empty(slab)) {
+                    *free_bytes += class_span(size_class);
+                    space_of_spare(slab, free_bytes, &top, &gone);
+                    continue;
+                }
                 *free_bytes += slab->free_count * slot_size;
-            }
-            if (owner == HEAP_OWNER_CALLER && h->slab_partial[owner][size_class] != NULL && slot_size > *largest) {
-                *largest = slot_size;
+                if (owner == HEAP_OWNER_CALLER && slot_size > slot) {
+                    slot = slot_size;
+                }
             }
         }
+    }
+    *held = (h->chunk_count - gone) * HEAP_CHUNK_SIZE + h->large_pages * pages_page_size();
+    /* Any request above HEAP_SLAB_MAX up to HEAP_CHUNK_PAYLOAD_MAX, HEAP_LARGE_MIN
+     * and over included, may take the largest free block. */
+    uint32_t lists = space_free_lists();
+    top = lists > top ? lists : top;
+    *largest = top > HEAP_SLAB_MAX ? top : 0;
+    if (slot > *largest) {
+        *largest = slot;
     }
 }
 
@@ -1623,9 +1759,6 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     free_slots += slab->slot_count - slab->fresh;
     if (free_slots != slab->free_count) {
         return check_fail(report, "slab free_count disagrees with requested[]", slab);
-    }
-    if (free_slots == slab->slot_count) {
-        return check_fail(report, "an empty slab was kept", slab);
     }
     bool listed = slab->prev != NULL || heap_state.slab_partial[slab->owner][slab->size_class] == slab;
     if (listed != (free_slots != 0) || (free_slots == 0 && slab->next != NULL)) {

@@ -401,11 +401,23 @@ struct heap_check_report {
 IOReturn heap_check(struct heap_check_report *report);
 
 /*
+ * Gives back every slab that is empty: a slab whose last used slot is freed
+ * stays (so a class whose live count goes 1 -> 0 -> 1 makes no slab again)
+ * until this call. The agent calls it at the end of every request, and the
+ * heap when it finds no free block or no pages for a large block, so between
+ * requests the heap holds no empty slab and its state is a function of the
+ * live blocks (heap.c H6, H7).
+ */
+void heap_settle(void);
+
+/*
  * For the benchmark (not timed): bytes the heap holds (chunks and large pages),
  * free bytes in chunks (headers of free blocks included, and the free slots of
  * slabs), and the largest request the heap satisfies without taking another
- * chunk: the largest free block's, or a free slot's. Walks one free list and
- * the partial slab lists.
+ * chunk: the largest free block's, or a free slot's. All three as
+ * heap_settle() would leave the heap (it settles before growing, so an empty
+ * slab is free memory for any request). Walks one free list, the partial slab
+ * lists and the blocks next to each empty slab.
  */
 void heap_space(uint64_t *held, uint64_t *free_bytes, uint64_t *largest);
 

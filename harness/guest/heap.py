@@ -115,5 +115,6 @@ class HeapVerbs:
         )
 
     def heap_verify(self) -> heap_oracle.Snapshot:
-        """Decode and check every allocator invariant from the host; raises OracleMismatch."""
-        return heap_oracle.verify(self.heap_snapshot(), command="(host heap decoder)")
+        """Decode and check every allocator invariant from the host, and that the heap is
+        settled (read between requests); raises OracleMismatch."""
+        return heap_oracle.verify(self.heap_snapshot(), command="(host heap decoder)", between_requests=True)

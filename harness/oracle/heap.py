@@ -499,15 +499,36 @@ class Snapshot:
 
     def space(self, page_size: int) -> tuple[int, int, int]:
         """What the bench's probe (heap_space) reports, restated from the decoded state: held,
-        free and largest bytes. Held: the chunks and the large blocks' pages. Free: the free
-        blocks (headers included) and a slab's free slots. Largest: the
-        largest request served without taking memory the heap does not hold. Above
-        HEAP_SLAB_MAX, the good-fit search places a request in the highest non-empty list only
-        when its block is at most that list's floor (any request a chunk can hold, HEAP_LARGE_MIN
-        and over included, may take it); at most HEAP_SLAB_MAX, a free slot of a caller's slab."""
+        free and largest bytes, of the heap as heap_settle() would leave it (H7: the heap
+        settles before it takes a chunk or pages). Settling is simulated here on the block
+        sequence: an empty slab becomes a free block, runs of free blocks merge, and a chunk
+        other than the home chunk that is then one free block is given back. Held: the chunks
+        and the large blocks' pages. Free: the free blocks (headers included) and the other
+        slabs' free slots. Largest: the largest request served without taking memory the heap
+        does not hold. Above HEAP_SLAB_MAX, the good-fit search places a request in the
+        highest non-empty list only when its block is at most that list's floor (any request
+        a chunk can hold, HEAP_LARGE_MIN and over included, may take it); at most
+        HEAP_SLAB_MAX, a free slot of a caller's slab."""
         lay = self.layouts
-        held = len(self.heap.chunks) * lay.chunk_size + sum(b.pages for b in self.heap.large) * page_size
-        sizes = list(self.free_blocks().values())
+        empty = {s.address - HEAP_BLOCK_HEADER_SIZE for s in self.heap.slabs if s.free_count == s.slot_count}
+        sizes: list[int] = []
+        chunks = 0
+        for chunk in self.heap.chunks:
+            runs: list[int] = []
+            last_free = False
+            for block in chunk.blocks:
+                is_free = self._free(block) or block.address in empty
+                if is_free and last_free:
+                    runs[-1] += block.size
+                elif is_free:
+                    runs.append(block.size)
+                last_free = is_free
+            usable = lay.chunk_size - lay.chunk_first - HEAP_BLOCK_HEADER_SIZE
+            if runs == [usable] and chunk.address != self.heap.home_chunk:
+                continue  # chunk_release()
+            chunks += 1
+            sizes += runs
+        held = chunks * lay.chunk_size + sum(b.pages for b in self.heap.large) * page_size
         free = sum(sizes)
         largest = 0
         if sizes:
@@ -517,6 +538,8 @@ class Snapshot:
         caller = lay.owner["HEAP_OWNER_CALLER"]
         for slab in self.heap.slabs:
             free_slots = bin(slab.free_map).count("1")
+            if slab.address - HEAP_BLOCK_HEADER_SIZE in empty:
+                continue
             free += free_slots * slab.slot_size
             if free_slots and slab.owner == caller:
                 largest = max(largest, slab.slot_size)
@@ -1216,8 +1239,6 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
         free_slots = bin(slab.free_map).count("1")
         if free_slots != slab.free_count:
             yield f"{at}: free_count {slab.free_count}, requested[] and fresh say {free_slots}"
-        if free_slots == slab.slot_count:
-            yield f"{at}: empty slab kept"
         for index in slab.used_slots():
             requested = slab.requested[index]
             if requested > slot_size or slab.size_class > slab_fall_up(slab_class(requested)):
@@ -1286,9 +1307,20 @@ def problems(snap: Snapshot) -> list[str]:
     ]
 
 
-def verify(snap: Snapshot, *, command: str | None = None) -> Snapshot:
-    """Raise :class:`OracleMismatch` if :func:`problems` finds anything; returns the snapshot."""
-    found = problems(snap)
+def unsettled(snap: Snapshot) -> list[str]:
+    """Empty slabs, which a heap read between requests must not hold: the agent calls
+    heap_settle() at the end of every request (heap.c H7)."""
+    return [
+        f"slab 0x{slab.address:x}: empty between requests (heap_settle not run)"
+        for slab in snap.heap.slabs
+        if slab.free_count == slab.slot_count
+    ]
+
+
+def verify(snap: Snapshot, *, command: str | None = None, between_requests: bool = False) -> Snapshot:
+    """Raise :class:`OracleMismatch` if :func:`problems` finds anything (or, for a heap read
+    between requests, :func:`unsettled`); returns the snapshot."""
+    found = problems(snap) + (unsettled(snap) if between_requests else [])
     if found:
         raise OracleMismatch(
             "decoded allocator state", {"host decoder": found[:12], "problems": len(found)}, command=command

@@ -212,6 +212,8 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "heap_lookup": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t)]),
     "heap_stats": (None, [ctypes.POINTER(HeapStats)]),
     "heap_check": (ctypes.c_int32, [ctypes.POINTER(HeapCheckReport)]),
+    "heap_settle": (None, []),
+    "heap_space": (None, [ctypes.POINTER(ctypes.c_uint64)] * 3),
     "heap_bench": (ctypes.c_uint64, [ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32]),
     "IOMalloc": (ctypes.c_void_p, [ctypes.c_size_t]),
     "IOMallocZero": (ctypes.c_void_p, [ctypes.c_size_t]),
@@ -411,8 +413,20 @@ class Arena:
         ret = self.lib.heap_lookup(address or None, ctypes.byref(requested))
         return requested.value if ret == kIOReturnSuccess else None
 
+    def settle(self) -> None:
+        """heap_settle(): what the guest's agent does at the end of every request."""
+        self.lib.heap_settle()
+
+    def space(self) -> tuple[int, int, int]:
+        """heap_space(): held, free and largest bytes, as the bench's probe reads them."""
+        held, free, largest = ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64()
+        self.lib.heap_space(ctypes.byref(held), ctypes.byref(free), ctypes.byref(largest))
+        return held.value, free.value, largest.value
+
     def snapshot(self) -> dict[str, int]:
-        """Every heap and page statistic except the call counters."""
+        """Every heap and page statistic except the call counters, at a request's end
+        (settled, as the guest's agent leaves the heap between requests)."""
+        self.settle()
         calls = ("allocs", "frees", "alloc_failures")
         heap = {f"heap.{k}": v for k, v in self.heap_stats().items() if k not in calls}
         pages = {f"pages.{k}": v for k, v in self.pages_stats().items()}

@@ -335,7 +335,10 @@ def test_pointers_into_a_slab_are_rejected(arena: Arena, size: int) -> None:
     arena.check_all()
     assert arena.free(pointer, size) == kIOReturnSuccess
     assert arena.free(pointer, size) == kIOReturnBadArgument  # double free: the bit is set
-    assert arena.free(neighbour, size) == kIOReturnSuccess  # the slab empties and goes
+    assert arena.free(neighbour, size) == kIOReturnSuccess  # the slab empties: current, it stays
+    assert arena.free(neighbour, size) == kIOReturnBadArgument  # double free into the empty slab
+    arena.check_all()
+    arena.settle()  # the request's end: the empty slab goes
     assert arena.free(neighbour, size) == kIOReturnBadArgument  # a pointer into freed memory
     assert heap_decoder.decode(arena).heap.slabs == ()
     arena.check_all()
@@ -415,6 +418,7 @@ def test_every_slot_of_a_full_slab_is_found_and_freed(arena: Arena, size_class: 
             assert arena.lookup(inside) is None
     for pointer in reversed(pointers):
         assert arena.free(pointer, size) == kIOReturnSuccess
+    arena.settle()
     assert heap_decoder.decode(arena).heap.slabs == ()
     arena.check_all()
 
@@ -429,6 +433,91 @@ def _slab_class_of(arena: Arena, pointer: int) -> int:
         for s in heap_decoder.decode(arena).heap.slabs
         if any(s.slot(i) == pointer for i in range(s.slot_count))
     )
+
+
+def _fill_home_chunk(arena: Arena) -> list[tuple[int, int]]:
+    """Blocks that leave the home chunk no free block of 2 KiB or more (halving requests that
+    still fit it; one that would take pages or another chunk is freed again)."""
+    home = heap_decoder.decode(arena).heap.home_chunk
+    held: list[tuple[int, int]] = []
+    size = HEAP_CHUNK_SIZE // 2
+    while size >= 2048:
+        pointer = arena.malloc(size)
+        assert pointer
+        if home <= pointer < home + HEAP_CHUNK_SIZE:
+            held.append((pointer, size))
+        else:
+            assert arena.free(pointer, size) == kIOReturnSuccess
+            size //= 2
+    assert arena.heap_stats()["chunks"] == 1
+    return held
+
+
+def test_an_emptied_slab_stays_until_the_heap_settles(arena: Arena) -> None:
+    """H7: the free that empties a slab keeps it, current for its class or not (no slab made
+    again when the class comes back), both walks accept it, and heap_settle() (the agent's,
+    at each request's end) gives back the empty ones and no other."""
+    pointer = arena.malloc(100)
+    assert arena.free(pointer, 100) == kIOReturnSuccess
+    (slab,) = heap_decoder.decode(arena).heap.slabs
+    assert slab.free_count == slab.slot_count and slab.current_of
+    checked_by_both(arena)
+    assert arena.malloc(100) == pointer  # the same slab, its slot back on top of the stack
+    assert arena.free(pointer, 100) == kIOReturnSuccess
+    space = arena.space()
+    arena.settle()
+    assert heap_decoder.decode(arena).heap.slabs == ()
+    assert arena.space() == space  # heap_space counts the settled heap already
+    checked_by_both(arena)
+    # a slab that is no class's current slab any more, emptied: kept as well
+    first = arena.malloc(100)
+    (slab,) = heap_decoder.decode(arena).heap.slabs
+    pointers = [first] + [arena.malloc(100) for _ in range(slab.slot_count)]  # the last: a second slab
+    slabs = heap_decoder.decode(arena).heap.slabs
+    assert len(slabs) == 2
+    older = next(s for s in slabs if s.address == slab.address)
+    assert not older.current_of
+    for pointer in pointers[:-1]:
+        assert arena.free(pointer, 100) == kIOReturnSuccess
+    kept = {s.address: s.free_count == s.slot_count for s in heap_decoder.decode(arena).heap.slabs}
+    assert kept == {slab.address: True, next(s.address for s in slabs if s.address != slab.address): False}
+    checked_by_both(arena)
+    arena.settle()
+    (newer,) = heap_decoder.decode(arena).heap.slabs
+    assert newer.address != slab.address and newer.free_count == newer.slot_count - 1
+    checked_by_both(arena)
+    assert arena.free(pointers[-1], 100) == kIOReturnSuccess
+    arena.settle()
+    assert heap_decoder.decode(arena).heap.slabs == ()
+    checked_by_both(arena)
+
+
+def test_the_heap_settles_before_it_takes_a_chunk(arena: Arena) -> None:
+    """An empty current slab is free memory for any request, not only its class's: a block
+    that finds no room takes the slab's instead of a new chunk. And a chunk that holds only an
+    empty slab counts as given back in heap_space (held, free, largest) before the request's
+    end gives it back."""
+    pointer = arena.malloc(16)  # a slab at the top of the home chunk
+    blocks = _fill_home_chunk(arena)
+    assert arena.free(pointer, 16) == kIOReturnSuccess  # kept: the class's current slab
+    block = arena.malloc(16384)
+    assert arena.heap_stats()["chunks"] == 1, "took a chunk while an empty slab was kept"
+    assert block & ~(32 * 1024 - 1) <= pointer < block + 16384
+    checked_by_both(arena)
+    assert arena.free(block, 16384) == kIOReturnSuccess
+    pointer = arena.malloc(16)  # no room in the home chunk: a slab in a second chunk
+    assert arena.heap_stats()["chunks"] == 2
+    assert arena.free(pointer, 16) == kIOReturnSuccess
+    assert arena.heap_stats()["chunks"] == 2  # kept, with its chunk, until the request ends
+    space = arena.space()
+    assert space == heap_decoder.decode(arena).space(4096)
+    assert space[0] == HEAP_CHUNK_SIZE  # the second chunk counts as given back
+    arena.settle()
+    assert arena.heap_stats()["chunks"] == 1
+    assert arena.space() == space
+    for pointer, size in blocks:
+        assert arena.free(pointer, size) == kIOReturnSuccess
+    checked_by_both(arena)
 
 
 def test_heap_space_counts_every_owners_free_slots_and_the_callers_largest(arena: Arena) -> None:
@@ -481,12 +570,14 @@ def test_a_request_falls_up_to_twice_its_slot_size_and_no_further(arena: Arena, 
     assert _slab_class_of(arena, pointer) == top, "took a slot of the farthest class it may"
     assert arena.free(pointer, own) == kIOReturnSuccess
     assert arena.free(far, heap_oracle.slab_slot_size(top)) == kIOReturnSuccess
+    arena.settle()  # the emptied slab was current for both classes: gone at the request's end
     if top + 1 < SLAB_CLASSES:
         past = arena.malloc(heap_oracle.slab_slot_size(top + 1))
         pointer = arena.malloc(own)
         assert _slab_class_of(arena, pointer) == size_class, "made its own slab, not one past its reach"
         assert arena.free(pointer, own) == kIOReturnSuccess
         assert arena.free(past, heap_oracle.slab_slot_size(top + 1)) == kIOReturnSuccess
+    arena.settle()
     assert heap_decoder.decode(arena).heap.slabs == ()
     arena.check_all()
 
@@ -596,12 +687,15 @@ def test_two_chunks_sharing_a_chunk_at_entry_keep_the_lowest() -> None:
     for pointer in in_chunk(low):
         assert arena.free(pointer, 1024) == kIOReturnSuccess
         pointers.remove(pointer)
+    checked_by_both(arena)  # its emptied slab is current: the chunk stays until the request's end
+    arena.settle()
     assert low not in heap_decoder.decode(arena).heap.chunk_list
     assert int.from_bytes(arena.read(entry, 8), "little") == high
     checked_by_both(arena)
     for pointer in in_chunk(high):
         assert arena.free(pointer, 1024) == kIOReturnSuccess
         pointers.remove(pointer)
+    arena.settle()
     assert int.from_bytes(arena.read(entry, 8), "little") == heap_oracle.HEAP_CHUNK_AT_NONE
     checked_by_both(arena)
     for pointer in pointers:
@@ -1403,11 +1497,25 @@ class HeapMachine(RuleBasedStateMachine):
         assert self.arena.free(pointer + offset, self.live[pointer][0]) == kIOReturnBadArgument
         assert self.arena.heap_stats() == before
 
+    @rule()
+    def settle(self) -> None:
+        """A request's end: the empty current slabs go, and heap_space, which counts the heap
+        as settled already, reads the same before and after."""
+        before = self.arena.space()
+        stats = self.arena.heap_stats()
+        self.arena.settle()
+        assert self.arena.space() == before
+        assert {k: v for k, v in self.arena.heap_stats().items() if k in ("used_bytes", "used_blocks")} == {
+            k: v for k, v in stats.items() if k in ("used_bytes", "used_blocks")
+        }
+        assert not [s for s in heap_decoder.decode(self.arena).heap.slabs if s.free_count == s.slot_count]
+
     @invariant()
     def consistent(self) -> None:
         self.arena.check_all()
         snapshot = heap_decoder.decode(self.arena)  # the harness's decoder agrees with heap_check
         assert heap_oracle.problems(snapshot) == []
+        assert self.arena.space() == snapshot.space(4096)  # heap_space's settled view, simulated
         assert snapshot.live_blocks() == {pointer: size for pointer, (size, _) in self.live.items()}
         stats = self.arena.heap_stats()
         assert stats["used_bytes"] == sum(size for size, _ in self.live.values())
