@@ -34,6 +34,9 @@
  *       block or no pages for a large block, so between requests no slab is empty
  *       and H6's "state is a function of the live blocks" holds (a class whose
  *       live count goes 1 -> 0 -> 1 within a request makes no slab again);
+ *       every empty slab has spare = 1, and the slabs with spare = 1 are
+ *       exactly those on slab_spare[owner][span index], each once (some may
+ *       have been taken from since they were listed);
  *       it is on slab_partial[owner][class] exactly when it has a free
  *       slot, and bit class of slab_partial_map[owner] is set exactly when
  *       that list is not empty; used slots count in used_blocks / used_bytes.
@@ -869,10 +872,38 @@ static inline __attribute__((always_inline)) void partial_remove(struct heap_sla
  * that the allocation's fast path saves no register for it. */
 static __attribute__((noinline)) void slab_went_full(struct heap_slab *slab) { partial_remove(slab); }
 
-/* A new slab of `owner` with slots of class `size_class` whose slot 0 is
- * taken for a request of `length` bytes (counted in used_blocks / used_bytes),
- * every other slot free (untouched), on its partial list; NULL when there is
- * no memory. What slab_take() would do on a new slab, written with the header. */
+/* Writes the header of a slab of `owner` and class `size_class` at `slab` (a
+ * slab block of its class's span, on no list, current for no class) whose
+ * slot 0 is taken for a request of `length` bytes (counted in used_blocks /
+ * used_bytes), every other slot free (untouched), its slab_windows bytes,
+ * and puts it on its partial list. What slab_take() would do on a new slab,
+ * written with the header. */
+static inline __attribute__((always_inline)) void slab_format(struct heap_chunk *chunk, struct heap_slab *slab,
+                                                             enum heap_owner owner, unsigned size_class, size_t length)
+{
+    struct heap_state *h = &heap_state;
+    const struct slab_row *row = &slab_rows[size_class];
+
+    slab->magic = HEAP_SLAB_MAGIC;
+    slab->size_class = (uint8_t)size_class;
+    slab->owner = (uint8_t)owner;
+    slab->slot_size = row->slot_size;
+    slab->slot_count = row->slot_count;
+    slab->first = row->first;
+    slab->free_count = (uint16_t)(row->slot_count - 1u);
+    slab->fresh = 1; /* slot 0 taken, the others untouched: the stack is empty */
+    slab->current_of = 0;
+    slab->check = slab_check_fold(slab, slab_check_rows[size_class][0] | owner, slab_check_rows[size_class][1]);
+    slab_requested(slab, row->slot_count)[0] = (uint16_t)length;
+    h->used_bytes += length;
+    h->used_blocks++;
+    slab_windows_write(chunk, slab, (uint32_t)row->span_mask + 1u, slab_window_byte(size_class, owner));
+    partial_push(slab);
+}
+
+/* A new slab of `owner` and class `size_class`, carved from the free lists,
+ * its slot 0 taken for `length` bytes (slab_format()); NULL when there is no
+ * memory. */
 static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum heap_owner owner, unsigned size_class,
                                                                        size_t length)
 {
@@ -932,21 +963,9 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     used_bit_set(chunk, granule_of(chunk, header), true);
 
     struct heap_slab *slab = (struct heap_slab *)window;
-    slab->magic = HEAP_SLAB_MAGIC;
-    slab->size_class = (uint8_t)size_class;
-    slab->owner = (uint8_t)owner;
-    slab->slot_size = row->slot_size;
-    slab->slot_count = row->slot_count;
-    slab->first = row->first;
-    slab->free_count = (uint16_t)(row->slot_count - 1u);
-    slab->fresh = 1; /* slot 0 taken, the others untouched: the stack is empty */
-    slab->current_of = 0;
-    slab->check = slab_check_fold(slab, slab_check_rows[size_class][0] | owner, slab_check_rows[size_class][1]);
-    slab_requested(slab, row->slot_count)[0] = (uint16_t)length;
-    h->used_bytes += length;
-    h->used_blocks++;
-    slab_windows_write(chunk, slab, span, slab_window_byte(size_class, owner));
-    partial_push(slab);
+    slab->spare = 0;
+    slab->spare_next = NULL;
+    slab_format(chunk, slab, owner, size_class, length);
     h->slabs++;
     return slab;
 }
@@ -997,26 +1016,87 @@ static __attribute__((noinline)) void slab_release(struct heap_slab *slab)
  * the heap settles (H7). */
 static inline bool slab_empty(const struct heap_slab *slab) { return slab->free_count == slab->slot_count; }
 
-/* Gives back every empty slab (H7), each found on its partial list (an empty
- * slab has a free slot); true when it gave one back. Out of line: the end of
- * a request, or a heap about to grow. */
+/* slab_free() emptied `slab`: onto its owner's and span's spare list, unless
+ * it is there already (listed when it was empty before, and taken from since). */
+/* slab_free() emptied `slab` (H7). A slab of the big span beside a free block
+ * goes back at once: it merges with that block, so no hole is left, and the
+ * pile of slabs on a chunk's free tail shrinks from its free edge. Any other
+ * goes onto its owner's and span's spare list, unless it is there already
+ * (listed when it was empty before, and taken from since), and stays until
+ * the heap settles: its class takes from it again with no slab made, and a
+ * new slab of its span reuses it (slab_reuse()). Measured (docs/allocators.md,
+ * "Empty slabs kept until the heap settles"): keeping the big ones too leaves
+ * them where the first of the mixed trace's batches put them, between the
+ * live ones of the next (fragmentation 13 -> 16 %); giving the small ones
+ * back too makes and unmakes churn's slab of each class (p99 6 -> 17 ticks). */
+static __attribute__((noinline)) void slab_went_empty(struct heap_slab *slab)
+{
+    if (slab->spare != 0u) {
+        return;
+    }
+    struct heap_block *block = slab_block(slab);
+    if (HEAP_SLAB_SPAN_INDEX(slab->size_class) == HEAP_SLAB_SPAN_INDEX(HEAP_SLAB_CLASSES - 1u) &&
+        ((block->prev_size != 0 && block_prev(block)->state == HEAP_BLOCK_FREE) ||
+         block_next(block)->state == HEAP_BLOCK_FREE)) {
+        slab_release(slab);
+        return;
+    }
+    struct heap_slab **head = &heap_state.slab_spare[slab->owner][HEAP_SLAB_SPAN_INDEX(slab->size_class)];
+    slab->spare = 1;
+    slab->spare_next = *head;
+    *head = slab;
+}
+
+/* Takes `slab` off the spare list whose head (or previous entry's link) is `*link`. */
+static inline void spare_unlink(struct heap_slab **link, struct heap_slab *slab)
+{
+    *link = slab->spare_next;
+    slab->spare = 0;
+    slab->spare_next = NULL;
+}
+
+/* Gives back every empty slab (H7): the spare lists hold them all, and are
+ * left empty (a listed slab that is not empty any more just leaves). True
+ * when it gave one back. Out of line: the end of a request, or a heap that
+ * found no free block. */
 static __attribute__((noinline)) bool slabs_settle(void)
 {
     bool released = false;
     for (unsigned owner = 0; owner < HEAP_OWNER_COUNT; owner++) {
-        for (uint32_t lists = heap_state.slab_partial_map[owner]; lists != 0; lists &= lists - 1u) {
-            struct heap_slab *slab = heap_state.slab_partial[owner][__builtin_ctz(lists)];
-            while (slab != NULL) {
-                struct heap_slab *next = slab->next;
+        for (unsigned span = 0; span < HEAP_SLAB_SPANS; span++) {
+            struct heap_slab **head = &heap_state.slab_spare[owner][span];
+            while (*head != NULL) {
+                struct heap_slab *slab = *head;
+                spare_unlink(head, slab);
                 if (slab_empty(slab)) {
                     slab_release(slab);
                     released = true;
                 }
-                slab = next;
             }
         }
     }
     return released;
+}
+
+/* A new slab of `owner` and class `size_class` made of an empty one of the
+ * same span (its header written again: slab_format()), its slot 0 taken for
+ * `length` bytes; NULL when the spare list has none (the listed slabs that
+ * are not empty any more leave it on the way). No block is split, and the
+ * empty slab is not left as a hole beside live ones. */
+static struct heap_slab *slab_reuse(enum heap_owner owner, unsigned size_class, size_t length)
+{
+    struct heap_slab **head = &heap_state.slab_spare[owner][HEAP_SLAB_SPAN_INDEX(size_class)];
+    while (*head != NULL) {
+        struct heap_slab *slab = *head;
+        spare_unlink(head, slab);
+        if (slab_empty(slab)) {
+            partial_remove(slab);
+            slab_current_forget(slab);
+            slab_format(chunk_of(slab_block(slab)), slab, owner, size_class, length);
+            return slab;
+        }
+    }
+    return NULL;
 }
 
 void heap_settle(void) { (void)slabs_settle(); }
@@ -1093,7 +1173,9 @@ static inline __attribute__((always_inline)) void slab_free(struct heap_slab *sl
         partial_push(slab);
     }
     /* Emptied, it stays (on its partial list) until the heap settles (H7). */
-    (void)slot_count;
+    if (free_count == slot_count) {
+        slab_went_empty(slab);
+    }
 }
 
 /* ------------------------------------------------------------ large blocks */
@@ -1386,7 +1468,10 @@ static __attribute__((noinline)) void *slab_alloc_new(size_t length, enum heap_o
     if (!h->initialized) {
         return NULL;
     }
-    struct heap_slab *slab = slab_new(owner, size_class, length);
+    struct heap_slab *slab = slab_reuse(owner, size_class, length);
+    if (slab == NULL) {
+        slab = slab_new(owner, size_class, length);
+    }
     if (slab == NULL) {
         return alloc_counted(NULL, length, zero);
     }
@@ -1694,6 +1779,7 @@ static IOReturn check_fail(struct heap_check_report *report, const char *error, 
 struct slab_walk {
     uint64_t slabs;
     uint64_t partial;    /* slabs with a free slot */
+    uint64_t spare;      /* slabs marked spare */
 };
 static struct slab_walk slab_walk;
 
@@ -1760,6 +1846,9 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     if (free_slots != slab->free_count) {
         return check_fail(report, "slab free_count disagrees with requested[]", slab);
     }
+    if (slab->spare > 1u || (free_slots == slab->slot_count && slab->spare == 0u)) {
+        return check_fail(report, "empty slab not marked spare, or a spare mark that is not 0 or 1", slab);
+    }
     bool listed = slab->prev != NULL || heap_state.slab_partial[slab->owner][slab->size_class] == slab;
     if (listed != (free_slots != 0) || (free_slots == 0 && slab->next != NULL)) {
         return check_fail(report, "slab on a partial list exactly when it has a free slot: not so", slab);
@@ -1774,6 +1863,7 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     }
     slab_walk.slabs++;
     slab_walk.partial += free_slots != 0;
+    slab_walk.spare += slab->spare;
     return kIOReturnSuccess;
 }
 
@@ -1811,6 +1901,34 @@ static IOReturn check_slab_current(struct heap_check_report *report)
                                   &heap_state.slab_current[owner][size_class]);
             }
         }
+    }
+    return kIOReturnSuccess;
+}
+
+/* H7: the spare lists hold exactly the slabs marked spare, each once, in the
+ * list of its owner and span (the walk checked that every empty slab is). */
+static IOReturn check_slab_spares(struct heap_check_report *report)
+{
+    uint64_t listed = 0;
+
+    for (unsigned owner = 0; owner < HEAP_OWNER_COUNT; owner++) {
+        for (unsigned span = 0; span < HEAP_SLAB_SPANS; span++) {
+            for (const struct heap_slab *slab = heap_state.slab_spare[owner][span]; slab != NULL;
+                 slab = slab->spare_next) {
+                if (listed++ == slab_walk.spare) {
+                    return check_fail(report, "spare lists hold more slabs than are marked (or a cycle)", slab);
+                }
+                if (!slab_is_live(slab)) {
+                    return check_fail(report, "spare list entry is not a slab", slab);
+                }
+                if (slab->owner != owner || HEAP_SLAB_SPAN_INDEX(slab->size_class) != span || slab->spare != 1u) {
+                    return check_fail(report, "slab on the wrong spare list, or not marked spare", slab);
+                }
+            }
+        }
+    }
+    if (listed != slab_walk.spare) {
+        return check_fail(report, "slab marked spare missing from the spare lists", NULL);
     }
     return kIOReturnSuccess;
 }
@@ -2085,6 +2203,10 @@ IOReturn heap_check(struct heap_check_report *report)
         return ret;
     }
     ret = check_slab_current(report);
+    if (ret != kIOReturnSuccess) {
+        return ret;
+    }
+    ret = check_slab_spares(report);
     if (ret != kIOReturnSuccess) {
         return ret;
     }

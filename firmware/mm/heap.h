@@ -176,6 +176,9 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 #define HEAP_SLAB_BIG_SHIFT 16u
 #define HEAP_SLAB_BIG_SIZE (UINT32_C(1) << HEAP_SLAB_BIG_SHIFT)
 #define HEAP_SLAB_SPAN(c) ((c) < HEAP_SLAB_SMALL_CLASSES ? HEAP_SLAB_SMALL_SPAN : HEAP_SLAB_BIG_SIZE)
+/* The two spans, numbered: heap_state.slab_spare's second index. */
+#define HEAP_SLAB_SPANS 2u
+#define HEAP_SLAB_SPAN_INDEX(c) ((c) < HEAP_SLAB_SMALL_CLASSES ? 0u : 1u)
 #define HEAP_CHUNK_WINDOWS (HEAP_CHUNK_SIZE / HEAP_SLAB_SIZE)
 /* "SLAB" as it reads in a little-endian memory dump. */
 #define HEAP_SLAB_MAGIC UINT32_C(0x42414c53)
@@ -214,9 +217,11 @@ struct heap_slab {
     uint16_t check;      /* checksum of magic .. first and the address */
     uint16_t free_count; /* free slots: the stack's height plus slot_count - fresh */
     uint16_t fresh;      /* slots at and above this index have never been handed out */
+    uint8_t spare;       /* 1 while on heap_state.slab_spare (heap.c H7), else 0 */
     uint32_t current_of; /* bit c: heap_state.slab_current[owner][c] is this slab (heap.c H9) */
     struct heap_slab *next; /* heap_state.slab_partial list, while free_count != 0 */
     struct heap_slab *prev;
+    struct heap_slab *spare_next; /* heap_state.slab_spare list, while spare */
     uint16_t meta[];     /* the free stack, then requested[] (above) */
 };
 
@@ -315,6 +320,10 @@ struct heap_state {
     /* The slab IOMalloc takes class c's slots from until it fills (heap.c H9):
      * NULL or a slab of that owner, of class c .. HEAP_SLAB_FALL_UP(c). */
     struct heap_slab *slab_current[HEAP_OWNER_COUNT][HEAP_SLAB_CLASSES];
+    /* Per owner and span (0: HEAP_SLAB_SMALL_SPAN, 1: HEAP_SLAB_BIG_SIZE): every
+     * empty slab, and slabs that were empty when listed (heap.c H7); linked by
+     * spare_next. A new slab reuses an empty one of its span before it is carved. */
+    struct heap_slab *slab_spare[HEAP_OWNER_COUNT][HEAP_SLAB_SPANS];
     struct heap_chunk *chunks;          /* every chunk the heap holds */
     struct heap_chunk *home_chunk;      /* taken by heap_init, never given back */
     uint64_t chunk_count;

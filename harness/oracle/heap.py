@@ -128,6 +128,14 @@ def slab_span(size_class: int) -> int:
     return HEAP_SLAB_SMALL_SPAN if size_class < HEAP_SLAB_SMALL_CLASSES else HEAP_SLAB_BIG_SIZE
 
 
+SLAB_SPANS = 2  # HEAP_SLAB_SPANS: heap_state.slab_spare's second index
+
+
+def slab_span_index(size_class: int) -> int:
+    """HEAP_SLAB_SPAN_INDEX: 0 for the small span, 1 for the big one."""
+    return 0 if size_class < HEAP_SLAB_SMALL_CLASSES else 1
+
+
 def slab_fall_up(size_class: int) -> int:
     """HEAP_SLAB_FALL_UP: the largest class a request of ``size_class`` may take a slot of,
     the largest whose slots are at most twice as big (stated here by that rule, not by
@@ -374,6 +382,8 @@ class Slab:
     current_of: int  # bit c: heap_state.slab_current[owner][c] is this slab (H9; history)
     next: int
     prev: int
+    spare: int  # 1 while on heap_state.slab_spare (H7: every empty slab is; history otherwise)
+    spare_next: int
     stack: tuple[int, ...]  # meta[0 .. slot_count): the free stack, meta[0 .. stack_height) in use
     requested: tuple[int, ...]  # meta[slot_count ..]: per slot below fresh, HEAP_SLAB_SLOT_FREE if free
 
@@ -462,6 +472,8 @@ class HeapView:
     slab_partial_map: tuple[int, ...] = ()  # per owner: bit c set <=> slab_partial[owner][c] is not empty
     chunk_at: tuple[int, ...] = ()  # [(address >> chunk shift) % len]: a chunk address or HEAP_CHUNK_AT_NONE
     slab_current: tuple[int, ...] = ()  # [owner * classes + class]: the slab IOMalloc takes from, or 0 (H9)
+    slab_spare: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
+    # (owner, span index) -> slabs of heap_state.slab_spare, in list order (H7)
 
     @property
     def slabs(self) -> tuple[Slab, ...]:
@@ -751,6 +763,8 @@ def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int, meta: byt
         current_of=get("current_of"),
         next=get("next"),
         prev=get("prev"),
+        spare=get("spare"),
+        spare_next=get("spare_next"),
         stack=entries[:slot_count],
         requested=entries[slot_count : 2 * slot_count],
     )
@@ -893,6 +907,22 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
         if slab_entries:
             slab_partial[divmod(index, classes)] = tuple(slab_entries)
 
+    slab_spare: dict[tuple[int, int], tuple[int, ...]] = {}
+    for index, cursor in enumerate(s.read_array(blob, "slab_spare")):
+        spare_entries: list[int] = []
+        while cursor:
+            if len(spare_entries) > pages.size // HEAP_SLAB_SIZE or not pages.base <= cursor < pages.end:
+                where = divmod(index, SLAB_SPANS)
+                r.problems.append(f"heap: spare list {where} leaves the heap or loops at {cursor:#x}")
+                break
+            raw = r.maybe(cursor, hs.size, "heap: spare list entry")
+            if raw is None:
+                break
+            spare_entries.append(cursor)
+            cursor = hs.read(raw, "spare_next")
+        if spare_entries:
+            slab_spare[divmod(index, SLAB_SPANS)] = tuple(spare_entries)
+
     chunk_list: list[int] = []
     cursor = s.read(blob, "chunks")
     while cursor:
@@ -941,6 +971,7 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
         slab_partial_map=s.read_array(blob, "slab_partial_map"),
         chunk_at=s.read_array(blob, "chunk_at"),
         slab_current=s.read_array(blob, "slab_current"),
+        slab_spare=slab_spare,
     )
 
 
@@ -1276,6 +1307,7 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
         have = sum(1 << c for c, current in enumerate(row) if current == slab.address)
         if slab.current_of != have:
             yield f"heap: slab {slab.address:#x} current_of {slab.current_of:#x}, current for {have:#x}"
+    yield from _spare_problems(h)
     missing = sorted(set(partial) - listed)
     if missing:
         yield f"heap: slabs with a free slot missing from the partial lists: {[hex(a) for a in missing[:4]]}"
@@ -1284,6 +1316,29 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
         if bits != want:
             yield f"heap: slab_partial_map[{owner}] {bits:#x}, the partial lists say {want:#x}"
     return slots, slot_bytes
+
+
+def _spare_problems(h: HeapView) -> Iterator[str]:
+    """H7: every empty slab is marked spare; the spare lists hold exactly the marked slabs,
+    each once, in the list of its owner and span."""
+    by_address = {slab.address: slab for slab in h.slabs}
+    listed: set[int] = set()
+    for (owner, span), entries in h.slab_spare.items():
+        for entry in entries:
+            slab = by_address.get(entry)
+            if entry in listed:
+                yield f"heap: slab {entry:#x} is on the spare lists twice"
+            listed.add(entry)
+            fits = slab is not None and slab.owner == owner and slab_span_index(slab.size_class) == span
+            if not fits or slab is None or slab.spare != 1:
+                yield f"heap: spare list ({owner},{span}) entry {entry:#x}: no such slab marked spare"
+    for slab in h.slabs:
+        if slab.spare not in (0, 1):
+            yield f"heap: slab {slab.address:#x} spare mark {slab.spare}"
+        elif slab.free_count == slab.slot_count and not slab.spare:
+            yield f"heap: empty slab {slab.address:#x} not marked spare"
+        elif slab.spare and slab.address not in listed:
+            yield f"heap: slab {slab.address:#x} marked spare is on no spare list"
 
 
 def _chunk_at_problems(h: HeapView, chunk_size: int) -> Iterator[str]:

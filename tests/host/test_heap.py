@@ -492,6 +492,102 @@ def test_an_emptied_slab_stays_until_the_heap_settles(arena: Arena) -> None:
     checked_by_both(arena)
 
 
+def _spare_heads(arena: Arena) -> list[tuple[int, int]]:
+    """(address, value) of every heap_state.slab_spare head."""
+    snap = heap_decoder.decode(arena)
+    field = snap.layouts.heap_state["slab_spare"]
+    base = heap_decoder.symbols().heap_state + field.offset
+    return [(base + 8 * i, int.from_bytes(arena.read(base + 8 * i, 8), "little")) for i in range(field.count)]
+
+
+def test_a_big_slab_beside_a_free_block_goes_at_once_and_one_between_used_blocks_stays(
+    arena: Arena,
+) -> None:
+    """H7 for the 64 KiB span: the free that empties a slab beside a free block gives it back
+    (it merges: no hole), one between used blocks stays, on its spare list, until the heap
+    settles."""
+    pointer = arena.malloc(1000)
+    assert arena.free(pointer, 1000) == kIOReturnSuccess  # the pile's free edge: gone at once
+    assert heap_decoder.decode(arena).heap.slabs == ()
+    checked_by_both(arena)
+    low = arena.malloc(1000)  # 64 KiB slabs of two classes, piled against the chunk's end
+    high = arena.malloc(320)  # falls up to 640-byte slots at most: a slab of its own
+    assert {s.size_class for s in heap_decoder.decode(arena).heap.slabs} == {
+        heap_oracle.slab_class(1000),
+        heap_oracle.slab_class(320),
+    }
+    slabs = {s.size_class: s.address for s in heap_decoder.decode(arena).heap.slabs}
+    upper = max(slabs.values())
+    pointer = high if slabs[heap_oracle.slab_class(320)] == upper else low
+    length = 320 if pointer == high else 1000
+    assert arena.free(pointer, length) == kIOReturnSuccess  # the upper one: the sentinel above, a slab below
+    (kept,) = [s for s in heap_decoder.decode(arena).heap.slabs if s.address == upper]
+    assert kept.free_count == kept.slot_count and kept.spare == 1
+    assert heap_decoder.decode(arena).heap.slab_spare == {(0, 1): (upper,)}
+    checked_by_both(arena)
+    other, other_length = (low, 1000) if pointer == high else (high, 320)
+    assert arena.free(other, other_length) == kIOReturnSuccess  # beside the free tail: gone at once
+    assert [s.address for s in heap_decoder.decode(arena).heap.slabs] == [upper]
+    checked_by_both(arena)
+    arena.settle()
+    assert heap_decoder.decode(arena).heap.slabs == ()
+    assert all(value == 0 for _, value in _spare_heads(arena))
+    checked_by_both(arena)
+
+
+def test_a_new_slab_reuses_an_empty_one_of_its_span(arena: Arena) -> None:
+    """A class with no partial slab in its reach takes an empty slab of its span, header
+    written again for its class, before it carves one; a listed slab that was taken from since
+    (not empty) stays listed until it is reused or the heap settles, and is not given back."""
+    pointer = arena.malloc(100)
+    assert arena.free(pointer, 100) == kIOReturnSuccess
+    (empty,) = heap_decoder.decode(arena).heap.slabs
+    assert arena.malloc(100) == pointer  # taken from again: still listed, no longer empty
+    (slab,) = heap_decoder.decode(arena).heap.slabs
+    assert slab.spare == 1 and slab.free_count == slab.slot_count - 1
+    checked_by_both(arena)
+    arena.settle()  # a listed slab that is not empty leaves the list and stays
+    (slab,) = heap_decoder.decode(arena).heap.slabs
+    assert slab.address == empty.address and slab.spare == 0
+    checked_by_both(arena)
+    assert arena.free(pointer, 100) == kIOReturnSuccess
+    blocks_before = heap_decoder.decode(arena).heap.chunks[0].blocks
+    far = arena.malloc(16)  # class 0 falls up to class 1 at most: not to 100 bytes' class
+    (slab,) = heap_decoder.decode(arena).heap.slabs
+    assert slab.address == empty.address and slab.size_class == 0 and slab.spare == 0
+    assert far == slab.slot(0)
+    assert len(heap_decoder.decode(arena).heap.chunks[0].blocks) == len(blocks_before)  # nothing carved
+    checked_by_both(arena)
+    assert arena.free(far, 16) == kIOReturnSuccess
+    arena.settle()
+    assert heap_decoder.decode(arena).heap.slabs == ()
+    checked_by_both(arena)
+
+
+def test_a_damaged_spare_list_is_found_by_both_walks(arena: Arena) -> None:
+    """An empty slab with no spare mark, and a marked slab missing from its list: heap_check
+    and the decoder report both (heap_settle() would miss such a slab)."""
+    pointer = arena.malloc(100)
+    assert arena.free(pointer, 100) == kIOReturnSuccess
+    (slab,) = heap_decoder.decode(arena).heap.slabs
+    layouts = heap_decoder.decode(arena).layouts
+    mark = slab.address + layouts.heap_slab["spare"].offset
+    (head,) = [address for address, value in _spare_heads(arena) if value == slab.address]
+    try:
+        arena.write(mark, bytes(1))
+        assert "spare" in (arena.heap_check().error or "")
+        assert any("not marked spare" in p for p in heap_oracle.problems(heap_decoder.decode(arena)))
+    finally:
+        arena.write(mark, bytes([1]))
+    try:
+        arena.write(head, bytes(8))
+        assert arena.heap_check().error == "slab marked spare missing from the spare lists"
+        assert any("on no spare list" in p for p in heap_oracle.problems(heap_decoder.decode(arena)))
+    finally:
+        arena.write(head, slab.address.to_bytes(8, "little"))
+    checked_by_both(arena)
+
+
 def test_the_heap_settles_before_it_takes_a_chunk(arena: Arena) -> None:
     """An empty current slab is free memory for any request, not only its class's: a block
     that finds no room takes the slab's instead of a new chunk. And a chunk that holds only an

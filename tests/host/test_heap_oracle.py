@@ -96,15 +96,15 @@ def test_layout_geometry_matches_the_c_constants() -> None:
     }
     assert lay.used_states == {0xA110: "caller", 0xA0B1: "object", 0xA1F3: "firmware"}
     # slabs: 28 classes per owner, 16 of 16..256-byte slots in 32 KiB slabs, 12 of 320..1024
-    # in 64 KiB slabs; slots after a 40-byte header and 4 bytes of meta[] per slot (its stack
+    # in 64 KiB slabs; slots after a 48-byte header and 4 bytes of meta[] per slot (its stack
     # entry and requested length), rounded to 16 (the C values: HEAP_SLAB_SLOT_COUNT/FIRST)
     assert lay.slab_classes == heap_oracle.slab_class(heap_oracle.HEAP_SLAB_MAX) + 1 == 28
     sizes = [heap_oracle.slab_slot_size(c) for c in range(lay.slab_classes)]
     assert sizes == [*range(16, 257, 16), *range(320, 1025, 64)]
     assert [heap_oracle.slab_span(c) for c in (0, 15, 16, 27)] == [32768, 32768, 65536, 65536]
-    assert lay.heap_slab["meta"].offset == lay.heap_slab.size == 40
+    assert lay.heap_slab["meta"].offset == lay.heap_slab.size == 48
     assert [lay.slot_count(c) for c in (0, 15, 16, 27)] == [1635, 125, 202, 63]
-    assert [lay.slab_first(c) for c in (0, 15, 16, 27)] == [6592, 544, 848, 304]
+    assert [lay.slab_first(c) for c in (0, 15, 16, 27)] == [6592, 560, 864, 304]
     # fall-up: slots at most twice as big (heap.h HEAP_SLAB_FALL_UP's closed form)
     fall_up = [heap_oracle.slab_fall_up(c) for c in (0, 7, 8, 15, 16, 21, 22, 27)]
     assert fall_up == [1, 15, 15, 19, 21, 27, 27, 27]
