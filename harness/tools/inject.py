@@ -327,6 +327,7 @@ KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
     ),
     "heap-slab-header": lambda g, w: _bump(g, "heap_slab", _slab_of(g, w.slot)[0], "slot_count", 1),
     "heap-slab-partial-link": lambda g, w: _set(g, "heap_slab", _slab_of(g, w.slot)[0], "prev", w.small),
+    "heap-slab-spare-mark": lambda g, w: _set(g, "heap_slab", _slab_of(g, w.slot)[0], "spare", 1),
     "page-order": lambda g, w: Target(
         _page_info(g, _block(g, w.large)),
         _le(_u(g, _page_info(g, _block(g, w.large)), 1) ^ 1, 1),
