@@ -669,23 +669,26 @@ _Static_assert(HEAP_SLAB_CLASSES <= (unsigned)HEAP_SLAB_WINDOW_CLASS_MASK + 1u &
                "a slab_windows byte holds the class and the owner");
 
 /* Class of a request of n bytes, 0 <= n <= HEAP_SLAB_MAX (heap.h: 16-byte
- * steps up to HEAP_SLAB_SMALL_MAX, then HEAP_SLAB_BIG_STEP steps). Class
- * boundaries are multiples of 16, so every length of a granule has the class
- * of the granule's last byte: one table row per granule, no branch. */
+ * steps up to HEAP_SLAB_SMALL_MAX, HEAP_SLAB_BIG_STEP steps up to
+ * HEAP_SLAB_MID_MAX, then HEAP_SLAB_TOP_STEP steps). Class boundaries are
+ * multiples of 16, so every length of a granule has the class of the
+ * granule's last byte: one table row per granule, no branch. */
 #define SLAB_CLASS_OF(n)                                                                                \
-    ((n) == 0u                                 ? 0u                                                     \
-     : (n) - 1u < HEAP_SLAB_SMALL_MAX          ? ((n) - 1u) >> HEAP_ALIGN_SHIFT                         \
-                                               : (((n) - 1u) >> HEAP_SLAB_BIG_STEP_SHIFT) + HEAP_SLAB_SMALL_CLASSES - \
-                                                     HEAP_SLAB_SMALL_MAX / HEAP_SLAB_BIG_STEP)
+    ((n) == 0u                        ? 0u                                                              \
+     : (n) - 1u < HEAP_SLAB_SMALL_MAX ? ((n) - 1u) >> HEAP_ALIGN_SHIFT                                  \
+     : (n) - 1u < HEAP_SLAB_MID_MAX                                                                     \
+         ? (((n) - 1u) >> HEAP_SLAB_BIG_STEP_SHIFT) + HEAP_SLAB_SMALL_CLASSES - HEAP_SLAB_SMALL_MAX / HEAP_SLAB_BIG_STEP \
+         : (((n) - 1u - HEAP_SLAB_MID_MAX) >> HEAP_SLAB_TOP_STEP_SHIFT) + HEAP_SLAB_MID_CLASSES)
 #define CLASS_ROW8(g)                                                                                   \
     SLAB_CLASS_OF(16u * (g)), SLAB_CLASS_OF(16u * ((g) + 1u)), SLAB_CLASS_OF(16u * ((g) + 2u)),        \
         SLAB_CLASS_OF(16u * ((g) + 3u)), SLAB_CLASS_OF(16u * ((g) + 4u)), SLAB_CLASS_OF(16u * ((g) + 5u)), \
         SLAB_CLASS_OF(16u * ((g) + 6u)), SLAB_CLASS_OF(16u * ((g) + 7u))
 static const uint8_t class_of_granules[HEAP_SLAB_MAX / HEAP_ALIGN + 1u] = {
-    CLASS_ROW8(0u),  CLASS_ROW8(8u),  CLASS_ROW8(16u), CLASS_ROW8(24u), CLASS_ROW8(32u),
-    CLASS_ROW8(40u), CLASS_ROW8(48u), CLASS_ROW8(56u), SLAB_CLASS_OF(1024u),
+    CLASS_ROW8(0u),   CLASS_ROW8(8u),   CLASS_ROW8(16u),  CLASS_ROW8(24u),  CLASS_ROW8(32u),  CLASS_ROW8(40u),
+    CLASS_ROW8(48u),  CLASS_ROW8(56u),  CLASS_ROW8(64u),  CLASS_ROW8(72u),  CLASS_ROW8(80u),  CLASS_ROW8(88u),
+    CLASS_ROW8(96u),  CLASS_ROW8(104u), CLASS_ROW8(112u), CLASS_ROW8(120u), SLAB_CLASS_OF(2048u),
 };
-_Static_assert(HEAP_SLAB_MAX == 1024u && SLAB_CLASS_OF(HEAP_SLAB_MAX) == HEAP_SLAB_CLASSES - 1u,
+_Static_assert(HEAP_SLAB_MAX == 2048u && SLAB_CLASS_OF(HEAP_SLAB_MAX) == HEAP_SLAB_CLASSES - 1u,
                "class_of_granules has a row per granule up to HEAP_SLAB_MAX");
 
 static inline unsigned slab_class(size_t length)
@@ -701,15 +704,15 @@ static inline uint32_t class_span(unsigned size_class) { return HEAP_SLAB_SPAN(s
 /* Slots of a slab of class c: what fits between its header and the next block's. */
 
 /* Slot index without a division (a 32-bit divide is the slowest instruction of
- * IOFree's path): granules * ceil(2^26 / units) >> 26, where units = the slot
- * size in granules (at most 64), is exactly granules / units for every granule
+ * IOFree's path): granules * ceil(2^27 / units) >> 27, where units = the slot
+ * size in granules (at most 128), is exactly granules / units for every granule
  * offset of a slab (below HEAP_SLAB_BIG_SIZE / 16 = 4096): the rounding error is
- * below granules * units / 2^26 <= 2^12 * 2^6 / 2^26 < 1 / 2^6 <= 1 / units
+ * below granules * units / 2^27 <= 2^12 * 2^7 / 2^27 = 1 / 2^8 < 1 / units
  * (test_every_slot_of_a_full_slab_is_found_and_freed, tests/host/test_heap.py). */
-#define SLOT_RECIPROCAL_SHIFT 26u
+#define SLOT_RECIPROCAL_SHIFT 27u
 #define SLOT_RECIPROCAL(c) \
     ((uint32_t)(((UINT32_C(1) << SLOT_RECIPROCAL_SHIFT) + HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN - 1u) / (HEAP_SLAB_SLOT_SIZE(c) / HEAP_ALIGN)))
-_Static_assert(HEAP_SLAB_MAX / HEAP_ALIGN <= 64u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 4096u, "SLOT_RECIPROCAL is exact");
+_Static_assert(HEAP_SLAB_MAX / HEAP_ALIGN <= 128u && HEAP_SLAB_BIG_SIZE / HEAP_ALIGN <= 4096u, "SLOT_RECIPROCAL is exact");
 _Static_assert((uint64_t)HEAP_SLAB_BIG_SIZE + HEAP_SLAB_BIG_SIZE < UINT32_MAX,
                "resolve_slot: an offset below the first slot wraps past every slot's (all within a span)");
 
@@ -738,9 +741,9 @@ static const struct slab_row {
     SLAB_ROW(7u),  SLAB_ROW(8u),  SLAB_ROW(9u),  SLAB_ROW(10u), SLAB_ROW(11u), SLAB_ROW(12u), SLAB_ROW(13u),
     SLAB_ROW(14u), SLAB_ROW(15u), SLAB_ROW(16u), SLAB_ROW(17u), SLAB_ROW(18u), SLAB_ROW(19u), SLAB_ROW(20u),
     SLAB_ROW(21u), SLAB_ROW(22u), SLAB_ROW(23u), SLAB_ROW(24u), SLAB_ROW(25u), SLAB_ROW(26u), SLAB_ROW(27u),
-    SLAB_ROW_NONE, SLAB_ROW_NONE, SLAB_ROW_NONE, SLAB_ROW_NONE,
+    SLAB_ROW(28u), SLAB_ROW(29u), SLAB_ROW_NONE, SLAB_ROW_NONE,
 };
-_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_WINDOW_CLASS_MASK + 1 == 32,
+_Static_assert(HEAP_SLAB_CLASSES == 30u && HEAP_SLAB_WINDOW_CLASS_MASK + 1 == 32,
                "slab_rows has a row per class and SLAB_ROW_NONE for the other class values");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap_slab, size_class) == 4u &&
                    offsetof(struct heap_slab, owner) == 5u && offsetof(struct heap_slab, slot_size) == 6u,
@@ -778,9 +781,9 @@ static const uint64_t slab_check_rows[HEAP_SLAB_CLASSES][2] = {
     SLAB_CHECK_ROW(10u), SLAB_CHECK_ROW(11u), SLAB_CHECK_ROW(12u), SLAB_CHECK_ROW(13u), SLAB_CHECK_ROW(14u),
     SLAB_CHECK_ROW(15u), SLAB_CHECK_ROW(16u), SLAB_CHECK_ROW(17u), SLAB_CHECK_ROW(18u), SLAB_CHECK_ROW(19u),
     SLAB_CHECK_ROW(20u), SLAB_CHECK_ROW(21u), SLAB_CHECK_ROW(22u), SLAB_CHECK_ROW(23u), SLAB_CHECK_ROW(24u),
-    SLAB_CHECK_ROW(25u), SLAB_CHECK_ROW(26u), SLAB_CHECK_ROW(27u),
+    SLAB_CHECK_ROW(25u), SLAB_CHECK_ROW(26u), SLAB_CHECK_ROW(27u), SLAB_CHECK_ROW(28u), SLAB_CHECK_ROW(29u),
 };
-_Static_assert(HEAP_SLAB_CLASSES == 28u, "slab_check_rows has a row per class");
+_Static_assert(HEAP_SLAB_CLASSES == 30u, "slab_check_rows has a row per class");
 
 static inline bool slab_intact(const struct heap_slab *slab)
 {
@@ -1035,7 +1038,7 @@ static __attribute__((noinline)) void slab_went_empty(struct heap_slab *slab)
         return;
     }
     struct heap_block *block = slab_block(slab);
-    if (HEAP_SLAB_SPAN_INDEX(slab->size_class) == HEAP_SLAB_SPAN_INDEX(HEAP_SLAB_CLASSES - 1u) &&
+    if (HEAP_SLAB_SPAN(slab->size_class) == HEAP_SLAB_BIG_SIZE &&
         ((block->prev_size != 0 && block_prev(block)->state == HEAP_BLOCK_FREE) ||
          block_next(block)->state == HEAP_BLOCK_FREE)) {
         slab_release(slab);
@@ -1109,9 +1112,9 @@ static const uint32_t fall_up_mask[HEAP_SLAB_CLASSES] = {
     FALL_UP_MASK(6u),  FALL_UP_MASK(7u),  FALL_UP_MASK(8u),  FALL_UP_MASK(9u),  FALL_UP_MASK(10u), FALL_UP_MASK(11u),
     FALL_UP_MASK(12u), FALL_UP_MASK(13u), FALL_UP_MASK(14u), FALL_UP_MASK(15u), FALL_UP_MASK(16u), FALL_UP_MASK(17u),
     FALL_UP_MASK(18u), FALL_UP_MASK(19u), FALL_UP_MASK(20u), FALL_UP_MASK(21u), FALL_UP_MASK(22u), FALL_UP_MASK(23u),
-    FALL_UP_MASK(24u), FALL_UP_MASK(25u), FALL_UP_MASK(26u), FALL_UP_MASK(27u),
+    FALL_UP_MASK(24u), FALL_UP_MASK(25u), FALL_UP_MASK(26u), FALL_UP_MASK(27u), FALL_UP_MASK(28u), FALL_UP_MASK(29u),
 };
-_Static_assert(HEAP_SLAB_CLASSES == 28u && HEAP_SLAB_CLASSES <= 32u, "fall_up_mask has a row per class; the map is 32-bit");
+_Static_assert(HEAP_SLAB_CLASSES == 30u && HEAP_SLAB_CLASSES <= 32u, "fall_up_mask has a row per class; the map is 32-bit");
 
 /* The partial slab a request of `size_class` takes: the first of its class,
  * else of the smallest class up to HEAP_SLAB_FALL_UP that has one: one bit

@@ -143,27 +143,39 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 /* Requests of 0..HEAP_SLAB_MAX bytes are served from slabs. Classes 0..15
  * (HEAP_SLAB_SMALL_CLASSES) have slots of 16, 32, ..., HEAP_SLAB_SMALL_MAX bytes
  * (16 apart) in slabs of HEAP_SLAB_SMALL_SPAN; classes 16..27 have slots of 320,
- * 384, ..., HEAP_SLAB_MAX bytes (HEAP_SLAB_BIG_STEP apart) in slabs of
- * HEAP_SLAB_BIG_SIZE. A request of class c takes a slot of class c, or when no
- * slab of class c has a free slot, of the smallest class up to
+ * 384, ..., HEAP_SLAB_MID_MAX bytes (HEAP_SLAB_BIG_STEP apart) in slabs of
+ * HEAP_SLAB_BIG_SIZE, and classes 28 and 29 of 1536 and HEAP_SLAB_MAX bytes
+ * (HEAP_SLAB_TOP_STEP apart) in slabs of HEAP_SLAB_SMALL_SPAN. A request of class c takes a slot of class c,
+ * or when no slab of class c has a free slot, of the smallest class up to
  * HEAP_SLAB_FALL_UP(c) that has one: the largest class whose slots are at most
  * twice class c's (fewer slabs made and emptied when a class comes and goes). */
-#define HEAP_SLAB_MAX 1024u
+#define HEAP_SLAB_MAX 2048u
 #define HEAP_SLAB_SMALL_MAX 256u
 #define HEAP_SLAB_SMALL_CLASSES (HEAP_SLAB_SMALL_MAX / HEAP_ALIGN)
 #define HEAP_SLAB_BIG_STEP_SHIFT 6u
 #define HEAP_SLAB_BIG_STEP (1u << HEAP_SLAB_BIG_STEP_SHIFT)
-#define HEAP_SLAB_CLASSES (HEAP_SLAB_SMALL_CLASSES + (HEAP_SLAB_MAX - HEAP_SLAB_SMALL_MAX) / HEAP_SLAB_BIG_STEP)
+#define HEAP_SLAB_MID_MAX 1024u
+#define HEAP_SLAB_MID_CLASSES (HEAP_SLAB_SMALL_CLASSES + (HEAP_SLAB_MID_MAX - HEAP_SLAB_SMALL_MAX) / HEAP_SLAB_BIG_STEP)
+#define HEAP_SLAB_TOP_STEP_SHIFT 9u
+#define HEAP_SLAB_TOP_STEP (1u << HEAP_SLAB_TOP_STEP_SHIFT)
+#define HEAP_SLAB_CLASSES (HEAP_SLAB_MID_CLASSES + (HEAP_SLAB_MAX - HEAP_SLAB_MID_MAX) / HEAP_SLAB_TOP_STEP)
 /* Slot size of class c (c < HEAP_SLAB_CLASSES). The big formula gives
- * HEAP_SLAB_SMALL_MAX at c = HEAP_SLAB_SMALL_CLASSES - 1, so the sizes rise
- * without a gap: 16 .. 256 by 16, then 320 .. 1024 by 64. */
+ * HEAP_SLAB_SMALL_MAX at c = HEAP_SLAB_SMALL_CLASSES - 1, and the top one
+ * HEAP_SLAB_MID_MAX at c = HEAP_SLAB_MID_CLASSES - 1, so the sizes rise without
+ * a gap: 16 .. 256 by 16, 320 .. 1024 by 64, then 1536 and 2048. */
 #define HEAP_SLAB_BIG_BASE (HEAP_SLAB_SMALL_CLASSES - 1u - HEAP_SLAB_SMALL_MAX / HEAP_SLAB_BIG_STEP)
+#define HEAP_SLAB_TOP_BASE (HEAP_SLAB_MID_CLASSES - 1u)
 #define HEAP_SLAB_SLOT_SIZE(c)                                                                          \
-    ((c) < HEAP_SLAB_SMALL_CLASSES ? ((c) + 1u) * HEAP_ALIGN : ((c) - HEAP_SLAB_BIG_BASE) * HEAP_SLAB_BIG_STEP)
+    ((c) < HEAP_SLAB_SMALL_CLASSES ? ((c) + 1u) * HEAP_ALIGN                                            \
+     : (c) < HEAP_SLAB_MID_CLASSES ? ((c) - HEAP_SLAB_BIG_BASE) * HEAP_SLAB_BIG_STEP                   \
+                                   : HEAP_SLAB_MID_MAX + ((c) - HEAP_SLAB_TOP_BASE) * HEAP_SLAB_TOP_STEP)
+/* The largest class whose slots are at most n bytes (16 <= n <= HEAP_SLAB_MAX). */
+#define HEAP_SLAB_FLOOR_CLASS(n)                                                                        \
+    ((n) <= HEAP_SLAB_SMALL_MAX ? (n) / HEAP_ALIGN - 1u                                                 \
+     : (n) <= HEAP_SLAB_MID_MAX ? HEAP_SLAB_BIG_BASE + (n) / HEAP_SLAB_BIG_STEP                         \
+                                : HEAP_SLAB_TOP_BASE + ((n) - HEAP_SLAB_MID_MAX) / HEAP_SLAB_TOP_STEP)
 #define HEAP_SLAB_FALL_UP(c)                                                                            \
-    ((c) < HEAP_SLAB_SMALL_CLASSES / 2u ? 2u * (c) + 1u                                                 \
-     : (c) < HEAP_SLAB_SMALL_CLASSES    ? HEAP_SLAB_BIG_BASE + ((c) + 1u) / 2u                          \
-                                        : 2u * (c) - HEAP_SLAB_BIG_BASE)
+    HEAP_SLAB_FLOOR_CLASS(2u * HEAP_SLAB_SLOT_SIZE(c) < HEAP_SLAB_MAX ? 2u * HEAP_SLAB_SLOT_SIZE(c) : HEAP_SLAB_MAX)
 /* Slab spans: the small classes' slabs are HEAP_SLAB_SMALL_SPAN (32 KiB), the big
  * classes' HEAP_SLAB_BIG_SIZE (64 KiB); each aligned to its span inside the chunk.
  * Spans this big keep a class's live slots in one or two slabs on the benchmark's
@@ -175,10 +187,10 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 #define HEAP_SLAB_SMALL_SPAN (UINT32_C(1) << HEAP_SLAB_SMALL_SHIFT)
 #define HEAP_SLAB_BIG_SHIFT 16u
 #define HEAP_SLAB_BIG_SIZE (UINT32_C(1) << HEAP_SLAB_BIG_SHIFT)
-#define HEAP_SLAB_SPAN(c) ((c) < HEAP_SLAB_SMALL_CLASSES ? HEAP_SLAB_SMALL_SPAN : HEAP_SLAB_BIG_SIZE)
+#define HEAP_SLAB_SPAN(c) (HEAP_SLAB_SPAN_INDEX(c) == 0u ? HEAP_SLAB_SMALL_SPAN : HEAP_SLAB_BIG_SIZE)
 /* The two spans, numbered: heap_state.slab_spare's second index. */
 #define HEAP_SLAB_SPANS 2u
-#define HEAP_SLAB_SPAN_INDEX(c) ((c) < HEAP_SLAB_SMALL_CLASSES ? 0u : 1u)
+#define HEAP_SLAB_SPAN_INDEX(c) ((c) < HEAP_SLAB_SMALL_CLASSES || (c) >= HEAP_SLAB_MID_CLASSES ? 0u : 1u)
 #define HEAP_CHUNK_WINDOWS (HEAP_CHUNK_SIZE / HEAP_SLAB_SIZE)
 /* "SLAB" as it reads in a little-endian memory dump. */
 #define HEAP_SLAB_MAGIC UINT32_C(0x42414c53)

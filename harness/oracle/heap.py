@@ -57,10 +57,13 @@ HEAP_SLAB_SMALL_SPAN = 32768  # a small-class slab's block (HEAP_SLAB_SMALL_SHIF
 HEAP_SLAB_BIG_SIZE = 65536  # a big-class slab's (HEAP_SLAB_BIG_SHIFT 16)
 HEAP_SLAB_SLOT_FREE = 0xFFFF  # requested[] of a free slot
 HEAP_CHUNK_AT_NONE = 1  # a heap_state.chunk_at entry naming no chunk (no chunk address is odd)
-HEAP_SLAB_MAX = 1024  # requests of 0..1024 bytes go to slabs
+HEAP_SLAB_MAX = 2048  # requests of 0..2048 bytes go to slabs
 HEAP_SLAB_SMALL_MAX = 256  # classes 0..15: slots of (c + 1) * 16 bytes in HEAP_SLAB_SMALL_SPAN slabs
 HEAP_SLAB_SMALL_CLASSES = HEAP_SLAB_SMALL_MAX // HEAP_ALIGN
 HEAP_SLAB_BIG_STEP = 64  # classes 16..27: slots of 320..1024 bytes, 64 apart, in HEAP_SLAB_BIG_SIZE slabs
+HEAP_SLAB_MID_MAX = 1024  # the last class of the big span
+HEAP_SLAB_MID_CLASSES = HEAP_SLAB_SMALL_CLASSES + (HEAP_SLAB_MID_MAX - HEAP_SLAB_SMALL_MAX) // 64
+HEAP_SLAB_TOP_STEP = 512  # classes 28, 29: slots of 1536 and 2048 bytes, in HEAP_SLAB_SMALL_SPAN slabs
 # enum heap_owner names -> the owner words used here (the values come from DWARF)
 OWNER_NAMES = {
     "HEAP_OWNER_CALLER": "caller",
@@ -113,27 +116,33 @@ def slab_class(requested: int) -> int:
     """The slab class of a request of 0..HEAP_SLAB_MAX bytes (its slots: slab_slot_size)."""
     if requested <= HEAP_SLAB_SMALL_MAX:
         return 0 if requested == 0 else (requested - 1) // HEAP_ALIGN
-    return HEAP_SLAB_SMALL_CLASSES + (requested - HEAP_SLAB_SMALL_MAX - 1) // HEAP_SLAB_BIG_STEP
+    if requested <= HEAP_SLAB_MID_MAX:
+        return HEAP_SLAB_SMALL_CLASSES + (requested - HEAP_SLAB_SMALL_MAX - 1) // HEAP_SLAB_BIG_STEP
+    return HEAP_SLAB_MID_CLASSES + (requested - HEAP_SLAB_MID_MAX - 1) // HEAP_SLAB_TOP_STEP
 
 
 def slab_slot_size(size_class: int) -> int:
-    """HEAP_SLAB_SLOT_SIZE: 16, 32, ..., 256 bytes, then 320, 384, ..., 1024."""
+    """HEAP_SLAB_SLOT_SIZE: 16, 32, ..., 256 bytes, then 320, 384, ..., 1024, then 1536 and
+    2048."""
     if size_class < HEAP_SLAB_SMALL_CLASSES:
         return (size_class + 1) * HEAP_ALIGN
-    return HEAP_SLAB_SMALL_MAX + (size_class - HEAP_SLAB_SMALL_CLASSES + 1) * HEAP_SLAB_BIG_STEP
+    if size_class < HEAP_SLAB_MID_CLASSES:
+        return HEAP_SLAB_SMALL_MAX + (size_class - HEAP_SLAB_SMALL_CLASSES + 1) * HEAP_SLAB_BIG_STEP
+    return HEAP_SLAB_MID_MAX + (size_class - HEAP_SLAB_MID_CLASSES + 1) * HEAP_SLAB_TOP_STEP
 
 
 def slab_span(size_class: int) -> int:
     """HEAP_SLAB_SPAN: the bytes of a slab of ``size_class`` (its block), and its alignment."""
-    return HEAP_SLAB_SMALL_SPAN if size_class < HEAP_SLAB_SMALL_CLASSES else HEAP_SLAB_BIG_SIZE
+    return HEAP_SLAB_BIG_SIZE if slab_span_index(size_class) else HEAP_SLAB_SMALL_SPAN
 
 
 SLAB_SPANS = 2  # HEAP_SLAB_SPANS: heap_state.slab_spare's second index
 
 
 def slab_span_index(size_class: int) -> int:
-    """HEAP_SLAB_SPAN_INDEX: 0 for the small span, 1 for the big one."""
-    return 0 if size_class < HEAP_SLAB_SMALL_CLASSES else 1
+    """HEAP_SLAB_SPAN_INDEX: 0 for the small span (classes up to 256 bytes, and above
+    HEAP_SLAB_MID_MAX), 1 for the big one."""
+    return 0 if size_class < HEAP_SLAB_SMALL_CLASSES or size_class >= HEAP_SLAB_MID_CLASSES else 1
 
 
 def slab_fall_up(size_class: int) -> int:

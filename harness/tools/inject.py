@@ -76,10 +76,10 @@ class Outcome:
 
 def workload(guest: Guest) -> Workload:
     page = guest.profile.granule
-    small = guest.alloc(0x540)  # past the slabs (HEAP_SLAB_MAX): a block with a header
-    freed = guest.alloc(0x580)
-    guest.alloc(0x520)  # keeps `freed` from merging into the chunk's tail
-    guest.free(freed, 0x580)
+    small = guest.alloc(0x940)  # past the slabs (HEAP_SLAB_MAX): a block with a header
+    freed = guest.alloc(0x980)
+    guest.alloc(0x920)  # keeps `freed` from merging into the chunk's tail
+    guest.free(freed, 0x980)
     slot = guest.alloc(0x40)
     large = guest.alloc(0x40000)
     handle = guest.obj_new("IOMemTestObject").number("obj")

@@ -436,12 +436,13 @@ def _slab_class_of(arena: Arena, pointer: int) -> int:
 
 
 def _fill_home_chunk(arena: Arena) -> list[tuple[int, int]]:
-    """Blocks that leave the home chunk no free block of 2 KiB or more (halving requests that
-    still fit it; one that would take pages or another chunk is freed again)."""
+    """Blocks that leave the home chunk no free block of 4 KiB or more (halving requests that
+    still fit it, down to the smallest above the slabs; one that would take pages or another
+    chunk is freed again)."""
     home = heap_decoder.decode(arena).heap.home_chunk
     held: list[tuple[int, int]] = []
     size = HEAP_CHUNK_SIZE // 2
-    while size >= 2048:
+    while size > HEAP_SLAB_MAX:
         pointer = arena.malloc(size)
         assert pointer
         if home <= pointer < home + HEAP_CHUNK_SIZE:
@@ -679,18 +680,18 @@ def test_a_request_falls_up_to_twice_its_slot_size_and_no_further(arena: Arena, 
 
 
 def test_a_damaged_header_is_reported_not_followed(arena: Arena) -> None:
-    pointer = arena.malloc(1400)  # past the slabs: a block with a header
+    pointer = arena.malloc(2400)  # past the slabs: a block with a header
     header = HeapBlock.from_address(pointer - HEAP_BLOCK_HEADER_SIZE)
-    header.requested = 1401  # as an overflow from the block below would
-    assert arena.free(pointer, 1401) == kIOReturnBadArgument
-    assert arena.free(pointer, 1400) == kIOReturnBadArgument
+    header.requested = 2401  # as an overflow from the block below would
+    assert arena.free(pointer, 2401) == kIOReturnBadArgument
+    assert arena.free(pointer, 2400) == kIOReturnBadArgument
     result = arena.heap_check()
     assert not result.ok
     assert result.error == "block header checksum mismatch"
     assert result.where == pointer - HEAP_BLOCK_HEADER_SIZE
-    header.requested = 1400
+    header.requested = 2400
     arena.check_all()
-    assert arena.free(pointer, 1400) == kIOReturnSuccess
+    assert arena.free(pointer, 2400) == kIOReturnSuccess
 
 
 def test_a_damaged_slab_header_is_reported_not_followed(arena: Arena) -> None:
@@ -963,20 +964,20 @@ def test_a_remainder_that_stays_in_its_list_takes_the_heads_place_with_its_links
     (without the back link's update, heap_check and the decoder named the next block's back
     link). Below 64 KiB the lists are at most 1 KiB wide and no remainder stays."""
     size = 131 * 1024 - HEAP_BLOCK_HEADER_SIZE
-    low, first_gap, high, second_gap = (arena.malloc(n) for n in (size, 2000, size, 2000))
+    low, first_gap, high, second_gap = (arena.malloc(n) for n in (size, 3000, size, 3000))
     assert arena.free(low, size) == kIOReturnSuccess
     assert arena.free(high, size) == kIOReturnSuccess
     lay = heap_decoder.layouts()
     lists = heap_decoder.decode(arena).heap.free_lists
     key = lay.mapping_insert(size + HEAP_BLOCK_HEADER_SIZE)
     assert [entry for entry, _ in lists[key]] == [high - HEAP_BLOCK_HEADER_SIZE, low - HEAP_BLOCK_HEADER_SIZE]
-    small = arena.malloc(1025)  # above the slabs: a TLSF block of 1,056 bytes, cut from the head
+    small = arena.malloc(2049)  # above the slabs: a TLSF block of 2,080 bytes, cut from the head
     assert small == high
-    remainder = high - HEAP_BLOCK_HEADER_SIZE + 1056
+    remainder = high - HEAP_BLOCK_HEADER_SIZE + 2080
     lists = heap_decoder.decode(arena).heap.free_lists
     assert lists[key] == ((remainder, 0), (low - HEAP_BLOCK_HEADER_SIZE, remainder))
     checked_by_both(arena)
-    for pointer, n in ((small, 1025), (first_gap, 2000), (second_gap, 2000)):
+    for pointer, n in ((small, 2049), (first_gap, 3000), (second_gap, 3000)):
         assert arena.free(pointer, n) == kIOReturnSuccess
     checked_by_both(arena)
 
@@ -1072,7 +1073,7 @@ def test_a_wrong_window_byte_of_a_full_slab_is_reported(arena: Arena) -> None:
     """A full 64 KiB slab is on no partial list, so only the slab walk can see its windows:
     the byte of its last window naming another owner is reported at the slab, by check and
     by the decoder (heap.mutant.8960 skipped the per-window loop and went unnoticed)."""
-    size = HEAP_SLAB_MAX
+    size = 1024  # the largest class of the 64 KiB span
     count = heap_decoder.layouts().slot_count(heap_oracle.slab_class(size))
     pointers = [arena.malloc(size) for _ in range(count)]
     slab = heap_decoder.decode(arena).heap.slabs[0]
@@ -1309,21 +1310,21 @@ def test_a_block_merged_into_a_free_neighbour_is_reused_first(arena: Arena) -> N
     """A freed block merged into the free block below it is the head of its list afterwards,
     as any freed block is (last freed, first reused), even when the merged block stays in the
     list it was in and was not its head (block_release keeps the links only of a head)."""
-    big = 65536 - HEAP_BLOCK_HEADER_SIZE  # a 64 KiB block: its list spans 64-66 KiB
+    big = 131072 - HEAP_BLOCK_HEADER_SIZE  # a 128 KiB block: its list spans 128-132 KiB
     p = arena.malloc(big)
-    x = arena.malloc(1040)  # a 1056-byte block right above p
-    keep = [arena.malloc(2000)]
+    x = arena.malloc(2064)  # a 2,080-byte block right above p (past the slabs)
+    keep = [arena.malloc(3000)]
     q = arena.malloc(big)
-    keep.append(arena.malloc(2000))
+    keep.append(arena.malloc(3000))
     assert p < x < keep[0] < q < keep[1]
     assert arena.free(p, big) == kIOReturnSuccess
     assert arena.free(q, big) == kIOReturnSuccess  # q heads the list, p behind it
-    assert arena.free(x, 1040) == kIOReturnSuccess  # merges into p: same list, to its head
+    assert arena.free(x, 2064) == kIOReturnSuccess  # merges into p: same list, to its head
     arena.check_all()
     assert arena.malloc(big) == p
     assert arena.free(p, big) == kIOReturnSuccess
     for pointer in keep:
-        assert arena.free(pointer, 2000) == kIOReturnSuccess
+        assert arena.free(pointer, 3000) == kIOReturnSuccess
     arena.check_all()
 
 

@@ -95,19 +95,21 @@ def test_layout_geometry_matches_the_c_constants() -> None:
         "HEAP_BLOCK_SLAB": 0x5AB0,
     }
     assert lay.used_states == {0xA110: "caller", 0xA0B1: "object", 0xA1F3: "firmware"}
-    # slabs: 28 classes per owner, 16 of 16..256-byte slots in 32 KiB slabs, 12 of 320..1024
-    # in 64 KiB slabs; slots after a 48-byte header and 4 bytes of meta[] per slot (its stack
-    # entry and requested length), rounded to 16 (the C values: HEAP_SLAB_SLOT_COUNT/FIRST)
-    assert lay.slab_classes == heap_oracle.slab_class(heap_oracle.HEAP_SLAB_MAX) + 1 == 28
+    # slabs: 30 classes per owner, 16 of 16..256-byte slots in 32 KiB slabs, 12 of 320..1024
+    # in 64 KiB slabs, 2 of 1536 and 2048 in 32 KiB slabs; slots after a 48-byte header and 4
+    # bytes of meta[] per slot (its stack entry and requested length), rounded to 16 (the C
+    # values: HEAP_SLAB_SLOT_COUNT/FIRST)
+    assert lay.slab_classes == heap_oracle.slab_class(heap_oracle.HEAP_SLAB_MAX) + 1 == 30
     sizes = [heap_oracle.slab_slot_size(c) for c in range(lay.slab_classes)]
-    assert sizes == [*range(16, 257, 16), *range(320, 1025, 64)]
-    assert [heap_oracle.slab_span(c) for c in (0, 15, 16, 27)] == [32768, 32768, 65536, 65536]
+    assert sizes == [*range(16, 257, 16), *range(320, 1025, 64), 1536, 2048]
+    spans = [heap_oracle.slab_span(c) for c in (0, 15, 16, 27, 28, 29)]
+    assert spans == [32768, 32768, 65536, 65536, 32768, 32768]
     assert lay.heap_slab["meta"].offset == lay.heap_slab.size == 48
-    assert [lay.slot_count(c) for c in (0, 15, 16, 27)] == [1635, 125, 202, 63]
-    assert [lay.slab_first(c) for c in (0, 15, 16, 27)] == [6592, 560, 864, 304]
+    assert [lay.slot_count(c) for c in (0, 15, 16, 27, 28, 29)] == [1635, 125, 202, 63, 21, 15]
+    assert [lay.slab_first(c) for c in (0, 15, 16, 27, 28, 29)] == [6592, 560, 864, 304, 144, 112]
     # fall-up: slots at most twice as big (heap.h HEAP_SLAB_FALL_UP's closed form)
-    fall_up = [heap_oracle.slab_fall_up(c) for c in (0, 7, 8, 15, 16, 21, 22, 27)]
-    assert fall_up == [1, 15, 15, 19, 21, 27, 27, 27]
+    fall_up = [heap_oracle.slab_fall_up(c) for c in (0, 7, 8, 15, 16, 21, 23, 24, 27, 28, 29)]
+    assert fall_up == [1, 15, 15, 19, 21, 27, 28, 28, 29, 29, 29]
     assert lay.owner_names == {0: "caller", 1: "object", 2: "firmware"}
 
 

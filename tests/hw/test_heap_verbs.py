@@ -577,11 +577,11 @@ def test_long_random_churn_against_the_model(guest: Guest, profile: Profile) -> 
 
 
 def test_a_damaged_header_is_reported_by_check_and_by_the_decoder(guest: Guest) -> None:
-    va = guest.alloc(1100)  # past the slabs (HEAP_SLAB_MAX): a block with a header
-    guest.alloc(1100)
+    va = guest.alloc(2100)  # past the slabs (HEAP_SLAB_MAX): a block with a header
+    guest.alloc(2100)
     header = PhysAddr(va - 16)
     saved = guest.ram.read(header, 16)
-    guest.ram.write(PhysAddr(va - 16 + 8), (1101).to_bytes(4, "little"))  # requested: 1100 -> 1101
+    guest.ram.write(PhysAddr(va - 16 + 8), (2101).to_bytes(4, "little"))  # requested: 2100 -> 2101
     reply = guest.err("check", "kIOReturnInternalError")
     assert reply.value("allocator") == "heap" and reply.number("at") == va - 16
     assert "checksum" in reply.text
@@ -589,12 +589,12 @@ def test_a_damaged_header_is_reported_by_check_and_by_the_decoder(guest: Guest) 
     assert any(f"{va - 16:#x}" in p and "checksum" in p for p in found), found
     ledger.checked("check", "err.allocator", "heap-decoder")  # the decoder finds it in the heap too
     ledger.checked("check", "err.at", "heap-decoder")  # ... at that header
-    guest.err(f"free {va:#x} 1101", "kIOReturnBadArgument")  # a damaged header is not followed
-    guest.err(f"free {va:#x} 1100", "kIOReturnBadArgument")
+    guest.err(f"free {va:#x} 2101", "kIOReturnBadArgument")  # a damaged header is not followed
+    guest.err(f"free {va:#x} 2100", "kIOReturnBadArgument")
     guest.ram.write(header, saved)
     guest.check()
     guest.heap_verify()
-    guest.free(va, 1100)
+    guest.free(va, 2100)
 
 
 def test_a_damaged_slab_is_reported_by_check_and_by_the_decoder(guest: Guest) -> None:
