@@ -204,20 +204,16 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
  * while the slab lives and are checksummed (with the address); magic to first
  * are the first 12 bytes, which IOFree compares as two words.
  *
- * Slots [fresh, slot_count) have never been handed out: they are free, and
- * neither the stack nor requested[] says anything about them (a new slab
- * writes nothing but its header). The other free slots are on the stack.
  * meta[] has 2 x slot_count entries (the slots start past it, at `first`):
- *   meta[0 .. slot_count)       the free stack: its height is
- *                               free_count - (slot_count - fresh); meta[0 .. height)
- *                               are the free slots below fresh, each once, the
- *                               one IOMalloc takes next on top; the entries
- *                               above are stale;
- *   meta[slot_count + i]        for i < fresh: slot i's requested length while
- *                               it is live, HEAP_SLAB_SLOT_FREE while it is free.
- * A free pushes its slot; an allocation pops one, or takes slot `fresh` when
- * the stack is empty: no scan, and the slot freed last is the one handed out
- * next.
+ *   meta[0 .. slot_count)       the free stack: meta[0 .. free_count) are the
+ *                               free slots, each once, the one IOMalloc takes
+ *                               next on top; the entries above are stale;
+ *   meta[slot_count + i]        slot i's requested length while it is live,
+ *                               HEAP_SLAB_SLOT_FREE while it is free.
+ * A slab is made (or made again of an empty one) with both written whole:
+ * slot 0 taken, the others on the stack in order (slot 1 on top). A free
+ * pushes its slot; an allocation pops one: no scan, and the slot freed last
+ * is the one handed out next.
  */
 struct heap_slab {
     uint32_t magic;      /* HEAP_SLAB_MAGIC */
@@ -227,8 +223,7 @@ struct heap_slab {
     uint16_t slot_count; /* HEAP_SLAB_SLOT_COUNT(size_class) */
     uint16_t first;      /* offset of slot 0 from the slab: HEAP_SLAB_FIRST(size_class) */
     uint16_t check;      /* checksum of magic .. first and the address */
-    uint16_t free_count; /* free slots: the stack's height plus slot_count - fresh */
-    uint16_t fresh;      /* slots at and above this index have never been handed out */
+    uint16_t free_count; /* free slots: the stack's height */
     uint8_t spare;       /* 1 while on heap_state.slab_spare (heap.c H7), else 0 */
     uint32_t current_of; /* bit c: heap_state.slab_current[owner][c] is this slab (heap.c H9) */
     struct heap_slab *next; /* heap_state.slab_partial list, while free_count != 0 */

@@ -386,30 +386,29 @@ class Slab:
     slot_size: int
     slot_count: int
     first: int
-    free_count: int
-    fresh: int  # slots at and above this index were never handed out (free, not on the stack)
+    free_count: int  # the free slots, and the free stack's height
     current_of: int  # bit c: heap_state.slab_current[owner][c] is this slab (H9; history)
     next: int
     prev: int
     spare: int  # 1 while on heap_state.slab_spare (H7: every empty slab is; history otherwise)
     spare_next: int
     stack: tuple[int, ...]  # meta[0 .. slot_count): the free stack, meta[0 .. stack_height) in use
-    requested: tuple[int, ...]  # meta[slot_count ..]: per slot below fresh, HEAP_SLAB_SLOT_FREE if free
+    requested: tuple[int, ...]  # meta[slot_count ..]: per slot, HEAP_SLAB_SLOT_FREE if free
 
     @property
     def stack_height(self) -> int:
-        """The free stack's height: the free slots less the untouched ones."""
-        return self.free_count - (self.slot_count - self.fresh)
+        """The free stack's height: the free slots."""
+        return self.free_count
 
     @cached_property
     def _used(self) -> tuple[int, ...]:
-        """The live slots: below fresh, with a length in requested[] (computed once)."""
-        touched = min(self.fresh, self.slot_count, len(self.requested))
+        """The live slots: those with a length in requested[] (computed once)."""
+        touched = min(self.slot_count, len(self.requested))
         return tuple(i for i in range(touched) if self.requested[i] != HEAP_SLAB_SLOT_FREE)
 
     @cached_property
     def free_map(self) -> int:
-        """Bit i set: slot i is free (never handed out, or requested[] says so)."""
+        """Bit i set: slot i is free (requested[] says so)."""
         used = sum(1 << i for i in self._used)
         return ((1 << self.slot_count) - 1) & ~used
 
@@ -422,7 +421,7 @@ class Slab:
 
     @property
     def canonical(self) -> tuple[object, ...]:
-        """Without the partial-list links, the stack's order, fresh, current_of (history) or stale
+        """Without the partial-list links, the stack's order, current_of (history) or stale
         requested sizes of free slots: which slots are free, not in what order they come back."""
         used = tuple((i, self.requested[i]) for i in self.used_slots())
         return (
@@ -768,7 +767,6 @@ def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int, meta: byt
         slot_count=get("slot_count"),
         first=get("first"),
         free_count=get("free_count"),
-        fresh=get("fresh"),
         current_of=get("current_of"),
         next=get("next"),
         prev=get("prev"),
@@ -1268,17 +1266,17 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             shape = f"{slab.slot_count} x {slab.slot_size} from +{slab.first}"
             yield f"{at}: geometry (class {slab.size_class}, owner {slab.owner}, {shape})"
             continue
-        if slab.fresh > slab.slot_count or slab.stack_height < 0:
-            yield f"{at}: fresh {slab.fresh}, free_count {slab.free_count} of {slab.slot_count} slots"
+        if slab.free_count > slab.slot_count:
+            yield f"{at}: free_count {slab.free_count} of {slab.slot_count} slots"
             continue
         stacked = slab.stack[: slab.stack_height]
         if len(set(stacked)) != len(stacked) or any(
-            i >= slab.fresh or slab.requested[i] != HEAP_SLAB_SLOT_FREE for i in stacked
+            i >= slab.slot_count or slab.requested[i] != HEAP_SLAB_SLOT_FREE for i in stacked
         ):
-            yield f"{at}: free stack {list(stacked)[:8]} is not distinct free slots below fresh {slab.fresh}"
+            yield f"{at}: free stack {list(stacked)[:8]} is not distinct free slots"
         free_slots = bin(slab.free_map).count("1")
         if free_slots != slab.free_count:
-            yield f"{at}: free_count {slab.free_count}, requested[] and fresh say {free_slots}"
+            yield f"{at}: free_count {slab.free_count}, requested[] says {free_slots}"
         for index in slab.used_slots():
             requested = slab.requested[index]
             if requested > slot_size or slab.size_class > slab_fall_up(slab_class(requested)):

@@ -344,24 +344,37 @@ def test_pointers_into_a_slab_are_rejected(arena: Arena, size: int) -> None:
     arena.check_all()
 
 
-def test_an_untouched_slot_is_refused_whatever_its_stale_requested_entry_says(arena: Arena) -> None:
-    """Slots at and above ``fresh`` were never handed out and a new slab writes nothing into
-    their requested[] entries, which then hold whatever the memory held (a released slab's
-    lengths). IOFree must refuse them by ``fresh``, not by the entry: here the entry of an
-    untouched slot is set to a length, and freeing the slot with that length is refused."""
-    pointer = arena.malloc(10)
-    slab = heap_decoder.decode(arena).heap.slabs[0]
-    untouched = slab.fresh + 3
-    assert slab.slot(0) == pointer and untouched < slab.slot_count
-    meta = heap_decoder.layouts().heap_slab["meta"]
-    entry = slab.address + meta.offset + meta.size * (slab.slot_count + untouched)
-    arena.write(entry, (10).to_bytes(2, "little"))  # a stale length, as a released slab leaves
+def test_a_slab_made_again_of_an_empty_one_keeps_no_stale_length(arena: Arena) -> None:
+    """A slab is written whole when it is made (slot 0 taken, every other slot on the stack,
+    slot 1 on top, every other requested[] entry free), also when it is made of an empty slab
+    of another class: the old class's lengths are gone, so a pointer that was a slot of the old
+    class and is one of the new is refused with its old length (a double free), and taken
+    with the new one only once handed out."""
+    pointers = [arena.malloc(100) for _ in range(5)]  # a 112-byte class: slots 0..4
+    for pointer in pointers:
+        assert arena.free(pointer, 100) == kIOReturnSuccess  # empty: kept (H7)
+    (old,) = heap_decoder.decode(arena).heap.slabs
+    first = arena.malloc(16)  # class 0 cannot fall up to 112 bytes: the empty slab made again
+    (slab,) = heap_decoder.decode(arena).heap.slabs
+    assert slab.address == old.address and slab.size_class == 0 and first == slab.slot(0)
+    assert slab.free_count == slab.slot_count - 1
+    assert list(slab.stack[: slab.free_count]) == list(range(slab.slot_count - 1, 0, -1))
+    assert slab.used_slots() == [0]
+    assert all(length == heap_oracle.HEAP_SLAB_SLOT_FREE for length in slab.requested[1:])
+    checked_by_both(arena)
+    # pointers[1] (old slot 1, 112 bytes in) is new slot 7: free, whatever the old class said
+    stale = pointers[1]
+    assert (stale - slab.slot(0)) % 16 == 0
     before = arena.heap_stats()
-    assert arena.free(slab.slot(untouched), 10) == kIOReturnBadArgument
-    assert arena.lookup(slab.slot(untouched)) is None
+    assert arena.free(stale, 100) == kIOReturnBadArgument
+    assert arena.free(stale, 16) == kIOReturnBadArgument
     assert arena.heap_stats() == before
-    arena.check_all()
-    assert arena.free(pointer, 10) == kIOReturnSuccess
+    assert arena.malloc(16) == slab.slot(1)  # the stack's top: slot 1, then 2, ...
+    assert arena.free(slab.slot(1), 16) == kIOReturnSuccess
+    assert arena.free(first, 16) == kIOReturnSuccess
+    arena.settle()
+    assert heap_decoder.decode(arena).heap.slabs == ()
+    checked_by_both(arena)
 
 
 def test_pointers_into_a_large_block_are_rejected(arena: Arena) -> None:
