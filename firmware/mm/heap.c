@@ -870,9 +870,18 @@ static inline __attribute__((always_inline)) void partial_remove(struct heap_sla
     slab->prev = NULL;
 }
 
-/* slab_take() took the last free slot: off the partial list. Out of line, so
- * that the allocation's fast path saves no register for it. */
-static __attribute__((noinline)) void slab_went_full(struct heap_slab *slab) { partial_remove(slab); }
+/* slab_take() took the last free slot of `slab`, `ptr` (for `length` bytes):
+ * off the partial list, and the end of the allocation. Out of line and a tail
+ * call, so that the allocation's fast path saves no register and makes no
+ * frame for it. */
+static __attribute__((noinline)) void *slab_went_full(struct heap_slab *slab, void *ptr, size_t length, bool zero)
+{
+    partial_remove(slab);
+    if (zero) {
+        memset(ptr, 0, length);
+    }
+    return ptr;
+}
 
 /* Writes the header of a slab of `owner` and class `size_class` at `slab` (a
  * slab block of its class's span, on no list, current for no class) whose
@@ -1141,7 +1150,7 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_partial_for(
 /* The fast path for 0..HEAP_SLAB_MAX bytes: the slot on top of the free stack
  * of `slab`, a partial slab of the request's class: no search, no header to
  * write. */
-static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *slab, size_t length)
+static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *slab, size_t length, bool zero)
 {
     struct heap_state *h = &heap_state;
     /* The two counters apart, the slab's stores between (see slab_free). */
@@ -1150,10 +1159,15 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
     unsigned slot = slab_stack(slab)[free_count];
     slab_requested(slab, slab->slot_count)[slot] = (uint16_t)length;
     h->used_blocks++;
-    if (free_count == 0) {
-        slab_went_full(slab);
+    h->allocs++;
+    void *ptr = (uint8_t *)slab + slab->first + (size_t)slot * slab->slot_size;
+    if (__builtin_expect(free_count == 0, 0)) {
+        return slab_went_full(slab, ptr, length, zero);
     }
-    return (uint8_t *)slab + slab->first + (size_t)slot * slab->slot_size;
+    if (zero) {
+        memset(ptr, 0, length);
+    }
+    return ptr;
 }
 
 /* Frees a slot that resolve() accepted (a used slot of `slab`, a slab of
@@ -1480,6 +1494,21 @@ static __attribute__((noinline)) void *slab_alloc_new(size_t length, enum heap_o
     return alloc_counted((uint8_t *)slab + slab->first, length, zero); /* slot 0 */
 }
 
+/* alloc_inline() for a request of class `size_class` whose current slab is
+ * NULL or full: the partial slab of its class, or of a class it falls up to,
+ * becomes current (H9), else a new slab (slab_alloc_new()). Out of line, so
+ * that IOMalloc's slot path saves no register. */
+static __attribute__((noinline)) void *alloc_refill(size_t length, enum heap_owner owner, unsigned size_class,
+                                                    bool zero)
+{
+    struct heap_slab *slab = slab_partial_for(owner, size_class);
+    slab_current_set(owner, size_class, slab);
+    if (slab == NULL) {
+        return slab_alloc_new(length, owner, size_class, zero);
+    }
+    return slab_take(slab, length, zero);
+}
+
 /* heap_alloc() for a request above HEAP_SLAB_MAX: a TLSF block or a large
  * block; counts the call. */
 static __attribute__((noinline)) void *alloc_slow(size_t length, enum heap_owner owner, bool zero)
@@ -1506,18 +1535,9 @@ static inline __attribute__((always_inline)) void *alloc_inline(size_t length, e
     unsigned size_class = slab_class(length);
     struct heap_slab *slab = heap_state.slab_current[owner][size_class];
     if (__builtin_expect(slab == NULL || slab->free_count == 0u, 0)) {
-        slab = slab_partial_for(owner, size_class);
-        slab_current_set(owner, size_class, slab);
-        if (slab == NULL) {
-            return slab_alloc_new(length, owner, size_class, zero);
-        }
+        return alloc_refill(length, owner, size_class, zero);
     }
-    void *ptr = slab_take(slab, length);
-    heap_state.allocs++;
-    if (zero) {
-        memset(ptr, 0, length);
-    }
-    return ptr;
+    return slab_take(slab, length, zero);
 }
 
 void *heap_alloc(size_t length, enum heap_owner owner, bool zero) { return alloc_inline(length, owner, zero); }
