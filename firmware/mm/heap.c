@@ -723,19 +723,20 @@ _Static_assert((uint64_t)HEAP_SLAB_BIG_SIZE + HEAP_SLAB_BIG_SIZE < UINT32_MAX,
     ((uint64_t)HEAP_SLAB_MAGIC | (uint64_t)(c) << 32 | (uint64_t)HEAP_SLAB_SLOT_SIZE(c) << 48)
 #define SLAB_IDENT_OWNER_SHIFT 40u
 #define SLAB_ROW(c)                                                                                     \
-    {SLAB_IDENT(c), SLOT_RECIPROCAL(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SPAN(c) - 1u,                  \
-     HEAP_SLAB_SLOT_COUNT(c), HEAP_SLAB_FIRST(c)}
+    {SLAB_IDENT(c), ~(uint64_t)(HEAP_SLAB_SPAN(c) - 1u), SLOT_RECIPROCAL(c), HEAP_SLAB_SLOT_SIZE(c),       \
+     HEAP_SLAB_SLOT_COUNT(c), HEAP_SLAB_FIRST(c), {0}}
 /* A row for a class value no slab has (a damaged slab_windows byte): its ident
  * has no SLAB magic, so no header matches it. */
-#define SLAB_ROW_NONE {UINT64_MAX, 0u, HEAP_ALIGN, HEAP_SLAB_SMALL_SPAN - 1u, 0u, UINT16_MAX}
+#define SLAB_ROW_NONE {UINT64_MAX, ~(uint64_t)(HEAP_SLAB_SMALL_SPAN - 1u), 0u, HEAP_ALIGN, 0u, UINT16_MAX, {0}}
 static const struct slab_row {
     uint64_t ident;      /* magic | size_class << 32 | slot_size << 48 (owner: << 40) */
+    uint64_t base_mask;  /* ~(HEAP_SLAB_SPAN - 1): a slot's header address and this is its slab's */
     uint32_t reciprocal; /* SLOT_RECIPROCAL */
     uint16_t slot_size;
-    uint16_t span_mask;  /* HEAP_SLAB_SPAN - 1: a slot's header address less this is its slab's */
     uint16_t slot_count;
     uint16_t first;
-} slab_rows[HEAP_SLAB_WINDOW_CLASS_MASK + 1] = {
+    uint8_t pad[6];      /* 32-byte rows: a row's address is one shift of the class */
+} __attribute__((aligned(32))) slab_rows[HEAP_SLAB_WINDOW_CLASS_MASK + 1] = {
     SLAB_ROW(0u),  SLAB_ROW(1u),  SLAB_ROW(2u),  SLAB_ROW(3u),  SLAB_ROW(4u),  SLAB_ROW(5u),  SLAB_ROW(6u),
     SLAB_ROW(7u),  SLAB_ROW(8u),  SLAB_ROW(9u),  SLAB_ROW(10u), SLAB_ROW(11u), SLAB_ROW(12u), SLAB_ROW(13u),
     SLAB_ROW(14u), SLAB_ROW(15u), SLAB_ROW(16u), SLAB_ROW(17u), SLAB_ROW(18u), SLAB_ROW(19u), SLAB_ROW(20u),
@@ -770,7 +771,7 @@ static uint16_t slab_check(const struct heap_slab *slab)
  * that making one computes no shift or or (a row that disagreed would make
  * every heap_check report the slab's header damaged). A table of its own, not
  * two more fields of slab_rows: IOFree reads a slab_rows row on every call, and
- * 24-byte rows keep each within one or two cache lines. */
+ * 32-byte rows keep each within one cache line. */
 #define SLAB_CHECK_ROW(c)                                                                               \
     {SLAB_CHECK_IDS(HEAP_SLAB_MAGIC, c, 0u),                                                           \
      SLAB_CHECK_SHAPE(HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SLOT_COUNT(c), HEAP_SLAB_FIRST(c))}
@@ -919,7 +920,7 @@ static inline __attribute__((always_inline)) void slab_format(struct heap_chunk 
     requested[0] = (uint16_t)length;
     h->used_bytes += length;
     h->used_blocks++;
-    slab_windows_write(chunk, slab, (uint32_t)row->span_mask + 1u, slab_window_byte(size_class, owner));
+    slab_windows_write(chunk, slab, (uint32_t)(~row->base_mask + 1u), slab_window_byte(size_class, owner));
     partial_push(slab);
 }
 
@@ -931,7 +932,7 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
 {
     struct heap_state *h = &heap_state;
     const struct slab_row *row = &slab_rows[size_class];
-    uint32_t span = (uint32_t)row->span_mask + 1u;
+    uint32_t span = (uint32_t)(~row->base_mask + 1u);
     /* The search list of either span, folded to constants. */
     unsigned fl, sl;
     if (span == HEAP_SLAB_SMALL_SPAN) {
@@ -1305,7 +1306,7 @@ static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk
     unsigned size_class = window_class(window);
     const struct slab_row *row = &slab_rows[size_class];
     /* From the header address, which is in the chunk (addr may be its end). */
-    struct heap_slab *slab = (struct heap_slab *)((addr - HEAP_BLOCK_HEADER_SIZE) & ~(uintptr_t)row->span_mask);
+    struct heap_slab *slab = (struct heap_slab *)((addr - HEAP_BLOCK_HEADER_SIZE) & row->base_mask);
     if (!slab_header_matches(slab, size_class, owner)) {
         return false;
     }
