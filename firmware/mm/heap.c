@@ -38,7 +38,8 @@
  *       have been taken from since they were listed);
  *       it is on slab_partial[owner][class] exactly when it has a free
  *       slot, and bit class of slab_partial_map[owner] is set exactly when
- *       that list is not empty; used slots count in used_blocks / used_bytes.
+ *       that list is not empty; used slots count in used_bytes (and in
+ *       allocs - frees, which is every live block's count).
  *   H8. chunk_at[i] is the lowest-addressed chunk whose index
  *       (address >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT is i, or
  *       HEAP_CHUNK_AT_NONE when the heap holds none: a function of the set of
@@ -578,7 +579,6 @@ static void *tlsf_alloc(size_t requested, enum heap_owner owner, bool grow)
     block_write(block, block->size, block->prev_size, (uint32_t)requested, (enum heap_block_state)owner_state[owner]);
     struct heap_chunk *chunk = chunk_of(block);
     used_bit_set(chunk, granule_of(chunk, block), true);
-    h->used_blocks++;
     h->used_bytes += requested;
     return block_payload(block);
 }
@@ -645,7 +645,6 @@ static __attribute__((noinline)) void tlsf_free(struct heap_chunk *chunk, struct
 {
     struct heap_state *h = &heap_state;
 
-    h->used_blocks--;
     h->used_bytes -= block->requested;
     block_release(chunk, block);
 }
@@ -886,8 +885,7 @@ static __attribute__((noinline)) void *slab_went_full(struct heap_slab *slab, vo
 
 /* Writes the header of a slab of `owner` and class `size_class` at `slab` (a
  * slab block of its class's span, on no list, current for no class) whose
- * slot 0 is taken for a request of `length` bytes (counted in used_blocks /
- * used_bytes), every other slot free (untouched), its slab_windows bytes,
+ * slot 0 is taken for a request of `length` bytes (counted in used_bytes), every other slot free (untouched), its slab_windows bytes,
  * and puts it on its partial list. What slab_take() would do on a new slab,
  * written with the header. */
 static inline __attribute__((always_inline)) void slab_format(struct heap_chunk *chunk, struct heap_slab *slab,
@@ -919,7 +917,6 @@ static inline __attribute__((always_inline)) void slab_format(struct heap_chunk 
     _Static_assert(HEAP_SLAB_SLOT_FREE == UINT16_C(0xFFFF), "requested[] written free by bytes of 0xFF");
     requested[0] = (uint16_t)length;
     h->used_bytes += length;
-    h->used_blocks++;
     slab_windows_write(chunk, slab, (uint32_t)(~row->base_mask + 1u), slab_window_byte(size_class, owner));
     partial_push(slab);
 }
@@ -1159,7 +1156,6 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
     uint16_t free_count = --slab->free_count;
     unsigned slot = slab_stack(slab)[free_count];
     slab_requested(slab, slab->slot_count)[slot] = (uint16_t)length;
-    h->used_blocks++;
     h->allocs++;
     void *ptr = (uint8_t *)slab + slab->first + (size_t)slot * slab->slot_size;
     if (__builtin_expect(free_count == 0, 0)) {
@@ -1185,7 +1181,6 @@ static inline __attribute__((always_inline)) void slab_free(struct heap_slab *sl
     uint16_t free_count = slab->free_count;
     slab_stack(slab)[free_count] = (uint16_t)slot;
     slab->free_count = ++free_count;
-    h->used_blocks--;
     if (free_count == 1u) {
         partial_push(slab);
     }
@@ -1650,7 +1645,7 @@ void heap_stats(struct heap_stats *out)
 
     out->used_bytes = h->used_bytes;
     out->free_bytes = h->free_bytes;
-    out->used_blocks = h->used_blocks;
+    out->used_blocks = h->allocs - h->frees - h->large_blocks; /* every live block is one alloc, not yet freed */
     out->free_blocks = h->free_blocks;
     out->large_blocks = h->large_blocks;
     out->large_pages = h->large_pages;
@@ -2235,7 +2230,7 @@ IOReturn heap_check(struct heap_check_report *report)
     if (slab_walk.slabs != h->slabs) {
         return check_fail(report, "slab counters disagree with the walk", h);
     }
-    if (report->blocks != h->used_blocks + h->large_blocks || report->used_bytes != h->used_bytes ||
+    if (report->blocks != h->allocs - h->frees || report->used_bytes != h->used_bytes ||
         report->free_blocks != h->free_blocks || report->free_bytes != h->free_bytes ||
         report->large_blocks != h->large_blocks) {
         return check_fail(report, "heap counters disagree with the walk", h);

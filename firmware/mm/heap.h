@@ -336,14 +336,13 @@ struct heap_state {
     uint64_t chunk_count;
     uintptr_t chunk_at[HEAP_CHUNK_AT_COUNT]; /* see HEAP_CHUNK_AT_COUNT */
     uint64_t used_bytes;   /* sum of the requested sizes of live blocks, small and large */
-    uint64_t used_blocks;  /* live blocks in chunks: slab slots and used blocks (not the slabs) */
     uint64_t free_bytes;   /* sum of the sizes (headers included) of free blocks */
     uint64_t free_blocks;  /* free blocks in chunks */
     uint64_t slabs;        /* slab blocks */
     uint64_t large_blocks; /* live large blocks */
     uint64_t large_pages;  /* pages held by them */
-    uint64_t allocs;       /* successful IOMalloc/IOMallocZero calls */
-    uint64_t frees;        /* successful IOFree calls on a non-NULL pointer */
+    uint64_t allocs;       /* successful allocations (IOMalloc, IOMallocZero, the heap's other owners) */
+    uint64_t frees;        /* successful frees of a non-NULL pointer: allocs - frees blocks live */
     uint64_t alloc_failures; /* IOMalloc/IOMallocZero calls that returned NULL: with allocs,
                               * every call that entered the allocator is counted */
 };

@@ -1216,9 +1216,11 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
     slots, slot_bytes = yield from _slab_problems(snap)
 
     # counters
+    live, counted = small_used + slots + len(h.large), c.get("allocs", 0) - c.get("frees", 0)
+    if counted != live:
+        yield f"heap: counters allocs - frees = {counted}, the walk finds {live} live blocks"
     want = {
         "slabs": len(h.slabs),
-        "used_blocks": small_used + slots,
         "used_bytes": small_bytes + slot_bytes + large_bytes,
         "free_blocks": len(free_headers),
         "free_bytes": sum(b.size for b in free_headers.values()),
