@@ -1148,7 +1148,8 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_partial_for(
 /* The fast path for 0..HEAP_SLAB_MAX bytes: the slot on top of the free stack
  * of `slab`, a partial slab of the request's class: no search, no header to
  * write. */
-static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *slab, size_t length, bool zero)
+static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *slab, size_t length, bool zero,
+                                                           bool may_fill)
 {
     struct heap_state *h = &heap_state;
     /* The two counters apart, the slab's stores between (see slab_free). */
@@ -1158,7 +1159,7 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
     slab_requested(slab, slab->slot_count)[slot] = (uint16_t)length;
     h->allocs++;
     void *ptr = (uint8_t *)slab + slab->first + (size_t)slot * slab->slot_size;
-    if (__builtin_expect(free_count == 0, 0)) {
+    if (may_fill && free_count == 0) {
         return slab_went_full(slab, ptr, length, zero);
     }
     if (zero) {
@@ -1491,18 +1492,23 @@ static __attribute__((noinline)) void *slab_alloc_new(size_t length, enum heap_o
 }
 
 /* alloc_inline() for a request of class `size_class` whose current slab is
- * NULL or full: the partial slab of its class, or of a class it falls up to,
- * becomes current (H9), else a new slab (slab_alloc_new()). Out of line, so
- * that IOMalloc's slot path saves no register. */
+ * NULL, full, or down to its last free slot (taken here, the slab leaving its
+ * partial list): when NULL or full, the partial slab of its class, or of a
+ * class it falls up to, becomes current (H9), else a new slab
+ * (slab_alloc_new()). Out of line, so that IOMalloc's slot path saves no
+ * register and tests nothing after the take. */
 static __attribute__((noinline)) void *alloc_refill(size_t length, enum heap_owner owner, unsigned size_class,
                                                     bool zero)
 {
-    struct heap_slab *slab = slab_partial_for(owner, size_class);
-    slab_current_set(owner, size_class, slab);
-    if (slab == NULL) {
-        return slab_alloc_new(length, owner, size_class, zero);
+    struct heap_slab *slab = heap_state.slab_current[owner][size_class];
+    if (slab == NULL || slab->free_count == 0u) {
+        slab = slab_partial_for(owner, size_class);
+        slab_current_set(owner, size_class, slab);
+        if (slab == NULL) {
+            return slab_alloc_new(length, owner, size_class, zero);
+        }
     }
-    return slab_take(slab, length, zero);
+    return slab_take(slab, length, zero, true);
 }
 
 /* heap_alloc() for a request above HEAP_SLAB_MAX: a TLSF block or a large
@@ -1530,10 +1536,11 @@ static inline __attribute__((always_inline)) void *alloc_inline(size_t length, e
     }
     unsigned size_class = slab_class(length);
     struct heap_slab *slab = heap_state.slab_current[owner][size_class];
-    if (__builtin_expect(slab == NULL || slab->free_count == 0u, 0)) {
+    /* Its last free slot too is the refill's: the slot path never fills a slab. */
+    if (__builtin_expect(slab == NULL || slab->free_count <= 1u, 0)) {
         return alloc_refill(length, owner, size_class, zero);
     }
-    return slab_take(slab, length, zero);
+    return slab_take(slab, length, zero, false);
 }
 
 void *heap_alloc(size_t length, enum heap_owner owner, bool zero) { return alloc_inline(length, owner, zero); }
