@@ -2210,29 +2210,15 @@ IOReturn heap_check(struct heap_check_report *report)
     if (report->chunks != h->chunk_count || report->chunks == 0) {
         return check_fail(report, "chunk_count disagrees with the chunk list", h->chunks);
     }
-    ret = check_chunk_at(report);
-    if (ret != kIOReturnSuccess) {
-        return ret;
-    }
-    ret = check_free_lists(report);
-    if (ret != kIOReturnSuccess) {
-        return ret;
-    }
-    ret = check_slab_lists(report);
-    if (ret != kIOReturnSuccess) {
-        return ret;
-    }
-    ret = check_slab_current(report);
-    if (ret != kIOReturnSuccess) {
-        return ret;
-    }
-    ret = check_slab_spares(report);
-    if (ret != kIOReturnSuccess) {
-        return ret;
-    }
-    ret = check_page_blocks(report);
-    if (ret != kIOReturnSuccess) {
-        return ret;
+    /* The walks of the heap's tables, after the chunks' (which count what they check). */
+    static IOReturn (*const table_walks[])(struct heap_check_report *) = {
+        check_chunk_at, check_free_lists, check_slab_lists, check_slab_current, check_slab_spares, check_page_blocks,
+    };
+    for (size_t walk = 0; walk < sizeof(table_walks) / sizeof(table_walks[0]); walk++) {
+        ret = table_walks[walk](report);
+        if (ret != kIOReturnSuccess) {
+            return ret;
+        }
     }
     if (slab_walk.slabs != h->slabs) {
         return check_fail(report, "slab counters disagree with the walk", h);
