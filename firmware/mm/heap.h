@@ -145,8 +145,9 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
  * (16 apart) in slabs of HEAP_SLAB_SMALL_SPAN; classes 16..27 have slots of 320,
  * 384, ..., HEAP_SLAB_MID_MAX bytes (HEAP_SLAB_BIG_STEP apart) in slabs of
  * HEAP_SLAB_BIG_SIZE, and classes 28 and 29 of 1536 and HEAP_SLAB_MAX bytes
- * (HEAP_SLAB_TOP_STEP apart) in slabs of HEAP_SLAB_SMALL_SPAN. A request of class c takes a slot of class c,
- * or when no slab of class c has a free slot, of the smallest class up to
+ * (HEAP_SLAB_TOP_STEP apart) in slabs of HEAP_SLAB_SMALL_SPAN. A request of
+ * class c takes a slot of class c, or when no slab of class c has a free slot,
+ * of the smallest class up to
  * HEAP_SLAB_FALL_UP(c) that has one: the largest class whose slots are at most
  * twice class c's (fewer slabs made and emptied when a class comes and goes). */
 #define HEAP_SLAB_MAX 2048u
@@ -176,8 +177,10 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
                                 : HEAP_SLAB_TOP_BASE + ((n) - HEAP_SLAB_MID_MAX) / HEAP_SLAB_TOP_STEP)
 #define HEAP_SLAB_FALL_UP(c)                                                                            \
     HEAP_SLAB_FLOOR_CLASS(2u * HEAP_SLAB_SLOT_SIZE(c) < HEAP_SLAB_MAX ? 2u * HEAP_SLAB_SLOT_SIZE(c) : HEAP_SLAB_MAX)
-/* Slab spans: the small classes' slabs are HEAP_SLAB_SMALL_SPAN (32 KiB), the big
- * classes' HEAP_SLAB_BIG_SIZE (64 KiB); each aligned to its span inside the chunk.
+/* Slab spans: the small classes' slabs (and the two top ones', whose free slots
+ * would otherwise weigh on the fragmentation figure) are HEAP_SLAB_SMALL_SPAN
+ * (32 KiB), the 320..1024-byte classes' HEAP_SLAB_BIG_SIZE (64 KiB); each aligned
+ * to its span inside the chunk.
  * Spans this big keep a class's live slots in one or two slabs on the benchmark's
  * traces, so a slab rarely turns full or partial (docs/allocators.md). The chunk's
  * slab_windows has a byte per HEAP_SLAB_SIZE (4 KiB) window: a slab covers 8 or 16. */
