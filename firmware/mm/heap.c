@@ -884,10 +884,10 @@ static __attribute__((noinline)) void *slab_went_full(struct heap_slab *slab, vo
 }
 
 /* Writes the header of a slab of `owner` and class `size_class` at `slab` (a
- * slab block of its class's span, on no list, current for no class) whose
- * slot 0 is taken for a request of `length` bytes (counted in used_bytes), every other slot free (untouched), its slab_windows bytes,
- * and puts it on its partial list. What slab_take() would do on a new slab,
- * written with the header. */
+ * slab block of its class's span, on no list, current for no class), its free
+ * stack and requested[] whole (slot 0 taken for a request of `length` bytes,
+ * counted in used_bytes; every other slot free) and its slab_windows bytes,
+ * and puts it on its partial list. */
 static inline __attribute__((always_inline)) void slab_format(struct heap_chunk *chunk, struct heap_slab *slab,
                                                              enum heap_owner owner, unsigned size_class, size_t length)
 {
@@ -1491,16 +1491,15 @@ static __attribute__((noinline)) void *slab_alloc_new(size_t length, enum heap_o
     return alloc_counted((uint8_t *)slab + slab->first, length, zero); /* slot 0 */
 }
 
-/* alloc_inline() for a request of class `size_class` whose current slab is
+/* alloc_inline() for a request of class `size_class` whose current slab `slab` is
  * NULL, full, or down to its last free slot (taken here, the slab leaving its
  * partial list): when NULL or full, the partial slab of its class, or of a
  * class it falls up to, becomes current (H9), else a new slab
  * (slab_alloc_new()). Out of line, so that IOMalloc's slot path saves no
  * register and tests nothing after the take. */
-static __attribute__((noinline)) void *alloc_refill(size_t length, enum heap_owner owner, unsigned size_class,
-                                                    bool zero)
+static __attribute__((noinline)) void *alloc_refill(struct heap_slab *slab, size_t length, enum heap_owner owner,
+                                                    unsigned size_class, bool zero)
 {
-    struct heap_slab *slab = heap_state.slab_current[owner][size_class];
     if (slab == NULL || slab->free_count == 0u) {
         slab = slab_partial_for(owner, size_class);
         slab_current_set(owner, size_class, slab);
@@ -1538,7 +1537,7 @@ static inline __attribute__((always_inline)) void *alloc_inline(size_t length, e
     struct heap_slab *slab = heap_state.slab_current[owner][size_class];
     /* Its last free slot too is the refill's: the slot path never fills a slab. */
     if (__builtin_expect(slab == NULL || slab->free_count <= 1u, 0)) {
-        return alloc_refill(length, owner, size_class, zero);
+        return alloc_refill(slab, length, owner, size_class, zero);
     }
     return slab_take(slab, length, zero, false);
 }
