@@ -714,49 +714,43 @@ _Static_assert(HEAP_SLAB_MAX / HEAP_ALIGN <= 128u && HEAP_SLAB_BIG_SIZE / HEAP_A
 _Static_assert((uint64_t)HEAP_SLAB_BIG_SIZE + HEAP_SLAB_BIG_SIZE < UINT32_MAX,
                "resolve_slot: an offset below the first slot wraps past every slot's (all within a span)");
 
-/* What IOFree compares a slab header with, per class: its first 8 bytes
- * (magic, size_class, owner 0, slot_size) as they read as a little-endian word.
- * slot_count and first are not compared: IOFree takes them from the class's
- * row, never from the header. */
-#define SLAB_IDENT(c)                                                                                   \
-    ((uint64_t)HEAP_SLAB_MAGIC | (uint64_t)(c) << 32 | (uint64_t)HEAP_SLAB_SLOT_SIZE(c) << 48)
-#define SLAB_IDENT_OWNER_SHIFT 40u
+/* A slab's fixed fields per class, for making one (slab_format()). */
 #define SLAB_ROW(c)                                                                                     \
-    {SLAB_IDENT(c), ~(uint64_t)(HEAP_SLAB_SPAN(c) - 1u), SLOT_RECIPROCAL(c), HEAP_SLAB_SLOT_SIZE(c),       \
-     HEAP_SLAB_SLOT_COUNT(c), HEAP_SLAB_FIRST(c), {0}}
-/* A row for a class value no slab has (a damaged slab_windows byte): its ident
- * has no SLAB magic, so no header matches it. */
-#define SLAB_ROW_NONE {UINT64_MAX, ~(uint64_t)(HEAP_SLAB_SMALL_SPAN - 1u), 0u, HEAP_ALIGN, 0u, UINT16_MAX, {0}}
+    {~(uint64_t)(HEAP_SLAB_SPAN(c) - 1u), SLOT_RECIPROCAL(c), HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SLOT_COUNT(c), \
+     HEAP_SLAB_FIRST(c)}
 static const struct slab_row {
-    uint64_t ident;      /* magic | size_class << 32 | slot_size << 48 (owner: << 40) */
-    uint64_t base_mask;  /* ~(HEAP_SLAB_SPAN - 1): a slot's header address and this is its slab's */
+    uint64_t base_mask;  /* ~(HEAP_SLAB_SPAN - 1): a slot's header address and this is its window */
     uint32_t reciprocal; /* SLOT_RECIPROCAL */
     uint16_t slot_size;
     uint16_t slot_count;
     uint16_t first;
-    uint8_t pad[6];      /* 32-byte rows: a row's address is one shift of the class */
-} __attribute__((aligned(32))) slab_rows[HEAP_SLAB_WINDOW_CLASS_MASK + 1] = {
+} slab_rows[HEAP_SLAB_CLASSES] = {
     SLAB_ROW(0u),  SLAB_ROW(1u),  SLAB_ROW(2u),  SLAB_ROW(3u),  SLAB_ROW(4u),  SLAB_ROW(5u),  SLAB_ROW(6u),
     SLAB_ROW(7u),  SLAB_ROW(8u),  SLAB_ROW(9u),  SLAB_ROW(10u), SLAB_ROW(11u), SLAB_ROW(12u), SLAB_ROW(13u),
     SLAB_ROW(14u), SLAB_ROW(15u), SLAB_ROW(16u), SLAB_ROW(17u), SLAB_ROW(18u), SLAB_ROW(19u), SLAB_ROW(20u),
     SLAB_ROW(21u), SLAB_ROW(22u), SLAB_ROW(23u), SLAB_ROW(24u), SLAB_ROW(25u), SLAB_ROW(26u), SLAB_ROW(27u),
-    SLAB_ROW(28u), SLAB_ROW(29u), SLAB_ROW_NONE, SLAB_ROW_NONE,
+    SLAB_ROW(28u), SLAB_ROW(29u),
 };
-_Static_assert(HEAP_SLAB_CLASSES == 30u && HEAP_SLAB_WINDOW_CLASS_MASK + 1 == 32,
-               "slab_rows has a row per class and SLAB_ROW_NONE for the other class values");
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap_slab, size_class) == 4u &&
-                   offsetof(struct heap_slab, owner) == 5u && offsetof(struct heap_slab, slot_size) == 6u,
-               "the word slab_header_matches() compares");
+_Static_assert(HEAP_SLAB_CLASSES == 30u, "slab_rows has a row per class");
 
-/* A slab header's checksum: its address, its identity (magic, class, owner)
- * and its shape (slot size, slot count, first slot) folded. */
+/* What IOFree compares a descriptor's first word with (slab_owner_matches()):
+ * its magic and owner as they read in a little-endian word, the class and
+ * slot size masked out. */
+#define SLAB_OWNER_SHIFT 40u
+#define SLAB_OWNER_MASK (UINT64_C(0xFFFFFFFF) | UINT64_C(0xFF) << SLAB_OWNER_SHIFT)
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap_slab, magic) == 0u &&
+                   offsetof(struct heap_slab, owner) == SLAB_OWNER_SHIFT / 8u,
+               "the word slab_owner_matches() compares");
+
+/* A slab descriptor's checksum: its window's address, its identity (magic,
+ * class, owner) and its shape (slot size, slot count, first slot) folded. */
 #define SLAB_CHECK_IDS(magic, size_class, owner) \
     ((uint64_t)(magic) << 16 | (uint64_t)(size_class) << 8 | (uint64_t)(owner))
 #define SLAB_CHECK_SHAPE(slot_size, slot_count, first) \
     ((uint64_t)(slot_size) << 32 | (uint64_t)(slot_count) << 16 | (uint64_t)(first))
 static inline uint16_t slab_check_fold(const struct heap_slab *slab, uint64_t ids, uint64_t shape)
 {
-    return (uint16_t)(check_fold((uint64_t)(uintptr_t)slab, ids, shape) >> 48);
+    return (uint16_t)(check_fold((uint64_t)(uintptr_t)slab->meta, ids, shape) >> 48);
 }
 
 /* From the header's fields: what heap_check compares. */
@@ -815,7 +809,7 @@ static void slab_windows_write(struct heap_chunk *chunk, const struct heap_slab 
      * (it is aligned to its span), and slab_windows is 8-aligned. A byte loop
      * was 40-80 guest instructions of every slab made or given back. */
     uint64_t bytes = UINT64_C(0x0101010101010101) * value;
-    uint8_t *windows = &chunk->slab_windows[window_of(chunk, (uintptr_t)slab)];
+    uint8_t *windows = &chunk->slab_windows[window_of(chunk, (uintptr_t)slab->meta)];
     __builtin_memcpy(windows, &bytes, sizeof(bytes));
     if (span == HEAP_SLAB_BIG_SIZE) {
         __builtin_memcpy(windows + sizeof(bytes), &bytes, sizeof(bytes));
@@ -836,10 +830,21 @@ static inline bool slot_free(struct heap_slab *slab, unsigned slot)
     return slab_requested(slab, slab->slot_count)[slot] == HEAP_SLAB_SLOT_FREE;
 }
 
-static inline struct heap_block *slab_block(struct heap_slab *slab)
+static inline struct heap_block *slab_block(const struct heap_slab *slab)
 {
-    return (struct heap_block *)(void *)((uint8_t *)slab - HEAP_BLOCK_HEADER_SIZE);
+    return (struct heap_block *)(void *)((uint8_t *)slab->meta - HEAP_BLOCK_HEADER_SIZE);
 }
+
+/* The descriptor of the unit holding `address` (an address of `chunk`, not
+ * its end): a slab's own for the first unit of its window, its mirror for a
+ * big slab's second (heap.h). */
+static inline struct heap_slab *slab_at(struct heap_chunk *chunk, uintptr_t address)
+{
+    return &chunk->slabs[(address - (uintptr_t)chunk) >> HEAP_SLAB_SMALL_SHIFT];
+}
+
+/* A big slab's mirror: the next unit's descriptor. */
+static inline struct heap_slab *slab_mirror(struct heap_slab *slab) { return slab + 1; }
 
 static inline __attribute__((always_inline)) void partial_push(struct heap_slab *slab)
 {
@@ -883,11 +888,12 @@ static __attribute__((noinline)) void *slab_went_full(struct heap_slab *slab, vo
     return ptr;
 }
 
-/* Writes the header of a slab of `owner` and class `size_class` at `slab` (a
- * slab block of its class's span, on no list, current for no class), its free
- * stack and requested[] whole (slot 0 taken for a request of `length` bytes,
- * counted in used_bytes; every other slot free) and its slab_windows bytes,
- * and puts it on its partial list. */
+/* Writes the descriptor `slab` of a slab of `owner` and class `size_class`
+ * (its meta set: a slab block of its class's span, on no list, current for no
+ * class), and its mirror for a big one, its free stack and requested[] whole
+ * (slot 0 taken for a request of `length` bytes, counted in used_bytes; every
+ * other slot free) and its slab_windows bytes, and puts it on its partial
+ * list. */
 static inline __attribute__((always_inline)) void slab_format(struct heap_chunk *chunk, struct heap_slab *slab,
                                                              enum heap_owner owner, unsigned size_class, size_t length)
 {
@@ -901,6 +907,7 @@ static inline __attribute__((always_inline)) void slab_format(struct heap_chunk 
     slab->slot_count = row->slot_count;
     slab->first = row->first;
     slab->free_count = (uint16_t)(row->slot_count - 1u);
+    slab->reciprocal = row->reciprocal;
     slab->current_of = 0;
     slab->check = slab_check_fold(slab, slab_check_rows[size_class][0] | owner, slab_check_rows[size_class][1]);
     /* Slot 0 taken, slots 1 .. n-1 on the stack with slot 1 on top, every other
@@ -917,7 +924,16 @@ static inline __attribute__((always_inline)) void slab_format(struct heap_chunk 
     _Static_assert(HEAP_SLAB_SLOT_FREE == UINT16_C(0xFFFF), "requested[] written free by bytes of 0xFF");
     requested[0] = (uint16_t)length;
     h->used_bytes += length;
-    slab_windows_write(chunk, slab, (uint32_t)(~row->base_mask + 1u), slab_window_byte(size_class, owner));
+    uint32_t span = (uint32_t)(~row->base_mask + 1u);
+    if (span == HEAP_SLAB_BIG_SIZE) {
+        /* What IOFree reads, for the slots in the second unit; the rest 0. */
+        *slab_mirror(slab) = (struct heap_slab){
+            .magic = slab->magic, .size_class = slab->size_class, .owner = slab->owner,
+            .slot_size = slab->slot_size, .slot_count = slab->slot_count, .first = slab->first,
+            .check = slab->check, .reciprocal = slab->reciprocal, .meta = slab->meta, .mirror = 1,
+        };
+    }
+    slab_windows_write(chunk, slab, span, slab_window_byte(size_class, owner));
     partial_push(slab);
 }
 
@@ -982,7 +998,8 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     struct heap_chunk *chunk = chunk_of(header);
     used_bit_set(chunk, granule_of(chunk, header), true);
 
-    struct heap_slab *slab = (struct heap_slab *)window;
+    struct heap_slab *slab = slab_at(chunk, window);
+    slab->meta = (uint16_t *)window;
     slab->spare = 0;
     slab->spare_next = NULL;
     slab_format(chunk, slab, owner, size_class, length);
@@ -1022,14 +1039,20 @@ static void slab_current_forget(struct heap_slab *slab)
 static __attribute__((noinline)) void slab_release(struct heap_slab *slab)
 {
     struct heap_state *h = &heap_state;
-    struct heap_chunk *chunk = chunk_of(slab_block(slab));
+    struct heap_block *block = slab_block(slab);
+    struct heap_chunk *chunk = chunk_of(block);
 
     partial_remove(slab);
     slab_current_forget(slab);
-    slab_windows_write(chunk, slab, slab_block(slab)->size, 0);
+    slab_windows_write(chunk, slab, block->size, 0);
     h->slabs--;
-    slab->magic = 0; /* a stale pointer into it must not pass resolve() */
-    block_release(chunk, slab_block(slab));
+    /* Magic 0: a stale pointer into it must not pass resolve(); all 0, as a
+     * unit no slab ever covered (H6: the state is a function of the live blocks). */
+    if (block->size == HEAP_SLAB_BIG_SIZE) {
+        *slab_mirror(slab) = (struct heap_slab){0};
+    }
+    *slab = (struct heap_slab){0};
+    block_release(chunk, block);
 }
 
 /* Whether `slab` (whose header is trusted) has every slot free: kept only until
@@ -1154,11 +1177,12 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
     struct heap_state *h = &heap_state;
     /* The two counters apart, the slab's stores between (see slab_free). */
     h->used_bytes += length;
+    uint16_t *meta = slab->meta;
     uint16_t free_count = --slab->free_count;
-    unsigned slot = slab_stack(slab)[free_count];
-    slab_requested(slab, slab->slot_count)[slot] = (uint16_t)length;
+    unsigned slot = meta[free_count];
+    meta[slab->slot_count + slot] = (uint16_t)length;
     h->allocs++;
-    void *ptr = (uint8_t *)slab + slab->first + (size_t)slot * slab->slot_size;
+    void *ptr = (uint8_t *)meta + slab->first + (size_t)slot * slab->slot_size;
     if (may_fill && free_count == 0) {
         return slab_went_full(slab, ptr, length, zero);
     }
@@ -1170,17 +1194,17 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
 
 /* Frees a slot that resolve() accepted (a used slot of `slab`, a slab of
  * `slot_count` slots: its class's count, not read from the header). */
-static inline __attribute__((always_inline)) void slab_free(struct heap_slab *slab, unsigned slot, unsigned slot_count,
-                                                           size_t requested)
+static inline __attribute__((always_inline)) void slab_free(struct heap_slab *slab, uint16_t *meta, unsigned slot,
+                                                           unsigned slot_count, size_t requested)
 {
     struct heap_state *h = &heap_state;
 
     /* The counters apart, with the slab's stores between: side by side, the
      * host compiler pairs them into vector operations that cost more. */
     h->used_bytes -= requested;
-    slab_requested(slab, slot_count)[slot] = HEAP_SLAB_SLOT_FREE;
+    meta[slot_count + slot] = HEAP_SLAB_SLOT_FREE;
     uint16_t free_count = slab->free_count;
-    slab_stack(slab)[free_count] = (uint16_t)slot;
+    meta[free_count] = (uint16_t)slot;
     slab->free_count = ++free_count;
     if (free_count == 1u) {
         partial_push(slab);
@@ -1270,6 +1294,7 @@ struct resolved_block {
     struct heap_chunk *chunk;          /* small: its chunk */
     struct heap_block *block;          /* small, not in a slab: its header */
     struct heap_slab *slab;            /* a slab's slot: the slab */
+    uint16_t *meta;                    /* and its meta[] (its window) */
     unsigned slot;                     /* and the slot's index */
     unsigned slot_count;               /* and its class's slot count (from the class, not the header) */
     struct heap_large_header *large;   /* large: its header */
@@ -1278,51 +1303,47 @@ struct resolved_block {
 };
 
 
-/* Whether a slab header's first word is what a slab of `size_class` and
- * `owner` has (magic, class, owner, slot size): one word compare instead of the
- * checksum. Its slot_count and first are never read where this decides (the
- * class's row has them), so a header overwritten by a caller is either refused
- * here or not followed; the checksum, address included, is heap_check's. */
-static inline __attribute__((always_inline)) bool slab_header_matches(const struct heap_slab *slab, unsigned size_class,
-                                                                     unsigned owner)
+/* Whether the descriptor `slab` is a live slab's (or its mirror) of `owner`:
+ * its magic and owner in one compare of its first word. Its other fields are
+ * the heap's own (no caller's block lies next to a descriptor), kept true by
+ * the heap and checked by heap_check (the checksum, the class's geometry). */
+static inline __attribute__((always_inline)) bool slab_owner_matches(const struct heap_slab *slab, unsigned owner)
 {
-    uint64_t ident;
-    __builtin_memcpy(&ident, &slab->magic, sizeof(ident)); /* inline even when freestanding */
-    return ident == (slab_rows[size_class].ident | (uint64_t)owner << SLAB_IDENT_OWNER_SHIFT);
+    uint64_t word;
+    __builtin_memcpy(&word, &slab->magic, sizeof(word)); /* inline even when freestanding */
+    return (word & SLAB_OWNER_MASK) == ((uint64_t)HEAP_SLAB_MAGIC | (uint64_t)owner << SLAB_OWNER_SHIFT);
 }
 
-/* resolve() for an address in a window whose slab_windows byte is `window`
- * (a slab's): a live slot's start of the slab of the class that byte names,
- * whose header says `owner` (the byte's, or the one IOFree's caller must be). */
-static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, uintptr_t addr, uint8_t window,
-                                                              unsigned owner, struct resolved_block *out)
+/* resolve() for an address `addr` whose header address is in the unit of the
+ * descriptor `slab` (in `chunk`): a live slot's start of that slab (whose
+ * descriptor it is, or whose mirror), a slab of `owner` (IOFree's caller, or
+ * the one the slab_windows byte names). */
+static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, const struct heap_slab *slab,
+                                                              uintptr_t addr, unsigned owner, struct resolved_block *out)
 {
-    /* A damaged byte may name a class past the last: the tables have rows for
-     * every value of the class bits, and those rows match no header. */
-    unsigned size_class = window_class(window);
-    const struct slab_row *row = &slab_rows[size_class];
-    /* From the header address, which is in the chunk (addr may be its end). */
-    struct heap_slab *slab = (struct heap_slab *)((addr - HEAP_BLOCK_HEADER_SIZE) & row->base_mask);
-    if (!slab_header_matches(slab, size_class, owner)) {
+    if (!slab_owner_matches(slab, owner)) {
         return false;
     }
+    uint16_t *meta = slab->meta;
+    unsigned slot_count = slab->slot_count;
     /* From the first slot; an address below it wraps to at least 2^32 - first,
      * which no slot below the slot count times the slot size equals (both
      * tested below), so it needs no test of its own. */
-    uint32_t offset = (uint32_t)(addr - (uintptr_t)slab) - row->first;
-    unsigned slot = (unsigned)(((uint64_t)(offset >> HEAP_ALIGN_SHIFT) * row->reciprocal) >> SLOT_RECIPROCAL_SHIFT);
-    /* Below the class's slot count, so requested[] is where this reads. */
-    if (slot * row->slot_size != offset || slot >= row->slot_count) {
+    uint32_t offset = (uint32_t)(addr - (uintptr_t)meta) - slab->first;
+    unsigned slot = (unsigned)(((uint64_t)(offset >> HEAP_ALIGN_SHIFT) * slab->reciprocal) >> SLOT_RECIPROCAL_SHIFT);
+    /* Below the slot count, so requested[] is where this reads. */
+    if (slot * slab->slot_size != offset || slot >= slot_count) {
         return false;
     }
-    uint16_t requested = slab_requested(slab, row->slot_count)[slot];
+    uint16_t requested = meta[slot_count + slot];
     if (requested == HEAP_SLAB_SLOT_FREE) {
         return false;
     }
     out->chunk = chunk;
-    out->slab = slab;
+    out->slab = (struct heap_slab *)slab - slab->mirror; /* the slab's own, not its mirror */
+    out->meta = meta;
     out->slot = slot;
-    out->slot_count = row->slot_count;
+    out->slot_count = slot_count;
     out->owner = (enum heap_owner)owner;
     out->requested = requested;
     return true;
@@ -1338,17 +1359,6 @@ static inline __attribute__((always_inline)) uint8_t slab_window_at(const struct
     return offset < HEAP_CHUNK_SIZE ? chunk->slab_windows[offset >> HEAP_SLAB_SHIFT] : 0u;
 }
 
-/* slab_window_at() for IOFree's slot path, from the header address (pointer -
- * 16), an address of `chunk`, so with no bound to test. A slot starts well past
- * its slab's window, so its header address is in its own slab. For other
- * pointers the byte can be wrong (a block's header in a slab's last 16 bytes
- * names that slab): it only picks the slab resolve_slot() compares with, which
- * then refuses, and free_checked() decides with slab_window_at(). */
-static inline __attribute__((always_inline)) uint8_t slab_window_of_header(const struct heap_chunk *chunk, uintptr_t header)
-{
-    return chunk->slab_windows[(header - (uintptr_t)chunk) >> HEAP_SLAB_SHIFT];
-}
-
 /* resolve() for a header address in the chunk `chunk` (known to be one). */
 static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_chunk *chunk, uintptr_t addr, struct resolved_block *out)
 {
@@ -1359,7 +1369,7 @@ static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_c
     }
     uint8_t window = slab_window_at(chunk, addr);
     if (window != 0) {
-        return resolve_slot(chunk, addr, window, (unsigned)window_owner_bits(window), out);
+        return resolve_slot(chunk, slab_at(chunk, (uintptr_t)block), addr, (unsigned)window_owner_bits(window), out);
     }
     if (!used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) || !state_owner(block->state, &out->owner)) {
         return false;
@@ -1376,13 +1386,12 @@ static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_c
  *   1. the page byte of the header address says which page block holds it
  *      and who owns it (a heap chunk, a large block, or something else);
  *   2. in a chunk, slab_windows says whether the address is in a slab's
- *      window, of which class and owner: then the slab header's fixed fields
- *      must match them, the slab's requested[] must call the slot live, and the address
- *      must be exactly a slot's start; otherwise used_map says whether a used
- *      block starts exactly there; for a large block, the pointer must be its
- *      page run start + 16;
- *   3. only then is the header read: a block's checksum must hold, a slab's
- *      fixed fields must be what the window byte and the class say (a header
+ *      window, and of which owner: then the descriptor of its header
+ *      address's unit must be a slab's of that owner, the slab's requested[]
+ *      must call the slot live, and the address must be exactly a slot's
+ *      start; otherwise used_map says whether a used block starts exactly
+ *      there; for a large block, the pointer must be its page run start + 16;
+ *   3. only then is a block's header read: its checksum must hold (a header
  *      overwritten by a caller is reported, not followed).
  * Every step is O(1). Pointers into the middle of a block fail step 2.
  */
@@ -1488,7 +1497,7 @@ static __attribute__((noinline)) void *slab_alloc_new(size_t length, enum heap_o
     }
     h->slab_current[owner][size_class] = slab;
     slab->current_of = UINT32_C(1) << size_class;
-    return alloc_counted((uint8_t *)slab + slab->first, length, zero); /* slot 0 */
+    return alloc_counted((uint8_t *)slab->meta + slab->first, length, zero); /* slot 0 */
 }
 
 /* alloc_inline() for a request of class `size_class` whose current slab `slab` is
@@ -1564,7 +1573,7 @@ static __attribute__((noinline)) IOReturn free_checked(void *address, size_t len
         return kIOReturnBadArgument;
     }
     if (found.slab != NULL) {
-        slab_free(found.slab, found.slot, found.slot_count, found.requested);
+        slab_free(found.slab, found.meta, found.slot, found.slot_count, found.requested);
     } else if (found.block != NULL) {
         tlsf_free(found.chunk, found.block);
     } else {
@@ -1575,14 +1584,14 @@ static __attribute__((noinline)) IOReturn free_checked(void *address, size_t len
 }
 
 /*
- * free_inline() for a header in a window no slab covers, of a chunk that
- * chunk_at (H8) named: a used block of the TLSF lists, as resolve_in_chunk()
- * decides (used_map says a used block starts there, its checksum holds, its
- * state is `owner`'s used state), allocated with `length`. The header's window
- * is not always the address's (a block's payload may start in the next
- * window), but only a slab's own block starts where a slab covers: its state
- * is no caller's. Anything else is free_checked()'s (a tail call, so that
- * IOFree's slot path saves no register for this one).
+ * free_inline() for a header in a unit no slab covers (its descriptor's magic
+ * is 0), of a chunk that chunk_at (H8) named: a used block of the TLSF lists,
+ * as resolve_in_chunk() decides (used_map says a used block starts there, its
+ * checksum holds, its state is `owner`'s used state), allocated with
+ * `length`. The header's unit is not always the address's (a block's payload
+ * may start in the next unit), but only a slab's own block starts where a slab
+ * covers: its state is no caller's. Anything else is free_checked()'s (a tail
+ * call, so that IOFree's slot path saves no register for this one).
  */
 static __attribute__((noinline)) IOReturn block_free_fast(struct heap_chunk *chunk, uintptr_t addr, size_t length,
                                                           enum heap_owner owner)
@@ -1601,14 +1610,17 @@ static __attribute__((noinline)) IOReturn block_free_fast(struct heap_chunk *chu
 /*
  * heap_free(), inlined into IOFree. Its common case, with no call: `address` is
  * a live slot of a slab of `owner`, freed with its requested length. The same
- * decisions as resolve() (a heap chunk, slab_windows, resolve_slot) in one
- * straight line, less the chunk's magic: chunk_at (H8) says "heap chunk" in
- * one load and one compare where the page byte takes five loads and two
- * bounds, and reading the chunk's first line cost an L1 miss per free (it
- * shares its set with every aligned slab header). A header in a window no slab
- * covers is block_free_fast()'s; anything else, free_checked()'s, which accepts
- * or rejects it (a chunk that lost its chunk_at entry to a lower one among
- * them: resolve() asks the page byte). Both are tail calls.
+ * decisions as resolve() (a heap chunk, a slab's descriptor, resolve_slot) in
+ * one straight line, less the chunk's magic and the slab_windows byte:
+ * chunk_at (H8) says "heap chunk" in one load and one compare where the page
+ * byte takes five loads and two bounds, and the descriptor of the header's
+ * unit says "a slab of this owner" (a slot starts well past its window's
+ * start, so its header address is in its own slab; for other pointers the
+ * unit can be a neighbour's, whose slots resolve_slot() then refuses). Three
+ * dependent loads: chunk_at, the descriptor, requested[]. A header in a unit
+ * no slab covers is block_free_fast()'s; anything else, free_checked()'s,
+ * which accepts or rejects it (a chunk that lost its chunk_at entry to a lower
+ * one among them: resolve() asks the page byte). Both are tail calls.
  */
 static inline __attribute__((always_inline)) IOReturn free_inline(void *address, size_t length, enum heap_owner owner)
 {
@@ -1621,17 +1633,15 @@ static inline __attribute__((always_inline)) IOReturn free_inline(void *address,
     uintptr_t base = header & ~(uintptr_t)(HEAP_CHUNK_SIZE - 1u);
     if (heap_state.chunk_at[(header >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT] == base) {
         struct heap_chunk *chunk = (struct heap_chunk *)base;
-        /* A slab's window (one bit: what is not a slab's is never read as a
-         * slab header), whose header names the caller as its owner: another
-         * owner's slot fails resolve_slot's compare. */
-        uint8_t window = slab_window_of_header(chunk, header);
-        if ((window & (unsigned)HEAP_SLAB_WINDOW_SLAB) == 0) {
-            return block_free_fast(chunk, addr, length, owner);
-        }
-        if (resolve_slot(chunk, addr, window, (unsigned)owner, &found) && found.requested == length) {
+        const struct heap_slab *slab = slab_at(chunk, header);
+        __asm__("" : "+r"(slab));
+        if (resolve_slot(chunk, slab, addr, (unsigned)owner, &found) && found.requested == length) {
             heap_state.frees++;
-            slab_free(found.slab, found.slot, found.slot_count, length);
+            slab_free(found.slab, found.meta, found.slot, found.slot_count, length);
             return kIOReturnSuccess;
+        }
+        if (slab->magic == 0) {
+            return block_free_fast(chunk, addr, length, owner);
         }
     }
     return free_checked(address, length, owner);
@@ -1664,7 +1674,7 @@ void heap_stats(struct heap_stats *out)
 /* Whether `block` is an empty slab: one heap_settle() gives back (H7). */
 static bool block_is_spare(const struct heap_block *block)
 {
-    return block->state == HEAP_BLOCK_SLAB && slab_empty((const struct heap_slab *)(const void *)(block + 1));
+    return block->state == HEAP_BLOCK_SLAB && slab_empty(slab_at(chunk_of(block), (uintptr_t)(block + 1)));
 }
 
 /* Whether heap_settle() would give `chunk` back (H6): not the home chunk, and
@@ -1805,17 +1815,38 @@ struct slab_walk {
 };
 static struct slab_walk slab_walk;
 
-/* One slab block of `chunk` (H7): its header, window, slots and maps. */
+/* Whether `mirror` is what slab_format() wrote for the big slab `slab` (heap.h). */
+static bool slab_mirror_matches(const struct heap_slab *slab, const struct heap_slab *mirror)
+{
+    return mirror->magic == slab->magic && mirror->size_class == slab->size_class && mirror->owner == slab->owner &&
+           mirror->slot_size == slab->slot_size && mirror->slot_count == slab->slot_count &&
+           mirror->first == slab->first && mirror->check == slab->check && mirror->reciprocal == slab->reciprocal &&
+           mirror->meta == slab->meta && mirror->mirror == 1u && mirror->free_count == 0u && mirror->current_of == 0u &&
+           mirror->next == NULL && mirror->prev == NULL && mirror->spare_next == NULL && mirror->spare == 0u;
+}
+
+/* Whether a descriptor is all 0, as a unit no slab covers has it (heap.h). */
+static bool slab_desc_blank(const struct heap_slab *d)
+{
+    return d->magic == 0u && d->size_class == 0u && d->owner == 0u && d->slot_size == 0u && d->slot_count == 0u &&
+           d->first == 0u && d->check == 0u && d->free_count == 0u && d->reciprocal == 0u && d->current_of == 0u &&
+           d->meta == NULL && d->next == NULL && d->prev == NULL && d->spare_next == NULL && d->spare == 0u &&
+           d->mirror == 0u;
+}
+
+/* One slab block of `chunk` (H7): its descriptor (and mirror), window, slots and maps. */
 static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, struct heap_check_report *report)
 {
-    struct heap_slab *slab = (struct heap_slab *)block_payload(block);
-    uintptr_t window = (uintptr_t)slab;
-
+    uintptr_t window = (uintptr_t)block_payload(block);
     if (window % HEAP_SLAB_SIZE != 0) {
-        return check_fail(report, "slab not on a window", slab);
+        return check_fail(report, "slab not on a window", block);
+    }
+    struct heap_slab *slab = slab_at(chunk, window);
+    if ((uintptr_t)slab->meta != window || slab->mirror != 0u) {
+        return check_fail(report, "slab descriptor names another window", slab);
     }
     if (!slab_intact(slab)) {
-        return check_fail(report, "slab header damaged", slab);
+        return check_fail(report, "slab descriptor damaged", slab);
     }
     if (slab->size_class >= HEAP_SLAB_CLASSES || slab->owner >= HEAP_OWNER_COUNT) {
         return check_fail(report, "slab geometry wrong", slab);
@@ -1826,8 +1857,12 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
         return check_fail(report, "slab block of the wrong size", block);
     }
     if (slab->slot_size != slot_size || slab->first != HEAP_SLAB_FIRST(slab->size_class) ||
-        slab->slot_count != HEAP_SLAB_SLOT_COUNT(slab->size_class)) { /* the formula: the rows' check too */
+        slab->slot_count != HEAP_SLAB_SLOT_COUNT(slab->size_class) || /* the formula: the rows' check too */
+        slab->reciprocal != slab_rows[slab->size_class].reciprocal) {
         return check_fail(report, "slab geometry wrong", slab);
+    }
+    if (span == HEAP_SLAB_BIG_SIZE && !slab_mirror_matches(slab, slab_mirror(slab))) {
+        return check_fail(report, "big slab's mirror descriptor wrong", slab_mirror(slab));
     }
     for (unsigned covered = 0; covered < span / HEAP_SLAB_SIZE; covered++) {
         if (chunk->slab_windows[window_of(chunk, window) + covered] !=
@@ -1896,8 +1931,13 @@ static bool slab_is_live(const struct heap_slab *slab)
         slab->size_class >= HEAP_SLAB_CLASSES || slab->owner >= HEAP_OWNER_COUNT) {
         return false;
     }
-    const struct heap_chunk *chunk = pages_pa_to_ptr(holder.start);
-    return chunk->slab_windows[window_of(chunk, (uintptr_t)slab)] ==
+    struct heap_chunk *chunk = pages_pa_to_ptr(holder.start);
+    uintptr_t at = (uintptr_t)slab - (uintptr_t)chunk->slabs;
+    if ((uintptr_t)slab < (uintptr_t)chunk->slabs || at >= sizeof(chunk->slabs) || at % sizeof(*slab) != 0 ||
+        slab != slab_at(chunk, (uintptr_t)slab->meta)) {
+        return false;
+    }
+    return chunk->slab_windows[window_of(chunk, (uintptr_t)slab->meta)] ==
            slab_window_byte(slab->size_class, (enum heap_owner)slab->owner);
 }
 
@@ -1996,7 +2036,7 @@ static IOReturn check_slab_lists(struct heap_check_report *report)
 static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *report)
 {
     struct page_block holder;
-    uint64_t used_here = 0, slab_windows_here = 0;
+    uint64_t used_here = 0, slab_windows_here = 0, descriptors_here = 0;
 
     if (!pages_block_containing(pages_ptr_to_pa(chunk), &holder) ||
         pa_addr(holder.start) != (uint64_t)(uintptr_t)chunk ||
@@ -2035,6 +2075,7 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
             }
             used_here++;
             slab_windows_here += block->size / HEAP_SLAB_SIZE; /* check_slab: the span */
+            descriptors_here += block->size / HEAP_SLAB_SMALL_SPAN; /* its own, and a big one's mirror */
         } else if (used) {
             if (block->requested > block->size - HEAP_BLOCK_HEADER_SIZE) {
                 return check_fail(report, "requested size does not fit the block", block);
@@ -2075,6 +2116,14 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
     }
     if (marked != slab_windows_here) {
         return check_fail(report, "slab_windows marks a window where no slab is", chunk);
+    }
+    /* check_slab() found each slab's descriptor and mirror right: the others are blank. */
+    uint64_t described = 0;
+    for (unsigned unit = 0; unit < HEAP_CHUNK_SLABS; unit++) {
+        described += !slab_desc_blank(&chunk->slabs[unit]);
+    }
+    if (described != descriptors_here) {
+        return check_fail(report, "a slab descriptor where no slab is", chunk);
     }
     if (used_here == 0 && chunk != heap_state.home_chunk) {
         return check_fail(report, "an empty chunk other than the home chunk was kept", chunk);

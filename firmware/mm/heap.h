@@ -10,7 +10,8 @@
  *   heap_state (global, struct heap_state)
  *     .chunks --> struct heap_chunk (HEAP_CHUNK_SIZE bytes, aligned to its size,
  *                 a PAGE_OWNER_HEAP_CHUNK block of the page allocator)
- *       +0                  chunk header (magic, list links, used_map)
+ *       +0                  chunk header (magic, list links, used_map,
+ *                           slab_windows, slabs[]: the slab descriptors)
  *       +HEAP_CHUNK_FIRST   first block: struct heap_block header, then payload
  *       ...                 blocks follow each other: next = block + size
  *       +HEAP_CHUNK_SIZE-16 sentinel header (state HEAP_BLOCK_SENTINEL)
@@ -21,9 +22,11 @@
  *   up to HEAP_SLAB_SMALL_MAX, HEAP_SLAB_BIG_SIZE above) whose payload starts
  *   on a boundary of that size in its chunk (the "window"; the window's last
  *   16 bytes are the next block's header, so slabs can follow each other):
- *   struct heap_slab there (with its free stack and requested lengths), then
- *   slot_count slots of one size, no header per slot. The chunk's slab_windows has a byte per HEAP_SLAB_SIZE window:
- *   HEAP_SLAB_WINDOW(class, owner) on every window a slab covers, 0 elsewhere.
+ *   its free stack and requested lengths there (meta[]), then slot_count
+ *   slots of one size, no header per slot. Its descriptor (struct heap_slab)
+ *   is in the chunk's header, one per HEAP_SLAB_SMALL_SPAN unit; the chunk's
+ *   slab_windows has a byte per HEAP_SLAB_SIZE window: HEAP_SLAB_WINDOW(class,
+ *   owner) on every window a slab covers, 0 elsewhere.
  *     .slab_partial[owner][class] --> struct heap_slab (doubly linked, the
  *                 slabs of that owner and slot size with a free slot)
  *     .slab_current[owner][class] --> struct heap_slab (the one IOMalloc takes
@@ -201,13 +204,24 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 #define HEAP_SLAB_SLOT_FREE UINT16_C(0xFFFF)
 
 /*
- * The head of a slab, at its window's start. Everything a free trusts is
- * here, never in a slot: meta[] says which slots are free and the lengths of
- * the live ones, owner whose they are. The fields up to check never change
- * while the slab lives and are checksummed (with the address); magic to first
- * are the first 12 bytes, which IOFree compares as two words.
+ * A slab's descriptor, in its chunk's header: heap_chunk.slabs[] has one per
+ * HEAP_SLAB_SMALL_SPAN unit of the chunk, and a slab's is the one of its
+ * window's first unit. A big (64 KiB) slab covers two units: the second one's
+ * descriptor is its mirror, a copy of the fields IOFree reads (magic to check,
+ * reciprocal, meta), every other field 0, so that a slot's own unit answers.
+ * A unit no slab covers has magic 0 (and so has a slab given back).
  *
- * meta[] has 2 x slot_count entries (the slots start past it, at `first`):
+ * The descriptors sit apart from every slot: no caller's block lies next to
+ * one, and those of the slabs in use lie side by side instead of each at a
+ * span boundary, where they shared one L1 cache set (docs/allocators.md,
+ * "Slab descriptors"). Everything a free trusts is here or in meta[], never
+ * in a slot: meta[] says which slots are free and the lengths of the live
+ * ones, owner whose they are. The fields magic to check and reciprocal never
+ * change while the slab lives; magic to first are checksummed with the
+ * window's address (check), and heap_check compares the rest with the class.
+ *
+ * meta[] is at the window's start and has 2 x slot_count entries (the slots
+ * start past it, at `first`):
  *   meta[0 .. slot_count)       the free stack: meta[0 .. free_count) are the
  *                               free slots, each once, the one IOMalloc takes
  *                               next on top; the entries above are stale;
@@ -218,32 +232,35 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
  * pushes its slot; an allocation pops one: no scan, and the slot freed last
  * is the one handed out next.
  */
+#define HEAP_SLAB_DESC_SIZE 64u /* a cache line: no descriptor spans two */
 struct heap_slab {
-    uint32_t magic;      /* HEAP_SLAB_MAGIC */
+    uint32_t magic;      /* HEAP_SLAB_MAGIC; 0 where no slab is */
     uint8_t size_class;  /* slot size = HEAP_SLAB_SLOT_SIZE(size_class) */
     uint8_t owner;       /* enum heap_owner of every slot */
     uint16_t slot_size;  /* bytes per slot */
     uint16_t slot_count; /* HEAP_SLAB_SLOT_COUNT(size_class) */
-    uint16_t first;      /* offset of slot 0 from the slab: HEAP_SLAB_FIRST(size_class) */
-    uint16_t check;      /* checksum of magic .. first and the address */
+    uint16_t first;      /* offset of slot 0 from the window: HEAP_SLAB_FIRST(size_class) */
+    uint16_t check;      /* checksum of magic .. first and the window's address */
     uint16_t free_count; /* free slots: the stack's height */
-    uint8_t spare;       /* 1 while on heap_state.slab_spare (heap.c H7), else 0 */
+    uint32_t reciprocal; /* slot index = (offset / 16 * reciprocal) >> 27 (heap.c SLOT_RECIPROCAL) */
     uint32_t current_of; /* bit c: heap_state.slab_current[owner][c] is this slab (heap.c H9) */
+    uint16_t *meta;      /* the window: the free stack, then requested[] (above) */
     struct heap_slab *next; /* heap_state.slab_partial list, while free_count != 0 */
     struct heap_slab *prev;
     struct heap_slab *spare_next; /* heap_state.slab_spare list, while spare */
-    uint16_t meta[];     /* the free stack, then requested[] (above) */
-};
+    uint8_t spare;       /* 1 while on heap_state.slab_spare (heap.c H7), else 0 */
+    uint8_t mirror;      /* 1 in a big slab's mirror (its descriptor is the one below), else 0 */
+} __attribute__((aligned(HEAP_SLAB_DESC_SIZE)));
+_Static_assert(sizeof(struct heap_slab) == HEAP_SLAB_DESC_SIZE, "a slab descriptor is one cache line");
 
-/* Bytes before slot 0 for n slots: the header and its meta[], rounded up to the alignment. */
-#define HEAP_SLAB_HEAD_BYTES(n) \
-    ((uint32_t)((sizeof(struct heap_slab) + 4u * (size_t)(n) + HEAP_ALIGN - 1u) & ~(size_t)(HEAP_ALIGN - 1u)))
+/* Bytes before slot 0 for n slots: their meta[] entries, rounded up to the alignment. */
+#define HEAP_SLAB_HEAD_BYTES(n) ((uint32_t)((4u * (size_t)(n) + HEAP_ALIGN - 1u) & ~(size_t)(HEAP_ALIGN - 1u)))
 /* A slab's slots end at its window's end less 16: the next block's header. */
 #define HEAP_SLAB_SLOTS_END(c) (HEAP_SLAB_SPAN(c) - HEAP_BLOCK_HEADER_SIZE)
 /* Slots of a slab of class c: as many as fit with their meta[] entries, less one
  * when rounding the head up to the alignment leaves no room for the last. */
 #define HEAP_SLAB_SLOTS_GUESS(c) \
-    ((HEAP_SLAB_SLOTS_END(c) - (uint32_t)sizeof(struct heap_slab)) / (HEAP_SLAB_SLOT_SIZE(c) + 4u))
+    (HEAP_SLAB_SLOTS_END(c) / (HEAP_SLAB_SLOT_SIZE(c) + 4u))
 #define HEAP_SLAB_SLOT_COUNT(c)                                                                         \
     (HEAP_SLAB_SLOTS_GUESS(c) -                                                                         \
      (HEAP_SLAB_HEAD_BYTES(HEAP_SLAB_SLOTS_GUESS(c)) + HEAP_SLAB_SLOTS_GUESS(c) * HEAP_SLAB_SLOT_SIZE(c) > \
@@ -254,9 +271,9 @@ _Static_assert(HEAP_SLAB_SLOT_COUNT(0) < HEAP_SLAB_SLOT_FREE, "slot indexes fit 
 
 /* A chunk's slab_windows byte, for a window covered by a slab of class c and
  * owner o: HEAP_SLAB_WINDOW_SLAB | o << HEAP_SLAB_WINDOW_OWNER_SHIFT | c (0
- * where no slab is). It is what IOFree takes the slab's class and owner from:
- * no caller's block lies next to it, unlike the slab's own header. An enum so
- * that decoders read the format from DWARF. */
+ * where no slab is): the map resolve() reads for any pointer (a unit's
+ * descriptor would not do for the chunk's end), which heap_check holds to the
+ * descriptors. An enum so that decoders read the format from DWARF. */
 enum heap_slab_window {
     HEAP_SLAB_WINDOW_OWNER_SHIFT = 5,
     HEAP_SLAB_WINDOW_CLASS_MASK = (1 << HEAP_SLAB_WINDOW_OWNER_SHIFT) - 1,
@@ -269,21 +286,18 @@ enum heap_slab_window {
  * bit g is set exactly when a used block's header (a slab's included) starts
  * at chunk + 16 g. slab_windows has one byte per HEAP_SLAB_SIZE window: byte w
  * is HEAP_SLAB_WINDOW(class, owner) exactly when a slab of that class and
- * owner covers chunk + w * HEAP_SLAB_SIZE (its header is at the window's
- * address rounded down to the slab's span), else 0. They are what makes
- * IOFree's "is this a live block?" answer independent of anything stored in
- * the block itself.
+ * owner covers chunk + w * HEAP_SLAB_SIZE, else 0. slabs[u] is the descriptor
+ * of the slab covering chunk + u * HEAP_SLAB_SMALL_SPAN, or its mirror (struct
+ * heap_slab), magic 0 where none does. They are what makes IOFree's "is this
+ * a live block?" answer independent of anything stored in the block itself.
  *
- * slab_windows sits at HEAP_CHUNK_WINDOWS_AT, right below the chunk's first
- * block and in the page that holds it and the end of used_map: a slab made on
- * the free tail of an otherwise empty chunk (slabs pile up at its top) touches
- * that page and its own, as IOFree of a slot touches that page and the slab's.
- * The offset is 1024 past a page boundary, off the L1 cache set of the line
- * a slab's header starts with (byte 0 of its window), which IOFree of a slot
- * also reads; `reserved` (zero) pads up to it. */
+ * slab_windows sits at HEAP_CHUNK_WINDOWS_AT, in the page that holds the end
+ * of used_map, 1024 past a page boundary; `reserved` (zero) pads up to it.
+ * slabs[] follows it, and the chunk's first block follows slabs[]. */
+#define HEAP_CHUNK_SLABS (HEAP_CHUNK_SIZE / HEAP_SLAB_SMALL_SPAN)
 #define HEAP_CHUNK_LINKS_BYTES 24u    /* magic, next, prev */
 #define HEAP_CHUNK_USED_MAP_BYTES (HEAP_CHUNK_GRANULES / 8u)
-#define HEAP_CHUNK_WINDOWS_PAST 1024u  /* past a 4 KiB boundary: L1 sets 16-31 */
+#define HEAP_CHUNK_WINDOWS_PAST 1024u  /* past a 4 KiB boundary */
 #define HEAP_CHUNK_WINDOWS_AT                                                                          \
     ((HEAP_CHUNK_LINKS_BYTES + HEAP_CHUNK_USED_MAP_BYTES) / HEAP_SLAB_SIZE * HEAP_SLAB_SIZE + HEAP_CHUNK_WINDOWS_PAST)
 struct heap_chunk {
@@ -293,6 +307,7 @@ struct heap_chunk {
     uint64_t used_map[HEAP_CHUNK_GRANULES / 64u];
     uint8_t reserved[HEAP_CHUNK_WINDOWS_AT - HEAP_CHUNK_LINKS_BYTES - HEAP_CHUNK_USED_MAP_BYTES];
     uint8_t slab_windows[HEAP_CHUNK_WINDOWS]; /* HEAP_SLAB_WINDOW() bytes (enum heap_slab_window) */
+    struct heap_slab slabs[HEAP_CHUNK_SLABS]; /* unit u's slab descriptor or mirror (magic 0: none) */
 };
 _Static_assert(offsetof(struct heap_chunk, slab_windows) == HEAP_CHUNK_WINDOWS_AT, "slab_windows where stated");
 _Static_assert(offsetof(struct heap_chunk, used_map) == HEAP_CHUNK_LINKS_BYTES &&

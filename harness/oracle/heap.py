@@ -56,6 +56,7 @@ HEAP_SLAB_SIZE = 4096  # a slab_windows window (HEAP_SLAB_SHIFT 12): a slab cove
 HEAP_SLAB_SMALL_SPAN = 32768  # a small-class slab's block (HEAP_SLAB_SMALL_SHIFT 15)
 HEAP_SLAB_BIG_SIZE = 65536  # a big-class slab's (HEAP_SLAB_BIG_SHIFT 16)
 HEAP_SLAB_SLOT_FREE = 0xFFFF  # requested[] of a free slot
+SLAB_META_ENTRY = 2  # bytes of a meta[] entry (struct heap_slab.meta is a uint16_t *)
 HEAP_CHUNK_AT_NONE = 1  # a heap_state.chunk_at entry naming no chunk (no chunk address is odd)
 HEAP_SLAB_MAX = 2048  # requests of 0..2048 bytes go to slabs
 HEAP_SLAB_SMALL_MAX = 256  # classes 0..15: slots of (c + 1) * 16 bytes in HEAP_SLAB_SMALL_SPAN slabs
@@ -110,6 +111,15 @@ def slab_check(
     ids = (magic << 16) | (size_class << 8) | owner
     shape = (slot_size << 32) | (slot_count << 16) | first
     return _check_fold(address, ids, shape) >> 48
+
+
+SLOT_RECIPROCAL_SHIFT = 27  # heap.c: slot index = (offset / 16 * reciprocal) >> 27
+
+
+def slot_reciprocal(size_class: int) -> int:
+    """SLOT_RECIPROCAL (heap.c): 2^27 divided by the slot size in granules, rounded up."""
+    units = slab_slot_size(size_class) // HEAP_ALIGN
+    return -(-(1 << SLOT_RECIPROCAL_SHIFT) // units)
 
 
 def slab_class(requested: int) -> int:
@@ -228,9 +238,8 @@ class Layouts:
         return w["HEAP_SLAB_WINDOW_SLAB"] | owner << w["HEAP_SLAB_WINDOW_OWNER_SHIFT"] | size_class
 
     def _slab_head(self, slots: int) -> int:
-        """HEAP_SLAB_HEAD_BYTES: the header and 2 x ``slots`` meta[] entries, aligned."""
-        meta = self.heap_slab["meta"]
-        return (meta.offset + 2 * slots * meta.size + HEAP_ALIGN - 1) & ~(HEAP_ALIGN - 1)
+        """HEAP_SLAB_HEAD_BYTES: 2 x ``slots`` meta[] entries, aligned."""
+        return (2 * slots * SLAB_META_ENTRY + HEAP_ALIGN - 1) & ~(HEAP_ALIGN - 1)
 
     def slab_first(self, size_class: int) -> int:
         """HEAP_SLAB_FIRST: offset of slot 0 from a slab of ``size_class``."""
@@ -242,12 +251,21 @@ class Layouts:
 
     def slot_count(self, size_class: int) -> int:
         """HEAP_SLAB_SLOT_COUNT: the slots that fit with their meta[] entries between the
-        slab's header and the next block's header."""
+        window's start and the next block's header."""
         end = slab_span(size_class) - HEAP_BLOCK_HEADER_SIZE
         size = slab_slot_size(size_class)
-        meta = self.heap_slab["meta"]
-        guess = (end - meta.offset) // (size + 2 * meta.size)
+        guess = end // (size + 2 * SLAB_META_ENTRY)
         return guess - (self._slab_head(guess) + guess * size > end)
+
+    @property
+    def chunk_units(self) -> int:
+        """HEAP_CHUNK_SLABS: the slab descriptors (one per unit) in a chunk's header."""
+        return self.heap_chunk["slabs"].count
+
+    @property
+    def unit_size(self) -> int:
+        """The bytes of a chunk each descriptor stands for (HEAP_SLAB_SMALL_SPAN)."""
+        return self.chunk_size // self.chunk_units
 
     @property
     def chunk_size(self) -> int:
@@ -376,9 +394,11 @@ class Block:
 
 @dataclass(frozen=True)
 class Slab:
-    """A slab: the struct heap_slab at its window, which follows its block header."""
+    """A slab: its window (meta[], then the slots), which follows its block header, and its
+    descriptor (struct heap_slab) in the chunk's header."""
 
-    address: int  # the window (the slab header); its block header is 16 bytes below
+    address: int  # the window: meta[] starts here; its block header is 16 bytes below
+    descriptor: int  # its struct heap_slab: what the heap's lists and current pointers hold
     magic: int
     size_class: int
     owner: int
@@ -386,6 +406,9 @@ class Slab:
     slot_size: int
     slot_count: int
     first: int
+    reciprocal: int
+    meta: int  # the descriptor's meta pointer: the window, when intact
+    mirror: int  # 0 in a slab's own descriptor
     free_count: int  # the free slots, and the free stack's height
     current_of: int  # bit c: heap_state.slab_current[owner][c] is this slab (H9; history)
     next: int
@@ -450,6 +473,7 @@ class Chunk:
     used_granules: frozenset[int]
     slab_windows: bytes = b""  # slab_windows: byte w for the window at address + w * HEAP_SLAB_SIZE
     slabs: tuple[Slab, ...] = ()  # of the blocks of state HEAP_BLOCK_SLAB, by address
+    descriptors: bytes = b""  # slabs[]: the descriptor (or mirror, or zeros) of every unit
 
 
 @dataclass(frozen=True)
@@ -746,26 +770,30 @@ def _decode_block(lay: Layouts, blob: bytes, offset: int, address: int) -> Block
     )
 
 
-def _decode_slab(lay: Layouts, blob: bytes, offset: int, address: int, meta: bytes) -> Slab:
-    """The header in ``blob`` at ``offset``; ``meta``: the bytes of its meta[] (2 x slot_count
-    entries, fewer when the slot count is damaged)."""
+def _decode_slab(lay: Layouts, desc: bytes, descriptor: int, address: int, meta: bytes) -> Slab:
+    """The slab whose window is at ``address``: its descriptor's bytes ``desc`` (at
+    ``descriptor``) and ``meta``, the bytes of its meta[] (2 x slot_count entries, fewer when
+    the slot count is damaged)."""
     hs = lay.heap_slab
-    part = blob[offset : offset + hs.size]
 
-    def get(name: str, index: int = 0) -> int:
-        return hs.read(part, name, index)
+    def get(name: str) -> int:
+        return hs.read(desc, name)
 
     slot_count = get("slot_count")
-    entries = struct.unpack_from(f"<{len(meta) // 2}H", meta)
+    entries = struct.unpack_from(f"<{len(meta) // SLAB_META_ENTRY}H", meta)
     return Slab(
         address=address,
+        descriptor=descriptor,
         magic=get("magic"),
         size_class=get("size_class"),
         owner=get("owner"),
         check=get("check"),
         slot_size=get("slot_size"),
-        slot_count=get("slot_count"),
+        slot_count=slot_count,
         first=get("first"),
+        reciprocal=get("reciprocal"),
+        meta=get("meta"),
+        mirror=get("mirror"),
         free_count=get("free_count"),
         current_of=get("current_of"),
         next=get("next"),
@@ -798,15 +826,14 @@ class _ChunkPieces:
         return self.data, offset - self.start
 
 
-def _slab_meta(pieces: _ChunkPieces, lay: Layouts, header: bytes, at: int) -> bytes:
-    """The meta[] bytes of the slab whose header (``header``) is at chunk offset ``at``:
-    2 x slot_count entries, the count capped at the most any class has and at the chunk's
-    end (a damaged count reads what is there)."""
-    hs = lay.heap_slab
-    slots = min(hs.read(header, "slot_count"), lay.slot_count(0))
-    start = at + hs["meta"].offset
-    length = max(0, min(4 * slots, lay.chunk_size - HEAP_BLOCK_HEADER_SIZE - start)) & ~3
-    piece = pieces.at(start, length)
+def _slab_meta(pieces: _ChunkPieces, lay: Layouts, slot_count: int, at: int) -> bytes:
+    """The meta[] bytes of the slab whose window is at chunk offset ``at``: 2 x ``slot_count``
+    entries, the count capped at the most any class has and at the chunk's end (a damaged
+    count reads what is there)."""
+    slots = min(slot_count, lay.slot_count(0))
+    entry = 2 * SLAB_META_ENTRY
+    length = max(0, min(entry * slots, lay.chunk_size - HEAP_BLOCK_HEADER_SIZE - at)) // entry * entry
+    piece = pieces.at(at, length)
     return b"" if piece is None else piece[0][piece[1] : piece[1] + length]
 
 
@@ -827,6 +854,9 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
     granules = frozenset(set_bits)
     slab_windows = hc["slab_windows"]
     windows = bytes(blob[slab_windows.offset : slab_windows.offset + slab_windows.size])
+    table = hc["slabs"]
+    descriptors = bytes(blob[table.offset : table.offset + table.size])
+    desc_size = lay.heap_slab.size
     slab_state = lay.block_state["HEAP_BLOCK_SLAB"]
     slabs: list[Slab] = []
     end = size - HEAP_BLOCK_HEADER_SIZE
@@ -838,8 +868,7 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
             r.problems.append(f"heap: chunk {address:#x}: blocks overrun the sentinel (offset {offset:#x})")
             break
         at = offset + HEAP_BLOCK_HEADER_SIZE
-        slab_room = at + lay.heap_slab.size <= size
-        piece = pieces.at(offset, HEAP_BLOCK_HEADER_SIZE + (lay.heap_slab.size if slab_room else 0))
+        piece = pieces.at(offset, HEAP_BLOCK_HEADER_SIZE)
         if piece is None:
             break
         data, rel = piece
@@ -848,9 +877,11 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
             break
         block = _decode_block(lay, data, rel, address + offset)
         blocks.append(block)
-        if block.state == slab_state and slab_room:
-            meta = _slab_meta(pieces, lay, data[rel + HEAP_BLOCK_HEADER_SIZE :], at)
-            slabs.append(_decode_slab(lay, data, rel + HEAP_BLOCK_HEADER_SIZE, address + at, meta))
+        if block.state == slab_state:
+            unit = at // lay.unit_size * desc_size
+            desc = descriptors[unit : unit + desc_size]
+            meta = _slab_meta(pieces, lay, lay.heap_slab.read(desc, "slot_count"), at)
+            slabs.append(_decode_slab(lay, desc, address + table.offset + unit, address + at, meta))
         if block.size < HEAP_MIN_BLOCK or block.size % HEAP_ALIGN:
             r.problems.append(f"heap: block {block.address:#x} has size {block.size}: cannot walk on")
             break
@@ -865,6 +896,7 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
         used_granules=granules,
         slab_windows=windows,
         slabs=tuple(slabs),
+        descriptors=descriptors,
     )
 
 
@@ -1171,6 +1203,7 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
         if wrong:
             shown = ", ".join(f"{w}: {chunk.slab_windows[w]:#04x} not {marks[w]:#04x}" for w in wrong[:4])
             yield f"{where}: slab_windows bytes disagree with the slabs ({shown})"
+        yield from _descriptor_problems(lay, chunk, where)
 
     # TLSF lists: exactly the free blocks, each in its class, links and bitmaps right
     listed: dict[int, tuple[int, int]] = {}
@@ -1256,7 +1289,11 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             slab.address, slab.magic, slab.size_class, slab.owner, slab.slot_size, slab.slot_count, slab.first
         )
         if slab.magic != HEAP_SLAB_MAGIC or slab.check != want_check:
-            yield f"{at}: header damaged (magic {slab.magic:#x}, check {slab.check:#06x}/{want_check:#06x})"
+            check = f"check {slab.check:#06x}/{want_check:#06x}"
+            yield f"{at}: descriptor damaged (magic {slab.magic:#x}, {check})"
+        if slab.meta != slab.address or slab.mirror != 0:
+            mark = f"mirror mark {slab.mirror}"
+            yield f"{at}: descriptor {slab.descriptor:#x} names window {slab.meta:#x} ({mark})"
         slot_size = slab_slot_size(slab.size_class)
         if (
             slab.size_class >= lay.slab_classes
@@ -1264,6 +1301,7 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             or slab.slot_size != slot_size
             or slab.slot_count != lay.slot_count(slab.size_class)
             or slab.first != lay.slab_first(slab.size_class)
+            or slab.reciprocal != slot_reciprocal(slab.size_class)
         ):
             shape = f"{slab.slot_count} x {slab.slot_size} from +{slab.first}"
             yield f"{at}: geometry (class {slab.size_class}, owner {slab.owner}, {shape})"
@@ -1286,7 +1324,7 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             slots += 1
             slot_bytes += requested
         if free_slots:
-            partial[slab.address] = (slab.owner, slab.size_class)
+            partial[slab.descriptor] = (slab.owner, slab.size_class)
     listed: set[int] = set()
     for (owner, size_class), entries in h.slab_partial.items():
         previous = 0
@@ -1300,7 +1338,7 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
             if back_link != previous:
                 yield f"heap: slab {entry:#x} back link {back_link:#x}, want {previous:#x}"
             previous = entry
-    by_address = {slab.address: slab for slab in h.slabs}
+    by_address = {slab.descriptor: slab for slab in h.slabs}  # the pointers name descriptors
     classes = lay.slab_classes
     for index, current in enumerate(h.slab_current):  # H9
         owner, size_class = divmod(index, classes)
@@ -1313,7 +1351,7 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
     owners = len(h.slab_current) // classes if classes else 0
     for slab in h.slabs:  # current_of names exactly the classes whose current slab it is
         row = h.slab_current[slab.owner * classes : (slab.owner + 1) * classes] if slab.owner < owners else ()
-        have = sum(1 << c for c, current in enumerate(row) if current == slab.address)
+        have = sum(1 << c for c, current in enumerate(row) if current == slab.descriptor)
         if slab.current_of != have:
             yield f"heap: slab {slab.address:#x} current_of {slab.current_of:#x}, current for {have:#x}"
     yield from _spare_problems(h)
@@ -1327,10 +1365,53 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
     return slots, slot_bytes
 
 
+# The fields a big slab's mirror copies from its descriptor (heap.h struct heap_slab).
+MIRRORED_FIELDS = (
+    "magic",
+    "size_class",
+    "owner",
+    "slot_size",
+    "slot_count",
+    "first",
+    "check",
+    "reciprocal",
+    "meta",
+)
+
+
+def _descriptor_problems(lay: Layouts, chunk: Chunk, where: str) -> Iterator[str]:
+    """heap.h struct heap_slab: a slab's descriptor is its window's unit's (_slab_problems
+    checks it); a big slab's second unit holds its mirror (the mirrored fields equal, mirror 1,
+    every other field 0); every other unit's descriptor is all 0."""
+    hs = lay.heap_slab
+    size = hs.size
+    own: dict[int, bytes] = {}  # unit -> the slab's descriptor bytes, for its mirror
+    slab_units: set[int] = set()
+    for slab in chunk.slabs:
+        unit = (slab.address - chunk.address) // lay.unit_size
+        slab_units.add(unit)
+        if slab_span(slab.size_class) == HEAP_SLAB_BIG_SIZE and slab.size_class < lay.slab_classes:
+            own[unit + 1] = chunk.descriptors[unit * size : (unit + 1) * size]
+    for unit in range(len(chunk.descriptors) // size):
+        if unit in slab_units:
+            continue
+        desc = chunk.descriptors[unit * size : (unit + 1) * size]
+        source = own.get(unit)
+        if source is None:
+            want = {name: 0 for name in hs.fields}
+        else:
+            want = {name: hs.read(source, name) if name in MIRRORED_FIELDS else 0 for name in hs.fields}
+            want["mirror"] = 1
+        wrong = [name for name in hs.fields if hs.read(desc, name) != want[name]]
+        if wrong:
+            what = "mirror of the slab below" if source is not None else "descriptor of a unit no slab covers"
+            yield f"{where}: unit {unit}: {what} wrong in {', '.join(wrong)}"
+
+
 def _spare_problems(h: HeapView) -> Iterator[str]:
     """H7: every empty slab is marked spare; the spare lists hold exactly the marked slabs,
     each once, in the list of its owner and span."""
-    by_address = {slab.address: slab for slab in h.slabs}
+    by_address = {slab.descriptor: slab for slab in h.slabs}
     listed: set[int] = set()
     for (owner, span), entries in h.slab_spare.items():
         for entry in entries:
@@ -1346,7 +1427,7 @@ def _spare_problems(h: HeapView) -> Iterator[str]:
             yield f"heap: slab {slab.address:#x} spare mark {slab.spare}"
         elif slab.free_count == slab.slot_count and not slab.spare:
             yield f"heap: empty slab {slab.address:#x} not marked spare"
-        elif slab.spare and slab.address not in listed:
+        elif slab.spare and slab.descriptor not in listed:
             yield f"heap: slab {slab.address:#x} marked spare is on no spare list"
 
 

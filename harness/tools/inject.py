@@ -14,6 +14,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,9 @@ from harness.qemu.profile import Profile, with_icount
 from harness.tools.commands import Commands
 from harness.tools.structs import live_maps, reservations
 from harness.tools.verify import verify
+
+if TYPE_CHECKING:
+    from harness.oracle.heap import Slab
 
 ATTR_DEVICE = 3  # MAIR_EL1 byte 3 is 0x00, Device-nGnRnE (docs/pagewalk.md)
 PTE_PXN = 1 << 53
@@ -199,35 +203,48 @@ def _slot(guest: Guest, handle: int) -> int:
     return registry + lay.object_registry["slots"].offset + slot * lay.object_slot.size
 
 
-def _slab_of(guest: Guest, payload: int) -> tuple[int, int]:
+def _slab_of(guest: Guest, payload: int) -> tuple[Slab, int]:
     """The slab holding the live slot ``payload`` (decoded by the host) and the slot's index."""
     for slab in guest.heap_snapshot().heap.slabs:
         for index in slab.used_slots():
             if slab.slot(index) == payload:
-                return slab.address, index
+                return slab, index
     raise IomemError(f"inject: no slab holds a live slot at {payload:#x}")
 
 
-def _slab_requested_entry(guest: Guest, payload: int) -> int:
-    """meta[] index of ``payload``'s requested length: past the slab's slot_count stack entries."""
+def _descriptor_of(guest: Guest, payload: int) -> int:
+    """The address of the descriptor (struct heap_slab, in its chunk's header) of ``payload``'s slab."""
+    return _slab_of(guest, payload)[0].descriptor
+
+
+def _slab_requested_entry(guest: Guest, payload: int) -> tuple[int, int]:
+    """The address and size of ``payload``'s requested length in its slab's meta[] (at the
+    window's start): past the slab's slot_count stack entries, the count as the guest has it."""
+    from harness.oracle.heap import SLAB_META_ENTRY
+
     slab, index = _slab_of(guest, payload)
-    slot_count, _ = _field_pa(guest, "heap_slab", slab, "slot_count")
-    return _u(guest, slot_count, 2) + index
+    slot_count, _ = _field_pa(guest, "heap_slab", slab.descriptor, "slot_count")
+    return slab.address + SLAB_META_ENTRY * (_u(guest, slot_count, 2) + index), SLAB_META_ENTRY
 
 
 def _slab_free_mark(guest: Guest, payload: int) -> Target:
     """Writes the free mark into ``payload``'s requested[] entry: a live slot called free."""
     from harness.oracle.heap import HEAP_SLAB_SLOT_FREE
 
-    slab, _ = _slab_of(guest, payload)
-    pa, size = _field_pa(guest, "heap_slab", slab, "meta", _slab_requested_entry(guest, payload))
+    pa, size = _slab_requested_entry(guest, payload)
     return Target(pa, _le(HEAP_SLAB_SLOT_FREE, size), f"heap_slab requested[] entry at {pa:#x} called free")
+
+
+def _slab_requested_bumped(guest: Guest, payload: int) -> Target:
+    """Adds 1 to ``payload``'s requested[] entry: a live slot with the wrong length."""
+    pa, size = _slab_requested_entry(guest, payload)
+    return Target(pa, _le(_u(guest, pa, size) + 1, size), f"heap_slab requested[] entry at {pa:#x}")
 
 
 def _slab_window(guest: Guest, payload: int) -> Target:
     """Names another owner in the chunk's slab_windows byte of ``payload``'s slab (its first
-    window): the byte IOFree takes the slab's class and owner from."""
-    slab, _ = _slab_of(guest, payload)
+    window): the map resolve() reads for a pointer IOFree's fast path did not take."""
+    slab = _slab_of(guest, payload)[0].address
     chunk = slab & ~(guest.heap_layouts.chunk_size - 1)
     pa, _ = _field_pa(guest, "heap_chunk", chunk, "slab_windows", (slab - chunk) // heap_slab_size())
     shift = guest.heap_layouts.slab_window["HEAP_SLAB_WINDOW_OWNER_SHIFT"]
@@ -322,12 +339,10 @@ KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
     "heap-used-counter": lambda g, w: _bump(g, "heap_state", _heap_state(g), "used_bytes", 8),
     "heap-slab-free-mark": lambda g, w: _slab_free_mark(g, w.slot),
     "heap-slab-window": lambda g, w: _slab_window(g, w.slot),
-    "heap-slab-requested": lambda g, w: _bump(
-        g, "heap_slab", _slab_of(g, w.slot)[0], "meta", 1, _slab_requested_entry(g, w.slot)
-    ),
-    "heap-slab-header": lambda g, w: _bump(g, "heap_slab", _slab_of(g, w.slot)[0], "slot_count", 1),
-    "heap-slab-partial-link": lambda g, w: _set(g, "heap_slab", _slab_of(g, w.slot)[0], "prev", w.small),
-    "heap-slab-spare-mark": lambda g, w: _set(g, "heap_slab", _slab_of(g, w.slot)[0], "spare", 1),
+    "heap-slab-requested": lambda g, w: _slab_requested_bumped(g, w.slot),
+    "heap-slab-descriptor": lambda g, w: _bump(g, "heap_slab", _descriptor_of(g, w.slot), "slot_count", 1),
+    "heap-slab-partial-link": lambda g, w: _set(g, "heap_slab", _descriptor_of(g, w.slot), "prev", w.small),
+    "heap-slab-spare-mark": lambda g, w: _set(g, "heap_slab", _descriptor_of(g, w.slot), "spare", 1),
     "page-order": lambda g, w: Target(
         _page_info(g, _block(g, w.large)),
         _le(_u(g, _page_info(g, _block(g, w.large)), 1) ^ 1, 1),

@@ -40,7 +40,9 @@ from harness.oracle import heap as heap_oracle
 from harness.oracle.pages import page_byte, page_order, page_state
 
 MiB = 1024 * 1024
-CHUNK_USABLE_OFFSET = 34816  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) rounded to 16
+CHUNK_USABLE_OFFSET = (
+    43008  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) (34 KiB, then 128 slab descriptors of 64)
+)
 HEAP_SLAB_MAX = heap_oracle.HEAP_SLAB_MAX  # requests up to this size take a slab's slot
 HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a slab_windows window: 4 KiB (a slab covers 8 or 16)
 
@@ -322,7 +324,7 @@ def test_pointers_into_a_slab_are_rejected(arena: Arena, size: int) -> None:
     before = arena.heap_stats()
     for address in (
         *(pointer + offset for offset in range(16, slab.slot_size, 16)),  # inside the slot
-        slab.address,  # the slab header
+        slab.address,  # the window's start: meta[]
         slab.address + slab.first - 16,
         slab.slot(slab.slot_count),  # past the last slot: the next block's header
         free_slot,  # never handed out
@@ -537,7 +539,7 @@ def test_a_big_slab_beside_a_free_block_goes_at_once_and_one_between_used_blocks
     assert arena.free(pointer, length) == kIOReturnSuccess  # the upper one: the sentinel above, a slab below
     (kept,) = [s for s in heap_decoder.decode(arena).heap.slabs if s.address == upper]
     assert kept.free_count == kept.slot_count and kept.spare == 1
-    assert heap_decoder.decode(arena).heap.slab_spare == {(0, 1): (upper,)}
+    assert heap_decoder.decode(arena).heap.slab_spare == {(0, 1): (kept.descriptor,)}
     checked_by_both(arena)
     other, other_length = (low, 1000) if pointer == high else (high, 320)
     assert arena.free(other, other_length) == kIOReturnSuccess  # beside the free tail: gone at once
@@ -585,8 +587,8 @@ def test_a_damaged_spare_list_is_found_by_both_walks(arena: Arena) -> None:
     assert arena.free(pointer, 100) == kIOReturnSuccess
     (slab,) = heap_decoder.decode(arena).heap.slabs
     layouts = heap_decoder.decode(arena).layouts
-    mark = slab.address + layouts.heap_slab["spare"].offset
-    (head,) = [address for address, value in _spare_heads(arena) if value == slab.address]
+    mark = slab.descriptor + layouts.heap_slab["spare"].offset
+    (head,) = [address for address, value in _spare_heads(arena) if value == slab.descriptor]
     try:
         arena.write(mark, bytes(1))
         assert "spare" in (arena.heap_check().error or "")
@@ -598,7 +600,7 @@ def test_a_damaged_spare_list_is_found_by_both_walks(arena: Arena) -> None:
         assert arena.heap_check().error == "slab marked spare missing from the spare lists"
         assert any("on no spare list" in p for p in heap_oracle.problems(heap_decoder.decode(arena)))
     finally:
-        arena.write(head, slab.address.to_bytes(8, "little"))
+        arena.write(head, slab.descriptor.to_bytes(8, "little"))
     checked_by_both(arena)
 
 
@@ -707,46 +709,77 @@ def test_a_damaged_header_is_reported_not_followed(arena: Arena) -> None:
     assert arena.free(pointer, 2400) == kIOReturnSuccess
 
 
-def test_a_damaged_slab_header_is_reported_not_followed(arena: Arena) -> None:
-    """The slab header's fixed fields are checksummed: a changed slot size (as an overflow
-    from the block below would write) makes every slot of the slab unfreeable, and check says so."""
-    pointer = arena.malloc(64)
-    slab = heap_decoder.decode(arena).heap.slabs[0]
-    field = heap_decoder.layouts().heap_slab["slot_size"]
-    saved = arena.read(slab.address + field.offset, field.size)
-    arena.write(slab.address + field.offset, (32).to_bytes(field.size, "little"))
-    assert arena.free(pointer, 64) == kIOReturnBadArgument
-    result = arena.heap_check()
-    assert not result.ok and result.error == "slab header damaged" and result.where == slab.address
-    assert any(
-        "slab" in p and "header damaged" in p for p in heap_oracle.problems(heap_decoder.decode(arena))
-    )
-    arena.write(slab.address + field.offset, saved)
-    arena.check_all()
-    assert arena.free(pointer, 64) == kIOReturnSuccess
-
-
-@pytest.mark.parametrize("name", ["slot_count", "first"])
-def test_a_damaged_slab_shape_is_not_followed_by_iofree(arena: Arena, name: str) -> None:
-    """IOFree compares only the header's first word (magic, class, owner, slot size) and takes
-    the slot count and the first slot's offset from the class: with either overwritten, a live
-    slot is still freed where the class says (its requested[] entry and stack slot), so the heap
-    checks clean once the field is put back; heap_check reports the damage meanwhile."""
+@pytest.mark.parametrize(
+    ("name", "error", "problem"),
+    [
+        ("slot_size", "slab descriptor damaged", "descriptor damaged"),
+        ("slot_count", "slab descriptor damaged", "descriptor damaged"),
+        ("first", "slab descriptor damaged", "descriptor damaged"),
+        ("reciprocal", "slab geometry wrong", "geometry"),
+        ("meta", "slab descriptor names another window", "names window"),
+        ("mirror", "slab descriptor names another window", "mirror mark"),
+    ],
+)
+def test_a_damaged_slab_descriptor_is_reported_by_both_walks(
+    arena: Arena, name: str, error: str, problem: str
+) -> None:
+    """A slab's descriptor sits in its chunk's header, out of every caller's reach: IOFree
+    takes the slot geometry from it, and damage to it is heap_check's (the checksum over
+    the fixed fields and the window's address, the class's reciprocal, the window and the
+    mirror mark), as the decoder's. Put back, the slab's slots free as before."""
     pointers = [arena.malloc(64) for _ in range(3)]
     slab = heap_decoder.decode(arena).heap.slabs[0]
     field = heap_decoder.layouts().heap_slab[name]
-    at = slab.address + field.offset
+    at = slab.descriptor + field.offset
     saved = arena.read(at, field.size)
     arena.write(at, (int.from_bytes(saved, "little") + 96).to_bytes(field.size, "little"))
     result = arena.heap_check()
-    assert not result.ok and result.error == "slab header damaged" and result.where == slab.address
-    assert arena.free(pointers[1], 64) == kIOReturnSuccess
+    assert not result.ok and result.error == error and result.where == slab.descriptor
+    assert any(problem in p for p in heap_oracle.problems(heap_decoder.decode(arena)))
     arena.write(at, saved)
     arena.check_all()
-    assert arena.free(pointers[1], 64) == kIOReturnBadArgument  # freed once, where the class says
-    for pointer in (pointers[0], pointers[2]):
+    for pointer in pointers:
         assert arena.free(pointer, 64) == kIOReturnSuccess
     arena.check_all()
+
+
+def test_a_big_slabs_mirror_and_a_stray_descriptor_are_reported_by_both_walks(arena: Arena) -> None:
+    """A big (64 KiB) slab's second unit holds its mirror, which IOFree reads for the slots
+    there: a mirror that disagrees with the slab, and a descriptor on a unit no slab covers
+    (as a slab given back and not cleared would leave), are heap_check's and the decoder's."""
+    pointer = arena.malloc(1000)
+    lay = heap_decoder.layouts()
+    (slab,) = heap_decoder.decode(arena).heap.slabs
+    assert heap_oracle.slab_span(slab.size_class) == 2 * lay.unit_size
+    mirror = slab.descriptor + lay.heap_slab.size
+    slot_size = mirror + lay.heap_slab["slot_size"].offset
+    assert arena.read(slot_size, 2) == slab.slot_size.to_bytes(2, "little")
+    assert_check_names(
+        arena,
+        slot_size,
+        (slab.slot_size + 16).to_bytes(2, "little"),
+        "big slab's mirror descriptor wrong",
+        mirror,
+    )
+    chunk = slab.address & ~(HEAP_CHUNK_SIZE - 1)
+    blank = chunk + lay.heap_chunk["slabs"].offset  # unit 0: the chunk's header, never a slab
+    assert arena.read(blank, lay.heap_slab.size) == bytes(lay.heap_slab.size)
+    saved = arena.read(blank, 4)
+    arena.write(blank, heap_oracle.HEAP_SLAB_MAGIC.to_bytes(4, "little"))
+    assert arena.heap_check().error == "a slab descriptor where no slab is"
+    assert any(
+        "unit 0: descriptor of a unit no slab covers" in p
+        for p in heap_oracle.problems(heap_decoder.decode(arena))
+    )
+    arena.write(blank, saved)
+    arena.write(slot_size, (slab.slot_size + 16).to_bytes(2, "little"))
+    assert any(
+        "mirror of the slab below wrong in slot_size" in p
+        for p in heap_oracle.problems(heap_decoder.decode(arena))
+    )
+    arena.write(slot_size, slab.slot_size.to_bytes(2, "little"))
+    arena.check_all()
+    assert arena.free(pointer, 1000) == kIOReturnSuccess
 
 
 def checked_by_both(arena: Arena) -> None:
@@ -824,10 +857,9 @@ def test_a_slot_length_outside_its_class_is_reported(arena: Arena, length: int) 
     slab = heap_decoder.decode(arena).heap.slabs[0]
     assert slab.slot_size == 64 and slab.slot(0) == pointer
     assert heap_oracle.slab_fall_up(heap_oracle.slab_class(length)) < slab.size_class or length > 64
-    meta = heap_decoder.layouts().heap_slab["meta"]
-    entry = slab.address + meta.offset + meta.size * slab.slot_count  # requested[0]
+    entry = slab.address + heap_oracle.SLAB_META_ENTRY * slab.slot_count  # requested[0]
     error = "slot requested size outside its class"
-    assert_check_names(arena, entry, length.to_bytes(2, "little"), error, slab.address)
+    assert_check_names(arena, entry, length.to_bytes(2, "little"), error, slab.descriptor)
     assert arena.free(pointer, 64) == kIOReturnSuccess
 
 
@@ -844,39 +876,44 @@ def heap_state_field(name: str) -> tuple[int, int]:
 
 
 def test_a_forged_slab_outside_the_chunks_on_a_partial_list_is_reported(arena: Arena) -> None:
-    """A caller can write anything into its own large block: a slab header with a valid checksum
-    and, where a chunk would keep it, the window byte that names it. Linked at the head of a
-    partial list, it is still reported: its page block is a large block, not a heap chunk
-    (without that check the walk would only see a list longer than the chunks' slabs)."""
+    """A caller can write anything into its own large block: a slab descriptor with a valid
+    checksum where a chunk would keep it, naming a window of the block, and the window byte
+    that names it. Linked at the head of a partial list, it is still reported: its page block
+    is a large block, not a heap chunk (without that check the walk would only see a list
+    longer than the chunks' slabs)."""
     pointer = arena.malloc(64)
     lay = heap_decoder.layouts()
     real = heap_decoder.decode(arena).heap.slabs[0]
     big = arena.malloc(HEAP_CHUNK_SIZE)  # more than a chunk holds: a page run
     assert arena.heap_stats()["large_blocks"] == 1
     run = big - HEAP_BLOCK_HEADER_SIZE
-    forged = run + 4096  # the run's second page: a window-aligned address in the caller's block
+    window = run + lay.unit_size  # unit 1 of the "chunk" at run: a window in the caller's block
+    forged = run + lay.heap_chunk["slabs"].offset + lay.heap_slab.size  # its descriptor
     hs = lay.heap_slab
-    header = bytearray(arena.read(real.address, hs.size))
+    desc = bytearray(arena.read(real.descriptor, hs.size))
     check = heap_oracle.slab_check(
-        forged, real.magic, real.size_class, real.owner, real.slot_size, real.slot_count, real.first
+        window, real.magic, real.size_class, real.owner, real.slot_size, real.slot_count, real.first
     )
-    header[hs["check"].offset : hs["check"].offset + 2] = check.to_bytes(2, "little")
-    header[hs["prev"].offset : hs["prev"].offset + 8] = bytes(8)
-    header[hs["next"].offset : hs["next"].offset + 8] = real.address.to_bytes(8, "little")
-    arena.write(forged, bytes(header))
-    window_byte = run + lay.heap_chunk["slab_windows"].offset + 1  # window 1 of the "chunk" at run
+    desc[hs["check"].offset : hs["check"].offset + 2] = check.to_bytes(2, "little")
+    desc[hs["meta"].offset : hs["meta"].offset + 8] = window.to_bytes(8, "little")
+    desc[hs["prev"].offset : hs["prev"].offset + 8] = bytes(8)
+    desc[hs["next"].offset : hs["next"].offset + 8] = real.descriptor.to_bytes(8, "little")
+    arena.write(forged, bytes(desc))
+    window_byte = run + lay.heap_chunk["slab_windows"].offset + lay.unit_size // HEAP_SLAB_SIZE
     arena.write(window_byte, bytes([lay.slab_window_byte(real.size_class, real.owner)]))
-    head_at = heap_decoder.symbols().heap_state + lay.heap_state["slab_partial"].offset + 8 * (
-        real.owner * lay.slab_classes + real.size_class
+    head_at = (
+        heap_decoder.symbols().heap_state
+        + lay.heap_state["slab_partial"].offset
+        + 8 * (real.owner * lay.slab_classes + real.size_class)
     )
-    assert arena.read(head_at, 8) == real.address.to_bytes(8, "little")
-    prev_at = real.address + hs["prev"].offset
+    assert arena.read(head_at, 8) == real.descriptor.to_bytes(8, "little")
+    prev_at = real.descriptor + hs["prev"].offset
     arena.write(head_at, forged.to_bytes(8, "little"))
     arena.write(prev_at, forged.to_bytes(8, "little"))
     result = arena.heap_check()
     assert not result.ok and result.error == "partial list entry is not a slab" and result.where == forged
     assert heap_oracle.problems(heap_decoder.decode(arena))
-    arena.write(head_at, real.address.to_bytes(8, "little"))
+    arena.write(head_at, real.descriptor.to_bytes(8, "little"))
     arena.write(prev_at, bytes(8))
     arena.check_all()
     assert arena.free(big, HEAP_CHUNK_SIZE) == kIOReturnSuccess
@@ -1025,7 +1062,11 @@ def test_a_header_forged_across_a_real_one_at_a_misaligned_address_is_refused(ar
     arena.write(outer, (100).to_bytes(4, "little") + used.to_bytes(2, "little") + check.to_bytes(2, "little"))
     header = HeapBlock.from_address(forged)
     assert (header.size, header.prev_size, header.requested, header.state, header.check) == (
-        real.requested, prev_size, 100, used, check
+        real.requested,
+        prev_size,
+        100,
+        used,
+        check,
     )
     _forged_is_refused(arena, forged, 100)
     assert arena.free(outer, 4000) == kIOReturnSuccess
@@ -1100,7 +1141,7 @@ def test_a_wrong_window_byte_of_a_full_slab_is_reported(arena: Arena) -> None:
     result = arena.heap_check()
     assert not result.ok
     assert result.error == "slab_windows byte disagrees with its slab"
-    assert result.where == slab.address
+    assert result.where == slab.descriptor
     assert any("slab_windows" in p for p in heap_oracle.problems(heap_decoder.decode(arena)))
     arena.write(byte_at, saved)
     arena.check_all()
@@ -1235,7 +1276,7 @@ def test_two_partial_slabs_in_one_list_check_clean(arena: Arena) -> None:
     partial = heap_decoder.decode(arena).heap.slab_partial
     lists = [entries for entries in partial.values() if len(entries) == 2]
     assert len(lists) == 1, "both partial slabs in one list"
-    assert {slab for slab, _ in lists[0]} == {s.address for s in slabs}
+    assert {slab for slab, _ in lists[0]} == {s.descriptor for s in slabs}
     arena.check_all()
     for pointer in pointers:
         assert arena.free(pointer, request) == kIOReturnSuccess
@@ -1270,14 +1311,14 @@ def test_a_full_slab_with_a_stale_list_link_is_reported(arena: Arena) -> None:
     pointers, first = fill_two_slabs(arena, request)
     second = next(s for s in slabs_of_class(arena, request) if s.address != first.address)
     next_field = heap_decoder.layouts().heap_slab["next"]
-    address = first.address + next_field.offset
+    address = first.descriptor + next_field.offset
     saved = arena.read(address, next_field.size)
     assert int.from_bytes(saved, "little") == 0
-    arena.write(address, second.address.to_bytes(next_field.size, "little"))
+    arena.write(address, second.descriptor.to_bytes(next_field.size, "little"))
     result = arena.heap_check()
     assert not result.ok
     assert result.error == "slab on a partial list exactly when it has a free slot: not so"
-    assert result.where == first.address
+    assert result.where == first.descriptor
     arena.write(address, saved)
     arena.check_all()
     for pointer in pointers:

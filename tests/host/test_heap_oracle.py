@@ -83,7 +83,8 @@ def busy() -> Iterator[tuple[Arena, dict[int, int]]]:
 def test_layout_geometry_matches_the_c_constants() -> None:
     lay = heap_decoder.layouts()
     assert lay.chunk_size == HEAP_CHUNK_SIZE
-    assert lay.chunk_first == 34816  # sizeof(struct heap_chunk) rounded to 16
+    assert lay.chunk_first == 43008  # sizeof(struct heap_chunk) rounded to 16: 34 KiB, then slabs[]
+    assert lay.chunk_units == 128 and lay.unit_size == 32768  # a slab descriptor per 32 KiB
     assert lay.sl_shift == HEAP_SL_SHIFT and lay.sl_shift + 4 == HEAP_FL_SHIFT
     assert lay.fl_count == 14 and lay.orders == 32
     assert lay.block_state == {
@@ -104,9 +105,9 @@ def test_layout_geometry_matches_the_c_constants() -> None:
     assert sizes == [*range(16, 257, 16), *range(320, 1025, 64), 1536, 2048]
     spans = [heap_oracle.slab_span(c) for c in (0, 15, 16, 27, 28, 29)]
     assert spans == [32768, 32768, 65536, 65536, 32768, 32768]
-    assert lay.heap_slab["meta"].offset == lay.heap_slab.size == 48
-    assert [lay.slot_count(c) for c in (0, 15, 16, 27, 28, 29)] == [1635, 125, 202, 63, 21, 15]
-    assert [lay.slab_first(c) for c in (0, 15, 16, 27, 28, 29)] == [6592, 560, 864, 304, 144, 112]
+    assert lay.heap_slab.size == 64  # HEAP_SLAB_DESC_SIZE: a descriptor is one cache line
+    assert [lay.slot_count(c) for c in (0, 15, 16, 27, 28, 29)] == [1637, 125, 202, 63, 21, 15]
+    assert [lay.slab_first(c) for c in (0, 15, 16, 27, 28, 29)] == [6560, 512, 816, 256, 96, 64]
     # fall-up: slots at most twice as big (heap.h HEAP_SLAB_FALL_UP's closed form)
     fall_up = [heap_oracle.slab_fall_up(c) for c in (0, 7, 8, 15, 16, 21, 23, 24, 27, 28, 29)]
     assert fall_up == [1, 15, 15, 19, 21, 27, 28, 28, 29, 29, 29]
@@ -272,9 +273,9 @@ def _busy_slab(snap: heap_oracle.Snapshot) -> heap_oracle.Slab:
 
 
 def _meta_address(snap: heap_oracle.Snapshot, slab: heap_oracle.Slab, index: int) -> int:
-    """The address of entry ``index`` of the slab's meta[] (the stack, then requested[])."""
-    meta = snap.layouts.heap_slab["meta"]
-    return slab.address + meta.offset + meta.size * index
+    """The address of entry ``index`` of the slab's meta[] (the stack, then requested[]), at
+    its window's start."""
+    return slab.address + heap_oracle.SLAB_META_ENTRY * index
 
 
 def _slab_live_called_free(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
@@ -316,7 +317,9 @@ def _stray_slab_window(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, b
 
 def _slab_partial_link(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     slab = _busy_slab(snap)
-    return slab.address + snap.layouts.heap_slab["prev"].offset, (slab.address + 16).to_bytes(8, "little")
+    return slab.descriptor + snap.layouts.heap_slab["prev"].offset, (slab.descriptor + 16).to_bytes(
+        8, "little"
+    )
 
 
 def _slab_partial_map(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
@@ -328,7 +331,7 @@ def _slab_partial_map(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, by
 
 def _slab_slot_count(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     slab = _busy_slab(snap)
-    return slab.address + snap.layouts.heap_slab["slot_count"].offset, (slab.slot_count - 1).to_bytes(
+    return slab.descriptor + snap.layouts.heap_slab["slot_count"].offset, (slab.slot_count - 1).to_bytes(
         2, "little"
     )
 
@@ -351,19 +354,19 @@ def _current_entry(snap: heap_oracle.Snapshot, owner: int, size_class: int) -> i
 
 def _current_out_of_reach(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     slab = next(s for s in snap.heap.slabs if s.size_class > heap_oracle.slab_fall_up(0))
-    return _current_entry(snap, slab.owner, 0), slab.address.to_bytes(8, "little")  # class 0's: too big
+    return _current_entry(snap, slab.owner, 0), slab.descriptor.to_bytes(8, "little")  # class 0's: too big
 
 
 def _current_not_a_slab(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     slab = _busy_slab(snap)
-    return _current_entry(snap, slab.owner, slab.size_class), (slab.address + 64).to_bytes(8, "little")
+    return _current_entry(snap, slab.owner, slab.size_class), (slab.descriptor + 16).to_bytes(8, "little")
 
 
 def _current_of_extra_bit(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     slab = _busy_slab(snap)  # names a class it is not current for (class 27 is no class's but its own)
     field = snap.layouts.heap_slab["current_of"]
     stray = 1 << (snap.layouts.slab_classes - 1) if slab.size_class != snap.layouts.slab_classes - 1 else 1
-    return slab.address + field.offset, (slab.current_of | stray).to_bytes(field.size, "little")
+    return slab.descriptor + field.offset, (slab.current_of | stray).to_bytes(field.size, "little")
 
 
 DAMAGE: dict[str, tuple[Damage, str]] = {
@@ -378,7 +381,7 @@ DAMAGE: dict[str, tuple[Damage, str]] = {
     "stray slab_windows byte": (_stray_slab_window, "slab_windows"),
     "slab partial link": (_slab_partial_link, "back link"),
     "slab partial map": (_slab_partial_map, "slab_partial_map"),
-    "slab header": (_slab_slot_count, "header damaged"),
+    "slab descriptor": (_slab_slot_count, "descriptor damaged"),
     "header field": (_header_requested, "checksum"),
     "boundary tag": (_resealed_prev_size, "prev_size"),
     "sentinel requested": (_resealed_sentinel, "sentinel"),
