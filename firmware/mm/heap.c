@@ -173,6 +173,12 @@ static const uint32_t owner_magic[HEAP_OWNER_COUNT] = {
     [HEAP_OWNER_OBJECT] = HEAP_LARGE_MAGIC_OBJECT,
     [HEAP_OWNER_FIRMWARE] = HEAP_LARGE_MAGIC_FIRMWARE,
 };
+/* The magic of each owner's slab descriptors. */
+static const uint32_t owner_slab_magic[HEAP_OWNER_COUNT] = {
+    [HEAP_OWNER_CALLER] = HEAP_SLAB_MAGIC,
+    [HEAP_OWNER_OBJECT] = HEAP_SLAB_MAGIC_OBJECT,
+    [HEAP_OWNER_FIRMWARE] = HEAP_SLAB_MAGIC_FIRMWARE,
+};
 
 /* The owner of a used small block's state; false for any other state. */
 static bool state_owner(uint16_t state, enum heap_owner *owner)
@@ -733,15 +739,6 @@ static const struct slab_row {
 };
 _Static_assert(HEAP_SLAB_CLASSES == 30u, "slab_rows has a row per class");
 
-/* What IOFree compares a descriptor's first word with (slab_owner_matches()):
- * its magic and owner as they read in a little-endian word, the class and
- * slot size masked out. */
-#define SLAB_OWNER_SHIFT 40u
-#define SLAB_OWNER_MASK (UINT64_C(0xFFFFFFFF) | UINT64_C(0xFF) << SLAB_OWNER_SHIFT)
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct heap_slab, magic) == 0u &&
-                   offsetof(struct heap_slab, owner) == SLAB_OWNER_SHIFT / 8u,
-               "the word slab_owner_matches() compares");
-
 /* A slab descriptor's checksum: its window's address, its identity (magic,
  * class, owner) and its shape (slot size, slot count, first slot) folded. */
 #define SLAB_CHECK_IDS(magic, size_class, owner) \
@@ -760,13 +757,12 @@ static uint16_t slab_check(const struct heap_slab *slab)
                            SLAB_CHECK_SHAPE(slab->slot_size, slab->slot_count, slab->first));
 }
 
-/* The two words slab_check() folds for a new slab of class c (owner 0), so
- * that making one computes no shift or or (a row that disagreed would make
- * every heap_check report the slab's header damaged). A table of its own, not
- * two more fields of slab_rows: IOFree reads a slab_rows row on every call, and
- * 32-byte rows keep each within one cache line. */
+/* The two words slab_check() folds for a new slab of class c, less its magic
+ * and owner (or-ed in by slab_format()), so that making one computes few
+ * shifts (a row that disagreed would make every heap_check report the slab's
+ * descriptor damaged). */
 #define SLAB_CHECK_ROW(c)                                                                               \
-    {SLAB_CHECK_IDS(HEAP_SLAB_MAGIC, c, 0u),                                                           \
+    {SLAB_CHECK_IDS(0u, c, 0u),                                                                         \
      SLAB_CHECK_SHAPE(HEAP_SLAB_SLOT_SIZE(c), HEAP_SLAB_SLOT_COUNT(c), HEAP_SLAB_FIRST(c))}
 static const uint64_t slab_check_rows[HEAP_SLAB_CLASSES][2] = {
     SLAB_CHECK_ROW(0u),  SLAB_CHECK_ROW(1u),  SLAB_CHECK_ROW(2u),  SLAB_CHECK_ROW(3u),  SLAB_CHECK_ROW(4u),
@@ -780,7 +776,8 @@ _Static_assert(HEAP_SLAB_CLASSES == 30u, "slab_check_rows has a row per class");
 
 static inline bool slab_intact(const struct heap_slab *slab)
 {
-    return slab->magic == HEAP_SLAB_MAGIC && slab->check == slab_check(slab);
+    return slab->owner < HEAP_OWNER_COUNT && slab->magic == owner_slab_magic[slab->owner] &&
+           slab->check == slab_check(slab);
 }
 
 static inline unsigned window_of(const struct heap_chunk *chunk, uintptr_t address)
@@ -835,12 +832,18 @@ static inline struct heap_block *slab_block(const struct heap_slab *slab)
     return (struct heap_block *)(void *)((uint8_t *)slab->meta - HEAP_BLOCK_HEADER_SIZE);
 }
 
+#define SLAB_DESC_SHIFT 6u
+_Static_assert(sizeof(struct heap_slab) == UINT32_C(1) << SLAB_DESC_SHIFT, "slab_at: a shift of the unit's index");
+
 /* The descriptor of the unit holding `address` (an address of `chunk`, not
  * its end): a slab's own for the first unit of its window, its mirror for a
  * big slab's second (heap.h). */
 static inline struct heap_slab *slab_at(struct heap_chunk *chunk, uintptr_t address)
 {
-    return &chunk->slabs[(address - (uintptr_t)chunk) >> HEAP_SLAB_SMALL_SHIFT];
+    /* The unit's index times the descriptor's size in one shift and one mask
+     * (the chunk is aligned to its size). */
+    uintptr_t at = (address >> (HEAP_SLAB_SMALL_SHIFT - SLAB_DESC_SHIFT)) & ((HEAP_CHUNK_SLABS - 1u) << SLAB_DESC_SHIFT);
+    return (struct heap_slab *)((uintptr_t)chunk->slabs + at);
 }
 
 /* A big slab's mirror: the next unit's descriptor. */
@@ -900,7 +903,7 @@ static inline __attribute__((always_inline)) void slab_format(struct heap_chunk 
     struct heap_state *h = &heap_state;
     const struct slab_row *row = &slab_rows[size_class];
 
-    slab->magic = HEAP_SLAB_MAGIC;
+    slab->magic = owner_slab_magic[owner];
     slab->size_class = (uint8_t)size_class;
     slab->owner = (uint8_t)owner;
     slab->slot_size = row->slot_size;
@@ -909,7 +912,8 @@ static inline __attribute__((always_inline)) void slab_format(struct heap_chunk 
     slab->free_count = (uint16_t)(row->slot_count - 1u);
     slab->reciprocal = row->reciprocal;
     slab->current_of = 0;
-    slab->check = slab_check_fold(slab, slab_check_rows[size_class][0] | owner, slab_check_rows[size_class][1]);
+    slab->check = slab_check_fold(slab, slab_check_rows[size_class][0] | SLAB_CHECK_IDS(slab->magic, 0u, owner),
+                                  slab_check_rows[size_class][1]);
     /* Slot 0 taken, slots 1 .. n-1 on the stack with slot 1 on top, every other
      * slot's requested[] free: written whole here, so that neither path tells
      * untouched slots apart (a mark of untouched slots cost IOMalloc 7
@@ -1304,14 +1308,12 @@ struct resolved_block {
 
 
 /* Whether the descriptor `slab` is a live slab's (or its mirror) of `owner`:
- * its magic and owner in one compare of its first word. Its other fields are
- * the heap's own (no caller's block lies next to a descriptor), kept true by
- * the heap and checked by heap_check (the checksum, the class's geometry). */
+ * one compare of its magic, which is the owner's. Its other fields are the
+ * heap's own (no caller's block lies next to a descriptor), kept true by the
+ * heap and checked by heap_check (the checksum, the class's geometry). */
 static inline __attribute__((always_inline)) bool slab_owner_matches(const struct heap_slab *slab, unsigned owner)
 {
-    uint64_t word;
-    __builtin_memcpy(&word, &slab->magic, sizeof(word)); /* inline even when freestanding */
-    return (word & SLAB_OWNER_MASK) == ((uint64_t)HEAP_SLAB_MAGIC | (uint64_t)owner << SLAB_OWNER_SHIFT);
+    return slab->magic == owner_slab_magic[owner];
 }
 
 /* resolve() for an address `addr` whose header address is in the unit of the

@@ -198,8 +198,11 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 #define HEAP_SLAB_SPANS 2u
 #define HEAP_SLAB_SPAN_INDEX(c) ((c) < HEAP_SLAB_SMALL_CLASSES || (c) >= HEAP_SLAB_MID_CLASSES ? 0u : 1u)
 #define HEAP_CHUNK_WINDOWS (HEAP_CHUNK_SIZE / HEAP_SLAB_SIZE)
-/* "SLAB" as it reads in a little-endian memory dump. */
-#define HEAP_SLAB_MAGIC UINT32_C(0x42414c53)
+/* A slab descriptor's magic, per owner as a large block's (IOFree compares one
+ * word for "a slab of mine"): "SLAB", "SOBJ", "SFWM" in a little-endian dump. */
+#define HEAP_SLAB_MAGIC UINT32_C(0x42414c53)          /* HEAP_OWNER_CALLER */
+#define HEAP_SLAB_MAGIC_OBJECT UINT32_C(0x4a424f53)   /* HEAP_OWNER_OBJECT */
+#define HEAP_SLAB_MAGIC_FIRMWARE UINT32_C(0x4d574653) /* HEAP_OWNER_FIRMWARE */
 /* requested[] of a free slot: no request (at most HEAP_SLAB_MAX) reads so. */
 #define HEAP_SLAB_SLOT_FREE UINT16_C(0xFFFF)
 
@@ -234,7 +237,7 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
  */
 #define HEAP_SLAB_DESC_SIZE 64u /* a cache line: no descriptor spans two */
 struct heap_slab {
-    uint32_t magic;      /* HEAP_SLAB_MAGIC; 0 where no slab is */
+    uint32_t magic;      /* HEAP_SLAB_MAGIC* of its owner; 0 where no slab is */
     uint8_t size_class;  /* slot size = HEAP_SLAB_SLOT_SIZE(size_class) */
     uint8_t owner;       /* enum heap_owner of every slot */
     uint16_t slot_size;  /* bytes per slot */

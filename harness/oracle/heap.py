@@ -51,7 +51,9 @@ HEAP_CHUNK_MAGIC = 0x4B4E5548434D4F49  # "IOMCHUNK"
 HEAP_LARGE_MAGIC = 0x4752414C  # "LARG": IOMalloc's (the caller's)
 HEAP_LARGE_MAGIC_OBJECT = 0x4A424F4C  # "LOBJ": an OSObject's
 HEAP_LARGE_MAGIC_FIRMWARE = 0x4D57464C  # "LFWM": the firmware's own metadata
-HEAP_SLAB_MAGIC = 0x42414C53  # "SLAB"
+HEAP_SLAB_MAGIC = 0x42414C53  # "SLAB": the caller's slab descriptors
+HEAP_SLAB_MAGIC_OBJECT = 0x4A424F53  # "SOBJ": objects'
+HEAP_SLAB_MAGIC_FIRMWARE = 0x4D574653  # "SFWM": the firmware's own
 HEAP_SLAB_SIZE = 4096  # a slab_windows window (HEAP_SLAB_SHIFT 12): a slab covers 8 or 16
 HEAP_SLAB_SMALL_SPAN = 32768  # a small-class slab's block (HEAP_SLAB_SMALL_SHIFT 15)
 HEAP_SLAB_BIG_SIZE = 65536  # a big-class slab's (HEAP_SLAB_BIG_SHIFT 16)
@@ -76,6 +78,11 @@ LARGE_MAGIC_OWNER = {
     HEAP_LARGE_MAGIC: "caller",
     HEAP_LARGE_MAGIC_OBJECT: "object",
     HEAP_LARGE_MAGIC_FIRMWARE: "firmware",
+}
+SLAB_MAGIC_OWNER = {
+    HEAP_SLAB_MAGIC: "caller",
+    HEAP_SLAB_MAGIC_OBJECT: "object",
+    HEAP_SLAB_MAGIC_FIRMWARE: "firmware",
 }
 USED_STATE_OWNER = {
     "HEAP_BLOCK_USED": "caller",
@@ -1288,7 +1295,7 @@ def _slab_problems(snap: Snapshot) -> Generator[str, None, tuple[int, int]]:
         want_check = slab_check(
             slab.address, slab.magic, slab.size_class, slab.owner, slab.slot_size, slab.slot_count, slab.first
         )
-        if slab.magic != HEAP_SLAB_MAGIC or slab.check != want_check:
+        if SLAB_MAGIC_OWNER.get(slab.magic) != lay.owner_names.get(slab.owner) or slab.check != want_check:
             check = f"check {slab.check:#06x}/{want_check:#06x}"
             yield f"{at}: descriptor damaged (magic {slab.magic:#x}, {check})"
         if slab.meta != slab.address or slab.mirror != 0:
