@@ -22,10 +22,14 @@
  *       and which slab is current (H9): the same slots are free, not
  *       necessarily handed out in the same order.
  *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
- *       is HEAP_SLAB_SPAN(class) bytes (32 KiB for slots up to 256 bytes, 64 KiB
- *       above) with its payload aligned to that span; the chunk's slab_windows
- *       byte of every window it covers (and of no other) is HEAP_SLAB_WINDOW(its
- *       class, its owner); its header checksum holds; its free stack holds
+ *       is HEAP_SLAB_SPAN(class) bytes (32 KiB for slots up to 256 bytes and
+ *       above 1 KiB, 64 KiB between) with its payload (the window) aligned to
+ *       that span; the chunk's slab_windows byte of every window it covers (and
+ *       of no other) is HEAP_SLAB_WINDOW(its class, its owner); its descriptor
+ *       is the chunk's slabs[] entry of its window's unit, naming the window,
+ *       its checksum and its class's geometry holding, and a 64 KiB slab's
+ *       second unit holds its mirror; every other unit's descriptor is all 0
+ *       (heap.h struct heap_slab); its free stack holds
  *       free_count distinct slot indexes, exactly the slots whose requested[]
  *       is HEAP_SLAB_SLOT_FREE; it may be entirely free (empty) until the heap
  *       settles: heap_settle() gives back every empty slab, and the agent
@@ -705,7 +709,7 @@ static inline uint32_t class_slot_size(unsigned size_class) { return HEAP_SLAB_S
 /* The bytes of a slab of `size_class`: its block, from header to the next header. */
 static inline uint32_t class_span(unsigned size_class) { return HEAP_SLAB_SPAN(size_class); }
 
-/* Slots of a slab of class c: what fits between its header and the next block's. */
+/* Slots of a slab of class c: what fits with their meta[] between its window's start and the next block's header. */
 
 /* Slot index without a division (a 32-bit divide is the slowest instruction of
  * IOFree's path): granules * ceil(2^27 / units) >> 27, where units = the slot
@@ -818,8 +822,7 @@ _Static_assert(HEAP_SLAB_SMALL_SPAN / HEAP_SLAB_SIZE == 8u && HEAP_SLAB_BIG_SIZE
 
 /* The two halves of a slab's meta[] (heap.h): the free stack, and requested[]. */
 static inline uint16_t *slab_stack(struct heap_slab *slab) { return slab->meta; }
-/* requested[] of a slab with `slot_count` slots: the header's count where the
- * header is trusted, the class's where IOFree decides (resolve_slot). */
+/* requested[] of a slab with `slot_count` slots (its descriptor's count). */
 static inline uint16_t *slab_requested(struct heap_slab *slab, unsigned slot_count) { return slab->meta + slot_count; }
 
 static inline bool slot_free(struct heap_slab *slab, unsigned slot)
@@ -1059,7 +1062,7 @@ static __attribute__((noinline)) void slab_release(struct heap_slab *slab)
     block_release(chunk, block);
 }
 
-/* Whether `slab` (whose header is trusted) has every slot free: kept only until
+/* Whether `slab` (a live slab's descriptor) has every slot free: kept only until
  * the heap settles (H7). */
 static inline bool slab_empty(const struct heap_slab *slab) { return slab->free_count == slab->slot_count; }
 
@@ -1126,7 +1129,7 @@ static __attribute__((noinline)) bool slabs_settle(void)
 }
 
 /* A new slab of `owner` and class `size_class` made of an empty one of the
- * same span (its header written again: slab_format()), its slot 0 taken for
+ * same span (its descriptor written again: slab_format()), its slot 0 taken for
  * `length` bytes; NULL when the spare list has none (the listed slabs that
  * are not empty any more leave it on the way). No block is split, and the
  * empty slab is not left as a hole beside live ones. */
@@ -1197,7 +1200,7 @@ static inline __attribute__((always_inline)) void *slab_take(struct heap_slab *s
 }
 
 /* Frees a slot that resolve() accepted (a used slot of `slab`, a slab of
- * `slot_count` slots: its class's count, not read from the header). */
+ * `slot_count` slots: its descriptor's count, read where it was resolved). */
 static inline __attribute__((always_inline)) void slab_free(struct heap_slab *slab, uint16_t *meta, unsigned slot,
                                                            unsigned slot_count, size_t requested)
 {
@@ -1300,7 +1303,7 @@ struct resolved_block {
     struct heap_slab *slab;            /* a slab's slot: the slab */
     uint16_t *meta;                    /* and its meta[] (its window) */
     unsigned slot;                     /* and the slot's index */
-    unsigned slot_count;               /* and its class's slot count (from the class, not the header) */
+    unsigned slot_count;               /* and the slab's slot count */
     struct heap_large_header *large;   /* large: its header */
     size_t requested;
     enum heap_owner owner;
@@ -1924,7 +1927,8 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
 }
 
 /* Whether a pointer the heap state holds (a list entry, a current slab) is a
- * live slab: in a heap chunk, its header intact, its window byte its own. */
+ * live slab's descriptor: one of a heap chunk's slabs[], naming its own unit's
+ * window, its checksum intact, its window byte its own. */
 static bool slab_is_live(const struct heap_slab *slab)
 {
     struct page_block holder;
