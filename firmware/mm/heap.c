@@ -1639,6 +1639,8 @@ static inline __attribute__((always_inline)) IOReturn free_inline(void *address,
     if (heap_state.chunk_at[(header >> HEAP_CHUNK_SHIFT) % HEAP_CHUNK_AT_COUNT] == base) {
         struct heap_chunk *chunk = (struct heap_chunk *)base;
         const struct heap_slab *slab = slab_at(chunk, header);
+        /* One register for the descriptor's address: without this GCC computes
+         * it twice (once folded into displacements) and saves a register. */
         __asm__("" : "+r"(slab));
         if (resolve_slot(chunk, slab, addr, (unsigned)owner, &found) && found.requested == length) {
             heap_state.frees++;

@@ -1484,9 +1484,10 @@ def accounting(snap: Snapshot) -> dict[str, int]:
     """Where every byte of the page range is, in bytes; the values sum to the range's size.
 
     ``used`` is the sum of requested sizes (stats ``heap_used``); ``free_in_chunks`` the free
-    blocks (stats ``heap_free``); the rest is metadata (allocator arrays, chunk headers, block
-    and large headers, sentinels), padding (rounding inside blocks and runs), free pages, and
-    pages held by other owners (page tables, buffers).
+    blocks (stats ``heap_free``); the rest is metadata (allocator arrays, chunk headers with
+    their slab descriptors, block and large headers, slabs' meta[], sentinels), padding
+    (rounding inside blocks and runs), free pages, and pages held by other owners (page
+    tables, buffers).
     """
     lay, p, h = snap.layouts, snap.pages, snap.heap
     ps = p.page_size
@@ -1509,7 +1510,7 @@ def accounting(snap: Snapshot) -> dict[str, int]:
             "large_headers",
             "large_padding",
             "other_pages",
-            "slab_headers",
+            "slab_meta",
             "slab_free",
         ),
         0,
@@ -1540,12 +1541,12 @@ def accounting(snap: Snapshot) -> dict[str, int]:
                 out["block_headers"] += HEAP_BLOCK_HEADER_SIZE
                 out["used"] += blk.requested
                 out["padding"] += blk.size - HEAP_BLOCK_HEADER_SIZE - blk.requested
-            elif blk.payload in slabs:  # header, slab header and the slots' tail; slots
+            elif blk.payload in slabs:  # header, meta[] and the slots' tail; slots
                 slab = slabs[blk.payload]
                 used_slots = slab.used_slots()
                 requested = sum(slab.requested[i] for i in used_slots)
                 out["block_headers"] += HEAP_BLOCK_HEADER_SIZE
-                out["slab_headers"] += blk.size - HEAP_BLOCK_HEADER_SIZE - slab.slot_count * slab.slot_size
+                out["slab_meta"] += blk.size - HEAP_BLOCK_HEADER_SIZE - slab.slot_count * slab.slot_size
                 out["used"] += requested
                 out["padding"] += len(used_slots) * slab.slot_size - requested
                 out["slab_free"] += (slab.slot_count - len(used_slots)) * slab.slot_size
