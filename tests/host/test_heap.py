@@ -1692,3 +1692,98 @@ def test_bench_workload_runs_clean(arena: Arena) -> None:
     assert load().heap_bench(2000, 2, 200000) == 0
     assert arena.snapshot() == baseline
     arena.check_all()
+
+
+# ------------------------------------------------------------------ the heap.c survivors of seed 7
+
+
+def test_an_empty_chunk_other_than_the_home_chunk_is_reported(arena: Arena) -> None:
+    """H6: only the home chunk may be entirely free. With the only live block in a second
+    chunk and heap_state.home_chunk naming that one, the real home chunk is an empty chunk
+    kept: check and the decoder say so (heap.mutant.14766, seed 7, dropped the check and went
+    unnoticed)."""
+    blocks = _fill_home_chunk(arena)
+    other = arena.malloc(16384)  # no room in the home chunk: a second chunk
+    assert arena.heap_stats()["chunks"] == 2
+    for pointer, size in blocks:
+        assert arena.free(pointer, size) == kIOReturnSuccess
+    arena.settle()
+    heap = heap_decoder.decode(arena).heap
+    home = heap.home_chunk
+    (second,) = [c for c in heap.chunk_list if c != home]
+    field = heap_decoder.symbols().heap_state + heap_decoder.layouts().heap_state["home_chunk"].offset
+    assert arena.read(field, 8) == home.to_bytes(8, "little")
+    arena.write(field, second.to_bytes(8, "little"))
+    try:
+        assert any("empty chunk kept" in p for p in heap_oracle.problems(heap_decoder.decode(arena)))
+    finally:
+        arena.write(field, home.to_bytes(8, "little"))
+    assert_check_names(
+        arena, field, second.to_bytes(8, "little"), "an empty chunk other than the home chunk was kept", home
+    )
+    assert arena.free(other, 16384) == kIOReturnSuccess
+    checked_by_both(arena)
+
+
+def test_heap_alloc_refuses_an_owner_out_of_range(arena: Arena) -> None:
+    """heap_alloc() with an owner past the last (a firmware bug) returns NULL and changes
+    nothing: the per-owner tables have no row for it (heap.mutant.9740, seed 7, refused
+    only HEAP_OWNER_COUNT itself and went unnoticed)."""
+    lib = load()
+    before = arena.heap_stats()
+    count = heap_decoder.layouts().owner["HEAP_OWNER_COUNT"]
+    for owner in (count, count + 1, 200):
+        for size in (16, 3000):
+            assert not lib.heap_alloc(size, owner, False)
+    assert arena.heap_stats() == before
+    checked_by_both(arena)
+
+
+def test_heap_space_counts_the_free_block_of_a_second_chunk_that_stays(arena: Arena) -> None:
+    """heap_space() leaves out the free blocks of a chunk that settling would give back, and
+    only those: a second chunk holding a live block stays, and its free tail is the largest
+    request the heap can serve (heap.mutant.10492, seed 7: the chunk's block walk skipped
+    made every chunk but the home one count as given back, unnoticed)."""
+    blocks = _fill_home_chunk(arena)
+    other = arena.malloc(16384)  # a second chunk: this block and a free tail of nearly 4 MiB
+    assert arena.heap_stats()["chunks"] == 2
+    space = arena.space()
+    assert space == heap_decoder.decode(arena).space(4096)
+    assert space[2] > HEAP_CHUNK_SIZE // 2, space
+    assert arena.free(other, 16384) == kIOReturnSuccess
+    for pointer, size in blocks:
+        assert arena.free(pointer, size) == kIOReturnSuccess
+    checked_by_both(arena)
+
+
+def test_a_forged_free_list_entry_is_reported(arena: Arena) -> None:
+    """A free list's only entry replaced by a copy of its block's header (links cleared)
+    planted inside a live block: the same size class, the same back link, as many blocks
+    listed as the chunks hold; only the header's checksum, which folds its address, tells it
+    from the real one (heap.mutant.15076, seed 7, dropped that test and went unnoticed)."""
+    keep = arena.malloc(3000)
+    hole = arena.malloc(3000)
+    guard = arena.malloc(3000)  # the hole stays a block of its own, in a list of its own
+    assert arena.free(hole, 3000) == kIOReturnSuccess
+    lay = heap_decoder.layouts()
+    lists = heap_decoder.decode(arena).heap.free_lists
+    ((fl, sl),) = [key for key, entries in lists.items() if entries == ((hole - HEAP_BLOCK_HEADER_SIZE, 0),)]
+    forged = keep  # 16-aligned, inside a live block
+    saved = arena.read(forged, 2 * HEAP_BLOCK_HEADER_SIZE)
+    arena.write(forged, arena.read(hole - HEAP_BLOCK_HEADER_SIZE, HEAP_BLOCK_HEADER_SIZE) + bytes(16))
+    head = (
+        heap_decoder.symbols().heap_state + lay.heap_state["free_lists"].offset + 8 * (fl * lay.sl_count + sl)
+    )
+    try:
+        arena.write(head, forged.to_bytes(8, "little"))
+        assert any(f"{forged:#x}" in p for p in heap_oracle.problems(heap_decoder.decode(arena)))
+        arena.write(head, (hole - HEAP_BLOCK_HEADER_SIZE).to_bytes(8, "little"))
+        assert_check_names(
+            arena, head, forged.to_bytes(8, "little"), "free list entry is not a free block", forged
+        )
+    finally:
+        arena.write(head, (hole - HEAP_BLOCK_HEADER_SIZE).to_bytes(8, "little"))
+        arena.write(forged, saved)
+    for pointer in (keep, guard):
+        assert arena.free(pointer, 3000) == kIOReturnSuccess
+    checked_by_both(arena)
