@@ -24,9 +24,8 @@
  *   H7. Slabs (requests of 0..HEAP_SLAB_MAX bytes): every HEAP_BLOCK_SLAB block
  *       is HEAP_SLAB_SPAN(class) bytes (32 KiB for slots up to 256 bytes and
  *       above 1 KiB, 64 KiB between) with its payload (the window) aligned to
- *       that span; the chunk's slab_windows byte of every window it covers (and
- *       of no other) is HEAP_SLAB_WINDOW(its class, its owner); its descriptor
- *       is the chunk's slabs[] entry of its window's unit, naming the window,
+ *       that span; its descriptor is the chunk's slabs[] entry of its
+ *       window's unit, naming the window,
  *       its checksum and its class's geometry holding, and a 64 KiB slab's
  *       second unit holds its mirror; every other unit's descriptor is all 0
  *       (heap.h struct heap_slab); its free stack holds
@@ -672,9 +671,6 @@ _Static_assert(HEAP_SLAB_SLOT_SIZE(HEAP_SLAB_CLASSES - 1u) == HEAP_SLAB_MAX, "th
 _Static_assert(HEAP_SLAB_SLOT_SIZE(HEAP_SLAB_SMALL_CLASSES) > HEAP_SLAB_SMALL_MAX, "class sizes rise");
 _Static_assert(HEAP_SLAB_MAX < UINT16_MAX && HEAP_SLAB_CLASSES <= UINT8_MAX + 1u, "slab fields fit");
 _Static_assert(HEAP_OWNER_COUNT <= UINT8_MAX, "owner fits a byte");
-_Static_assert(HEAP_SLAB_CLASSES <= (unsigned)HEAP_SLAB_WINDOW_CLASS_MASK + 1u &&
-                   HEAP_OWNER_COUNT <= (0xFFu & ~(unsigned)HEAP_SLAB_WINDOW_SLAB) >> HEAP_SLAB_WINDOW_OWNER_SHIFT,
-               "a slab_windows byte holds the class and the owner");
 
 /* Class of a request of n bytes, 0 <= n <= HEAP_SLAB_MAX (heap.h: 16-byte
  * steps up to HEAP_SLAB_SMALL_MAX, HEAP_SLAB_BIG_STEP steps up to
@@ -784,42 +780,6 @@ static inline bool slab_intact(const struct heap_slab *slab)
            slab->check == slab_check(slab);
 }
 
-static inline unsigned window_of(const struct heap_chunk *chunk, uintptr_t address)
-{
-    return (unsigned)((address - (uintptr_t)chunk) >> HEAP_SLAB_SHIFT);
-}
-
-/* The slab_windows byte a slab of `size_class` and `owner` puts on its windows. */
-static inline uint8_t slab_window_byte(unsigned size_class, enum heap_owner owner)
-{
-    return HEAP_SLAB_WINDOW(size_class, owner);
-}
-
-/* The class and the owner a slab_windows byte names (not 0). */
-static inline unsigned window_class(uint8_t window) { return window & (unsigned)HEAP_SLAB_WINDOW_CLASS_MASK; }
-static inline enum heap_slab_window window_owner_bits(uint8_t window)
-{
-    return (enum heap_slab_window)((window & ~(unsigned)HEAP_SLAB_WINDOW_SLAB) >> HEAP_SLAB_WINDOW_OWNER_SHIFT);
-}
-
-/* Writes `value` into the slab_windows byte of every window `slab` covers:
- * its slab_window_byte() when it is made, 0 when it goes. */
-static void slab_windows_write(struct heap_chunk *chunk, const struct heap_slab *slab, uint32_t span, uint8_t value)
-{
-    /* Eight bytes a store: a slab covers 8 or 16 windows from a multiple of 8
-     * (it is aligned to its span), and slab_windows is 8-aligned. A byte loop
-     * was 40-80 guest instructions of every slab made or given back. */
-    uint64_t bytes = UINT64_C(0x0101010101010101) * value;
-    uint8_t *windows = &chunk->slab_windows[window_of(chunk, (uintptr_t)slab->meta)];
-    __builtin_memcpy(windows, &bytes, sizeof(bytes));
-    if (span == HEAP_SLAB_BIG_SIZE) {
-        __builtin_memcpy(windows + sizeof(bytes), &bytes, sizeof(bytes));
-    }
-}
-_Static_assert(HEAP_SLAB_SMALL_SPAN / HEAP_SLAB_SIZE == 8u && HEAP_SLAB_BIG_SIZE / HEAP_SLAB_SIZE == 16u &&
-                   HEAP_CHUNK_WINDOWS_AT % 8u == 0,
-               "slab_windows_write: one or two whole, aligned words of windows");
-
 /* The two halves of a slab's meta[] (heap.h): the free stack, and requested[]. */
 static inline uint16_t *slab_stack(struct heap_slab *slab) { return slab->meta; }
 /* requested[] of a slab with `slot_count` slots (its descriptor's count). */
@@ -898,10 +858,9 @@ static __attribute__((noinline)) void *slab_went_full(struct heap_slab *slab, vo
  * (its meta set: a slab block of its class's span, on no list, current for no
  * class), and its mirror for a big one, its free stack and requested[] whole
  * (slot 0 taken for a request of `length` bytes, counted in used_bytes; every
- * other slot free) and its slab_windows bytes, and puts it on its partial
- * list. */
-static inline __attribute__((always_inline)) void slab_format(struct heap_chunk *chunk, struct heap_slab *slab,
-                                                             enum heap_owner owner, unsigned size_class, size_t length)
+ * other slot free), and puts it on its partial list. */
+static inline __attribute__((always_inline)) void slab_format(struct heap_slab *slab, enum heap_owner owner,
+                                                             unsigned size_class, size_t length)
 {
     struct heap_state *h = &heap_state;
     const struct slab_row *row = &slab_rows[size_class];
@@ -940,7 +899,6 @@ static inline __attribute__((always_inline)) void slab_format(struct heap_chunk 
             .check = slab->check, .reciprocal = slab->reciprocal, .meta = slab->meta, .mirror = 1,
         };
     }
-    slab_windows_write(chunk, slab, span, slab_window_byte(size_class, owner));
     partial_push(slab);
 }
 
@@ -1009,7 +967,7 @@ static inline __attribute__((always_inline)) struct heap_slab *slab_new(enum hea
     slab->meta = (uint16_t *)window;
     slab->spare = 0;
     slab->spare_next = NULL;
-    slab_format(chunk, slab, owner, size_class, length);
+    slab_format(slab, owner, size_class, length);
     h->slabs++;
     return slab;
 }
@@ -1051,7 +1009,6 @@ static __attribute__((noinline)) void slab_release(struct heap_slab *slab)
 
     partial_remove(slab);
     slab_current_forget(slab);
-    slab_windows_write(chunk, slab, block->size, 0);
     h->slabs--;
     /* Magic 0: a stale pointer into it must not pass resolve(); all 0, as a
      * unit no slab ever covered (H6: the state is a function of the live blocks). */
@@ -1142,7 +1099,7 @@ static struct heap_slab *slab_reuse(enum heap_owner owner, unsigned size_class, 
         if (slab_empty(slab)) {
             partial_remove(slab);
             slab_current_forget(slab);
-            slab_format(chunk_of(slab_block(slab)), slab, owner, size_class, length);
+            slab_format(slab, owner, size_class, length);
             return slab;
         }
     }
@@ -1322,7 +1279,7 @@ static inline __attribute__((always_inline)) bool slab_owner_matches(const struc
 /* resolve() for an address `addr` whose header address is in the unit of the
  * descriptor `slab` (in `chunk`): a live slot's start of that slab (whose
  * descriptor it is, or whose mirror), a slab of `owner` (IOFree's caller, or
- * the one the slab_windows byte names). */
+ * the one the address's unit names). */
 static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk *chunk, const struct heap_slab *slab,
                                                               uintptr_t addr, unsigned owner, struct resolved_block *out)
 {
@@ -1354,14 +1311,18 @@ static inline __attribute__((always_inline)) bool resolve_slot(struct heap_chunk
     return true;
 }
 
-/* The slab_windows byte of the window holding `addr`, a pointer whose header
- * is in `chunk`: 0 when no slab covers it (or `addr` is the first byte past the
- * chunk). A slab's last 16 bytes are the next block's header, which no slot
- * start reaches. */
-static inline __attribute__((always_inline)) uint8_t slab_window_at(const struct heap_chunk *chunk, uintptr_t addr)
+/* The descriptor of the unit holding `addr`, a pointer whose header is in
+ * `chunk`, when a slab covers that unit; NULL when none does, or `addr` is the
+ * first byte past the chunk. A slab's last 16 bytes are the next block's
+ * header, which no slot start reaches. */
+static inline __attribute__((always_inline)) const struct heap_slab *slab_covering(struct heap_chunk *chunk,
+                                                                                  uintptr_t addr)
 {
-    uintptr_t offset = addr - (uintptr_t)chunk;
-    return offset < HEAP_CHUNK_SIZE ? chunk->slab_windows[offset >> HEAP_SLAB_SHIFT] : 0u;
+    if (addr - (uintptr_t)chunk >= HEAP_CHUNK_SIZE) {
+        return NULL;
+    }
+    const struct heap_slab *unit = slab_at(chunk, addr);
+    return unit->magic != 0u ? unit : NULL;
 }
 
 /* resolve() for a header address in the chunk `chunk` (known to be one). */
@@ -1372,9 +1333,9 @@ static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_c
     if (chunk->magic != HEAP_CHUNK_MAGIC) {
         return false;
     }
-    uint8_t window = slab_window_at(chunk, addr);
-    if (window != 0) {
-        return resolve_slot(chunk, slab_at(chunk, (uintptr_t)block), addr, (unsigned)window_owner_bits(window), out);
+    const struct heap_slab *unit = slab_covering(chunk, addr);
+    if (unit != NULL) {
+        return unit->owner < HEAP_OWNER_COUNT && resolve_slot(chunk, slab_at(chunk, (uintptr_t)block), addr, unit->owner, out);
     }
     if (!used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) || !state_owner(block->state, &out->owner)) {
         return false;
@@ -1390,8 +1351,8 @@ static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_c
  * allocator's own metadata for the yes/no:
  *   1. the page byte of the header address says which page block holds it
  *      and who owns it (a heap chunk, a large block, or something else);
- *   2. in a chunk, slab_windows says whether the address is in a slab's
- *      window, and of which owner: then the descriptor of its header
+ *   2. in a chunk, the descriptor of the address's unit says whether a slab
+ *      covers it, and of which owner: then the descriptor of its header
  *      address's unit must be a slab's of that owner, the slab's requested[]
  *      must call the slot live, and the address must be exactly a slot's
  *      start; otherwise used_map says whether a used block starts exactly
@@ -1616,7 +1577,7 @@ static __attribute__((noinline)) IOReturn block_free_fast(struct heap_chunk *chu
  * heap_free(), inlined into IOFree. Its common case, with no call: `address` is
  * a live slot of a slab of `owner`, freed with its requested length. The same
  * decisions as resolve() (a heap chunk, a slab's descriptor, resolve_slot) in
- * one straight line, less the chunk's magic and the slab_windows byte:
+ * one straight line, less the chunk's magic:
  * chunk_at (H8) says "heap chunk" in one load and one compare where the page
  * byte takes five loads and two bounds, and the descriptor of the header's
  * unit says "a slab of this owner" (a slot starts well past its window's
@@ -1845,7 +1806,7 @@ static bool slab_desc_blank(const struct heap_slab *d)
 static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, struct heap_check_report *report)
 {
     uintptr_t window = (uintptr_t)block_payload(block);
-    if (window % HEAP_SLAB_SIZE != 0) {
+    if (window % HEAP_SLAB_SMALL_SPAN != 0) {
         return check_fail(report, "slab not on a window", block);
     }
     struct heap_slab *slab = slab_at(chunk, window);
@@ -1870,12 +1831,6 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
     }
     if (span == HEAP_SLAB_BIG_SIZE && !slab_mirror_matches(slab, slab_mirror(slab))) {
         return check_fail(report, "big slab's mirror descriptor wrong", slab_mirror(slab));
-    }
-    for (unsigned covered = 0; covered < span / HEAP_SLAB_SIZE; covered++) {
-        if (chunk->slab_windows[window_of(chunk, window) + covered] !=
-            slab_window_byte(slab->size_class, (enum heap_owner)slab->owner)) {
-            return check_fail(report, "slab_windows byte disagrees with its slab", slab);
-        }
     }
     /* The stack: free_count distinct slot indexes, each of a free slot. With
      * the count of free slots equal to free_count, it holds exactly them. */
@@ -1930,7 +1885,7 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
 
 /* Whether a pointer the heap state holds (a list entry, a current slab) is a
  * live slab's descriptor: one of a heap chunk's slabs[], naming its own unit's
- * window, its checksum intact, its window byte its own. */
+ * window, its checksum intact, a used slab block below the window. */
 static bool slab_is_live(const struct heap_slab *slab)
 {
     struct page_block holder;
@@ -1945,8 +1900,8 @@ static bool slab_is_live(const struct heap_slab *slab)
         slab != slab_at(chunk, (uintptr_t)slab->meta)) {
         return false;
     }
-    return chunk->slab_windows[window_of(chunk, (uintptr_t)slab->meta)] ==
-           slab_window_byte(slab->size_class, (enum heap_owner)slab->owner);
+    const struct heap_block *block = slab_block(slab);
+    return used_bit(chunk, granule_of(chunk, block)) && block_intact(block) && block->state == HEAP_BLOCK_SLAB;
 }
 
 /* H9: every current slab is a live slab of its owner, of a class its class
@@ -2044,7 +1999,7 @@ static IOReturn check_slab_lists(struct heap_check_report *report)
 static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *report)
 {
     struct page_block holder;
-    uint64_t used_here = 0, slab_windows_here = 0, descriptors_here = 0;
+    uint64_t used_here = 0, descriptors_here = 0;
 
     if (!pages_block_containing(pages_ptr_to_pa(chunk), &holder) ||
         pa_addr(holder.start) != (uint64_t)(uintptr_t)chunk ||
@@ -2082,7 +2037,6 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
                 return ret;
             }
             used_here++;
-            slab_windows_here += block->size / HEAP_SLAB_SIZE; /* check_slab: the span */
             descriptors_here += block->size / HEAP_SLAB_SMALL_SPAN; /* its own, and a big one's mirror */
         } else if (used) {
             if (block->requested > block->size - HEAP_BLOCK_HEADER_SIZE) {
@@ -2117,13 +2071,6 @@ static IOReturn check_chunk(struct heap_chunk *chunk, struct heap_check_report *
     }
     if (bits != used_here) {
         return check_fail(report, "used_map has bits where no used block starts", chunk);
-    }
-    uint64_t marked = 0;
-    for (unsigned window = 0; window < HEAP_CHUNK_WINDOWS; window++) {
-        marked += chunk->slab_windows[window] != 0;
-    }
-    if (marked != slab_windows_here) {
-        return check_fail(report, "slab_windows marks a window where no slab is", chunk);
     }
     /* check_slab() found each slab's descriptor and mirror right: the others are blank. */
     uint64_t described = 0;

@@ -11,7 +11,7 @@
  *     .chunks --> struct heap_chunk (HEAP_CHUNK_SIZE bytes, aligned to its size,
  *                 a PAGE_OWNER_HEAP_CHUNK block of the page allocator)
  *       +0                  chunk header (magic, list links, used_map,
- *                           slab_windows, slabs[]: the slab descriptors)
+ *                           slabs[]: the slab descriptors)
  *       +HEAP_CHUNK_FIRST   first block: struct heap_block header, then payload
  *       ...                 blocks follow each other: next = block + size
  *       +HEAP_CHUNK_SIZE-16 sentinel header (state HEAP_BLOCK_SENTINEL)
@@ -24,9 +24,8 @@
  *   16 bytes are the next block's header, so slabs can follow each other):
  *   its free stack and requested lengths there (meta[]), then slot_count
  *   slots of one size, no header per slot. Its descriptor (struct heap_slab)
- *   is in the chunk's header, one per HEAP_SLAB_SMALL_SPAN unit; the chunk's
- *   slab_windows has a byte per HEAP_SLAB_SIZE window: HEAP_SLAB_WINDOW(class,
- *   owner) on every window a slab covers, 0 elsewhere.
+ *   is in the chunk's header, one per HEAP_SLAB_SMALL_SPAN unit (a big slab's
+ *   second unit holds its mirror), all 0 on a unit no slab covers.
  *     .slab_partial[owner][class] --> struct heap_slab (doubly linked, the
  *                 slabs of that owner and slot size with a free slot)
  *     .slab_current[owner][class] --> struct heap_slab (the one IOMalloc takes
@@ -185,10 +184,8 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
  * (32 KiB), the 320..1024-byte classes' HEAP_SLAB_BIG_SIZE (64 KiB); each aligned
  * to its span inside the chunk.
  * Spans this big keep a class's live slots in one or two slabs on the benchmark's
- * traces, so a slab rarely turns full or partial (docs/allocators.md). The chunk's
- * slab_windows has a byte per HEAP_SLAB_SIZE (4 KiB) window: a slab covers 8 or 16. */
-#define HEAP_SLAB_SHIFT 12u
-#define HEAP_SLAB_SIZE (UINT32_C(1) << HEAP_SLAB_SHIFT)
+ * traces, so a slab rarely turns full or partial (docs/allocators.md). A chunk
+ * has a slab descriptor per HEAP_SLAB_SMALL_SPAN unit: a slab covers 1 or 2. */
 #define HEAP_SLAB_SMALL_SHIFT 15u
 #define HEAP_SLAB_SMALL_SPAN (UINT32_C(1) << HEAP_SLAB_SMALL_SHIFT)
 #define HEAP_SLAB_BIG_SHIFT 16u
@@ -197,7 +194,6 @@ _Static_assert(sizeof(struct heap_free_block) <= HEAP_MIN_BLOCK, "a free block f
 /* The two spans, numbered: heap_state.slab_spare's second index. */
 #define HEAP_SLAB_SPANS 2u
 #define HEAP_SLAB_SPAN_INDEX(c) ((c) < HEAP_SLAB_SMALL_CLASSES || (c) >= HEAP_SLAB_MID_CLASSES ? 0u : 1u)
-#define HEAP_CHUNK_WINDOWS (HEAP_CHUNK_SIZE / HEAP_SLAB_SIZE)
 /* A slab descriptor's magic, per owner as a large block's (IOFree compares one
  * word for "a slab of mine"): "SLAB", "SOBJ", "SFWM" in a little-endian dump. */
 #define HEAP_SLAB_MAGIC UINT32_C(0x42414c53)          /* HEAP_OWNER_CALLER */
@@ -272,50 +268,21 @@ _Static_assert(sizeof(struct heap_slab) == HEAP_SLAB_DESC_SIZE, "a slab descript
 #define HEAP_SLAB_FIRST(c) HEAP_SLAB_HEAD_BYTES(HEAP_SLAB_SLOT_COUNT(c))
 _Static_assert(HEAP_SLAB_SLOT_COUNT(0) < HEAP_SLAB_SLOT_FREE, "slot indexes fit meta[] and never read as free");
 
-/* A chunk's slab_windows byte, for a window covered by a slab of class c and
- * owner o: HEAP_SLAB_WINDOW_SLAB | o << HEAP_SLAB_WINDOW_OWNER_SHIFT | c (0
- * where no slab is): the map resolve() reads for any pointer (a unit's
- * descriptor would not do for the chunk's end), which heap_check holds to the
- * descriptors. An enum so that decoders read the format from DWARF. */
-enum heap_slab_window {
-    HEAP_SLAB_WINDOW_OWNER_SHIFT = 5,
-    HEAP_SLAB_WINDOW_CLASS_MASK = (1 << HEAP_SLAB_WINDOW_OWNER_SHIFT) - 1,
-    HEAP_SLAB_WINDOW_SLAB = 0x80,
-};
-#define HEAP_SLAB_WINDOW(size_class, owner) \
-    ((uint8_t)((unsigned)HEAP_SLAB_WINDOW_SLAB | ((unsigned)(owner) << HEAP_SLAB_WINDOW_OWNER_SHIFT) | (size_class)))
-
 /* The head of a chunk. used_map has one bit per 16-byte granule of the chunk:
  * bit g is set exactly when a used block's header (a slab's included) starts
- * at chunk + 16 g. slab_windows has one byte per HEAP_SLAB_SIZE window: byte w
- * is HEAP_SLAB_WINDOW(class, owner) exactly when a slab of that class and
- * owner covers chunk + w * HEAP_SLAB_SIZE, else 0. slabs[u] is the descriptor
- * of the slab covering chunk + u * HEAP_SLAB_SMALL_SPAN, or its mirror (struct
- * heap_slab), magic 0 where none does. They are what makes IOFree's "is this
- * a live block?" answer independent of anything stored in the block itself.
- *
- * slab_windows sits at HEAP_CHUNK_WINDOWS_AT, in the page that holds the end
- * of used_map, 1024 past a page boundary; `reserved` (zero) pads up to it.
- * slabs[] follows it, and the chunk's first block follows slabs[]. */
+ * at chunk + 16 g. slabs[u] is the descriptor of the slab covering chunk + u *
+ * HEAP_SLAB_SMALL_SPAN, or its mirror (struct heap_slab), all 0 where none
+ * does. They are what makes IOFree's "is this a live block?" answer
+ * independent of anything stored in the block itself. slabs[] starts at the
+ * first cache line past used_map; the chunk's first block follows it. */
 #define HEAP_CHUNK_SLABS (HEAP_CHUNK_SIZE / HEAP_SLAB_SMALL_SPAN)
-#define HEAP_CHUNK_LINKS_BYTES 24u    /* magic, next, prev */
-#define HEAP_CHUNK_USED_MAP_BYTES (HEAP_CHUNK_GRANULES / 8u)
-#define HEAP_CHUNK_WINDOWS_PAST 1024u  /* past a 4 KiB boundary */
-#define HEAP_CHUNK_WINDOWS_AT                                                                          \
-    ((HEAP_CHUNK_LINKS_BYTES + HEAP_CHUNK_USED_MAP_BYTES) / HEAP_SLAB_SIZE * HEAP_SLAB_SIZE + HEAP_CHUNK_WINDOWS_PAST)
 struct heap_chunk {
     uint64_t magic;            /* HEAP_CHUNK_MAGIC */
     struct heap_chunk *next;   /* heap_state.chunks list */
     struct heap_chunk *prev;
     uint64_t used_map[HEAP_CHUNK_GRANULES / 64u];
-    uint8_t reserved[HEAP_CHUNK_WINDOWS_AT - HEAP_CHUNK_LINKS_BYTES - HEAP_CHUNK_USED_MAP_BYTES];
-    uint8_t slab_windows[HEAP_CHUNK_WINDOWS]; /* HEAP_SLAB_WINDOW() bytes (enum heap_slab_window) */
     struct heap_slab slabs[HEAP_CHUNK_SLABS]; /* unit u's slab descriptor or mirror (magic 0: none) */
 };
-_Static_assert(offsetof(struct heap_chunk, slab_windows) == HEAP_CHUNK_WINDOWS_AT, "slab_windows where stated");
-_Static_assert(offsetof(struct heap_chunk, used_map) == HEAP_CHUNK_LINKS_BYTES &&
-                   HEAP_CHUNK_LINKS_BYTES + HEAP_CHUNK_USED_MAP_BYTES < HEAP_CHUNK_WINDOWS_AT,
-               "used_map ends before slab_windows, in the same 4 KiB window");
 
 /* Offset of a chunk's first block: the header rounded up to the alignment. */
 #define HEAP_CHUNK_FIRST \

@@ -54,7 +54,6 @@ HEAP_LARGE_MAGIC_FIRMWARE = 0x4D57464C  # "LFWM": the firmware's own metadata
 HEAP_SLAB_MAGIC = 0x42414C53  # "SLAB": the caller's slab descriptors
 HEAP_SLAB_MAGIC_OBJECT = 0x4A424F53  # "SOBJ": objects'
 HEAP_SLAB_MAGIC_FIRMWARE = 0x4D574653  # "SFWM": the firmware's own
-HEAP_SLAB_SIZE = 4096  # a slab_windows window (HEAP_SLAB_SHIFT 12): a slab covers 8 or 16
 HEAP_SLAB_SMALL_SPAN = 32768  # a small-class slab's block (HEAP_SLAB_SMALL_SHIFT 15)
 HEAP_SLAB_BIG_SIZE = 65536  # a big-class slab's (HEAP_SLAB_BIG_SHIFT 16)
 HEAP_SLAB_SLOT_FREE = 0xFFFF  # requested[] of a free slot
@@ -203,7 +202,6 @@ class Layouts:
     block_state: dict[str, int]
     slot_state: dict[str, int]
     owner: dict[str, int]
-    slab_window: dict[str, int]
 
     @classmethod
     def from_dwarf(cls, dwarf: Dwarf) -> Layouts:
@@ -224,7 +222,6 @@ class Layouts:
             block_state=dwarf.enum("heap_block_state"),
             slot_state=dwarf.enum("object_slot_state"),
             owner=dwarf.enum("heap_owner"),
-            slab_window=dwarf.enum("heap_slab_window"),
         )
 
     # Geometry that follows from the layouts.
@@ -237,12 +234,6 @@ class Layouts:
     def owner_names(self) -> dict[int, str]:
         """enum heap_owner values -> caller / object / firmware."""
         return {self.owner[name]: word for name, word in OWNER_NAMES.items()}
-
-    def slab_window_byte(self, size_class: int, owner: int) -> int:
-        """The chunk's slab_windows byte on each window a slab of ``size_class`` and ``owner``
-        (an enum heap_owner value) covers: HEAP_SLAB_WINDOW() of heap.h."""
-        w = self.slab_window
-        return w["HEAP_SLAB_WINDOW_SLAB"] | owner << w["HEAP_SLAB_WINDOW_OWNER_SHIFT"] | size_class
 
     def _slab_head(self, slots: int) -> int:
         """HEAP_SLAB_HEAD_BYTES: 2 x ``slots`` meta[] entries, aligned."""
@@ -478,7 +469,6 @@ class Chunk:
     blocks: tuple[Block, ...]
     sentinel: Block | None
     used_granules: frozenset[int]
-    slab_windows: bytes = b""  # slab_windows: byte w for the window at address + w * HEAP_SLAB_SIZE
     slabs: tuple[Slab, ...] = ()  # of the blocks of state HEAP_BLOCK_SLAB, by address
     descriptors: bytes = b""  # slabs[]: the descriptor (or mirror, or zeros) of every unit
 
@@ -635,7 +625,6 @@ class Snapshot:
             tuple(sorted((c.address, c.blocks, c.sentinel, c.used_granules) for c in self.heap.chunks)),
             self.heap.large,
             tuple(sorted(slab.canonical for slab in self.heap.slabs)),
-            tuple(sorted(c.slab_windows for c in self.heap.chunks)),
             tuple(
                 sorted(
                     (key, tuple(sorted(e for e, _ in entries)))
@@ -859,8 +848,6 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
         set_bits.append(lowest.bit_length() - 1)
         bits ^= lowest
     granules = frozenset(set_bits)
-    slab_windows = hc["slab_windows"]
-    windows = bytes(blob[slab_windows.offset : slab_windows.offset + slab_windows.size])
     table = hc["slabs"]
     descriptors = bytes(blob[table.offset : table.offset + table.size])
     desc_size = lay.heap_slab.size
@@ -901,7 +888,6 @@ def _decode_chunk(r: Reader, lay: Layouts, address: int) -> Chunk | None:
         blocks=tuple(blocks),
         sentinel=sentinel,
         used_granules=granules,
-        slab_windows=windows,
         slabs=tuple(slabs),
         descriptors=descriptors,
     )
@@ -940,7 +926,7 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
     for index, cursor in enumerate(s.read_array(blob, "slab_partial")):
         slab_entries: list[tuple[int, int]] = []
         while cursor:
-            if len(slab_entries) > pages.size // HEAP_SLAB_SIZE or not pages.base <= cursor < pages.end:
+            if len(slab_entries) > pages.size // HEAP_SLAB_SMALL_SPAN or not pages.base <= cursor < pages.end:
                 r.problems.append(
                     f"heap: partial list {divmod(index, classes)} leaves the heap or loops at {cursor:#x}"
                 )
@@ -957,7 +943,10 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
     for index, cursor in enumerate(s.read_array(blob, "slab_spare")):
         spare_entries: list[int] = []
         while cursor:
-            if len(spare_entries) > pages.size // HEAP_SLAB_SIZE or not pages.base <= cursor < pages.end:
+            if (
+                len(spare_entries) > pages.size // HEAP_SLAB_SMALL_SPAN
+                or not pages.base <= cursor < pages.end
+            ):
                 where = divmod(index, SLAB_SPANS)
                 r.problems.append(f"heap: spare list {where} leaves the heap or loops at {cursor:#x}")
                 break
@@ -1198,18 +1187,6 @@ def _heap_problems(snap: Snapshot) -> Generator[str, None, None]:
             yield f"{where}: used_map bits without a used block {extra}, used blocks without a bit {missing}"
         if used_here == 0 and chunk.address != h.home_chunk:
             yield f"{where}: empty chunk kept (only the home chunk may be empty)"
-        marks = bytearray(len(chunk.slab_windows))
-        slab_at = {slab.address: slab for slab in chunk.slabs}
-        for b in chunk.blocks:
-            slab = slab_at.get(b.payload)
-            if b.state == slab_state and slab is not None:
-                first = (b.payload - chunk.address) // HEAP_SLAB_SIZE
-                for w in range(first, min(first + b.size // HEAP_SLAB_SIZE, len(marks))):
-                    marks[w] = lay.slab_window_byte(slab.size_class, slab.owner) & 0xFF
-        wrong = [w for w, have in enumerate(chunk.slab_windows) if have != marks[w]]
-        if wrong:
-            shown = ", ".join(f"{w}: {chunk.slab_windows[w]:#04x} not {marks[w]:#04x}" for w in wrong[:4])
-            yield f"{where}: slab_windows bytes disagree with the slabs ({shown})"
         yield from _descriptor_problems(lay, chunk, where)
 
     # TLSF lists: exactly the free blocks, each in its class, links and bitmaps right

@@ -241,14 +241,15 @@ def _slab_requested_bumped(guest: Guest, payload: int) -> Target:
     return Target(pa, _le(_u(guest, pa, size) + 1, size), f"heap_slab requested[] entry at {pa:#x}")
 
 
-def _slab_window(guest: Guest, payload: int) -> Target:
-    """Names another owner in the chunk's slab_windows byte of ``payload``'s slab (its first
-    window): the map resolve() reads for a pointer IOFree's fast path did not take."""
-    slab = _slab_of(guest, payload)[0].address
-    chunk = slab & ~(guest.heap_layouts.chunk_size - 1)
-    pa, _ = _field_pa(guest, "heap_chunk", chunk, "slab_windows", (slab - chunk) // heap_slab_size())
-    shift = guest.heap_layouts.slab_window["HEAP_SLAB_WINDOW_OWNER_SHIFT"]
-    return Target(pa, _le(_u(guest, pa, 1) ^ 1 << shift, 1), f"heap_chunk.slab_windows byte at {pa:#x}")
+def _stray_slab_descriptor(guest: Guest) -> Target:
+    """Writes a slab magic into the descriptor of the home chunk's unit 0 (its header: never
+    a slab): a descriptor where no slab is, as a slab given back and not cleared would leave."""
+    from harness.oracle.heap import HEAP_SLAB_MAGIC
+
+    state = _heap_state(guest)
+    home = _u64(guest, _field_pa(guest, "heap_state", state, "home_chunk")[0])
+    pa, _ = _field_pa(guest, "heap_chunk", home, "slabs")
+    return Target(pa, _le(HEAP_SLAB_MAGIC, 4), f"heap_chunk.slabs[0].magic at {pa:#x}")
 
 
 def _chunk_at_cleared(guest: Guest) -> Target:
@@ -260,12 +261,6 @@ def _chunk_at_cleared(guest: Guest) -> Target:
     home = _u64(guest, _field_pa(guest, "heap_state", state, "home_chunk")[0])
     index = (home // guest.heap_layouts.chunk_size) % guest.heap_layouts.heap_state["chunk_at"].count
     return _set(guest, "heap_state", state, "chunk_at", HEAP_CHUNK_AT_NONE, index)
-
-
-def heap_slab_size() -> int:
-    from harness.oracle.heap import HEAP_SLAB_SIZE
-
-    return HEAP_SLAB_SIZE
 
 
 def _free_entry(guest: Guest) -> int:
@@ -338,7 +333,7 @@ KINDS: dict[str, Callable[[Guest, Workload], Target]] = {
     "heap-large-header": lambda g, w: _bump(g, "heap_large_header", _block(g, w.large), "requested", 8),
     "heap-used-counter": lambda g, w: _bump(g, "heap_state", _heap_state(g), "used_bytes", 8),
     "heap-slab-free-mark": lambda g, w: _slab_free_mark(g, w.slot),
-    "heap-slab-window": lambda g, w: _slab_window(g, w.slot),
+    "heap-slab-stray-descriptor": lambda g, w: _stray_slab_descriptor(g),
     "heap-slab-requested": lambda g, w: _slab_requested_bumped(g, w.slot),
     "heap-slab-descriptor": lambda g, w: _bump(g, "heap_slab", _descriptor_of(g, w.slot), "slot_count", 1),
     "heap-slab-partial-link": lambda g, w: _set(g, "heap_slab", _descriptor_of(g, w.slot), "prev", w.small),

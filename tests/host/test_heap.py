@@ -40,11 +40,9 @@ from harness.oracle import heap as heap_oracle
 from harness.oracle.pages import page_byte, page_order, page_state
 
 MiB = 1024 * 1024
-CHUNK_USABLE_OFFSET = (
-    43008  # HEAP_CHUNK_FIRST: sizeof(struct heap_chunk) (34 KiB, then 128 slab descriptors of 64)
-)
+# HEAP_CHUNK_FIRST: sizeof(struct heap_chunk): links and used_map to a line (32,832), then slabs[128] of 64
+CHUNK_USABLE_OFFSET = 41024
 HEAP_SLAB_MAX = heap_oracle.HEAP_SLAB_MAX  # requests up to this size take a slab's slot
-HEAP_SLAB_SIZE = heap_oracle.HEAP_SLAB_SIZE  # a slab_windows window: 4 KiB (a slab covers 8 or 16)
 
 
 def block_size(requested: int) -> int:
@@ -877,8 +875,8 @@ def heap_state_field(name: str) -> tuple[int, int]:
 
 def test_a_forged_slab_outside_the_chunks_on_a_partial_list_is_reported(arena: Arena) -> None:
     """A caller can write anything into its own large block: a slab descriptor with a valid
-    checksum where a chunk would keep it, naming a window of the block, and the window byte
-    that names it. Linked at the head of a partial list, it is still reported: its page block
+    checksum where a chunk would keep it, naming a window of the block. Linked at the head of
+    a partial list, it is still reported: its page block
     is a large block, not a heap chunk (without that check the walk would only see a list
     longer than the chunks' slabs)."""
     pointer = arena.malloc(64)
@@ -899,8 +897,6 @@ def test_a_forged_slab_outside_the_chunks_on_a_partial_list_is_reported(arena: A
     desc[hs["prev"].offset : hs["prev"].offset + 8] = bytes(8)
     desc[hs["next"].offset : hs["next"].offset + 8] = real.descriptor.to_bytes(8, "little")
     arena.write(forged, bytes(desc))
-    window_byte = run + lay.heap_chunk["slab_windows"].offset + lay.unit_size // HEAP_SLAB_SIZE
-    arena.write(window_byte, bytes([lay.slab_window_byte(real.size_class, real.owner)]))
     head_at = (
         heap_decoder.symbols().heap_state
         + lay.heap_state["slab_partial"].offset
@@ -1123,30 +1119,33 @@ def _reseal(header: HeapBlock, address: int) -> None:
     )
 
 
-def test_a_wrong_window_byte_of_a_full_slab_is_reported(arena: Arena) -> None:
-    """A full 64 KiB slab is on no partial list, so only the slab walk can see its windows:
-    the byte of its last window naming another owner is reported at the slab, by check and
-    by the decoder (heap.mutant.8960 skipped the per-window loop and went unnoticed)."""
+def test_a_wrong_mirror_of_a_full_slab_is_reported(arena: Arena) -> None:
+    """A full 64 KiB slab is on no partial list, so only the slab walk can see its mirror:
+    the mirror naming another owner is reported at the mirror, by check and by the decoder
+    (as the per-window loop of the byte map it replaces was, heap.mutant.8960)."""
     size = 1024  # the largest class of the 64 KiB span
     count = heap_decoder.layouts().slot_count(heap_oracle.slab_class(size))
     pointers = [arena.malloc(size) for _ in range(count)]
     slab = heap_decoder.decode(arena).heap.slabs[0]
-    assert slab.free_count == 0 and heap_oracle.slab_span(slab.size_class) == 16 * HEAP_SLAB_SIZE
-    chunk = slab.address & ~(HEAP_CHUNK_SIZE - 1)
-    last = (slab.address - chunk) // HEAP_SLAB_SIZE + 15
-    byte_at = chunk + heap_decoder.layouts().heap_chunk["slab_windows"].offset + last
-    saved = arena.read(byte_at, 1)
-    shift = heap_decoder.layouts().slab_window["HEAP_SLAB_WINDOW_OWNER_SHIFT"]
-    arena.write(byte_at, bytes([saved[0] ^ 1 << shift]))
+    assert slab.free_count == 0 and heap_oracle.slab_span(slab.size_class) == heap_oracle.HEAP_SLAB_BIG_SIZE
+    lay = heap_decoder.layouts()
+    mirror = slab.descriptor + lay.heap_slab.size
+    owner_at = mirror + lay.heap_slab["owner"].offset
+    saved = arena.read(owner_at, 1)
+    arena.write(owner_at, bytes([saved[0] ^ 1]))
     result = arena.heap_check()
     assert not result.ok
-    assert result.error == "slab_windows byte disagrees with its slab"
-    assert result.where == slab.descriptor
-    assert any("slab_windows" in p for p in heap_oracle.problems(heap_decoder.decode(arena)))
-    arena.write(byte_at, saved)
+    assert result.error == "big slab's mirror descriptor wrong"
+    assert result.where == mirror
+    assert any(
+        "mirror of the slab below wrong in owner" in p
+        for p in heap_oracle.problems(heap_decoder.decode(arena))
+    )
+    arena.write(owner_at, saved)
     arena.check_all()
     for pointer in pointers:
         assert arena.free(pointer, size) == kIOReturnSuccess
+    arena.check_all()
 
 
 def test_a_requested_size_past_its_block_is_reported(arena: Arena) -> None:
@@ -1268,7 +1267,9 @@ def test_two_partial_slabs_in_one_list_check_clean(arena: Arena) -> None:
     damage: fill one slab, start a second, free one slot of the first; both are partial."""
     request = 64
     pointers, first = fill_two_slabs(arena, request)
-    victim = next(p for p in pointers if first.address <= p < first.address + heap_oracle.HEAP_SLAB_SIZE)
+    victim = next(
+        p for p in pointers if first.address <= p < first.address + heap_oracle.slab_span(first.size_class)
+    )
     assert arena.free(victim, request) == kIOReturnSuccess
     pointers.remove(victim)
     slabs = slabs_of_class(arena, request)
@@ -1289,7 +1290,9 @@ def test_a_partial_slab_cut_off_its_list_is_reported(arena: Arena) -> None:
     dropped that comparison and went unnoticed)."""
     request = 64
     pointers, first = fill_two_slabs(arena, request)
-    victim = next(p for p in pointers if first.address <= p < first.address + heap_oracle.HEAP_SLAB_SIZE)
+    victim = next(
+        p for p in pointers if first.address <= p < first.address + heap_oracle.slab_span(first.size_class)
+    )
     assert arena.free(victim, request) == kIOReturnSuccess
     pointers.remove(victim)
     head, _ = next(e for e in heap_decoder.decode(arena).heap.slab_partial.values() if len(e) == 2)[0]

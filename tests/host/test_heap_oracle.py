@@ -83,7 +83,7 @@ def busy() -> Iterator[tuple[Arena, dict[int, int]]]:
 def test_layout_geometry_matches_the_c_constants() -> None:
     lay = heap_decoder.layouts()
     assert lay.chunk_size == HEAP_CHUNK_SIZE
-    assert lay.chunk_first == 43008  # sizeof(struct heap_chunk) rounded to 16: 34 KiB, then slabs[]
+    assert lay.chunk_first == 41024  # sizeof(struct heap_chunk): used_map to a line, then slabs[]
     assert lay.chunk_units == 128 and lay.unit_size == 32768  # a slab descriptor per 32 KiB
     assert lay.sl_shift == HEAP_SL_SHIFT and lay.sl_shift + 4 == HEAP_FL_SHIFT
     assert lay.fl_count == 14 and lay.orders == 32
@@ -298,21 +298,19 @@ def _slab_requested(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, byte
     return address, (slab.requested[slot] ^ 1).to_bytes(2, "little")
 
 
-def _slab_window_byte(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
-    slab = _busy_slab(snap)  # its first window's byte names another owner
-    chunk = slab.address & ~(HEAP_CHUNK_SIZE - 1)
-    window = (slab.address - chunk) // heap_oracle.HEAP_SLAB_SIZE
-    address = chunk + snap.layouts.heap_chunk["slab_windows"].offset + window
-    shift = snap.layouts.slab_window["HEAP_SLAB_WINDOW_OWNER_SHIFT"]
-    return address, bytes([arena.read(address, 1)[0] ^ 1 << shift])
+def _slab_mirror_owner(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    """A 64 KiB slab's mirror (its second unit's descriptor) naming another owner."""
+    slab = next(
+        s for s in snap.heap.slabs if heap_oracle.slab_span(s.size_class) == heap_oracle.HEAP_SLAB_BIG_SIZE
+    )
+    address = slab.descriptor + snap.layouts.heap_slab.size + snap.layouts.heap_slab["owner"].offset
+    return address, bytes([arena.read(address, 1)[0] ^ 1])
 
 
-def _stray_slab_window(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
-    """A slab_windows byte set on window 0 of the home chunk (its header: never a slab),
-    naming the caller's 16-byte class."""
+def _stray_slab_descriptor(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    """A slab magic in the descriptor of the home chunk's unit 0 (its header: never a slab)."""
     chunk = snap.heap.home_chunk
-    byte = snap.layouts.slab_window_byte(0, snap.layouts.owner["HEAP_OWNER_CALLER"])
-    return chunk + snap.layouts.heap_chunk["slab_windows"].offset, bytes([byte])
+    return chunk + snap.layouts.heap_chunk["slabs"].offset, heap_oracle.HEAP_SLAB_MAGIC.to_bytes(4, "little")
 
 
 def _slab_partial_link(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
@@ -377,8 +375,8 @@ DAMAGE: dict[str, tuple[Damage, str]] = {
     "slab live slot called free": (_slab_live_called_free, "free_count"),
     "slab free stack entry": (_slab_stack_entry, "free stack"),
     "slab requested": (_slab_requested, "used_bytes"),
-    "slab_windows byte": (_slab_window_byte, "slab_windows"),
-    "stray slab_windows byte": (_stray_slab_window, "slab_windows"),
+    "slab mirror": (_slab_mirror_owner, "mirror of the slab below"),
+    "stray slab descriptor": (_stray_slab_descriptor, "no slab covers"),
     "slab partial link": (_slab_partial_link, "back link"),
     "slab partial map": (_slab_partial_map, "slab_partial_map"),
     "slab descriptor": (_slab_slot_count, "descriptor damaged"),
