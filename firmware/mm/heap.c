@@ -1885,7 +1885,9 @@ static IOReturn check_slab(struct heap_chunk *chunk, struct heap_block *block, s
 
 /* Whether a pointer the heap state holds (a list entry, a current slab) is a
  * live slab's descriptor: one of a heap chunk's slabs[], naming its own unit's
- * window, its checksum intact, a used slab block below the window. */
+ * window, its checksum intact. (That a slab block is there is check_chunk()'s,
+ * which runs first: every descriptor that is not blank is a slab's or its
+ * mirror.) */
 static bool slab_is_live(const struct heap_slab *slab)
 {
     struct page_block holder;
@@ -1896,12 +1898,8 @@ static bool slab_is_live(const struct heap_slab *slab)
     }
     struct heap_chunk *chunk = pages_pa_to_ptr(holder.start);
     uintptr_t at = (uintptr_t)slab - (uintptr_t)chunk->slabs;
-    if ((uintptr_t)slab < (uintptr_t)chunk->slabs || at >= sizeof(chunk->slabs) || at % sizeof(*slab) != 0 ||
-        slab != slab_at(chunk, (uintptr_t)slab->meta)) {
-        return false;
-    }
-    const struct heap_block *block = slab_block(slab);
-    return used_bit(chunk, granule_of(chunk, block)) && block_intact(block) && block->state == HEAP_BLOCK_SLAB;
+    return (uintptr_t)slab >= (uintptr_t)chunk->slabs && at < sizeof(chunk->slabs) && at % sizeof(*slab) == 0 &&
+           slab == slab_at(chunk, (uintptr_t)slab->meta);
 }
 
 /* H9: every current slab is a live slab of its owner, of a class its class
