@@ -856,7 +856,7 @@ static __attribute__((noinline)) void *slab_went_full(struct heap_slab *slab, vo
 
 /* Writes the descriptor `slab` of a slab of `owner` and class `size_class`
  * (its meta set: a slab block of its class's span, on no list, current for no
- * class), and its mirror for a big one, its free stack and requested[] whole
+ * class, so current_of is 0 already), and its mirror for a big one, its free stack and requested[] whole
  * (slot 0 taken for a request of `length` bytes, counted in used_bytes; every
  * other slot free), and puts it on its partial list. */
 static inline __attribute__((always_inline)) void slab_format(struct heap_slab *slab, enum heap_owner owner,
@@ -873,7 +873,6 @@ static inline __attribute__((always_inline)) void slab_format(struct heap_slab *
     slab->first = row->first;
     slab->free_count = (uint16_t)(row->slot_count - 1u);
     slab->reciprocal = row->reciprocal;
-    slab->current_of = 0;
     slab->check = slab_check_fold(slab, slab_check_rows[size_class][0] | SLAB_CHECK_IDS(slab->magic, 0u, owner),
                                   slab_check_rows[size_class][1]);
     /* Slot 0 taken, slots 1 .. n-1 on the stack with slot 1 on top, every other

@@ -1790,3 +1790,34 @@ def test_a_forged_free_list_entry_is_reported(arena: Arena) -> None:
     for pointer in (keep, guard):
         assert arena.free(pointer, 3000) == kIOReturnSuccess
     checked_by_both(arena)
+
+
+def test_a_slab_on_the_wrong_spare_list_is_found_by_both_walks(arena: Arena) -> None:
+    """An empty slab of the small span moved to its owner's big-span spare list: the marks and
+    the count of listed slabs still agree, only the entry's own rule (owner, span, mark) sees
+    it (heap.mutant.13044, seed 8, skipped that rule and went unnoticed)."""
+    pointer = arena.malloc(100)
+    assert arena.free(pointer, 100) == kIOReturnSuccess  # kept: empty, on the spare list
+    (slab,) = heap_decoder.decode(arena).heap.slabs
+    assert heap_oracle.slab_span_index(slab.size_class) == 0
+    heads = dict(_spare_heads(arena))
+    field = heap_decoder.layouts().heap_state["slab_spare"]
+    base = heap_decoder.symbols().heap_state + field.offset
+    small, big = (
+        base + 8 * (slab.owner * heap_oracle.SLAB_SPANS),
+        base + 8 * (slab.owner * heap_oracle.SLAB_SPANS + 1),
+    )
+    assert heads[small] == slab.descriptor and heads[big] == 0
+    arena.write(small, bytes(8))
+    arena.write(big, slab.descriptor.to_bytes(8, "little"))
+    try:
+        result = arena.heap_check()
+        assert (
+            result.error == "slab on the wrong spare list, or not marked spare"
+            and result.where == slab.descriptor
+        )
+        assert any("spare list (0,1)" in p for p in heap_oracle.problems(heap_decoder.decode(arena)))
+    finally:
+        arena.write(big, bytes(8))
+        arena.write(small, slab.descriptor.to_bytes(8, "little"))
+    checked_by_both(arena)

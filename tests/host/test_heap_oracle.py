@@ -197,6 +197,17 @@ def _resealed_prev_size(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, 
     return block.address, bytes(header)
 
 
+def _resealed_prev_size_low(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
+    """The same, the tag too small (heap.mutant.13687, seed 8, tested the tag with `>`)."""
+    block = next(b for c in snap.heap.chunks for b in c.blocks if b.prev_size >= 48 and b.state != 0xF4EE)
+    header = bytearray(arena.read(block.address, 16))
+    prev = block.prev_size - 16
+    check = heap_oracle.block_check(block.address, block.size, prev, block.requested, block.state)
+    header[4:8] = prev.to_bytes(4, "little")
+    header[14:16] = check.to_bytes(2, "little")
+    return block.address, bytes(header)
+
+
 def _resealed_sentinel(arena: Arena, snap: heap_oracle.Snapshot) -> tuple[int, bytes]:
     """The home chunk's sentinel with a requested size and a valid checksum: only the rule
     that a sentinel requests nothing can see it."""
@@ -382,6 +393,7 @@ DAMAGE: dict[str, tuple[Damage, str]] = {
     "slab descriptor": (_slab_slot_count, "descriptor damaged"),
     "header field": (_header_requested, "checksum"),
     "boundary tag": (_resealed_prev_size, "prev_size"),
+    "boundary tag too small": (_resealed_prev_size_low, "prev_size"),
     "sentinel requested": (_resealed_sentinel, "sentinel"),
     "used_map bit": (_used_map_bit, "used_map"),
     "free list back link": (_free_back_link, "back link"),
