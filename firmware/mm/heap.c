@@ -705,7 +705,8 @@ static inline uint32_t class_slot_size(unsigned size_class) { return HEAP_SLAB_S
 /* The bytes of a slab of `size_class`: its block, from header to the next header. */
 static inline uint32_t class_span(unsigned size_class) { return HEAP_SLAB_SPAN(size_class); }
 
-/* Slots of a slab of class c: what fits with their meta[] between its window's start and the next block's header. */
+/* Slots of a slab of class c: what fits with their meta[] between its window's
+ * start and the next block's header. */
 
 /* Slot index without a division (a 32-bit divide is the slowest instruction of
  * IOFree's path): granules * ceil(2^27 / units) >> 27, where units = the slot
@@ -856,9 +857,10 @@ static __attribute__((noinline)) void *slab_went_full(struct heap_slab *slab, vo
 
 /* Writes the descriptor `slab` of a slab of `owner` and class `size_class`
  * (its meta set: a slab block of its class's span, on no list, current for no
- * class, so current_of is 0 already), and its mirror for a big one, its free stack and requested[] whole
- * (slot 0 taken for a request of `length` bytes, counted in used_bytes; every
- * other slot free), and puts it on its partial list. */
+ * class, so current_of is 0 already), and its mirror for a big one, its free
+ * stack and requested[] whole (slot 0 taken for a request of `length` bytes,
+ * counted in used_bytes; every other slot free), and puts it on its partial
+ * list. */
 static inline __attribute__((always_inline)) void slab_format(struct heap_slab *slab, enum heap_owner owner,
                                                              unsigned size_class, size_t length)
 {
@@ -1334,7 +1336,8 @@ static inline __attribute__((always_inline)) bool resolve_in_chunk(struct heap_c
     }
     const struct heap_slab *unit = slab_covering(chunk, addr);
     if (unit != NULL) {
-        return unit->owner < HEAP_OWNER_COUNT && resolve_slot(chunk, slab_at(chunk, (uintptr_t)block), addr, unit->owner, out);
+        return unit->owner < HEAP_OWNER_COUNT &&
+               resolve_slot(chunk, slab_at(chunk, (uintptr_t)block), addr, unit->owner, out);
     }
     if (!used_bit(chunk, granule_of(chunk, block)) || !block_intact(block) || !state_owner(block->state, &out->owner)) {
         return false;
