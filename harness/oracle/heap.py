@@ -926,7 +926,7 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
     for index, cursor in enumerate(s.read_array(blob, "slab_partial")):
         slab_entries: list[tuple[int, int]] = []
         while cursor:
-            if len(slab_entries) > pages.size // HEAP_SLAB_SMALL_SPAN or not pages.base <= cursor < pages.end:
+            if len(slab_entries) > pages.size // lay.unit_size or not pages.base <= cursor < pages.end:
                 r.problems.append(
                     f"heap: partial list {divmod(index, classes)} leaves the heap or loops at {cursor:#x}"
                 )
@@ -944,7 +944,7 @@ def _decode_heap(r: Reader, lay: Layouts, address: int, pages: PagesView) -> Hea
         spare_entries: list[int] = []
         while cursor:
             if (
-                len(spare_entries) > pages.size // HEAP_SLAB_SMALL_SPAN
+                len(spare_entries) > pages.size // lay.unit_size
                 or not pages.base <= cursor < pages.end
             ):
                 where = divmod(index, SLAB_SPANS)
